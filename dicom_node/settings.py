@@ -1,0 +1,273 @@
+"""The node's one settings object: defaults, then a TOML/YAML file, then ``BLSNODE_*`` variables.
+
+Built once at start-up (``load_settings``) and passed down explicitly; nothing reads the
+environment or the file later. Nested sections are set from the environment with a double
+underscore, e.g. ``BLSNODE_NETWORK__PORT=11113``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "BLSNODE_"
+DEFAULT_DATA_DIR = Path("blsnode-data")
+
+# DICOM AE titles: 1-16 characters of the default character repertoire, no backslash.
+_AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
+
+
+def validate_ae_title(value: str) -> str:
+    """Return ``value`` stripped if it is a legal AE title, else raise ``ValueError``."""
+    stripped = value.strip()
+    if not stripped or not _AE_TITLE.match(stripped):
+        raise ValueError(f"invalid AE title {value!r}: 1-16 printable ASCII characters, no '\\'")
+    return stripped
+
+
+class _Section(BaseModel):
+    """Base of every settings section: unknown keys are errors, so typos surface at start-up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogFormat(StrEnum):
+    """How log records are written."""
+
+    PLAIN = "plain"
+    JSON = "json"
+
+
+class LoggingSettings(_Section):
+    """Where and how the node logs."""
+
+    level: str = "INFO"
+    format: LogFormat = LogFormat.PLAIN
+    to_file: bool = True
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return upper
+
+
+class AllowedCaller(_Section):
+    """One calling AE that may associate, optionally pinned to a host address."""
+
+    ae_title: str
+    host: str | None = None
+
+    @field_validator("ae_title")
+    @classmethod
+    def _legal_ae_title(cls, value: str) -> str:
+        return validate_ae_title(value)
+
+
+class TLSSettings(_Section):
+    """Optional TLS on the DICOM port (certificate paths on disk)."""
+
+    enabled: bool = False
+    certificate: Path | None = None
+    private_key: Path | None = None
+    ca_certificates: Path | None = None
+    require_client_certificate: bool = False
+
+
+class NetworkSettings(_Section):
+    """The DICOM listener: who we are, where we listen, who may call."""
+
+    ae_title: str = "BLSNODE"
+    host: str = "0.0.0.0"
+    port: int = Field(default=11112, ge=1, le=65535)
+    require_called_ae_title: bool = True
+    allowed_callers: list[AllowedCaller] = Field(default_factory=list)
+    max_associations: int = Field(default=10, ge=1)
+    acse_timeout_s: float = Field(default=30.0, gt=0)
+    dimse_timeout_s: float = Field(default=60.0, gt=0)
+    network_timeout_s: float = Field(default=60.0, gt=0)
+    tls: TLSSettings = Field(default_factory=TLSSettings)
+
+    @field_validator("ae_title")
+    @classmethod
+    def _legal_ae_title(cls, value: str) -> str:
+        return validate_ae_title(value)
+
+
+class StorageSettings(_Section):
+    """The spool of received instances and the disk guard."""
+
+    min_free_bytes: int = Field(default=1 << 30, ge=0)
+    retention_days: int | None = Field(default=None, ge=1)
+
+
+class DatabaseSettings(_Section):
+    """Bookkeeping database; SQLite in the data directory unless a URL is given."""
+
+    url: str | None = None
+
+
+class BrokerSettings(_Section):
+    """Celery broker; a filesystem queue in the data directory unless a URL is given."""
+
+    url: str | None = None
+    result_backend: str | None = None
+
+
+class HTTPSettings(_Section):
+    """Health and Prometheus metrics endpoint."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9110, ge=0, le=65535)
+
+
+class ModelSettings(_Section):
+    """Where model checkpoints live and which device runs them."""
+
+    registry_dir: Path | None = None
+    device: str = "cpu"
+
+
+class Settings(BaseSettings):
+    """Effective configuration of one node process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    http: HTTPSettings = Field(default_factory=HTTPSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+
+    @property
+    def spool_dir(self) -> Path:
+        """Directory of received instances."""
+        return self.data_dir / "spool"
+
+    @property
+    def log_dir(self) -> Path:
+        """Directory of log files."""
+        return self.data_dir / "logs"
+
+    @property
+    def database_url(self) -> str:
+        """The configured database URL, or SQLite in the data directory."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.data_dir / 'blsnode.db').resolve()}"
+
+    @property
+    def broker_url(self) -> str:
+        """The configured broker URL, or kombu's filesystem transport (no server needed)."""
+        return self.broker.url or "filesystem://"
+
+    @property
+    def broker_queue_dir(self) -> Path:
+        """Folder of the filesystem broker's messages (used when no broker URL is set)."""
+        return self.data_dir / "queue"
+
+    @property
+    def model_registry_dir(self) -> Path:
+        """Registry of model checkpoints."""
+        return self.models.registry_dir or self.data_dir / "models"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments (command-line flags) win over the environment; the file comes
+        # in below both through ``load_settings``.
+        return (init_settings, env_settings)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a TOML or YAML settings file into a mapping; raise ``ValueError`` if unusable."""
+    if not path.is_file():
+        raise ValueError(f"configuration file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif suffix in {".yaml", ".yml"}:
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ValueError(f"configuration file {path}: use .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        raise ValueError(f"configuration file {path} is not valid: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"configuration file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings: ``overrides`` > ``BLSNODE_*`` environment > file > defaults."""
+    file_values = read_config_file(config_file) if config_file is not None else {}
+
+    class _FileBackedSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            file_settings = InitSettingsSource(settings_cls, init_kwargs=file_values)
+            return (init_settings, env_settings, file_settings)
+
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return _FileBackedSettings(**given)
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):(?P<secret>[^@/]+)@")
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of ``scheme://user:password@host`` URLs."""
+    return _URL_PASSWORD.sub(r"\g<scheme>:***@", url)
+
+
+def effective_settings(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data for display, with derived paths filled in and secrets masked."""
+    data = settings.model_dump(mode="json")
+    data["database"]["url"] = mask_url(settings.database_url)
+    data["broker"]["url"] = mask_url(settings.broker_url)
+    if settings.broker.result_backend:
+        data["broker"]["result_backend"] = mask_url(settings.broker.result_backend)
+    data["models"]["registry_dir"] = str(settings.model_registry_dir)
+    data["paths"] = {
+        "spool_dir": str(settings.spool_dir),
+        "log_dir": str(settings.log_dir),
+        "broker_queue_dir": str(settings.broker_queue_dir),
+    }
+    return data
