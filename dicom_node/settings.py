@@ -143,6 +143,59 @@ class ModelSettings(_Section):
     device: str = "cpu"
 
 
+class SendWhat(StrEnum):
+    """What a destination receives."""
+
+    RESULTS = "results"
+    ORIGINALS = "originals"
+    ALL = "all"
+
+
+class DestinationSettings(_Section):
+    """A DICOM peer that results and/or originals are sent to by C-STORE."""
+
+    name: str = Field(min_length=1, max_length=64)
+    ae_title: str
+    host: str
+    port: int = Field(ge=1, le=65535)
+    send: SendWhat = SendWhat.RESULTS
+    transfer_syntax: str | None = None
+
+    @field_validator("ae_title")
+    @classmethod
+    def _legal_ae_title(cls, value: str) -> str:
+        return validate_ae_title(value)
+
+
+class DispatchSettings(_Section):
+    """Retries of C-STORE to destinations: exponential backoff, then dead letter."""
+
+    max_attempts: int = Field(default=6, ge=1)
+    backoff_initial_s: float = Field(default=30.0, gt=0)
+    backoff_max_s: float = Field(default=3600.0, gt=0)
+
+
+class WorkerSettings(_Section):
+    """Processing workers; ``serve`` starts one beside the listener when embedded."""
+
+    embedded: bool = True
+    concurrency: int = Field(default=1, ge=1)
+    queues: list[str] = Field(default_factory=lambda: ["process", "dispatch"])
+
+
+class OutputSettings(_Section):
+    """Naming of the derived DICOM objects; UIDs derive from the source and the model."""
+
+    uid_prefix: str | None = None
+    manufacturer: str = "blsgan-node"
+    seg_series_number: int = Field(default=9101, ge=1)
+    seg_series_description: str = "BLS-GAN MCP bone segmentation"
+    sc_series_number: int = Field(default=9102, ge=1)
+    sc_series_description: str = "BLS-GAN MCP bone layers"
+    sr_series_number: int = Field(default=9103, ge=1)
+    sr_series_description: str = "BLS-GAN MCP measurements"
+
+
 class Settings(BaseSettings):
     """Effective configuration of one node process."""
 
@@ -161,6 +214,10 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     http: HTTPSettings = Field(default_factory=HTTPSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
+    destinations: list[DestinationSettings] = Field(default_factory=list)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    outputs: OutputSettings = Field(default_factory=OutputSettings)
 
     @property
     def spool_dir(self) -> Path:

@@ -16,17 +16,17 @@ from dicom_node.cli.context import CliContext
 # name -> "module:attribute" of a click command; each package owns its own commands.
 COMMANDS: dict[str, str] = {
     "serve": "dicom_node.cli.serve:serve",
-    "worker": "worker.cli:worker",
+    "worker": "worker.cli.run_worker:worker",
     "status": "dicom_node.cli.status:status",
     "jobs": "dicom_node.cli.jobs:jobs",
     "destinations": "dicom_node.cli.destinations:destinations",
     "purge": "dicom_node.cli.purge:purge",
-    "process": "worker.cli:process",
-    "locate": "worker.cli:locate",
-    "separate": "worker.cli:separate",
-    "train": "trainer.cli:train",
-    "evaluate": "trainer.cli:evaluate",
-    "models": "trainer.cli:models",
+    "process": "worker.cli.process:process",
+    "locate": "worker.cli.locate:locate",
+    "separate": "worker.cli.separate:separate",
+    "train": "trainer.cli.train:train",
+    "evaluate": "trainer.cli.evaluate:evaluate",
+    "models": "trainer.cli.models:models",
     "config": "dicom_node.cli.config:config",
 }
 
