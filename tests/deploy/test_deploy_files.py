@@ -1,0 +1,97 @@
+"""Deployment files parse and name only settings and commands that exist.
+
+Docker and systemd cannot run here, so the files are checked by parsing them: a renamed
+setting or command breaks this test instead of a hospital's upgrade.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from dicom_node.cli.main import COMMANDS
+from dicom_node.settings import ENV_PREFIX, Settings
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ENV_NAME = re.compile(rf"\b({ENV_PREFIX}[A-Z0-9_]+)")
+
+
+def _settings_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    paths: set[tuple[str, ...]] = set()
+    for name, field in model.model_fields.items():
+        path = (*prefix, name)
+        paths.add(path)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths |= _settings_paths(annotation, path)
+    return paths
+
+
+SETTINGS_PATHS = _settings_paths(Settings)
+# Variables read by the CLI or by our own unit files rather than by the settings object.
+NON_SETTINGS_VARIABLES = {"BLSNODE_CONFIG", "BLSNODE_WORKER_DEVICE", "BLSNODE_WORKER_QUEUES"}
+
+
+def _env_path(variable: str) -> tuple[str, ...]:
+    return tuple(part.lower() for part in variable.removeprefix(ENV_PREFIX).split("__"))
+
+
+def _variables_in(text: str) -> set[str]:
+    return set(ENV_NAME.findall(text)) - NON_SETTINGS_VARIABLES
+
+
+def _systemd_sections(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """Parse a unit file: repeated keys are legal, so configparser will not do."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current = None
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], [])
+            continue
+        key, separator, value = line.partition("=")
+        if current is None or not separator:
+            raise ValueError(f"{path.name}: cannot parse line {raw!r}")
+        current.append((key.strip(), value.strip()))
+    return sections
+
+
+def test_compose_parses_and_uses_real_settings_and_commands() -> None:
+    text = (DEPLOY / "docker-compose.yml").read_text()
+    compose = yaml.safe_load(text)
+    assert {"node", "worker-gpu", "redis", "postgres", "orthanc"} <= set(compose["services"])
+    gpu = compose["services"]["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["driver"] == "nvidia"
+    for name, service in compose["services"].items():
+        command = service.get("command")
+        if command and command[0] == "blsnode":
+            assert command[1] in COMMANDS, f"service {name} runs unknown command {command[1]}"
+    variables = _variables_in(text)
+    assert variables, "compose should configure the node through BLSNODE_* variables"
+    for variable in variables:
+        assert _env_path(variable) in SETTINGS_PATHS, f"{variable} is not a setting"
+
+
+@pytest.mark.parametrize("unit", ["blsnode.service", "blsnode-worker@.service"])
+def test_systemd_units_parse_and_use_real_settings_and_commands(unit: str) -> None:
+    path = DEPLOY / "systemd" / unit
+    sections = _systemd_sections(path)
+    assert {"Unit", "Service", "Install"} <= set(sections)
+    service = dict(sections["Service"])
+    command = service["ExecStart"].split()
+    assert command[0].endswith("/blsnode")
+    assert command[1] in COMMANDS
+    for variable in _variables_in(path.read_text()):
+        assert _env_path(variable) in SETTINGS_PATHS, f"{unit}: {variable} is not a setting"
+
+
+def test_dockerfile_installs_every_package() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    for package in ("blsgan_core", "dicom_node", "trainer", "worker"):
+        assert f"COPY {package} ./{package}" in text
