@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,10 @@ class DciodvfyReport:
     def summary(self) -> str:
         """Errors and warnings as text for an assertion message or a test log."""
         lines = [f"{self.path.name} ({self.iod}): {len(self.errors)} errors"]
-        lines += [f"  {line}" for line in self.errors + self.warnings]
+        lines += [f"  {line}" for line in self.errors]
+        # The same warning recurs once per segment or content item: count, do not repeat.
+        counts = Counter(self.warnings)
+        lines += [f"  {line} (x{n})" if n > 1 else f"  {line}" for line, n in counts.items()]
         return "\n".join(lines)
 
 
