@@ -145,7 +145,7 @@ def _from_dataset(ds: Dataset) -> Radiograph:
     grey = _display_values(stored, ds)
     if _inverted(ds):
         grey = 1.0 - grey
-    spacing, spacing_attribute = _spacing(ds)
+    spacing, spacing_attribute = pixel_spacing(ds)
     return Radiograph(
         pixels=_read_only(grey),
         pixel_spacing_mm=spacing,
@@ -267,7 +267,12 @@ def _inverted(ds: Dataset) -> bool:
     return str(ds.get("PresentationLUTShape", "")).upper() == "INVERSE"
 
 
-def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
+def pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
+    """(row, column) spacing in mm and the attribute it came from, or ``(None, None)``.
+
+    Pixel Spacing (calibrated at the patient) wins over Imager Pixel Spacing (at the
+    detector); non-positive values are ignored with a warning.
+    """
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = ds.get(keyword)
         if value is None or len(value) != 2:

@@ -171,6 +171,13 @@ class JointResult:
         """Overlap area in source pixels; derived from the masks so it cannot disagree."""
         return int(np.count_nonzero(self.overlap_mask))
 
+    def overlap_area_mm2(self, spacing_mm: tuple[float, float]) -> float:
+        """Overlap area in mm^2 for a (row, column) pixel spacing in mm."""
+        row, column = spacing_mm
+        if not (row > 0 and column > 0):
+            raise ValueError(f"pixel spacing must be positive, got {spacing_mm}")
+        return self.overlap_area_px * row * column
+
     def layer(self, layer: Layer) -> np.ndarray:
         """The crop-level image of ``layer``."""
         return {

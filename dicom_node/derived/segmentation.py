@@ -21,7 +21,11 @@ from pydicom.sr.coding import Code
 
 from dicom_node.derived import codes
 from dicom_node.derived.model import Joint, JointResult, RadiographResult, Side
-from dicom_node.derived.source import check_source_grid, copy_orientation_and_laterality
+from dicom_node.derived.source import (
+    check_source_grid,
+    copy_body_part_and_laterality,
+    set_patient_orientation,
+)
 from dicom_node.derived.uids import OutputUids
 from dicom_node.settings import OutputSettings
 
@@ -118,7 +122,9 @@ def build_segmentation(
         series_description=outputs.seg_series_description,
         coding_schemes=[codes.private_scheme_item()],
     )
-    copy_orientation_and_laterality(source, segmentation)
+    # On the source grid, the segmentation shares the source's orientation and laterality.
+    set_patient_orientation(segmentation, source.get("PatientOrientation"))
+    copy_body_part_and_laterality(source, segmentation)
     return segmentation
 
 
