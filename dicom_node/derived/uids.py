@@ -38,7 +38,17 @@ def derived_uid(
     if not role:
         raise ValueError("role must not be empty")
     # JSON keeps the parts apart: ("1.2", "34") and ("1.23", "4") hash differently.
-    name = json.dumps([str(source_sop_instance_uid), model_version, role])
+    return _uid_of_name(json.dumps([str(source_sop_instance_uid), model_version, role]), prefix)
+
+
+def device_uid(model_name: str, model_version: str, prefix: str | None = None) -> UID:
+    """The Device Observer UID of a model: the same for every radiograph it reports on."""
+    if not model_name or not model_version:
+        raise ValueError("model name and version must not be empty")
+    return _uid_of_name(json.dumps(["device", model_name, model_version]), prefix)
+
+
+def _uid_of_name(name: str, prefix: str | None) -> UID:
     if prefix is None:
         return UID(f"2.25.{uuid.uuid5(_NAMESPACE, name).int}")
     validate_uid_prefix(prefix)
