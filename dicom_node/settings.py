@@ -27,6 +27,9 @@ DEFAULT_DATA_DIR = Path("blsnode-data")
 
 # DICOM AE titles: 1-16 characters of the default character repertoire, no backslash.
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
+# A UID root followed by "."; at most 54 characters so ten digits or more remain (PS3.5 9.1).
+_UID_PREFIX = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*\.$")
+UID_PREFIX_MAX_LENGTH = 54
 
 
 def validate_ae_title(value: str) -> str:
@@ -35,6 +38,16 @@ def validate_ae_title(value: str) -> str:
     if not stripped or not _AE_TITLE.match(stripped):
         raise ValueError(f"invalid AE title {value!r}: 1-16 printable ASCII characters, no '\\'")
     return stripped
+
+
+def validate_uid_prefix(value: str) -> str:
+    """Return ``value`` if it can start a UID (a root ending in '.'), else raise ``ValueError``."""
+    if len(value) > UID_PREFIX_MAX_LENGTH or not _UID_PREFIX.match(value):
+        raise ValueError(
+            f"invalid UID prefix {value!r}: digits and dots, no leading zeros, ending in '.', "
+            f"at most {UID_PREFIX_MAX_LENGTH} characters"
+        )
+    return value
 
 
 class _Section(BaseModel):
@@ -188,12 +201,18 @@ class OutputSettings(_Section):
 
     uid_prefix: str | None = None
     manufacturer: str = "blsgan-node"
+    device_serial_number: str = Field(default="1", min_length=1, max_length=64)
     seg_series_number: int = Field(default=9101, ge=1)
     seg_series_description: str = "BLS-GAN MCP bone segmentation"
     sc_series_number: int = Field(default=9102, ge=1)
     sc_series_description: str = "BLS-GAN MCP bone layers"
     sr_series_number: int = Field(default=9103, ge=1)
     sr_series_description: str = "BLS-GAN MCP measurements"
+
+    @field_validator("uid_prefix")
+    @classmethod
+    def _legal_uid_prefix(cls, value: str | None) -> str | None:
+        return None if value is None else validate_uid_prefix(value)
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,75 @@
+"""The coded concepts of the derived objects, in one place so SEG and SR say the same thing.
+
+Standard codes (SNOMED CT "SCT", DICOM "DCM", UCUM) are used wherever a concept exists.
+Three things have no standard concept: the base of the proximal phalanx as a segment
+type, the projected overlap of two bones, and BLS-GAN's own numbers (correction k,
+reconstruction error). They get codes of a private coding scheme, ``99BLSGAN`` (PS3.16
+section 8: designators starting with "99" are private), which every object using them
+identifies in its Coding Scheme Identification Sequence.
+
+Joints are post-coordinated: "Metacarpophalangeal joint" plus the digit plus laterality,
+the same way for all five joints, so a query for MCP joints finds every one of them.
+"""
+
+from __future__ import annotations
+
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+
+from dicom_node.derived.model import Joint, Side
+
+PRIVATE_SCHEME = "99BLSGAN"
+
+
+def private_scheme_item() -> CodingSchemeIdentificationItem:
+    """A new Coding Scheme Identification item for ``99BLSGAN`` (datasets are mutable)."""
+    return CodingSchemeIdentificationItem(
+        designator=PRIVATE_SCHEME,
+        name="blsgan-node local codes",
+        responsible_organization="blsgan-node",
+    )
+
+
+# Segmented property categories (CID 7150).
+ANATOMICAL_STRUCTURE = codes.SCT.AnatomicalStructure  # 91723000
+SPATIAL_AND_RELATIONAL_CONCEPT = codes.SCT.SpatialAndRelationalConcept  # 309825002
+
+# Segmented property types.
+METACARPAL = codes.SCT.Metacarpal  # 36455000, the lower bone (metacarpal head)
+PROXIMAL_PHALANX_BASE = Code("BLS001", PRIVATE_SCHEME, "Base of proximal phalanx")
+BONE_OVERLAP = Code(
+    "BLS002", PRIVATE_SCHEME, "Projected overlap of phalanx base and metacarpal head"
+)
+
+# Anatomy.
+HAND = codes.SCT.Hand  # 85562004
+METACARPOPHALANGEAL_JOINT = Code("70420003", "SCT", "Metacarpophalangeal joint")
+DIGITS: dict[Joint, Code] = {
+    Joint.MCP1: codes.SCT.Thumb,  # 76505004
+    Joint.MCP2: Code("83738005", "SCT", "Index finger"),
+    Joint.MCP3: Code("65531009", "SCT", "Middle finger"),
+    Joint.MCP4: Code("82002001", "SCT", "Ring finger"),
+    Joint.MCP5: Code("12406000", "SCT", "Little finger"),
+}
+LATERALITY: dict[Side, Code] = {
+    Side.LEFT: codes.SCT.Left,  # 7771000
+    Side.RIGHT: codes.SCT.Right,  # 24028007
+}
+
+# Algorithm family (CID 7162).
+ARTIFICIAL_INTELLIGENCE = codes.DCM.ArtificialIntelligence  # 123110
+
+# Structured report.
+IMAGING_PROCEDURE = codes.SCT.ImagingProcedure  # 363679005, CID 100
+AREA = codes.SCT.Area  # 42798000
+CORRECTION_K = Code("BLS010", PRIVATE_SCHEME, "Soft tissue transmittance k")
+RECONSTRUCTION_MSE = Code("BLS011", PRIVATE_SCHEME, "Reconstruction mean squared error")
+RECONSTRUCTION_SSIM = Code("BLS012", PRIVATE_SCHEME, "Reconstruction structural similarity")
+RECONSTRUCTION_PSNR = Code("BLS013", PRIVATE_SCHEME, "Reconstruction peak signal-to-noise ratio")
+
+# Units (UCUM). "{pixels}" is a UCUM annotation of unity: a count of pixels.
+SQUARE_MILLIMETER = codes.UCUM.SquareMillimeter  # mm2
+PIXELS = Code("{pixels}", "UCUM", "pixels")
+NO_UNITS = codes.UCUM.NoUnits  # 1
+DECIBEL = Code("dB", "UCUM", "decibel")

@@ -1,0 +1,171 @@
+"""Secondary Capture images: each joint's layers, and one overview of the radiograph.
+
+Per joint three 8-bit greyscale images at crop resolution: the upper layer L1, the lower
+layer L2 and the reconstruction R, each without burned-in text (what they show is in
+Derivation Description and Image Comments). Per radiograph one overview
+(``overview.render_overview``) a radiologist reads at a glance, with labels burned in.
+
+Burned In Annotation says whether the pixels carry enough text "to identify the patient
+and date the image was acquired" (PS3.3 C.7.6.1.1.11). The overview's text names joints,
+model and measurements only (the renderer never sees patient data), so both kinds of
+image say ``NO``; the overview's labels are announced in Image Comments instead.
+
+All images join one new series in the source's study, reference the source radiograph
+(Source Image Sequence) and carry its laterality; joint crops get the orientation of a
+finger-up crop (``source.crop_orientation``), the overview, a montage, none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicom_node.derived.model import JointResult, Layer, RadiographResult, Side
+from dicom_node.derived.overview import overlap_text, render_overview, to_uint8
+from dicom_node.derived.source import (
+    check_source_grid,
+    copy_body_part_and_laterality,
+    crop_orientation,
+    set_patient_orientation,
+)
+from dicom_node.derived.uids import OutputUids
+from dicom_node.pixels import pixel_spacing
+from dicom_node.settings import OutputSettings
+
+_LAYER_NAMES = {
+    Layer.UPPER: "upper layer L1 (proximal phalanx base)",
+    Layer.LOWER: "lower layer L2 (metacarpal head)",
+    Layer.RECONSTRUCTION: "reconstruction R (Eq. 1)",
+}
+# Only for highdicom's argument check: the value written is replaced right after.
+_ORIENTATION_PLACEHOLDER = ("L", "H")
+
+
+def build_secondary_captures(
+    source: Dataset, result: RadiographResult, outputs: OutputSettings, uids: OutputUids
+) -> list[hd.sc.SCImage]:
+    """The overview (instance 1), then every joint's L1, L2 and R, in report order."""
+    check_source_grid(source, result.grid_shape, uids)
+    images = [build_overview(source, result, outputs, uids)]
+    number = 2
+    for side, joint in result.joints():
+        for layer in Layer:
+            images.append(_joint_image(source, result, outputs, uids, side, joint, layer, number))
+            number += 1
+    return images
+
+
+def build_overview(
+    source: Dataset, result: RadiographResult, outputs: OutputSettings, uids: OutputUids
+) -> hd.sc.SCImage:
+    """The labelled montage of all joints with their layers."""
+    spacing, _ = pixel_spacing(source)
+    pixels = render_overview(result, spacing)
+    image = _secondary_capture(
+        source,
+        result,
+        outputs,
+        uids,
+        pixels=pixels,
+        sop_instance_uid=uids.sc_overview,
+        instance_number=1,
+        orientation=None,
+        laterality=None,
+    )
+    image.DerivationDescription = (
+        f"Overview of BLS-GAN layer separation of {len(list(result.joints()))} MCP joints "
+        f"by {result.model.name} {result.model.version}"
+    )
+    image.ImageComments = (
+        "Burned-in labels: joint, hand, overlap area, k and reconstruction error per row; "
+        "no patient identification."
+    )
+    return image
+
+
+def _joint_image(
+    source: Dataset,
+    result: RadiographResult,
+    outputs: OutputSettings,
+    uids: OutputUids,
+    side: Side,
+    joint: JointResult,
+    layer: Layer,
+    number: int,
+) -> hd.sc.SCImage:
+    image = _secondary_capture(
+        source,
+        result,
+        outputs,
+        uids,
+        pixels=to_uint8(joint.layer(layer)),
+        sop_instance_uid=uids.sc_instance(side, joint.joint, layer),
+        instance_number=number,
+        orientation=crop_orientation(source),
+        laterality=side.value,
+    )
+    spacing, _ = pixel_spacing(source)
+    image.DerivationDescription = (
+        f"{joint.joint} {side} {_LAYER_NAMES[layer]} of the {joint.joint.finger} joint crop, "
+        f"BLS-GAN {result.model.name} {result.model.version}"
+    )
+    image.ImageComments = (
+        f"{joint.joint} {side} {layer}: k {joint.k:.3f}, {overlap_text(joint, spacing)}, "
+        f"PSNR {joint.error.psnr:.1f} dB, SSIM {joint.error.ssim:.4f}"
+    )
+    return image
+
+
+def _secondary_capture(
+    source: Dataset,
+    result: RadiographResult,
+    outputs: OutputSettings,
+    uids: OutputUids,
+    *,
+    pixels: np.ndarray,
+    sop_instance_uid: str,
+    instance_number: int,
+    orientation: Sequence[str] | None,
+    laterality: str | None,
+) -> hd.sc.SCImage:
+    image = hd.sc.SCImage.from_ref_dataset(
+        ref_dataset=source,
+        pixel_array=pixels,
+        photometric_interpretation=hd.PhotometricInterpretationValues.MONOCHROME2,
+        bits_allocated=8,
+        coordinate_system=hd.CoordinateSystemNames.PATIENT,
+        series_instance_uid=uids.sc_series,
+        series_number=outputs.sc_series_number,
+        sop_instance_uid=sop_instance_uid,
+        instance_number=instance_number,
+        manufacturer=outputs.manufacturer,
+        patient_orientation=(orientation[0], orientation[1])
+        if orientation
+        else _ORIENTATION_PLACEHOLDER,
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+        series_description=outputs.sc_series_description,
+        manufacturer_model_name=result.model.name,
+        software_versions=result.model.version,
+        device_serial_number=outputs.device_serial_number,
+    )
+    # highdicom insists on an orientation for patient images; Type 2C allows "unknown".
+    set_patient_orientation(image, orientation)
+    copy_body_part_and_laterality(source, image, laterality)
+    image.BurnedInAnnotation = "NO"
+    image.LossyImageCompression = "00"
+    image.SourceImageSequence = [_source_reference(source)]
+    return image
+
+
+def _source_reference(source: Dataset) -> Dataset:
+    """A Source Image Sequence item: the radiograph the image was derived from."""
+    item = Dataset()
+    item.ReferencedSOPClassUID = source.SOPClassUID
+    item.ReferencedSOPInstanceUID = source.SOPInstanceUID
+    purpose = hd.sr.CodedConcept("121322", "DCM", "Source image for image processing operation")
+    item.PurposeOfReferenceCodeSequence = [purpose]
+    return item

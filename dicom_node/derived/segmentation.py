@@ -1,0 +1,195 @@
+"""The binary DICOM Segmentation of the MCP bones on the source radiograph's grid.
+
+Per joint of each hand three segments: the upper bone (base of the proximal phalanx), the
+lower bone (metacarpal head) and their overlap, 15 per hand with all five joints. Every
+segment is coded (category, type, the joint as anatomic region, laterality) and names the
+algorithm (model name and version). Segments are stored with one frame each, empty ones
+included, so that frame number N holds segment N and the Structured Report can point at
+any overlap, even an empty one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sr.coding import Code
+
+from dicom_node.derived import codes
+from dicom_node.derived.model import Joint, JointResult, RadiographResult, Side
+from dicom_node.derived.source import (
+    check_source_grid,
+    copy_body_part_and_laterality,
+    set_patient_orientation,
+)
+from dicom_node.derived.uids import OutputUids
+from dicom_node.settings import OutputSettings
+
+CONTENT_LABEL = "BLSGAN_MCP_BONES"
+
+
+class BonePart(StrEnum):
+    """The three regions segmented per joint."""
+
+    UPPER = "upper"
+    LOWER = "lower"
+    OVERLAP = "overlap"
+
+
+# Recommended display colours (sRGB): phalanx red, metacarpal blue, overlap yellow.
+_COLOURS = {
+    BonePart.UPPER: (230, 60, 50),
+    BonePart.LOWER: (50, 110, 230),
+    BonePart.OVERLAP: (250, 220, 40),
+}
+_PART_NAMES = {
+    BonePart.UPPER: "proximal phalanx base",
+    BonePart.LOWER: "metacarpal head",
+    BonePart.OVERLAP: "bone overlap",
+}
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """Where one region of one joint lives in the Segmentation."""
+
+    number: int
+    side: Side
+    joint: Joint
+    part: BonePart
+
+    @property
+    def label(self) -> str:
+        """Segment Label, e.g. ``MCP2 L overlap``."""
+        return f"{self.joint} {self.side} {self.part}"
+
+
+def segment_layout(result: RadiographResult) -> list[SegmentSpec]:
+    """Segment numbers in order: hands right first, joints thumb first, upper-lower-overlap."""
+    specs: list[SegmentSpec] = []
+    for side, joint in result.joints():
+        for part in BonePart:
+            specs.append(SegmentSpec(len(specs) + 1, side, joint.joint, part))
+    return specs
+
+
+def build_segmentation(
+    source: Dataset,
+    result: RadiographResult,
+    outputs: OutputSettings,
+    uids: OutputUids,
+) -> hd.seg.Segmentation:
+    """The binary Segmentation of ``result`` on the grid of ``source`` (same study).
+
+    Raises
+    ------
+    ValueError
+        The masks do not lie on the source's grid, or ``uids`` belong to another source.
+    """
+    check_source_grid(source, result.grid_shape, uids)
+    layout = segment_layout(result)
+    by_key = {(side, joint.joint): joint for side, joint in result.joints()}
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name=result.model.name,
+        family=codes.ARTIFICIAL_INTELLIGENCE,
+        version=result.model.version,
+        source=outputs.manufacturer,
+    )
+    descriptions = [_describe(spec, algorithm, uids) for spec in layout]
+    masks = np.stack(
+        [_mask(by_key[(spec.side, spec.joint)], spec.part) for spec in layout], axis=-1
+    )[np.newaxis]
+    segmentation = hd.seg.Segmentation(
+        source_images=[_reference_without_spacing(source)],
+        pixel_array=masks,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=uids.seg_series,
+        series_number=outputs.seg_series_number,
+        sop_instance_uid=uids.seg_instance,
+        instance_number=1,
+        manufacturer=outputs.manufacturer,
+        manufacturer_model_name=result.model.name,
+        software_versions=result.model.version,
+        device_serial_number=outputs.device_serial_number,
+        content_description=f"MCP bone layers by {result.model.name} {result.model.version}"[:64],
+        content_label=CONTENT_LABEL,
+        omit_empty_frames=False,
+        series_description=outputs.seg_series_description,
+        coding_schemes=[codes.private_scheme_item()],
+    )
+    # On the source grid, the segmentation shares the source's orientation and laterality.
+    set_patient_orientation(segmentation, source.get("PatientOrientation"))
+    copy_body_part_and_laterality(source, segmentation)
+    return segmentation
+
+
+def _reference_without_spacing(source: Dataset) -> Dataset:
+    """The source's header minus pixels and Pixel Spacing, for highdicom to derive from.
+
+    Given a Pixel Spacing, highdicom 0.28 writes a Pixel Measures item without Slice
+    Thickness, which is correct without a Frame of Reference (PS3.3 C.7.6.16.2.1, Type
+    1C) but which its own reader then refuses. A SEG of a projection radiograph needs no
+    spacing of its own: it lies on the source's grid, and the source keeps the spacing.
+    """
+    reference = Dataset()
+    for element in source:
+        if element.keyword not in {"PixelData", "PixelSpacing"}:
+            reference.add(element)
+    if hasattr(source, "file_meta"):
+        reference.file_meta = source.file_meta
+    return reference
+
+
+def _mask(joint: JointResult, part: BonePart) -> np.ndarray:
+    if part == BonePart.UPPER:
+        return joint.upper_mask
+    if part == BonePart.LOWER:
+        return joint.lower_mask
+    return joint.overlap_mask
+
+
+def _describe(
+    spec: SegmentSpec, algorithm: hd.AlgorithmIdentificationSequence, uids: OutputUids
+) -> hd.seg.SegmentDescription:
+    category, property_type = _property(spec.part)
+    description = hd.seg.SegmentDescription(
+        segment_number=spec.number,
+        segment_label=spec.label,
+        segmented_property_category=category,
+        segmented_property_type=property_type,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algorithm,
+        tracking_uid=uids.tracking(spec.side, spec.joint, spec.part),
+        tracking_id=spec.label,
+        anatomic_regions=[codes.METACARPOPHALANGEAL_JOINT, codes.DIGITS[spec.joint]],
+        display_color=hd.color.CIELabColor.from_rgb(*_COLOURS[spec.part]),
+    )
+    description.SegmentDescription = (
+        f"{_PART_NAMES[spec.part]} at the MCP joint of the {spec.joint.finger}, "
+        f"{'left' if spec.side == Side.LEFT else 'right'} hand"
+    )[:64]
+    laterality = codes.LATERALITY[spec.side]
+    # highdicom has no argument for region modifiers; the sequence is a standard attribute.
+    for region in description.AnatomicRegionSequence:
+        region.AnatomicRegionModifierSequence = [hd.sr.CodedConcept.from_code(laterality)]
+    return description
+
+
+def _property(part: BonePart) -> tuple[Code, Code]:
+    if part == BonePart.UPPER:
+        return codes.ANATOMICAL_STRUCTURE, codes.PROXIMAL_PHALANX_BASE
+    if part == BonePart.LOWER:
+        return codes.ANATOMICAL_STRUCTURE, codes.METACARPAL
+    return codes.SPATIAL_AND_RELATIONAL_CONCEPT, codes.BONE_OVERLAP
+
+
+def overlap_frame_numbers(layout: Sequence[SegmentSpec]) -> dict[tuple[Side, Joint], int]:
+    """Frame number of each joint's overlap segment (frame N holds segment N)."""
+    return {
+        (spec.side, spec.joint): spec.number for spec in layout if spec.part == BonePart.OVERLAP
+    }

@@ -1,0 +1,124 @@
+"""Secondary Capture images: layers per joint and the overview, read back and validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pytest
+from dicom_factory import write_dataset
+from dicom_validation import dciodvfy
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from dicom_node.derived.model import Layer, RadiographResult, Side
+from dicom_node.derived.overview import COLUMNS, LABEL_WIDTH, TITLE_HEIGHT, render_overview
+from dicom_node.derived.secondary_capture import build_secondary_captures
+from dicom_node.derived.uids import OutputUids
+from dicom_node.settings import OutputSettings
+
+
+def test_joint_layers_round_trip(
+    dx_left: Dataset,
+    result_left: RadiographResult,
+    outputs: OutputSettings,
+    uids_left: OutputUids,
+    tmp_path: Path,
+) -> None:
+    images = build_secondary_captures(dx_left, result_left, outputs, uids_left)
+    assert len(images) == 1 + 5 * 3
+    assert [image.InstanceNumber for image in images] == list(range(1, 17))
+    assert len({image.SOPInstanceUID for image in images}) == 16
+    for side, joint in result_left.joints():
+        for layer in Layer:
+            uid = uids_left.sc_instance(side, joint.joint, layer)
+            image = next(i for i in images if i.SOPInstanceUID == uid)
+            path = write_dataset(image, tmp_path / f"{joint.joint}-{layer}.dcm")
+            read = hd.Image.from_file(path)
+            assert read.StudyInstanceUID == dx_left.StudyInstanceUID
+            assert read.SeriesInstanceUID == uids_left.sc_series
+            assert read.SeriesNumber == outputs.sc_series_number
+            assert read.SeriesDescription == outputs.sc_series_description
+            assert read.ImageLaterality == "L"
+            assert read.BurnedInAnnotation == "NO"
+            assert list(read.PatientOrientation) == ["L", "H"]
+            assert read.SourceImageSequence[0].ReferencedSOPInstanceUID == dx_left.SOPInstanceUID
+            assert f"{joint.joint} L {layer}" in read.ImageComments
+            stored = dcmread(path).pixel_array
+            expected = np.rint(joint.layer(layer) * 255).astype(np.uint8)
+            np.testing.assert_array_equal(stored, expected)
+
+
+def test_overview_shows_every_joint_with_its_layers(
+    dx_both: Dataset, result_both: RadiographResult, outputs: OutputSettings, tmp_path: Path
+) -> None:
+    uids = OutputUids(dx_both.SOPInstanceUID, result_both.model.version)
+    images = build_secondary_captures(dx_both, result_both, outputs, uids)
+    assert len(images) == 1 + 10 * 3
+    overview = images[0]
+    assert overview.SOPInstanceUID == uids.sc_overview
+    assert overview.ImageLaterality == "B"
+    assert overview.PatientOrientation == ""  # a montage has no patient orientation
+    read = dcmread(write_dataset(overview, tmp_path / "overview.dcm"))
+    pixels = read.pixel_array
+    tile = result_both.hands[0].joints[0].crop.shape[0]
+    assert pixels.shape[0] > 10 * tile
+    assert pixels.shape[1] > len(COLUMNS) * tile
+    # The first joint's crop sits in the first tile, unchanged (right hand, MCP1).
+    first = result_both.hands[0].joints[0]
+    top = TITLE_HEIGHT + 30
+    np.testing.assert_array_equal(
+        pixels[top : top + tile, LABEL_WIDTH : LABEL_WIDTH + tile],
+        np.rint(first.crop * 255).astype(np.uint8),
+    )
+    # Text is burned into the label column and the title: bright pixels there.
+    assert pixels[top : top + 40, :LABEL_WIDTH].max() == 255
+    assert pixels[:TITLE_HEIGHT].max() == 255
+    per_joint = [image for image in images[1:] if image.ImageLaterality == Side.RIGHT]
+    assert len(per_joint) == 15
+
+
+def test_overview_falls_back_to_pixels_without_spacing(result_left: RadiographResult) -> None:
+    with_spacing = render_overview(result_left, (0.3, 0.3))
+    without = render_overview(result_left, None)
+    assert with_spacing.shape == without.shape
+    label_column = np.s_[:, :LABEL_WIDTH]
+    assert not np.array_equal(with_spacing[label_column], without[label_column])
+    tiles = np.s_[:, LABEL_WIDTH:]
+    np.testing.assert_array_equal(with_spacing[tiles], without[tiles])
+
+
+@pytest.mark.parametrize("which", ["left", "both"])
+def test_secondary_captures_pass_dciodvfy(
+    which: str,
+    dx_left: Dataset,
+    dx_both: Dataset,
+    result_left: RadiographResult,
+    result_both: RadiographResult,
+    outputs: OutputSettings,
+    tmp_path: Path,
+) -> None:
+    source, result = (dx_left, result_left) if which == "left" else (dx_both, result_both)
+    uids = OutputUids(source.SOPInstanceUID, result.model.version)
+    images = build_secondary_captures(source, result, outputs, uids)
+    # The overview and one image per layer kind; the rest differ only in pixels and UIDs.
+    for image in images[:4]:
+        report = dciodvfy(write_dataset(image, tmp_path / f"{image.InstanceNumber}.dcm"))
+        print(report.summary())
+        assert report.iod == "SCImage"
+        assert not report.errors, report.summary()
+
+
+def test_crop_orientation_follows_the_source(
+    dx_left: Dataset, result_left: RadiographResult, outputs: OutputSettings
+) -> None:
+    turned = dx_left.copy()
+    turned.PatientOrientation = ["R", "F"]  # the same hand shown upside down
+    uids = OutputUids(turned.SOPInstanceUID, result_left.model.version)
+    images = build_secondary_captures(turned, result_left, outputs, uids)
+    assert list(images[1].PatientOrientation) == ["L", "H"]  # crops are finger-up
+    unknown = dx_left.copy()
+    unknown.PatientOrientation = ""
+    images = build_secondary_captures(unknown, result_left, outputs, uids)
+    assert images[1].PatientOrientation == ""

@@ -1,0 +1,140 @@
+"""The Segmentation: written, read back with highdicom, compared, and validated by dciodvfy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pytest
+from dicom_factory import write_dataset
+from dicom_validation import dciodvfy
+from pydicom.dataset import Dataset
+
+from dicom_node.derived import codes
+from dicom_node.derived.model import Joint, RadiographResult, Side
+from dicom_node.derived.segmentation import BonePart, build_segmentation, segment_layout
+from dicom_node.derived.uids import OutputUids
+from dicom_node.settings import OutputSettings
+
+
+def _write_and_read(segmentation: hd.seg.Segmentation, path: Path) -> hd.seg.Segmentation:
+    write_dataset(segmentation, path)
+    return hd.seg.segread(path)
+
+
+def test_segmentation_round_trip(
+    dx_left: Dataset,
+    result_left: RadiographResult,
+    outputs: OutputSettings,
+    uids_left: OutputUids,
+    tmp_path: Path,
+) -> None:
+    read = _write_and_read(
+        build_segmentation(dx_left, result_left, outputs, uids_left), tmp_path / "seg.dcm"
+    )
+    assert read.SOPInstanceUID == uids_left.seg_instance
+    assert read.SeriesInstanceUID == uids_left.seg_series
+    assert read.StudyInstanceUID == dx_left.StudyInstanceUID
+    assert read.PatientID == dx_left.PatientID
+    assert read.SeriesNumber == outputs.seg_series_number
+    assert read.SeriesDescription == outputs.seg_series_description
+    assert read.Manufacturer == outputs.manufacturer
+    assert (read.Rows, read.Columns) == (dx_left.Rows, dx_left.Columns)
+    assert list(read.PatientOrientation) == list(dx_left.PatientOrientation)
+    assert read.ImageLaterality == "L"
+    assert read.number_of_segments == 15
+
+    masks = read.get_pixels_by_source_instance(
+        source_sop_instance_uids=[dx_left.SOPInstanceUID], segment_numbers=read.segment_numbers
+    )[0]
+    by_joint = {joint.joint: joint for _, joint in result_left.joints()}
+    for spec in segment_layout(result_left):
+        joint = by_joint[spec.joint]
+        want = {
+            BonePart.UPPER: joint.upper_mask,
+            BonePart.LOWER: joint.lower_mask,
+            BonePart.OVERLAP: joint.overlap_mask,
+        }[spec.part]
+        np.testing.assert_array_equal(masks[..., spec.number - 1].astype(bool), want)
+        description = read.get_segment_description(spec.number)
+        assert description.segment_label == f"{spec.joint} L {spec.part}"
+        assert description.algorithm_identification[0].AlgorithmName == result_left.model.name
+        assert description.algorithm_identification[0].AlgorithmVersion == "0.0.1-test"
+        regions = description.anatomic_regions
+        assert regions[0] == codes.METACARPOPHALANGEAL_JOINT
+        assert regions[1] == codes.DIGITS[spec.joint]
+        modifier = description.AnatomicRegionSequence[0].AnatomicRegionModifierSequence[0]
+        assert (modifier.CodeValue, modifier.CodingSchemeDesignator) == ("7771000", "SCT")
+        expected_type = {
+            BonePart.UPPER: codes.PROXIMAL_PHALANX_BASE,
+            BonePart.LOWER: codes.METACARPAL,
+            BonePart.OVERLAP: codes.BONE_OVERLAP,
+        }[spec.part]
+        assert description.segmented_property_type == expected_type
+        assert description.tracking_uid == uids_left.tracking(Side.LEFT, spec.joint, spec.part)
+    # The thumb's bones do not meet: its overlap segment is stored, as an empty frame.
+    assert by_joint[Joint.MCP1].overlap_area_px == 0
+    assert read.NumberOfFrames == 15
+    assert read.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == "99BLSGAN"
+
+
+def test_segmentation_of_two_hands(
+    dx_both: Dataset, result_both: RadiographResult, outputs: OutputSettings, tmp_path: Path
+) -> None:
+    uids = OutputUids(dx_both.SOPInstanceUID, result_both.model.version)
+    read = _write_and_read(
+        build_segmentation(dx_both, result_both, outputs, uids), tmp_path / "seg2.dcm"
+    )
+    assert read.number_of_segments == 30
+    assert read.ImageLaterality == "B"
+    labels = [read.get_segment_description(n).segment_label for n in read.segment_numbers]
+    assert labels[:3] == ["MCP1 R upper", "MCP1 R lower", "MCP1 R overlap"]
+    assert labels[15] == "MCP1 L upper"
+    modifier = read.get_segment_description(1).AnatomicRegionSequence[0]
+    assert modifier.AnatomicRegionModifierSequence[0].CodeValue == "24028007"  # right
+
+
+@pytest.mark.parametrize("which", ["left", "both"])
+def test_segmentation_passes_dciodvfy(
+    which: str,
+    dx_left: Dataset,
+    dx_both: Dataset,
+    result_left: RadiographResult,
+    result_both: RadiographResult,
+    outputs: OutputSettings,
+    tmp_path: Path,
+) -> None:
+    source, result = (dx_left, result_left) if which == "left" else (dx_both, result_both)
+    uids = OutputUids(source.SOPInstanceUID, result.model.version)
+    path = write_dataset(build_segmentation(source, result, outputs, uids), tmp_path / "s.dcm")
+    report = dciodvfy(path)
+    print(report.summary())
+    assert report.iod == "Segmentation"
+    assert not report.errors, report.summary()
+
+
+def test_segmentation_is_reproducible(
+    dx_left: Dataset,
+    result_left: RadiographResult,
+    outputs: OutputSettings,
+    uids_left: OutputUids,
+) -> None:
+    first = build_segmentation(dx_left, result_left, outputs, uids_left)
+    again = build_segmentation(dx_left, result_left, outputs, uids_left)
+    assert first.SOPInstanceUID == again.SOPInstanceUID
+    assert first.PixelData == again.PixelData
+
+
+def test_segmentation_refuses_a_foreign_grid_or_source(
+    dx_left: Dataset,
+    dx_both: Dataset,
+    result_left: RadiographResult,
+    outputs: OutputSettings,
+    uids_left: OutputUids,
+) -> None:
+    with pytest.raises(ValueError, match="UIDs derive from"):
+        build_segmentation(dx_both, result_left, outputs, uids_left)
+    foreign = OutputUids(dx_both.SOPInstanceUID, result_left.model.version)
+    with pytest.raises(ValueError, match="masks are"):
+        build_segmentation(dx_both, result_left, outputs, foreign)

@@ -1,0 +1,66 @@
+"""All outputs of a radiograph to a folder: complete, idempotent, and every file valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dicom_factory import write_dataset
+from dicom_validation import dciodvfy
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from dicom_node.derived.model import RadiographResult
+from dicom_node.derived.write import OutputKind, write_outputs
+from dicom_node.settings import OutputSettings
+
+
+def test_every_output_of_two_hands_is_written_and_passes_dciodvfy(
+    dx_both: Dataset, result_both: RadiographResult, outputs: OutputSettings, tmp_path: Path
+) -> None:
+    written = write_outputs(dx_both, result_both, outputs, tmp_path / "out")
+    kinds = [item.kind for item in written]
+    assert kinds.count(OutputKind.SEGMENTATION) == 1
+    assert kinds.count(OutputKind.SECONDARY_CAPTURE) == 1 + 10 * 3
+    assert kinds.count(OutputKind.STRUCTURED_REPORT) == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        item.path.name for item in written
+    )
+    assert {item.study_instance_uid for item in written} == {dx_both.StudyInstanceUID}
+    assert len({item.series_instance_uid for item in written}) == 3
+    labels = {item.label for item in written}
+    assert {"segmentation", "overview", "measurements", "MCP3 R lower"} <= labels
+    for item in written:
+        report = dciodvfy(item.path)
+        if report.warnings:
+            print(report.summary())
+        assert not report.errors, report.summary()
+        assert dcmread(item.path, stop_before_pixels=True).SOPInstanceUID == item.sop_instance_uid
+
+
+def test_a_rerun_replaces_instead_of_duplicating(
+    dx_left: Dataset, result_left: RadiographResult, outputs: OutputSettings, tmp_path: Path
+) -> None:
+    source = write_dataset(dx_left, tmp_path / "source.dcm")
+    first = write_outputs(source, result_left, outputs, tmp_path / "out")
+    second = write_outputs(source, result_left, outputs, tmp_path / "out")
+    assert [item.as_dict() for item in first] == [item.as_dict() for item in second]
+    files = sorted((tmp_path / "out").iterdir())
+    assert len(files) == len(first) == 1 + 16 + 1
+    assert not [f for f in files if f.name.startswith(".partial-")]
+
+
+def test_another_uid_prefix_gives_other_uids(
+    dx_left: Dataset, result_left: RadiographResult, tmp_path: Path
+) -> None:
+    prefixed = OutputSettings(uid_prefix="1.2.826.0.1.3680043.10.999.")
+    written = write_outputs(dx_left, result_left, prefixed, tmp_path)
+    assert all(item.sop_instance_uid.startswith("1.2.826.0.1.3680043.10.999.") for item in written)
+
+
+def test_write_refuses_results_of_another_image(
+    dx_left: Dataset, result_both: RadiographResult, outputs: OutputSettings, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="masks are"):
+        write_outputs(dx_left, result_both, outputs, tmp_path)
+    assert list(tmp_path.iterdir()) == []
