@@ -88,9 +88,17 @@ def build_backbone(
     return BACKBONES[name].network(config)
 
 
-def backbone_options(config: UNetConfig) -> dict[str, Any]:
-    """Every field of a backbone config except the channel counts, for a checkpoint."""
-    values = asdict(config)
+def resolved_options(
+    name: str, *, in_channels: int, out_channels: int, options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Every option of backbone ``name`` (defaults filled in) except the channel counts.
+
+    Networks store this in their checkpoint config, so that a later change of a registry
+    default cannot change how an old checkpoint is rebuilt; it also validates ``options``.
+    """
+    values = asdict(
+        backbone_config(name, in_channels=in_channels, out_channels=out_channels, options=options)
+    )
     values.pop("in_channels")
     values.pop("out_channels")
     return values

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from blsgan_core.networks.backbones import backbone_config, backbone_options, build_backbone
+from blsgan_core.networks.backbones import build_backbone, resolved_options
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,7 @@ class GeneratorConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.n_layers, int) or self.n_layers < 1:
             raise ValueError(f"GeneratorConfig.n_layers must be >= 1, got {self.n_layers!r}")
-        # Resolve now so a bad name or option fails at construction, not at build time.
-        backbone_config(
-            self.backbone,
-            in_channels=self.in_channels,
-            out_channels=self.n_layers,
-            options=self.backbone_options,
-        )
+        self.to_dict()  # resolves the backbone: a bad name or option fails here
 
     @property
     def in_channels(self) -> int:
@@ -42,21 +36,16 @@ class GeneratorConfig:
         return 1 + self.n_layers
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for a checkpoint, with every backbone option spelled out.
-
-        Spelling out the registry defaults keeps old checkpoints loadable if a default
-        changes later.
-        """
-        resolved = backbone_config(
-            self.backbone,
-            in_channels=self.in_channels,
-            out_channels=self.n_layers,
-            options=self.backbone_options,
-        )
+        """Plain data for a checkpoint, with every backbone option spelled out."""
         return {
             "n_layers": self.n_layers,
             "backbone": self.backbone,
-            "backbone_options": backbone_options(resolved),
+            "backbone_options": resolved_options(
+                self.backbone,
+                in_channels=self.in_channels,
+                out_channels=self.n_layers,
+                options=self.backbone_options,
+            ),
         }
 
 
