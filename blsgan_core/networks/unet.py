@@ -77,6 +77,9 @@ class UNet(nn.Module):
             [ConvBlock(2 * c(i - 1), c(i - 1), config.groups) for i in range(config.depth, 0, -1)]
         )
         self.head = nn.Conv2d(c(0), config.out_channels, 1)
+        # Hook for variants that transform the deepest features (TransUNet); no parameters
+        # here, so plain U-Net checkpoints are unaffected.
+        self.bottleneck: nn.Module = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         multiple = self.config.size_multiple
@@ -88,7 +91,7 @@ class UNet(nn.Module):
         for index, encoder in enumerate(self.encoders):
             x = encoder(x if index == 0 else nn.functional.max_pool2d(x, 2))
             skips.append(x)
-        x = skips.pop()
+        x = self.bottleneck(skips.pop())
         for upsample, decoder in zip(self.upsamplers, self.decoders, strict=True):
             x = decoder(torch.cat([upsample(x), skips.pop()], dim=1))
         return self.head(x)
