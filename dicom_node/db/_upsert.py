@@ -1,4 +1,4 @@
-"""``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL alike."""
+"""``INSERT ... ON CONFLICT`` on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
@@ -9,21 +9,24 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
-def insert_ignoring_conflict(
-    session: Session, table: Table, values: dict[str, Any], conflict_columns: list[str]
-) -> None:
-    """Insert ``values`` unless a row with the same ``conflict_columns`` exists.
-
-    Two associations can bring the first two instances of one series at the same moment;
-    an insert that ignores the loser's conflict avoids an error and a retry.
-    """
+def _insert(session: Session, table: Table) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        statement: Any = postgresql.insert(table)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table)
-    else:
-        raise ValueError(f"unsupported database dialect {dialect!r}")
-    session.execute(
-        statement.values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
-    )
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise ValueError(f"unsupported database dialect {dialect!r}")
+
+
+def upsert_id(session: Session, table: Table, values: dict[str, Any], key: str) -> int:
+    """Insert ``values`` unless a row with the same ``key`` exists; return the row's id.
+
+    Two associations can bring the first instances of one series at the same moment: one
+    statement that inserts or finds the row avoids an error and a retry. The conflict
+    branch rewrites the key with itself so that ``RETURNING`` yields the existing id.
+    """
+    statement = _insert(session, table).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[key], set_={key: statement.excluded[key]}
+    ).returning(table.c.id)
+    return int(session.execute(statement).scalar_one())

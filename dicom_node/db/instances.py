@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from dicom_node.db._upsert import insert_ignoring_conflict
+from dicom_node.db._upsert import upsert_id
 from dicom_node.db.models import Instance, Series, Study
 from dicom_node.db.types import utc_now
 
@@ -41,8 +41,21 @@ def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
     ).one_or_none()
 
 
+def instance_id(session: Session, sop_instance_uid: str) -> int | None:
+    """The id of the instance with this SOP Instance UID, if stored (one cheap query)."""
+    return session.scalars(
+        select(Instance.id).where(Instance.sop_instance_uid == sop_instance_uid)
+    ).one_or_none()
+
+
 def _series_id(session: Session, record: InstanceRecord, now: datetime) -> int:
-    insert_ignoring_conflict(
+    # Nearly every instance belongs to a known series: one read, and no write, then.
+    known = session.scalars(
+        select(Series.id).where(Series.series_instance_uid == record.series_instance_uid)
+    ).one_or_none()
+    if known is not None:
+        return int(known)
+    study_id = upsert_id(
         session,
         Study.__table__,  # type: ignore[arg-type]
         {
@@ -50,12 +63,9 @@ def _series_id(session: Session, record: InstanceRecord, now: datetime) -> int:
             "study_date": record.study_date,
             "created_at": now,
         },
-        ["study_instance_uid"],
+        "study_instance_uid",
     )
-    study_id = session.scalars(
-        select(Study.id).where(Study.study_instance_uid == record.study_instance_uid)
-    ).one()
-    insert_ignoring_conflict(
+    return upsert_id(
         session,
         Series.__table__,  # type: ignore[arg-type]
         {
@@ -67,31 +77,34 @@ def _series_id(session: Session, record: InstanceRecord, now: datetime) -> int:
             "body_part_examined": record.body_part_examined,
             "created_at": now,
         },
-        ["series_instance_uid"],
+        "series_instance_uid",
     )
-    return session.scalars(
-        select(Series.id).where(Series.series_instance_uid == record.series_instance_uid)
-    ).one()
 
 
-def add_instance(session: Session, record: InstanceRecord, now: datetime | None = None) -> Instance:
-    """Add an instance, creating its study and series rows on first sight."""
+def add_instance(session: Session, record: InstanceRecord, now: datetime | None = None) -> int:
+    """Add an instance, creating its study and series rows on first sight; return its id.
+
+    Core statements rather than ORM objects: this runs once per C-STORE, and every
+    round trip is time the sender waits for its response.
+    """
     when = now or utc_now()
-    instance = Instance(
-        sop_instance_uid=record.sop_instance_uid,
-        sop_class_uid=record.sop_class_uid,
-        series_id=_series_id(session, record, when),
-        transfer_syntax_uid=record.transfer_syntax_uid,
-        view_position=record.view_position,
-        path=record.path,
-        size_bytes=record.size_bytes,
-        calling_ae_title=record.calling_ae_title,
-        own_output=record.own_output,
-        received_at=when,
+    statement = (
+        insert(Instance)
+        .values(
+            sop_instance_uid=record.sop_instance_uid,
+            sop_class_uid=record.sop_class_uid,
+            series_id=_series_id(session, record, when),
+            transfer_syntax_uid=record.transfer_syntax_uid,
+            view_position=record.view_position,
+            path=record.path,
+            size_bytes=record.size_bytes,
+            calling_ae_title=record.calling_ae_title,
+            own_output=record.own_output,
+            received_at=when,
+        )
+        .returning(Instance.id)
     )
-    session.add(instance)
-    session.flush()
-    return instance
+    return int(session.execute(statement).scalar_one())
 
 
 def count_instances(session: Session) -> int:

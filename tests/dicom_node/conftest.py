@@ -9,14 +9,18 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from node_testing import free_port
 from sqlalchemy import create_engine, text
 
 from dicom_node.db import Database, open_database
+from dicom_node.node import Node
+from dicom_node.settings import Settings, load_settings
 
 _database_counter = itertools.count()
 
@@ -112,3 +116,65 @@ def database(database_url: str) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@dataclass
+class RunningNode:
+    """A node started in this process (listener, publisher, health endpoint)."""
+
+    node: Node
+    settings: Settings
+
+    @property
+    def port(self) -> int:
+        return self.settings.network.port
+
+    @property
+    def http_port(self) -> int:
+        return self.settings.http.port
+
+    @property
+    def database(self) -> Database:
+        assert self.node.database is not None
+        return self.node.database
+
+
+def node_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Test settings: loopback, free ports, no disk guard, quick sweeps, no worker."""
+    base: dict[str, Any] = {
+        "data_dir": data_dir,
+        "network": {"host": "127.0.0.1", "port": free_port(), "ae_title": "BLSNODE"},
+        "http": {"host": "127.0.0.1", "port": free_port()},
+        "storage": {"min_free_bytes": 0},
+        "broker": {"sweep_interval_s": 0.2},
+        "worker": {"embedded": False},
+        "logging": {"to_file": False},
+    }
+    return load_settings(**_merge(base, overrides))
+
+
+@pytest.fixture
+def start_node(tmp_path: Path) -> Iterator[Callable[..., RunningNode]]:
+    """Start nodes with test settings (plus overrides); all are stopped afterwards."""
+    started: list[Node] = []
+
+    def _start(**overrides: Any) -> RunningNode:
+        settings = node_settings(tmp_path / f"node{len(started)}", **overrides)
+        node = Node(settings)
+        node.start()
+        started.append(node)
+        return RunningNode(node, settings)
+
+    yield _start
+    for node in started:
+        node.stop()

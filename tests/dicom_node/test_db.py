@@ -146,7 +146,7 @@ def test_concurrent_first_instances_of_one_series_share_its_row(database: Databa
 def test_job_lifecycle_and_publication(database: Database) -> None:
     with database.sessions.begin() as session:
         instance = add_instance(session, record(1))
-        job = jobs.create_job(session, instance.id, "hand-pa", ["PACS"], now=T0)
+        job = jobs.create_job(session, instance, "hand-pa", ["PACS"], now=T0)
         job_id = job.id
     republish = timedelta(minutes=15)
     with database.sessions.begin() as session:
@@ -192,8 +192,8 @@ def test_job_functions_name_bad_values(database: Database) -> None:
 def test_dispatch_attempts_backoff_dead_letter_and_revival(database: Database) -> None:
     with database.sessions.begin() as session:
         instance = add_instance(session, record(1))
-        first = dispatches.create_dispatch(session, "PACS", instance_id=instance.id, now=T0)
-        again = dispatches.create_dispatch(session, "PACS", instance_id=instance.id, now=T0)
+        first = dispatches.create_dispatch(session, "PACS", instance_id=instance, now=T0)
+        again = dispatches.create_dispatch(session, "PACS", instance_id=instance, now=T0)
         assert again.id == first.id
         dispatch_id = first.id
     with database.sessions.begin() as session:
@@ -240,9 +240,7 @@ def test_dispatch_attempts_backoff_dead_letter_and_revival(database: Database) -
 def test_stale_sending_dispatches_become_pending(database: Database) -> None:
     with database.sessions.begin() as session:
         instance = add_instance(session, record(1))
-        dispatch_id = dispatches.create_dispatch(
-            session, "PACS", instance_id=instance.id, now=T0
-        ).id
+        dispatch_id = dispatches.create_dispatch(session, "PACS", instance_id=instance, now=T0).id
         dispatches.claim_dispatch(session, dispatch_id, T0)
     with database.sessions.begin() as session:
         stale_after = timedelta(minutes=15)
@@ -265,7 +263,7 @@ def test_dispatch_needs_exactly_one_source(database: Database) -> None:
 def test_outputs_of_a_rerun_replace_rather_than_duplicate(database: Database) -> None:
     with database.sessions.begin() as session:
         instance = add_instance(session, record(1))
-        job = jobs.create_job(session, instance.id, "hand-pa", ["PACS"])
+        job = jobs.create_job(session, instance, "hand-pa", ["PACS"])
         first = outputs.record_output(
             session,
             job.id,
@@ -286,7 +284,7 @@ def test_outputs_of_a_rerun_replace_rather_than_duplicate(database: Database) ->
         )
         assert again.id == first.id
         dispatches.create_dispatch(session, "PACS", output_id=first.id)
-        job_id, instance_id = job.id, instance.id
+        job_id, instance_id = job.id, instance
     with database.sessions() as session:
         assert [o.path for o in outputs.outputs_of_job(session, job_id)] == ["/out/b.dcm"]
         assert len(dispatches.dispatches_of_job(session, job_id, instance_id)) == 1
@@ -298,7 +296,7 @@ def test_retention_keeps_unfinished_work(database: Database) -> None:
     old, new = T0 - timedelta(days=40), T0
     with database.sessions.begin() as session:
         done = add_instance(session, record(1), now=old)
-        done_job = jobs.create_job(session, done.id, "hand-pa", ["PACS"])
+        done_job = jobs.create_job(session, done, "hand-pa", ["PACS"])
         jobs.mark_done(session, done_job.id)
         output = outputs.record_output(
             session, done_job.id, OutputKind.SR, "2.25.5", "1.2", "2.25.6", "/out/sr.dcm"
@@ -306,12 +304,12 @@ def test_retention_keeps_unfinished_work(database: Database) -> None:
         sent = dispatches.create_dispatch(session, "PACS", output_id=output.id)
         dispatches.record_sent(session, sent.id, 0, T0)
         queued = add_instance(session, record(2), now=old)
-        jobs.create_job(session, queued.id, "hand-pa", [])
+        jobs.create_job(session, queued, "hand-pa", [])
         waiting = add_instance(session, record(3, series="5.5", study="5"), now=old)
-        dispatches.create_dispatch(session, "PACS", instance_id=waiting.id)
+        dispatches.create_dispatch(session, "PACS", instance_id=waiting)
         add_instance(session, record(4, series="6.6", study="6"), now=new)
         plain_old = add_instance(session, record(5, series="8.8", study="8"), now=old)
-        done_id, plain_id = done.id, plain_old.id
+        done_id, plain_id = done, plain_old
     with database.sessions.begin() as session:
         purgeable = retention.purgeable_instances(session, T0 - timedelta(days=30))
         assert purgeable == [done_id, plain_id]
