@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from node_testing import free_port
+from node_testing import Orthanc, free_port
 from sqlalchemy import create_engine, text
 
 from dicom_node.db import Database, open_database
@@ -178,3 +178,23 @@ def start_node(tmp_path: Path) -> Iterator[Callable[..., RunningNode]]:
     yield _start
     for node in started:
         node.stop()
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
+    """An Orthanc configured on free ports, not yet started (tests start it when they want)."""
+    server = Orthanc(tmp_path / "orthanc")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def running_orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
+    """One started Orthanc shared by a module's tests (each checks only its own UIDs)."""
+    server = Orthanc(tmp_path_factory.mktemp("orthanc")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -186,3 +186,69 @@ def echo_status(
         return int(response.Status) if "Status" in response else None
     finally:
         assoc.release()
+
+
+class Orthanc:
+    """A real Orthanc (Debian package) with its own configuration on free loopback ports."""
+
+    def __init__(self, root: Path, ae_title: str = "ORTHANC") -> None:
+        import json
+
+        self.root = root
+        self.ae_title = ae_title
+        self.dicom_port = free_port()
+        self.http_port = free_port()
+        self.process: subprocess.Popen | None = None
+        root.mkdir(parents=True, exist_ok=True)
+        self.config = root / "orthanc.json"
+        self.config.write_text(
+            json.dumps(
+                {
+                    "Name": "blsnode-test",
+                    "StorageDirectory": str(root / "storage"),
+                    "IndexDirectory": str(root / "index"),
+                    "DicomAet": ae_title,
+                    "DicomPort": self.dicom_port,
+                    "HttpPort": self.http_port,
+                    "RemoteAccessAllowed": False,
+                    "AuthenticationEnabled": False,
+                    "DicomCheckCalledAet": True,
+                    "DicomAlwaysAllowEcho": True,
+                    "DicomAlwaysAllowStore": True,
+                    "Plugins": [],
+                    "ConcurrentJobs": 1,
+                    "SaveJobs": False,
+                }
+            )
+        )
+
+    def start(self) -> Orthanc:
+        log = (self.root / "orthanc.log").open("ab")
+        self.process = subprocess.Popen(["Orthanc", str(self.config)], stdout=log, stderr=log)
+        log.close()
+        wait_for_port(self.http_port, process=self.process)
+        wait_for_port(self.dicom_port, process=self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            # Its storage is thrown away: no need to wait for a graceful shutdown (seconds).
+            self.process.kill()
+            self.process.wait(20)
+        self.process = None
+
+    def get(self, path: str):
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=10) as r:
+            body = r.read()
+        return json.loads(body) if body.startswith((b"{", b"[")) else body.decode()
+
+    def instances(self) -> dict[str, str]:
+        """SOP Instance UID -> transfer syntax UID of every stored instance."""
+        found = {}
+        for item in self.get("/instances?expand"):
+            syntax = self.get(f"/instances/{item['ID']}/metadata/TransferSyntax")
+            found[item["MainDicomTags"]["SOPInstanceUID"]] = syntax
+        return found
