@@ -316,3 +316,32 @@ def test_broker_down_loses_nothing_and_the_sweeper_publishes_later(
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_listener_books_on_each_database(start_node, database_url: str) -> None:
+    """The whole C-STORE path, with concurrent senders, on SQLite and on PostgreSQL."""
+    node = start_node(database={"url": database_url}, network={"max_associations": 8})
+    series = hand_dataset()
+    same_series = [
+        hand_dataset(
+            seed=n,
+            StudyInstanceUID=series.StudyInstanceUID,
+            SeriesInstanceUID=series.SeriesInstanceUID,
+        )
+        for n in range(12)
+    ]
+    results: list[list[int]] = []
+    threads = [
+        threading.Thread(target=lambda part=part: results.append(store_datasets(node.port, part)))
+        for part in (same_series[0:4], same_series[4:8], same_series[8:12], same_series[0:4])
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [[SUCCESS] * 4] * 4
+    instances = rows(node, Instance)
+    assert len(instances) == 12
+    assert len({i.series_id for i in instances}) == 1
+    assert len(rows(node, Job)) == 12
+    assert node.node.status()["database"]["url"].startswith(database_url.split(":")[0])
