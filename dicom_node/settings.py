@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import pydicom.uid
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
@@ -21,6 +22,7 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from pydicom.uid import UID
 
 ENV_PREFIX = "BLSNODE_"
 DEFAULT_DATA_DIR = Path("blsnode-data")
@@ -30,6 +32,29 @@ _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
 # A UID root followed by "."; at most 54 characters so ten digits or more remain (PS3.5 9.1).
 _UID_PREFIX = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*\.$")
 UID_PREFIX_MAX_LENGTH = 54
+
+_UID_TEXT = re.compile(r"^[0-9.]{1,64}$")
+
+
+# CR, DX for presentation, DX for processing: what a hand radiograph arrives as.
+HAND_RADIOGRAPH_SOP_CLASSES = (
+    "1.2.840.10008.5.1.4.1.1.1",
+    "1.2.840.10008.5.1.4.1.1.1.1",
+    "1.2.840.10008.5.1.4.1.1.1.1.1",
+)
+
+
+def validate_transfer_syntax(value: str) -> str:
+    """Return the UID of a transfer syntax given by UID or pydicom keyword, else ``ValueError``."""
+    text = value.strip()
+    if _UID_TEXT.match(text):
+        uid = UID(text)
+    else:
+        found = getattr(pydicom.uid, text, None)
+        uid = found if isinstance(found, UID) else UID("0")
+    if not uid.is_transfer_syntax:
+        raise ValueError(f"unknown transfer syntax {value!r}")
+    return str(uid)
 
 
 def validate_ae_title(value: str) -> str:
@@ -135,10 +160,20 @@ class DatabaseSettings(_Section):
 
 
 class BrokerSettings(_Section):
-    """Celery broker; a filesystem queue in the data directory unless a URL is given."""
+    """Celery broker; a filesystem queue in the data directory unless a URL is given.
+
+    The database, not the broker, is the record of work: a job or dispatch that could not
+    be published stays unpublished and the sweeper in ``serve`` publishes it again.
+    """
 
     url: str | None = None
     result_backend: str | None = None
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    sweep_interval_s: float = Field(default=10.0, gt=0)
+    # A message can vanish with a broker that keeps none on disk (Redis without
+    # persistence, a crashed filesystem consumer); tasks are idempotent, so publishing a
+    # job that is still queued after this long again is safe.
+    republish_after_s: float = Field(default=900.0, gt=0)
 
 
 class HTTPSettings(_Section):
@@ -179,6 +214,11 @@ class DestinationSettings(_Section):
     def _legal_ae_title(cls, value: str) -> str:
         return validate_ae_title(value)
 
+    @field_validator("transfer_syntax")
+    @classmethod
+    def _known_transfer_syntax(cls, value: str | None) -> str | None:
+        return None if value is None else validate_transfer_syntax(value)
+
 
 class DispatchSettings(_Section):
     """Retries of C-STORE to destinations: exponential backoff, then dead letter."""
@@ -186,6 +226,43 @@ class DispatchSettings(_Section):
     max_attempts: int = Field(default=6, ge=1)
     backoff_initial_s: float = Field(default=30.0, gt=0)
     backoff_max_s: float = Field(default=3600.0, gt=0)
+    # A dispatch left "sending" this long belongs to a sender that died; send it again.
+    stale_after_s: float = Field(default=900.0, gt=0)
+
+
+class RuleSettings(_Section):
+    """Which received instances a rule matches, and what happens to them.
+
+    Each list is a set of accepted values (case-insensitive); an empty list accepts
+    anything, and the value ``""`` accepts an instance where the attribute is absent or
+    empty. Regular expressions are searched case-insensitively. The first rule that
+    matches decides; an instance no rule matches is stored and nothing else.
+    """
+
+    name: str = Field(min_length=1, max_length=64)
+    process: bool = True
+    modalities: list[str] = Field(default_factory=lambda: ["CR", "DX"])
+    body_parts: list[str] = Field(default_factory=lambda: ["HAND"])
+    view_positions: list[str] = Field(default_factory=lambda: ["PA", ""])
+    sop_classes: list[str] = Field(default_factory=lambda: list(HAND_RADIOGRAPH_SOP_CLASSES))
+    series_description_regex: str | None = None
+    study_description_regex: str | None = None
+    exclude_description_regex: str | None = None
+    # None: every destination whose ``send`` covers results / originals; a list: those names.
+    results_to: list[str] | None = None
+    originals_to: list[str] | None = None
+
+    @field_validator(
+        "series_description_regex", "study_description_regex", "exclude_description_regex"
+    )
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"invalid regular expression {value!r}: {error}") from error
+        return value
 
 
 class WorkerSettings(_Section):
@@ -235,8 +312,20 @@ class Settings(BaseSettings):
     models: ModelSettings = Field(default_factory=ModelSettings)
     destinations: list[DestinationSettings] = Field(default_factory=list)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    rules: list[RuleSettings] = Field(default_factory=lambda: [RuleSettings(name="hand-pa")])
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     outputs: OutputSettings = Field(default_factory=OutputSettings)
+
+    @field_validator("destinations")
+    @classmethod
+    def _unique_destination_names(
+        cls, value: list[DestinationSettings]
+    ) -> list[DestinationSettings]:
+        names = [destination.name for destination in value]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"destination names must be unique: {duplicates}")
+        return value
 
     @property
     def spool_dir(self) -> Path:

@@ -1,37 +1,64 @@
-"""``blsnode serve``: run the node in the foreground until interrupted."""
+"""``blsnode serve``: run the node in the foreground until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from types import FrameType
 
 import click
-from pynetdicom import AE, evt
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from dicom_node.cli.context import CliContext
 from dicom_node.logging_setup import configure_logging
+from dicom_node.node import Node, embedded_worker_available, worker_command
+from dicom_node.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-@click.command()
-@click.option("--port", type=int, help="DICOM port (default from settings: 11112).")
-@click.option("--ae-title", help="Our AE title (default from settings: BLSNODE).")
-@click.pass_obj
-def serve(ctx: CliContext, port: int | None, ae_title: str | None) -> None:
-    """Run the node: answer DICOM associations until Ctrl-C."""
+def _with_overrides(base: Settings, port: int | None, ae_title: str | None) -> Settings:
     network: dict[str, object] = {}
     if port is not None:
         network["port"] = port
     if ae_title is not None:
         network["ae_title"] = ae_title
-    base = ctx.settings()
-    settings = base.model_copy(
-        update={"network": base.network.model_validate(base.network.model_dump() | network)}
-    )
+    if not network:
+        return base
+    updated = base.network.model_validate(base.network.model_dump() | network)
+    return base.model_copy(update={"network": updated})
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(1, 65535), help="DICOM port (default from settings).")
+@click.option("--ae-title", help="Our AE title (default from settings).")
+@click.pass_obj
+def serve(ctx: CliContext, port: int | None, ae_title: str | None) -> None:
+    """Run the node: DICOM listener, sweeper, health/metrics, embedded worker."""
+    try:
+        settings = _with_overrides(ctx.settings(), port, ae_title)
+    except ValueError as error:
+        raise click.UsageError(f"invalid option: {error}") from error
     configure_logging(settings.logging, settings.log_dir)
-    ae = AE(ae_title=settings.network.ae_title)
-    ae.add_supported_context(Verification)
-    address = (settings.network.host, settings.network.port)
-    logger.info("listening as %s on %s:%d", settings.network.ae_title, *address)
-    ae.start_server(address, block=True, evt_handlers=[(evt.EVT_C_ECHO, lambda event: 0x0000)])
+    # pynetdicom logs every request at INFO; keep that for DEBUG sessions.
+    logging.getLogger("pynetdicom").setLevel(max(logging.WARNING, logging.getLogger().level))
+    stop = threading.Event()
+
+    def _request_stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _request_stop)
+    signal.signal(signal.SIGINT, _request_stop)
+    argv = worker_command(ctx.config_file, ctx.data_dir) if embedded_worker_available() else None
+    node = Node(settings, argv)
+    try:
+        node.start()
+    except (OSError, ValueError) as error:
+        raise click.ClickException(f"cannot start the node: {error}") from error
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        node.stop()
+        logger.info("node stopped")

@@ -1,0 +1,1 @@
+"""Plain functions behind the administrative commands (the CLI only parses and prints)."""

@@ -1,0 +1,206 @@
+"""Dispatches: one file to one destination, with attempts, backoff and a dead letter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from dicom_node.db.models import Dispatch, DispatchState, Output
+from dicom_node.db.types import utc_now
+
+
+def create_dispatch(
+    session: Session,
+    destination: str,
+    instance_id: int | None = None,
+    output_id: int | None = None,
+    now: datetime | None = None,
+) -> Dispatch:
+    """A pending dispatch of an instance or an output; an existing one is returned as is.
+
+    Re-running a job records the same outputs again; this keeps one dispatch per file and
+    destination instead of sending twice.
+    """
+    if (instance_id is None) == (output_id is None):
+        raise ValueError(
+            f"give exactly one of instance_id ({instance_id}) and output_id ({output_id})"
+        )
+    if not destination:
+        raise ValueError("destination name must not be empty")
+    existing = session.scalars(
+        select(Dispatch).where(
+            Dispatch.destination == destination,
+            Dispatch.instance_id == instance_id
+            if instance_id is not None
+            else Dispatch.output_id == output_id,
+        )
+    ).one_or_none()
+    if existing is not None:
+        return existing
+    when = now or utc_now()
+    dispatch = Dispatch(
+        destination=destination,
+        instance_id=instance_id,
+        output_id=output_id,
+        state=DispatchState.PENDING,
+        next_attempt_at=when,
+        created_at=when,
+        updated_at=when,
+    )
+    session.add(dispatch)
+    session.flush()
+    return dispatch
+
+
+def get_dispatch(session: Session, dispatch_id: int) -> Dispatch | None:
+    """The dispatch with this id, or ``None``."""
+    return session.get(Dispatch, dispatch_id)
+
+
+def claim_dispatch(session: Session, dispatch_id: int, now: datetime) -> Dispatch | None:
+    """Mark a due pending dispatch as being sent and count the attempt.
+
+    Returns ``None`` when the dispatch is not pending or not yet due: a duplicate message
+    or an early retry then does nothing.
+    """
+    dispatch = session.get(Dispatch, dispatch_id)
+    if dispatch is None:
+        raise ValueError(f"no dispatch with id {dispatch_id}")
+    if dispatch.state is not DispatchState.PENDING or dispatch.next_attempt_at > now:
+        return None
+    dispatch.state = DispatchState.SENDING
+    dispatch.attempts += 1
+    dispatch.updated_at = now
+    return dispatch
+
+
+def record_sent(session: Session, dispatch_id: int, status: int, now: datetime) -> Dispatch:
+    """The destination accepted the file."""
+    dispatch = _require(session, dispatch_id)
+    dispatch.state = DispatchState.SENT
+    dispatch.last_status = status
+    dispatch.last_error = None
+    dispatch.sent_at = now
+    dispatch.updated_at = now
+    return dispatch
+
+
+def record_failure(
+    session: Session,
+    dispatch_id: int,
+    error: str,
+    now: datetime,
+    next_attempt_at: datetime | None,
+    status: int | None = None,
+) -> Dispatch:
+    """An attempt failed: try again at ``next_attempt_at``, or dead-letter when it is ``None``."""
+    dispatch = _require(session, dispatch_id)
+    dispatch.last_error = error
+    dispatch.last_status = status
+    dispatch.updated_at = now
+    dispatch.published_at = None
+    if next_attempt_at is None:
+        dispatch.state = DispatchState.DEAD
+    else:
+        dispatch.state = DispatchState.PENDING
+        dispatch.next_attempt_at = next_attempt_at
+    return dispatch
+
+
+def dispatches_to_publish(
+    session: Session, now: datetime, republish_after: timedelta, limit: int = 500
+) -> list[int]:
+    """Ids of due pending dispatches not yet published (or whose message may be lost)."""
+    stale = now - republish_after
+    query = (
+        select(Dispatch.id)
+        .where(Dispatch.state == DispatchState.PENDING, Dispatch.next_attempt_at <= now)
+        .where(or_(Dispatch.published_at.is_(None), Dispatch.published_at < stale))
+        .order_by(Dispatch.next_attempt_at, Dispatch.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def mark_dispatches_published(session: Session, dispatch_ids: Sequence[int], now: datetime) -> None:
+    """Record that these dispatches' ids went to the broker."""
+    if dispatch_ids:
+        session.execute(
+            update(Dispatch).where(Dispatch.id.in_(dispatch_ids)).values(published_at=now)
+        )
+
+
+def release_stale_sending(session: Session, now: datetime, stale_after: timedelta) -> list[int]:
+    """Dispatches stuck in ``sending`` (their sender died) become pending again."""
+    stale = session.scalars(
+        select(Dispatch).where(
+            Dispatch.state == DispatchState.SENDING, Dispatch.updated_at < now - stale_after
+        )
+    ).all()
+    for dispatch in stale:
+        dispatch.state = DispatchState.PENDING
+        dispatch.next_attempt_at = now
+        dispatch.published_at = None
+        dispatch.updated_at = now
+    return [dispatch.id for dispatch in stale]
+
+
+def revive_dead_dispatches(
+    session: Session, dispatch_ids: Sequence[int] | None = None, now: datetime | None = None
+) -> list[int]:
+    """Dead dispatches (all, or those of ``dispatch_ids``) start over with fresh attempts."""
+    query = select(Dispatch).where(Dispatch.state == DispatchState.DEAD)
+    if dispatch_ids is not None:
+        query = query.where(Dispatch.id.in_(list(dispatch_ids)))
+    when = now or utc_now()
+    revived = []
+    for dispatch in session.scalars(query.order_by(Dispatch.id)):
+        dispatch.state = DispatchState.PENDING
+        dispatch.attempts = 0
+        dispatch.next_attempt_at = when
+        dispatch.published_at = None
+        dispatch.updated_at = when
+        revived.append(dispatch.id)
+    return revived
+
+
+def list_dispatches(
+    session: Session, state: DispatchState | None = None, limit: int = 100
+) -> list[Dispatch]:
+    """Dispatches, newest first, optionally of one state."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    query = select(Dispatch).order_by(Dispatch.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(Dispatch.state == state)
+    return list(session.scalars(query))
+
+
+def dispatches_of_job(session: Session, job_id: int, instance_id: int) -> list[Dispatch]:
+    """Dispatches of a job's outputs and of its instance's original."""
+    output_ids = select(Output.id).where(Output.job_id == job_id)
+    query = (
+        select(Dispatch)
+        .where(or_(Dispatch.output_id.in_(output_ids), Dispatch.instance_id == instance_id))
+        .order_by(Dispatch.id)
+    )
+    return list(session.scalars(query))
+
+
+def dispatch_counts(session: Session) -> dict[str, int]:
+    """Number of dispatches in each state (every state listed, zero included)."""
+    counts = dict.fromkeys((state.value for state in DispatchState), 0)
+    rows = session.execute(select(Dispatch.state, func.count(Dispatch.id)).group_by(Dispatch.state))
+    for state, count in rows:
+        counts[DispatchState(state).value] = int(count)
+    return counts
+
+
+def _require(session: Session, dispatch_id: int) -> Dispatch:
+    dispatch = session.get(Dispatch, dispatch_id)
+    if dispatch is None:
+        raise ValueError(f"no dispatch with id {dispatch_id}")
+    return dispatch

@@ -1,0 +1,119 @@
+"""Instances and their study/series grouping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from dicom_node.db._upsert import upsert_id
+from dicom_node.db.models import Instance, Series, Study
+from dicom_node.db.types import utc_now
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """What the bookkeeping keeps of a received instance (no patient identifiers)."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    transfer_syntax_uid: str
+    path: str
+    size_bytes: int
+    modality: str | None = None
+    study_date: str | None = None
+    series_number: int | None = None
+    series_description: str | None = None
+    body_part_examined: str | None = None
+    view_position: str | None = None
+    calling_ae_title: str | None = None
+    own_output: bool = False
+
+
+def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
+    """The instance with this SOP Instance UID, if stored."""
+    return session.scalars(
+        select(Instance).where(Instance.sop_instance_uid == sop_instance_uid)
+    ).one_or_none()
+
+
+def instance_id(session: Session, sop_instance_uid: str) -> int | None:
+    """The id of the instance with this SOP Instance UID, if stored (one cheap query)."""
+    return session.scalars(
+        select(Instance.id).where(Instance.sop_instance_uid == sop_instance_uid)
+    ).one_or_none()
+
+
+def _series_id(session: Session, record: InstanceRecord, now: datetime) -> int:
+    # Nearly every instance belongs to a known series: one read, and no write, then.
+    known = session.scalars(
+        select(Series.id).where(Series.series_instance_uid == record.series_instance_uid)
+    ).one_or_none()
+    if known is not None:
+        return int(known)
+    study_id = upsert_id(
+        session,
+        Study.__table__,  # type: ignore[arg-type]
+        {
+            "study_instance_uid": record.study_instance_uid,
+            "study_date": record.study_date,
+            "created_at": now,
+        },
+        "study_instance_uid",
+    )
+    return upsert_id(
+        session,
+        Series.__table__,  # type: ignore[arg-type]
+        {
+            "series_instance_uid": record.series_instance_uid,
+            "study_id": study_id,
+            "modality": record.modality,
+            "series_number": record.series_number,
+            "series_description": record.series_description,
+            "body_part_examined": record.body_part_examined,
+            "created_at": now,
+        },
+        "series_instance_uid",
+    )
+
+
+def add_instance(session: Session, record: InstanceRecord, now: datetime | None = None) -> int:
+    """Add an instance, creating its study and series rows on first sight; return its id.
+
+    Core statements rather than ORM objects: this runs once per C-STORE, and every
+    round trip is time the sender waits for its response.
+    """
+    when = now or utc_now()
+    statement = (
+        insert(Instance)
+        .values(
+            sop_instance_uid=record.sop_instance_uid,
+            sop_class_uid=record.sop_class_uid,
+            series_id=_series_id(session, record, when),
+            transfer_syntax_uid=record.transfer_syntax_uid,
+            view_position=record.view_position,
+            path=record.path,
+            size_bytes=record.size_bytes,
+            calling_ae_title=record.calling_ae_title,
+            own_output=record.own_output,
+            received_at=when,
+        )
+        .returning(Instance.id)
+    )
+    return int(session.execute(statement).scalar_one())
+
+
+def count_instances(session: Session) -> int:
+    """How many instances are stored."""
+    return int(session.scalar(select(func.count(Instance.id))) or 0)
+
+
+def count_studies_and_series(session: Session) -> tuple[int, int]:
+    """How many studies and series the stored instances form."""
+    studies = int(session.scalar(select(func.count(Study.id))) or 0)
+    series = int(session.scalar(select(func.count(Series.id))) or 0)
+    return studies, series

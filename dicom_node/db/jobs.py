@@ -1,0 +1,144 @@
+"""Processing jobs: created by the listener, taken by workers, retried from the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from dicom_node.db.models import Job, JobState
+from dicom_node.db.types import utc_now
+
+
+def create_job(
+    session: Session,
+    instance_id: int,
+    rule: str,
+    result_destinations: Sequence[str],
+    now: datetime | None = None,
+) -> Job:
+    """A queued job for one instance; the caller publishes its id after commit."""
+    when = now or utc_now()
+    job = Job(
+        instance_id=instance_id,
+        rule=rule,
+        state=JobState.QUEUED,
+        result_destinations=list(result_destinations),
+        created_at=when,
+        updated_at=when,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: int) -> Job | None:
+    """The job with this id, or ``None``."""
+    return session.get(Job, job_id)
+
+
+def list_jobs(
+    session: Session, state: JobState | None = None, limit: int = 100, offset: int = 0
+) -> list[Job]:
+    """Jobs, newest first, optionally of one state."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    query = select(Job).order_by(Job.id.desc()).limit(limit).offset(offset)
+    if state is not None:
+        query = query.where(Job.state == state)
+    return list(session.scalars(query))
+
+
+def job_counts(session: Session) -> dict[str, int]:
+    """Number of jobs in each state (every state listed, zero included)."""
+    counts = dict.fromkeys((state.value for state in JobState), 0)
+    for state, count in session.execute(select(Job.state, func.count(Job.id)).group_by(Job.state)):
+        counts[JobState(state).value] = int(count)
+    return counts
+
+
+def jobs_to_publish(
+    session: Session, now: datetime, republish_after: timedelta, limit: int = 500
+) -> list[int]:
+    """Ids of queued jobs never published, or published so long ago the message may be lost."""
+    stale = now - republish_after
+    query = (
+        select(Job.id)
+        .where(Job.state == JobState.QUEUED)
+        .where(or_(Job.published_at.is_(None), Job.published_at < stale))
+        .order_by(Job.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def mark_jobs_published(session: Session, job_ids: Sequence[int], now: datetime) -> None:
+    """Record that these jobs' ids went to the broker."""
+    if job_ids:
+        session.execute(update(Job).where(Job.id.in_(job_ids)).values(published_at=now))
+
+
+def mark_running(session: Session, job_id: int, now: datetime | None = None) -> Job:
+    """A worker took the job; counts the attempt."""
+    job = _require(session, job_id)
+    when = now or utc_now()
+    job.state = JobState.RUNNING
+    job.attempts += 1
+    job.started_at = when
+    job.updated_at = when
+    return job
+
+
+def mark_done(session: Session, job_id: int, now: datetime | None = None) -> Job:
+    """The job finished and its outputs are recorded."""
+    job = _require(session, job_id)
+    when = now or utc_now()
+    job.state = JobState.DONE
+    job.reason = None
+    job.finished_at = when
+    job.updated_at = when
+    return job
+
+
+def mark_failed(session: Session, job_id: int, reason: str, now: datetime | None = None) -> Job:
+    """The job cannot be completed; ``reason`` is shown to the administrator."""
+    if not reason:
+        raise ValueError("a failed job needs a reason")
+    job = _require(session, job_id)
+    when = now or utc_now()
+    job.state = JobState.FAILED
+    job.reason = reason
+    job.finished_at = when
+    job.updated_at = when
+    return job
+
+
+def requeue_failed_jobs(
+    session: Session, job_ids: Sequence[int] | None = None, now: datetime | None = None
+) -> list[int]:
+    """Put failed jobs (all, or those of ``job_ids``) back in the queue; return their ids.
+
+    The jobs become unpublished, so whoever publishes next (the CLI at once, or the
+    sweeper in ``serve``) sends them to the broker again.
+    """
+    query = select(Job).where(Job.state == JobState.FAILED)
+    if job_ids is not None:
+        query = query.where(Job.id.in_(list(job_ids)))
+    when = now or utc_now()
+    requeued = []
+    for job in session.scalars(query.order_by(Job.id)):
+        job.state = JobState.QUEUED
+        job.published_at = None
+        job.finished_at = None
+        job.updated_at = when
+        requeued.append(job.id)
+    return requeued
+
+
+def _require(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise ValueError(f"no job with id {job_id}")
+    return job

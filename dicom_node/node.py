@@ -1,0 +1,161 @@
+"""One running node: listener, publisher/sweeper, health endpoint, embedded worker.
+
+``Node.start`` brings the parts up in dependency order (database and migrations first,
+the listener last so nothing is accepted before it can be booked); ``Node.stop`` takes
+them down in reverse. The CLI's ``serve`` only parses options and waits for a signal.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+from importlib.machinery import PathFinder
+from pathlib import Path
+from typing import Any
+
+from pynetdicom.transport import ThreadedAssociationServer
+
+from dicom_node.broker import TaskSender
+from dicom_node.db import Database, open_database
+from dicom_node.http_server import HealthServer
+from dicom_node.ingest import Ingestor
+from dicom_node.metrics import NodeMetrics
+from dicom_node.publisher import Publisher
+from dicom_node.scp import AccessPolicy, StorageService, build_ae, start_listener
+from dicom_node.settings import Settings
+from dicom_node.spool import Spool
+from dicom_node.status import health_report, node_status
+
+logger = logging.getLogger(__name__)
+
+WORKER_STOP_TIMEOUT_S = 30.0
+
+
+def embedded_worker_available() -> bool:
+    """True if ``blsnode worker`` is installed, found without importing it (or torch)."""
+    spec = PathFinder.find_spec("worker")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    return any(
+        (Path(location) / "cli" / "run_worker.py").is_file()
+        for location in spec.submodule_search_locations
+    )
+
+
+def worker_command(config_file: Path | None, data_dir: Path | None) -> list[str]:
+    """The command line of the embedded worker, with the node's global options."""
+    command = [sys.executable, "-m", "dicom_node.cli.main"]
+    if config_file is not None:
+        command += ["--config", str(config_file)]
+    if data_dir is not None:
+        command += ["--data-dir", str(data_dir)]
+    return [*command, "worker"]
+
+
+class Node:
+    """The parts of ``blsnode serve``, started and stopped together."""
+
+    def __init__(self, settings: Settings, worker_argv: list[str] | None = None) -> None:
+        """``worker_argv``: the embedded worker's command line, ``None`` if not installed."""
+        self.settings = settings
+        self.worker_argv = worker_argv
+        self.metrics = NodeMetrics()
+        self.database: Database | None = None
+        self.publisher: Publisher | None = None
+        self.listener: ThreadedAssociationServer | None = None
+        self.http: HealthServer | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self._status_lock = threading.Lock()
+        self._status_sender: TaskSender | None = None
+
+    def start(self) -> None:
+        """Bring every part up; on failure, what was started is stopped again."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        spool = Spool(settings.spool_dir, settings.storage.min_free_bytes)
+        self.database = open_database(settings.database_url)
+        self._status_sender = TaskSender(settings)
+        self.metrics.watch_status(self.status)
+        self.publisher = Publisher(settings, self.database, self.metrics)
+        self.publisher.start()
+        if settings.http.enabled:
+            self.http = HealthServer(
+                settings.http.host, settings.http.port, self.metrics, self.health
+            )
+            self.http.start()
+        self._start_worker()
+        ingestor = Ingestor(settings, self.database, spool)
+        policy = AccessPolicy.from_settings(settings.network.allowed_callers)
+        service = StorageService(ingestor, self.publisher, self.metrics, policy)
+        self.listener = start_listener(settings, service, build_ae(settings))
+
+    def _start_worker(self) -> None:
+        if not self.settings.worker.embedded:
+            return
+        if self.worker_argv is None:
+            logger.warning(
+                "embedded worker not available in this installation; jobs wait in the "
+                "queue for a 'blsnode worker'"
+            )
+            return
+        self.worker = subprocess.Popen(self.worker_argv)
+        logger.info("embedded worker started", extra={"pid": self.worker.pid})
+
+    def status(self) -> dict[str, Any]:
+        """The ``blsnode status`` snapshot (serialised: one broker client is shared)."""
+        if self.database is None:
+            raise RuntimeError("node not started")
+        with self._status_lock:
+            return node_status(self.settings, self.database, self._status_sender)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy when listening and accepting instances."""
+        alive = self.listener is not None and self.listener.socket is not None
+        worker_down = self.worker is not None and self.worker.poll() is not None
+        healthy, report = health_report(self.status(), alive)
+        if self.worker is not None:
+            report["checks"]["worker"] = "exited" if worker_down else "ok"
+        return healthy, report
+
+    def stop(self) -> None:
+        """Stop accepting, finish publishing, stop the worker, close the database."""
+        if self.listener is not None:
+            self.listener.shutdown()
+            self.listener = None
+            logger.info("listener stopped")
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
+        if self.publisher is not None:
+            self.publisher.stop()
+            self.publisher = None
+        self._stop_worker()
+        if self._status_sender is not None:
+            self._status_sender.close()
+            self._status_sender = None
+        if self.database is not None:
+            self.database.dispose()
+            self.database = None
+
+    def _stop_worker(self) -> None:
+        if self.worker is None:
+            return
+        if self.worker.poll() is None:
+            self.worker.terminate()
+            try:
+                self.worker.wait(WORKER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                logger.warning("embedded worker did not stop in time; killing it")
+                self.worker.kill()
+                self.worker.wait()
+        logger.info("embedded worker stopped", extra={"returncode": self.worker.returncode})
+        self.worker = None

@@ -1,0 +1,171 @@
+"""Publishing job and dispatch ids to the broker, off the C-STORE path, and the sweeper.
+
+The listener commits rows and hands their ids to ``Publisher.submit``, which only puts
+them on an in-memory queue, so a slow or dead broker never delays a C-STORE response.
+One thread publishes them, marks them published, and every ``sweep_interval_s`` sweeps
+the database for work that was never published (broker down, process killed), whose
+message may be lost, or whose dispatch is due for its next attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from celery.exceptions import CeleryError
+from kombu.exceptions import KombuError
+from sqlalchemy.exc import SQLAlchemyError
+
+from dicom_node.broker import TaskSender
+from dicom_node.db import Database
+from dicom_node.db import dispatches as dispatch_rows
+from dicom_node.db import jobs as job_rows
+from dicom_node.db.types import utc_now
+from dicom_node.metrics import NodeMetrics
+from dicom_node.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# What a failed publish can raise: the broker (kombu/celery), the network, our probe.
+PUBLISH_ERRORS = (KombuError, CeleryError, OSError)
+
+
+@dataclass
+class PublishReport:
+    """What one publishing round did."""
+
+    jobs: list[int] = field(default_factory=list)
+    dispatches: list[int] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+    failed: int = 0
+
+
+def publish_ids(
+    sender: TaskSender,
+    database: Database,
+    job_ids: list[int],
+    dispatch_ids: list[int],
+    now: datetime | None = None,
+) -> PublishReport:
+    """Send ids to the broker and mark the ones that went; stop at the first failure.
+
+    The ids that could not be sent stay unpublished in the database for the next sweep.
+    """
+    report = PublishReport()
+    try:
+        for job_id in job_ids:
+            sender.send_process(job_id)
+            report.jobs.append(job_id)
+        for dispatch_id in dispatch_ids:
+            sender.send_dispatch(dispatch_id)
+            report.dispatches.append(dispatch_id)
+    except PUBLISH_ERRORS as error:
+        report.failed = len(job_ids) + len(dispatch_ids) - len(report.jobs) - len(report.dispatches)
+        logger.warning("broker unavailable, %d ids left for the sweeper: %s", report.failed, error)
+    if report.jobs or report.dispatches:
+        when = now or utc_now()
+        with database.sessions.begin() as session:
+            job_rows.mark_jobs_published(session, report.jobs, when)
+            dispatch_rows.mark_dispatches_published(session, report.dispatches, when)
+    return report
+
+
+def sweep(
+    sender: TaskSender, database: Database, settings: Settings, now: datetime | None = None
+) -> PublishReport:
+    """Publish everything the database says is due; release dispatches of dead senders."""
+    when = now or utc_now()
+    republish = timedelta(seconds=settings.broker.republish_after_s)
+    with database.sessions.begin() as session:
+        released = dispatch_rows.release_stale_sending(
+            session, when, timedelta(seconds=settings.dispatch.stale_after_s)
+        )
+        job_ids = job_rows.jobs_to_publish(session, when, republish)
+        dispatch_ids = dispatch_rows.dispatches_to_publish(session, when, republish)
+    if released:
+        logger.warning("released %d dispatches stuck in sending", len(released))
+    report = publish_ids(sender, database, job_ids, dispatch_ids, when)
+    report.released = released
+    return report
+
+
+class Publisher:
+    """The publishing thread of ``serve``: ids from the listener, and periodic sweeps."""
+
+    def __init__(
+        self, settings: Settings, database: Database, metrics: NodeMetrics | None = None
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.metrics = metrics
+        self._queue: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="blsnode-publisher", daemon=True)
+        self._sender: TaskSender | None = None
+        self.sweeps = 0
+
+    def submit(self, job_ids: list[int], dispatch_ids: list[int]) -> None:
+        """Queue ids for publishing; never blocks and never touches the network."""
+        for job_id in job_ids:
+            self._queue.put(("job", job_id))
+        for dispatch_id in dispatch_ids:
+            self._queue.put(("dispatch", dispatch_id))
+
+    def start(self) -> None:
+        """Start the thread (it sweeps once at once, to catch work left by a crash)."""
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop after the current round; unpublished ids stay in the database."""
+        self._stop.set()
+        self._queue.put(("stop", 0))
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        self._sender = TaskSender(self.settings)
+        try:
+            self._sweep()
+            while not self._stop.is_set():
+                try:
+                    first = self._queue.get(timeout=self.settings.broker.sweep_interval_s)
+                except queue.Empty:
+                    self._sweep()
+                    continue
+                self._publish_batch(first)
+        finally:
+            self._sender.close()
+
+    def _publish_batch(self, first: tuple[str, int]) -> None:
+        batch = [first]
+        while len(batch) < 500:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        job_ids = [identifier for kind, identifier in batch if kind == "job"]
+        dispatch_ids = [identifier for kind, identifier in batch if kind == "dispatch"]
+        if not job_ids and not dispatch_ids:
+            return
+        self._guarded(lambda sender: publish_ids(sender, self.database, job_ids, dispatch_ids))
+
+    def _sweep(self) -> None:
+        self.sweeps += 1
+        self._guarded(lambda sender: sweep(sender, self.database, self.settings))
+
+    def _guarded(self, action: Callable[[TaskSender], PublishReport]) -> None:
+        """Run one round; a database error is logged and the next round tries again."""
+        if self._sender is None:
+            raise RuntimeError("publisher thread not started")
+        try:
+            report = action(self._sender)
+        except SQLAlchemyError:
+            logger.exception("publishing round failed on the database; will try again")
+            return
+        if self.metrics is not None:
+            self.metrics.published.labels(kind="job").inc(len(report.jobs))
+            self.metrics.published.labels(kind="dispatch").inc(len(report.dispatches))
+            self.metrics.publish_failures.inc(report.failed)

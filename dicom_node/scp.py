@@ -1,0 +1,285 @@
+"""The DICOM listener: C-ECHO, C-STORE of every storage SOP class, access control, TLS.
+
+Handlers are thin: ``on_store`` turns the request into a ``Received``, calls
+``Ingestor.ingest``, hands new ids to the publisher (a queue put, never the network) and
+returns the status. A handler never raises; it logs and answers a status.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Any, cast
+
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
+
+from dicom_node.ingest import Ingestor, Received
+from dicom_node.metrics import NodeMetrics
+from dicom_node.publisher import Publisher
+from dicom_node.settings import AllowedCaller, Settings, TLSSettings
+from dicom_node.statuses import DicomStatus
+
+logger = logging.getLogger(__name__)
+
+# Stored exactly as received; decoding is the worker's business.
+SUPPORTED_TRANSFER_SYNTAXES = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
+]
+# Larger PDUs mean fewer Python-level fragments per large image.
+MAXIMUM_PDU_SIZE = 1 << 20
+
+# A-ASSOCIATE-RJ: rejected-permanent, by the service user, calling AE title not recognised.
+_REJECT_CALLING_AE = (0x01, 0x01, 0x03)
+
+
+def encode_file_meta(meta: Any, calling_ae_title: str | None) -> bytes:
+    """Preamble, ``DICM`` and the File Meta Information group, as written before the body."""
+    if calling_ae_title:
+        meta.SourceApplicationEntityTitle = calling_ae_title
+    stream = DicomBytesIO()
+    stream.is_little_endian = True
+    stream.is_implicit_VR = False
+    stream.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(stream, meta, enforce_standard=True)
+    return stream.getvalue()
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """Which calling AE titles (optionally from which hosts) may associate."""
+
+    allowed: tuple[tuple[str, frozenset[str]], ...]
+
+    @classmethod
+    def from_settings(cls, callers: list[AllowedCaller]) -> AccessPolicy:
+        """Resolve host names once, at start-up."""
+        entries = []
+        for caller in callers:
+            hosts: frozenset[str] = frozenset()
+            if caller.host:
+                hosts = frozenset(_addresses(caller.host))
+            entries.append((caller.ae_title, hosts))
+        return cls(tuple(entries))
+
+    @property
+    def open(self) -> bool:
+        """True when no allow-list is configured: anyone may store."""
+        return not self.allowed
+
+    def allows(self, calling_ae_title: str, address: str) -> bool:
+        """True if this caller, from this address, may associate."""
+        if self.open:
+            return True
+        title = calling_ae_title.strip()
+        return any(
+            title == allowed_title and (not hosts or address in hosts)
+            for allowed_title, hosts in self.allowed
+        )
+
+
+def _addresses(host: str) -> set[str]:
+    try:
+        return {str(ipaddress.ip_address(host))}
+    except ValueError:
+        infos = socket.getaddrinfo(host, None)
+        return {str(info[4][0]) for info in infos}
+
+
+def server_tls_context(tls: TLSSettings) -> ssl.SSLContext:
+    """TLS for the listener from the certificate paths in settings."""
+    if tls.certificate is None or tls.private_key is None:
+        raise ValueError("network.tls.enabled needs network.tls.certificate and private_key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile=tls.certificate, keyfile=tls.private_key)
+    if tls.ca_certificates is not None:
+        context.load_verify_locations(cafile=tls.ca_certificates)
+    if tls.require_client_certificate:
+        if tls.ca_certificates is None:
+            raise ValueError("network.tls.require_client_certificate needs ca_certificates")
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class StorageService:
+    """The event handlers of the listener."""
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        publisher: Publisher | None,
+        metrics: NodeMetrics,
+        policy: AccessPolicy,
+    ) -> None:
+        self.ingestor = ingestor
+        self.publisher = publisher
+        self.metrics = metrics
+        self.policy = policy
+
+    def handlers(self) -> list[Any]:
+        """The (event, handler) pairs to bind."""
+        return [
+            (evt.EVT_REQUESTED, self.on_requested),
+            (evt.EVT_ESTABLISHED, self.on_established),
+            (evt.EVT_REJECTED, self.on_rejected),
+            (evt.EVT_C_ECHO, self.on_echo),
+            (evt.EVT_C_STORE, self.on_store),
+        ]
+
+    def on_requested(self, event: evt.Event) -> None:
+        """Reject callers outside the allow-list before negotiation."""
+        requestor = event.assoc.requestor
+        # Negotiation copies the calling AE title onto the requestor later; read the request.
+        request = requestor.primitive
+        calling = str(request.calling_ae_title).strip() if request is not None else ""
+        if self.policy.allows(calling, requestor.address):
+            return
+        logger.warning(
+            "rejecting association: calling AE title not allowed",
+            extra={"calling_ae_title": calling, "peer": requestor.address},
+        )
+        self.metrics.associations.labels(result="rejected").inc()
+        event.assoc.acse.send_reject(*_REJECT_CALLING_AE)
+        event.assoc.kill()
+
+    def on_established(self, event: evt.Event) -> None:
+        """Count and log accepted associations."""
+        self.metrics.associations.labels(result="accepted").inc()
+        requestor = event.assoc.requestor
+        logger.info(
+            "association accepted",
+            extra={"calling_ae_title": requestor.ae_title, "peer": requestor.address},
+        )
+
+    def on_rejected(self, event: evt.Event) -> None:
+        """Count associations pynetdicom rejected (called AE title, association limit)."""
+        self.metrics.associations.labels(result="rejected").inc()
+        logger.warning("association rejected", extra={"peer": event.assoc.requestor.address})
+
+    def on_echo(self, event: evt.Event) -> int:
+        """C-ECHO: always success while the process runs."""
+        self.metrics.echoes.inc()
+        return int(DicomStatus.SUCCESS)
+
+    def on_store(self, event: evt.Event) -> int:
+        """C-STORE: ingest, publish ids, answer; never raises."""
+        started = time.perf_counter()
+        try:
+            status, outcome = self._store(event)
+        except Exception:  # the handler must answer; the failure is logged in full
+            logger.exception("C-STORE handler failed")
+            status, outcome = DicomStatus.OUT_OF_RESOURCES, "error"
+        self.metrics.stores.labels(outcome=outcome).inc()
+        self.metrics.store_seconds.observe(time.perf_counter() - started)
+        return int(status)
+
+    def _store(self, event: evt.Event) -> tuple[DicomStatus, str]:
+        request = cast(C_STORE, event.request)
+        calling = event.assoc.requestor.ae_title
+        with cast(BytesIO, request.DataSet).getbuffer() as body:
+            received = Received(
+                sop_class_uid=str(request.AffectedSOPClassUID),
+                sop_instance_uid=str(request.AffectedSOPInstanceUID),
+                transfer_syntax_uid=str(event.context.transfer_syntax),
+                file_meta=encode_file_meta(event.file_meta, calling),
+                body=body,
+                calling_ae_title=calling,
+            )
+            result = self.ingestor.ingest(received)
+            size = len(body)
+        extra = {
+            "sop_instance_uid": result.sop_instance_uid,
+            "calling_ae_title": calling,
+            "outcome": result.outcome,
+        }
+        if result.status.is_success:
+            logger.debug("C-STORE answered", extra=extra)
+            if result.outcome == "stored":
+                self.metrics.received_bytes.inc(size)
+        else:
+            logger.warning("C-STORE refused: %s", result.reason, extra=extra)
+        if self.publisher is not None and (result.job_id is not None or result.dispatch_ids):
+            job_ids = [] if result.job_id is None else [result.job_id]
+            self.publisher.submit(job_ids, list(result.dispatch_ids))
+        return result.status, result.outcome
+
+
+def build_ae(settings: Settings) -> AE:
+    """Our AE: every storage SOP class with the supported syntaxes, verification, limits."""
+    network = settings.network
+    ae = AE(ae_title=network.ae_title)
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(cast(str, context.abstract_syntax), SUPPORTED_TRANSFER_SYNTAXES)
+    ae.add_supported_context(Verification, SUPPORTED_TRANSFER_SYNTAXES[:2])
+    ae.require_called_aet = network.require_called_ae_title
+    ae.maximum_associations = network.max_associations
+    ae.maximum_pdu_size = MAXIMUM_PDU_SIZE
+    ae.acse_timeout = network.acse_timeout_s
+    ae.dimse_timeout = network.dimse_timeout_s
+    ae.network_timeout = network.network_timeout_s
+    return ae
+
+
+def start_listener(
+    settings: Settings, service: StorageService, ae: AE | None = None
+) -> ThreadedAssociationServer:
+    """Start listening in background threads; ``server.shutdown()`` stops it."""
+    ae = ae or build_ae(settings)
+    network = settings.network
+    context = server_tls_context(network.tls) if network.tls.enabled else None
+    if service.policy.open:
+        logger.warning("no allow-list configured: any calling AE title may store")
+    server = ae.start_server(
+        (network.host, network.port),
+        block=False,
+        ssl_context=context,
+        evt_handlers=service.handlers(),
+    )
+    if server is None:
+        raise RuntimeError("pynetdicom returned no server in non-blocking mode")
+    service.metrics.active_associations.set_function(lambda: len(ae.active_associations))
+    logger.info(
+        "listening as %s on %s:%d%s",
+        network.ae_title,
+        network.host,
+        network.port,
+        " (TLS)" if context else "",
+    )
+    return server

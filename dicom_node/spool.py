@@ -1,0 +1,116 @@
+"""The spool: received instances on disk, written durably before anyone is told "stored".
+
+Layout: ``<spool>/<study UID>/<series UID>/<SOP Instance UID>.dcm``, exactly the bytes
+that arrived (Part 10 file meta, then the data set as encoded by the sender). A file is
+written to ``<spool>/.incoming``, flushed and fsynced, renamed into place (atomic on one
+file system), and the directory is fsynced so the rename survives a power cut.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dicom_node.header import is_valid_uid
+
+logger = logging.getLogger(__name__)
+
+INCOMING = ".incoming"
+
+
+class DiskFullError(OSError):
+    """Free space would fall under the configured guard."""
+
+
+@dataclass(frozen=True)
+class SpooledFile:
+    """A file durably in the spool."""
+
+    path: Path
+    size_bytes: int
+
+
+def _fsync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class Spool:
+    """Durable writes of received instances under one directory."""
+
+    def __init__(self, root: Path, min_free_bytes: int) -> None:
+        if min_free_bytes < 0:
+            raise ValueError(f"min_free_bytes must be >= 0, not {min_free_bytes}")
+        self.root = Path(root)
+        self.min_free_bytes = min_free_bytes
+        self.incoming = self.root / INCOMING
+        self.incoming.mkdir(parents=True, exist_ok=True)
+
+    def free_bytes(self) -> int:
+        """Free bytes on the spool's file system (for unprivileged users)."""
+        return shutil.disk_usage(self.root).free
+
+    def check_space(self, incoming_bytes: int) -> None:
+        """Raise ``DiskFullError`` if storing ``incoming_bytes`` would breach the guard."""
+        free = self.free_bytes()
+        if free - incoming_bytes < self.min_free_bytes:
+            raise DiskFullError(
+                f"free space {free} B minus {incoming_bytes} B incoming is under the "
+                f"guard of {self.min_free_bytes} B"
+            )
+
+    def path_for(self, study_uid: str, series_uid: str, sop_instance_uid: str) -> Path:
+        """Where an instance lives; UIDs are validated because they become file names."""
+        for uid in (study_uid, series_uid, sop_instance_uid):
+            if not is_valid_uid(uid):
+                raise ValueError(f"not a valid UID (refusing it as a file name): {uid!r}")
+        return self.root / study_uid / series_uid / f"{sop_instance_uid}.dcm"
+
+    def write(self, target: Path, parts: list[bytes | memoryview]) -> SpooledFile:
+        """Write ``parts`` to ``target`` durably; on any error nothing is left behind."""
+        size = sum(len(part) for part in parts)
+        self.check_space(size)
+        descriptor, temporary_name = tempfile.mkstemp(dir=self.incoming, suffix=".part")
+        temporary = Path(temporary_name)
+        placed = False
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                for part in parts:
+                    handle.write(part)
+                handle.flush()
+                os.fsync(handle.fileno())
+            created = self._make_parents(target.parent)
+            os.replace(temporary, target)
+            placed = True
+            _fsync_directory(target.parent)
+            for directory in created:
+                _fsync_directory(directory.parent)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            if placed:
+                # Renamed but not known to be durable: the caller answers failure, so the
+                # file must not stay to be mistaken for a stored instance.
+                target.unlink(missing_ok=True)
+            raise
+        return SpooledFile(path=target, size_bytes=size)
+
+    def _make_parents(self, directory: Path) -> list[Path]:
+        """Create missing directories up to the spool root; return those created."""
+        created: list[Path] = []
+        current = directory
+        while not current.exists() and current != self.root:
+            created.append(current)
+            current = current.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        return created
+
+    def remove(self, path: Path) -> None:
+        """Delete a spooled file (after its database row is gone or was never committed)."""
+        path.unlink(missing_ok=True)

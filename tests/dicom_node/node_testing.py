@@ -1,0 +1,254 @@
+"""Helpers for the dicom_node tests: free ports, waiting for listeners, finding dcmtk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(
+    port: int, timeout_s: float = 20.0, process: subprocess.Popen | None = None
+) -> None:
+    """Block until something accepts connections on ``port`` (or fail if ``process`` died)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def dcmtk(tool: str) -> str:
+    """Path of a dcmtk program, skipping same-named pynetdicom scripts in the venv."""
+    venv_bin = Path(sys.prefix) / "bin"
+    for folder in [*os.environ.get("PATH", "").split(os.pathsep), "/usr/bin", "/usr/local/bin"]:
+        if not folder or Path(folder).resolve() == venv_bin.resolve():
+            continue
+        found = shutil.which(tool, path=folder)
+        if found:
+            return found
+    raise FileNotFoundError(f"dcmtk program {tool!r} not found (apt-get install dcmtk)")
+
+
+# --- DICOM test objects -------------------------------------------------------------
+
+DX_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
+DX_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.1.1"
+CR_IMAGE = "1.2.840.10008.5.1.4.1.1.1"
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def hand_dataset(
+    rows: int = 64,
+    columns: int = 48,
+    bits_stored: int = 12,
+    seed: int = 0,
+    **attributes: object,
+):
+    """A small PA hand radiograph (DX for presentation) with random pixels.
+
+    Generated rather than real so each test isolates one property; ``attributes``
+    override or add elements by keyword (``None`` deletes one).
+    """
+    import numpy as np
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    rng = np.random.default_rng(seed)
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = DX_PRESENTATION
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientName = "TEST^HAND"
+    ds.PatientID = "PID-0001"
+    ds.StudyDate = "20250106"
+    ds.Modality = "DX"
+    ds.Manufacturer = "TestVendor"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.BodyPartExamined = "HAND"
+    ds.ViewPosition = "PA"
+    ds.SeriesDescription = "Hand PA"
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = rows
+    ds.Columns = columns
+    ds.BitsAllocated = 16 if bits_stored > 8 else 8
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.PixelRepresentation = 0
+    dtype = np.uint16 if bits_stored > 8 else np.uint8
+    pixels = rng.integers(0, 1 << bits_stored, size=(rows, columns), dtype=dtype)
+    ds.PixelData = pixels.tobytes()
+    for keyword, value in attributes.items():
+        if value is None:
+            if keyword in ds:
+                delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
+def save(ds, path: Path) -> Path:
+    """Write ``ds`` as a Part 10 file in its file meta transfer syntax."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def wait_until(
+    predicate, timeout_s: float = 15.0, interval_s: float = 0.05, what: str = "condition"
+):
+    """Poll ``predicate`` until it returns a truthy value, which is returned."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval_s)
+
+
+def store_datasets(
+    port: int,
+    datasets: list,
+    called: str = "BLSNODE",
+    calling: str = "TESTSCU",
+    host: str = "127.0.0.1",
+    tls=None,
+) -> list[int]:
+    """C-STORE each dataset (or Part 10 path) over one pynetdicom association; the statuses."""
+    from pydicom import dcmread
+    from pynetdicom import AE
+
+    ae = AE(ae_title=calling)
+    contexts: dict[str, set[str]] = {}
+    for item in datasets:
+        ds = item if not isinstance(item, str | Path) else dcmread(item, stop_before_pixels=True)
+        contexts.setdefault(str(ds.file_meta.MediaStorageSOPClassUID), set()).add(
+            str(ds.file_meta.TransferSyntaxUID)
+        )
+    for sop_class, syntaxes in contexts.items():
+        for syntax in sorted(syntaxes):
+            ae.add_requested_context(sop_class, [syntax])
+    assoc = ae.associate(host, port, ae_title=called, tls_args=tls)
+    if not assoc.is_established:
+        raise ConnectionError(f"association refused (rejected={assoc.is_rejected})")
+    try:
+        statuses = []
+        for item in datasets:
+            response = assoc.send_c_store(item)
+            statuses.append(int(response.Status) if "Status" in response else -1)
+        return statuses
+    finally:
+        assoc.release()
+
+
+def echo_status(
+    port: int, called: str = "BLSNODE", calling: str = "TESTSCU", tls=None
+) -> int | None:
+    """C-ECHO; the status, or ``None`` when no association was established."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", port, ae_title=called, tls_args=tls)
+    if not assoc.is_established:
+        return None
+    try:
+        response = assoc.send_c_echo()
+        return int(response.Status) if "Status" in response else None
+    finally:
+        assoc.release()
+
+
+class Orthanc:
+    """A real Orthanc (Debian package) with its own configuration on free loopback ports."""
+
+    def __init__(self, root: Path, ae_title: str = "ORTHANC") -> None:
+        import json
+
+        self.root = root
+        self.ae_title = ae_title
+        self.dicom_port = free_port()
+        self.http_port = free_port()
+        self.process: subprocess.Popen | None = None
+        root.mkdir(parents=True, exist_ok=True)
+        self.config = root / "orthanc.json"
+        self.config.write_text(
+            json.dumps(
+                {
+                    "Name": "blsnode-test",
+                    "StorageDirectory": str(root / "storage"),
+                    "IndexDirectory": str(root / "index"),
+                    "DicomAet": ae_title,
+                    "DicomPort": self.dicom_port,
+                    "HttpPort": self.http_port,
+                    "RemoteAccessAllowed": False,
+                    "AuthenticationEnabled": False,
+                    "DicomCheckCalledAet": True,
+                    "DicomAlwaysAllowEcho": True,
+                    "DicomAlwaysAllowStore": True,
+                    "Plugins": [],
+                    "ConcurrentJobs": 1,
+                    "SaveJobs": False,
+                }
+            )
+        )
+
+    def start(self) -> Orthanc:
+        log = (self.root / "orthanc.log").open("ab")
+        self.process = subprocess.Popen(["Orthanc", str(self.config)], stdout=log, stderr=log)
+        log.close()
+        wait_for_port(self.http_port, process=self.process)
+        wait_for_port(self.dicom_port, process=self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            # Its storage is thrown away: no need to wait for a graceful shutdown (seconds).
+            self.process.kill()
+            self.process.wait(20)
+        self.process = None
+
+    def get(self, path: str):
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=10) as r:
+            body = r.read()
+        return json.loads(body) if body.startswith((b"{", b"[")) else body.decode()
+
+    def instances(self) -> dict[str, str]:
+        """SOP Instance UID -> transfer syntax UID of every stored instance."""
+        found = {}
+        for item in self.get("/instances?expand"):
+            syntax = self.get(f"/instances/{item['ID']}/metadata/TransferSyntax")
+            found[item["MainDicomTags"]["SOPInstanceUID"]] = syntax
+        return found

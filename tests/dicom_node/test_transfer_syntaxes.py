@@ -1,0 +1,151 @@
+"""Every supported transfer syntax arrives by dcmtk storescu and is stored as received.
+
+Compressed files are made with pydicom's encoders (RLE, JPEG-LS, JPEG 2000) and dcmtk's
+``dcmcjpeg`` (the JPEG processes); the stored pixel data must be the very bytes sent (no
+decoding in the handler) and must still decode to the original pixels where lossless.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import node_settings
+from node_testing import dcmtk, hand_dataset, save, store_datasets
+from pydicom import dcmread
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from sqlalchemy import select
+
+from dicom_node.db import Instance
+from dicom_node.node import Node
+
+
+@dataclass(frozen=True)
+class Case:
+    syntax: str
+    storescu_option: str | None  # None: sent with pynetdicom (storescu cannot propose it)
+    lossless: bool
+    bits: int = 12
+
+
+CASES = [
+    Case(ImplicitVRLittleEndian, "-xi", True),
+    Case(ExplicitVRLittleEndian, "-xe", True),
+    Case(ExplicitVRBigEndian, "-xb", True),
+    Case(DeflatedExplicitVRLittleEndian, "-xd", True),
+    Case(JPEGBaseline8Bit, "-xy", False, bits=8),
+    Case(JPEGExtended12Bit, "-xx", False),
+    Case(JPEGLossless, None, True),
+    Case(JPEGLosslessSV1, "-xs", True),
+    Case(JPEGLSLossless, "-xt", True),
+    Case(JPEGLSNearLossless, "-xu", False),
+    Case(JPEG2000Lossless, "-xv", True),
+    Case(JPEG2000, "-xw", False),
+    Case(RLELossless, "-xr", True),
+]
+DCMCJPEG_OPTION = {
+    JPEGBaseline8Bit: "+eb",
+    JPEGExtended12Bit: "+ee",
+    JPEGLossless: "+el",
+    JPEGLosslessSV1: "+e1",
+}
+
+
+def make_file(case: Case, folder: Path, seed: int) -> tuple[Path, np.ndarray]:
+    """A hand radiograph in ``case.syntax`` and its original pixels."""
+    ds = hand_dataset(bits_stored=case.bits, seed=seed)
+    original = ds.pixel_array.copy()
+    plain = save(ds, folder / f"{seed}-plain.dcm")
+    target = folder / f"{seed}.dcm"
+    if case.syntax in DCMCJPEG_OPTION:
+        subprocess.run(
+            [dcmtk("dcmcjpeg"), DCMCJPEG_OPTION[case.syntax], str(plain), str(target)], check=True
+        )
+    elif case.syntax == ExplicitVRBigEndian:
+        # pydicom writes OW pixel data unswapped; dcmtk converts it properly.
+        subprocess.run([dcmtk("dcmconv"), "+tb", str(plain), str(target)], check=True)
+    elif case.syntax == JPEGLSNearLossless:
+        ds.compress(case.syntax, generate_instance_uid=False, jls_error=2)
+        save(ds, target)
+    elif case.syntax == JPEG2000:
+        ds.compress(case.syntax, generate_instance_uid=False, j2k_cr=[8])
+        save(ds, target)
+    elif case.syntax in (JPEGLSLossless, JPEG2000Lossless, RLELossless):
+        ds.compress(case.syntax, generate_instance_uid=False)
+        save(ds, target)
+    else:
+        ds.file_meta.TransferSyntaxUID = case.syntax
+        save(ds, target)
+    assert dcmread(target).file_meta.TransferSyntaxUID == case.syntax
+    return target, original
+
+
+@pytest.fixture(scope="module")
+def shared_node(tmp_path_factory: pytest.TempPathFactory):
+    node = Node(node_settings(tmp_path_factory.mktemp("ts-node")))
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.syntax.name)
+def test_transfer_syntax_is_stored_as_received(
+    shared_node: Node, case: Case, tmp_path: Path
+) -> None:
+    seed = CASES.index(case) + 100
+    path, original = make_file(case, tmp_path, seed)
+    port = shared_node.settings.network.port
+    if case.storescu_option is None:
+        assert store_datasets(port, [path]) == [0]
+    else:
+        sent = subprocess.run(
+            [
+                dcmtk("storescu"),
+                case.storescu_option,
+                "-aec",
+                "BLSNODE",
+                "127.0.0.1",
+                str(port),
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sent.returncode == 0 and "Store Failed" not in sent.stderr, sent.stderr
+    sop_instance_uid = dcmread(path, stop_before_pixels=True).SOPInstanceUID
+    assert shared_node.database is not None
+    with shared_node.database.sessions() as session:
+        instance = session.scalars(
+            select(Instance).where(Instance.sop_instance_uid == sop_instance_uid)
+        ).one()
+    assert instance.transfer_syntax_uid == case.syntax
+    stored = dcmread(instance.path)
+    assert stored.file_meta.TransferSyntaxUID == case.syntax
+    source = dcmread(path)
+    assert stored.PixelData == source.PixelData
+    pixels = stored.pixel_array
+    assert pixels.shape == original.shape
+    # What was stored decodes to exactly what was sent; lossless syntaxes to the original.
+    np.testing.assert_array_equal(pixels, source.pixel_array)
+    if case.lossless:
+        np.testing.assert_array_equal(pixels, original)
