@@ -21,12 +21,13 @@ import numpy as np
 import torch
 
 from blsgan_core.checkpoint import load_checkpoint, save_checkpoint
-from blsgan_core.joints.model import KIND, Localiser, LocaliserConfig
+from blsgan_core.joints.model import KIND, Localiser, LocaliserConfig, load_localiser
 from blsgan_core.networks.unet import UNetConfig
-from trainer.evaluation.localization import evaluate_localization
+from trainer.evaluation.localization import VARIANTS, evaluate_localization
 from trainer.frontend.hand_data import (
     N_VALIDATION,
     SPLIT_SEED,
+    LandmarkRecord,
     load_hand_image,
     read_landmarks_csv,
     split_records,
@@ -45,6 +46,7 @@ from trainer.frontend.loop import (
     log,
     save_training_state,
 )
+from trainer.frontend.model_card import render_model_card
 
 TINY = LocaliserConfig(
     detector=UNetConfig(in_channels=1, out_channels=2, base_channels=8, depth=2, max_channels=8),
@@ -67,6 +69,21 @@ def batch(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, t
     inputs = torch.from_numpy(np.stack([s[0] for s in samples]))[:, None]
     targets = torch.from_numpy(np.stack([s[1] for s in samples]))
     return inputs, targets
+
+
+def export(best: Path, export_path: Path, val_records: list[LandmarkRecord]) -> None:
+    """Write ``best`` as fp16 weights, measure them on the validation images, write the card."""
+    save_checkpoint(export_path, load_checkpoint(best, expected_kind=KIND), half=True)
+    model = load_localiser(export_path)
+    report = {v: evaluate_localization(val_records, model, v) for v in VARIANTS}
+    summary = (
+        "MCP joint localiser of blsgan-node: a hand detector (whole image, long side "
+        f"{model.config.detector_size}) and a landmark network (one hand, "
+        f"{model.config.landmark_size} px). See docs/frontend.md."
+    )
+    card = render_model_card(export_path, "Localiser weights", summary, report, command_line())
+    export_path.with_suffix(".md").write_text(card)
+    click.echo(f"wrote {export_path} ({export_path.stat().st_size / 1e6:.1f} MB) and its card")
 
 
 @click.command()
@@ -128,16 +145,14 @@ def main(
     export_path: Path | None,
 ) -> None:
     """Train (or resume, or export) the localiser."""
-    if export_path is not None:
-        checkpoint = load_checkpoint(out_dir / "best.pt", expected_kind=KIND)
-        save_checkpoint(export_path, checkpoint, half=True)
-        click.echo(f"wrote {export_path} ({export_path.stat().st_size / 1e6:.1f} MB)")
-        return
     configure_torch(threads, seed)
     records = read_landmarks_csv(data_dir / "landmarks.csv")
     train_records, val_records = split_records(records, n_val, split_seed)
     if limit_images:
         train_records, val_records = train_records[:limit_images], val_records[:2]
+    if export_path is not None:
+        export(out_dir / "best.pt", export_path, val_records)
+        return
     pool = [load_hand_image(r, long_side) for r in train_records]
     config = TINY if tiny else LocaliserConfig()
     model = Localiser(config)

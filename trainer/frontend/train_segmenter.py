@@ -23,12 +23,13 @@ from torch import nn
 
 from blsgan_core.checkpoint import load_checkpoint, save_checkpoint
 from blsgan_core.networks.unet import UNetConfig
-from blsgan_core.segment.model import KIND, Segmenter, SegmenterConfig
+from blsgan_core.segment.model import KIND, Segmenter, SegmenterConfig, load_segmenter
 from blsgan_core.segment.predict import prepare
 from trainer.evaluation.segmentation import evaluate_segmentation
 from trainer.frontend.joint_data import (
     SPLIT_SEED,
     VAL_FRACTION,
+    JointRecord,
     load_joint,
     partition_valid,
     read_manifest,
@@ -47,6 +48,7 @@ from trainer.frontend.loop import (
     save_training_state,
     soft_dice_loss,
 )
+from trainer.frontend.model_card import render_model_card
 
 TINY = SegmenterConfig(
     unet=UNetConfig(in_channels=1, out_channels=2, base_channels=8, depth=2, max_channels=16),
@@ -83,6 +85,21 @@ def augment(
     noise = torch.from_numpy(rng.uniform(0, 0.03, (count, 1, 1, 1)).astype(np.float32))
     images = images + noise * torch.randn_like(images)
     return images, masks
+
+
+def export(best: Path, export_path: Path, val_records: list[JointRecord]) -> None:
+    """Write ``best`` as fp16 weights, measure them on the validation joints, write the card."""
+    save_checkpoint(export_path, load_checkpoint(best, expected_kind=KIND), half=True)
+    model = load_segmenter(export_path)
+    report = evaluate_segmentation(val_records, model)
+    summary = (
+        "Bone segmenter of blsgan-node: upper (proximal phalanx base) and lower "
+        "(metacarpal head) masks of a 256x256 MCP joint crop, two sigmoid channels, "
+        f"U-Net run at {model.config.input_size} px. See docs/frontend.md."
+    )
+    card = render_model_card(export_path, "Segmenter weights", summary, report, command_line())
+    export_path.with_suffix(".md").write_text(card)
+    click.echo(f"wrote {export_path} ({export_path.stat().st_size / 1e6:.1f} MB) and its card")
 
 
 @click.command()
@@ -132,11 +149,6 @@ def main(
     export_path: Path | None,
 ) -> None:
     """Train (or resume, or export) the segmenter."""
-    if export_path is not None:
-        checkpoint = load_checkpoint(out_dir / "best.pt", expected_kind=KIND)
-        save_checkpoint(export_path, checkpoint, half=True)
-        click.echo(f"wrote {export_path} ({export_path.stat().st_size / 1e6:.1f} MB)")
-        return
     configure_torch(threads, seed)
     manifest = data_dir / "manifest.json"
     records = read_manifest(manifest)
@@ -144,6 +156,9 @@ def main(
     train_records, val_records = split_by_case(valid, val_fraction, split_seed)
     if limit_images:
         train_records, val_records = train_records[:limit_images], val_records[:limit_images]
+    if export_path is not None:
+        export(out_dir / "best.pt", export_path, val_records)
+        return
     loaded = [load_joint(r) for r in train_records]
     images = prepare(np.stack([image for image, _ in loaded]))
     masks = torch.from_numpy(np.stack([m for _, m in loaded]).astype(np.float32))
