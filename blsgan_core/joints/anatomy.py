@@ -23,9 +23,11 @@ AXIS_INDICES = (19, 22, 26, 30, 34)
 # Metacarpal bases, thumb to little finger: with the MCPs they frame the metacarpus.
 METACARPAL_BASE_INDICES = (17, 16, 15, 14, 13)
 # How far the joint centre lies from the MCP landmark towards the wrist, as a fraction of
-# the MCP2-MCP3 distance (the data README gives 0.1-0.2; 0.15 centres the joint space in
-# crops the way the published joint crops are centred, see docs/frontend.md).
-JOINT_CENTRE_OFFSET = 0.15
+# the MCP2-MCP3 distance. The data README gives 0.1-0.2; measured on crops of the atlas,
+# the joint space lies about 0.07 below the landmark, and in the published joint crops
+# the joint space sits 4 px (of 256) below the crop centre, so 0.1 centres crops the way
+# the published ones are centred (docs/frontend.md shows them side by side).
+JOINT_CENTRE_OFFSET = 0.1
 
 Side = Literal["L", "R"]
 
