@@ -1,0 +1,295 @@
+"""Joint crops and their geometry: source radiograph <-> 256x256 crop, both ways.
+
+A crop is a square of the source turned so that the finger axis points up, resized to
+``size`` pixels. ``CropGeometry`` keeps the affine map from crop pixels to source
+pixels, so that masks and layer images computed on a crop can be drawn back onto the
+source grid (``uncrop``), which the DICOM Segmentation needs.
+
+Conventions (used everywhere in the front end):
+
+- Pixel coordinates are ``(x, y)``: x to the right (column), y down (row); integer
+  values are pixel centres.
+- A direction is a *bearing* in degrees: 0 = up (towards smaller y), positive clockwise
+  as seen on screen, so 90 = right (+x); the range is (-180, 180].
+- An affine is a 3x3 matrix ``M`` with ``[x_src, y_src, 1] = M @ [x_out, y_out, 1]``:
+  it maps an *output* pixel to where it samples the *input*, the form warping needs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import ndimage
+
+CROP_SIZE = 256
+# Crop side as a multiple of the MCP2-MCP3 distance: the multiple at which crops of the
+# hand radiographs resemble the published BLS-GAN joint crops (see docs/frontend.md).
+HAND_SIZE_MULTIPLE = 1.2
+# Crop side in millimetres when the pixel spacing is known and chosen as the scale:
+# 1.2 x an adult MCP2-MCP3 distance of about 20 mm.
+CROP_SIDE_MM = 24.0
+
+
+def bearing_vector(angle_deg: float) -> np.ndarray:
+    """Unit vector ``(dx, dy)`` of a bearing (0 = up, clockwise positive)."""
+    angle = math.radians(angle_deg)
+    return np.array([math.sin(angle), -math.cos(angle)])
+
+
+def bearing_deg(dx: float, dy: float) -> float:
+    """Bearing of the vector ``(dx, dy)`` in image coordinates; inverse of ``bearing_vector``."""
+    if dx == 0 and dy == 0:
+        raise ValueError("the bearing of a zero-length vector is undefined")
+    return math.degrees(math.atan2(dx, -dy))
+
+
+def similarity(
+    centre_out: ArrayLike, centre_in: ArrayLike, scale: float, angle_deg: float
+) -> np.ndarray:
+    """Affine output -> input: rotate by the bearing, scale, move ``centre_out`` onto ``centre_in``.
+
+    ``scale`` is input pixels per output pixel. With ``angle_deg`` = a, the output's "up"
+    samples the input along bearing a, so content pointing along a ends up pointing up.
+    """
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale!r}")
+    angle = math.radians(angle_deg)
+    cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
+    linear = np.array([[cos, -sin], [sin, cos]])
+    matrix = np.eye(3)
+    matrix[:2, :2] = linear
+    matrix[:2, 2] = np.asarray(centre_in, dtype=float) - linear @ np.asarray(centre_out, float)
+    return matrix
+
+
+def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map ``(..., 2)`` points ``(x, y)`` through a 3x3 affine."""
+    points = np.asarray(points, dtype=float)
+    if points.shape[-1] != 2:
+        raise ValueError(f"points must have shape (..., 2), got {points.shape}")
+    return points @ matrix[:2, :2].T + matrix[:2, 2]
+
+
+def affine_scale(matrix: np.ndarray) -> float:
+    """Input pixels per output pixel (geometric mean over both axes)."""
+    return float(math.sqrt(abs(np.linalg.det(matrix[:2, :2]))))
+
+
+def warp(
+    image: np.ndarray,
+    matrix: np.ndarray,
+    shape: tuple[int, int],
+    *,
+    order: int = 1,
+    fill: float = 0.0,
+    antialias: bool = True,
+) -> np.ndarray:
+    """Sample ``image`` (H, W) on an output grid of ``shape`` through ``matrix`` (output -> input).
+
+    When the output is coarser than the input, the input is low-pass filtered first
+    (Gaussian, sigma = (scale - 1) / 2 input pixels) so that thin cortical lines do not
+    alias into noise; masks should be warped with ``antialias=False``.
+    """
+    if image.ndim != 2:
+        raise ValueError(f"warp expects a 2-D image, got shape {image.shape}")
+    if matrix.shape != (3, 3):
+        raise ValueError(f"matrix must be 3x3, got {matrix.shape}")
+    source = np.asarray(image, dtype=np.float32)
+    scale = affine_scale(matrix)
+    if antialias and scale > 1.5:
+        source = ndimage.gaussian_filter(source, sigma=(scale - 1.0) / 2.0)
+    # ndimage indexes (row, col) = (y, x): swap the axes of the (x, y) matrix.
+    swap = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=float)
+    rowcol = swap @ matrix @ swap
+    return ndimage.affine_transform(
+        source,
+        rowcol[:2, :2],
+        offset=rowcol[:2, 2],
+        output_shape=shape,
+        order=order,
+        mode="constant",
+        cval=fill,
+        prefilter=False,
+    ).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class CropGeometry:
+    """A square crop of the source: centre, side in source pixels, bearing that becomes "up".
+
+    Attributes
+    ----------
+    centre_x, centre_y
+        Source pixel at the crop's centre.
+    side_px
+        Source pixels spanned by the crop's width (and height).
+    angle_deg
+        Bearing in the source that points up in the crop (the finger axis).
+    size
+        Crop width and height in pixels.
+    """
+
+    centre_x: float
+    centre_y: float
+    side_px: float
+    angle_deg: float = 0.0
+    size: int = CROP_SIZE
+
+    def __post_init__(self) -> None:
+        if not self.side_px > 0 or not math.isfinite(self.side_px):
+            raise ValueError(f"side_px must be positive and finite, got {self.side_px!r}")
+        if not isinstance(self.size, int) or self.size < 2:
+            raise ValueError(f"size must be an integer >= 2, got {self.size!r}")
+        if not (math.isfinite(self.centre_x) and math.isfinite(self.centre_y)):
+            raise ValueError(f"centre must be finite, got ({self.centre_x}, {self.centre_y})")
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """Affine crop pixel -> source pixel."""
+        middle = (self.size - 1) / 2.0
+        return similarity(
+            (middle, middle),
+            (self.centre_x, self.centre_y),
+            self.side_px / self.size,
+            self.angle_deg,
+        )
+
+    @property
+    def inverse(self) -> np.ndarray:
+        """Affine source pixel -> crop pixel."""
+        return np.linalg.inv(self.matrix)
+
+    def to_source(self, points: np.ndarray) -> np.ndarray:
+        """Crop ``(x, y)`` points -> source points."""
+        return apply_affine(self.matrix, points)
+
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        """Source ``(x, y)`` points -> crop points."""
+        return apply_affine(self.inverse, points)
+
+    def as_dict(self) -> dict[str, float | int | list[list[float]]]:
+        """JSON-ready form, with the crop -> source matrix for consumers outside Python."""
+        return {
+            "centre_x": self.centre_x,
+            "centre_y": self.centre_y,
+            "side_px": self.side_px,
+            "angle_deg": self.angle_deg,
+            "size": self.size,
+            "matrix": self.matrix.tolist(),
+        }
+
+
+def crop(
+    image: np.ndarray, geometry: CropGeometry, *, order: int = 1, fill: float = 0.0
+) -> np.ndarray:
+    """Cut the crop described by ``geometry`` out of a 2-D source image."""
+    return warp(image, geometry.matrix, (geometry.size, geometry.size), order=order, fill=fill)
+
+
+def uncrop(
+    array: np.ndarray,
+    geometry: CropGeometry,
+    source_shape: tuple[int, int],
+    *,
+    order: int = 1,
+    fill: float = 0.0,
+) -> np.ndarray:
+    """Draw a crop-sized array back onto the source grid; ``fill`` outside the crop.
+
+    Only the source pixels under the crop's footprint are computed, so un-cropping onto
+    a large radiograph stays cheap.
+    """
+    if array.shape != (geometry.size, geometry.size):
+        raise ValueError(
+            f"array of shape {array.shape} does not match a {geometry.size}x{geometry.size} crop"
+        )
+    if len(source_shape) != 2 or min(source_shape) < 1:
+        raise ValueError(f"source_shape must be (height, width), got {source_shape!r}")
+    height, width = source_shape
+    out = np.full(source_shape, fill, dtype=np.float32)
+    last = geometry.size - 1
+    corners = geometry.to_source(np.array([[0, 0], [last, 0], [0, last], [last, last]], float))
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 1
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width - 1), min(y1, height - 1)
+    if x0 > x1 or y0 > y1:
+        return out
+    # Source window -> crop: the inverse affine, shifted to the window's origin.
+    window_to_source = np.eye(3)
+    window_to_source[:2, 2] = (x0, y0)
+    out[y0 : y1 + 1, x0 : x1 + 1] = warp(
+        array,
+        geometry.inverse @ window_to_source,
+        (y1 - y0 + 1, x1 - x0 + 1),
+        order=order,
+        fill=fill,
+        antialias=False,
+    )
+    return out
+
+
+def uncrop_mask(
+    mask: np.ndarray, geometry: CropGeometry, source_shape: tuple[int, int]
+) -> np.ndarray:
+    """Boolean mask (or probability map, cut at 0.5) of a crop, on the source grid."""
+    return uncrop(np.asarray(mask, dtype=np.float32), geometry, source_shape) >= 0.5
+
+
+class JointLike(Protocol):
+    """What a crop needs of a located joint (``blsgan_core.joints.Joint`` fits)."""
+
+    @property
+    def x(self) -> float: ...
+    @property
+    def y(self) -> float: ...
+    @property
+    def axis_deg(self) -> float: ...
+
+
+def crop_side(
+    mcp2_mcp3_px: float | None,
+    *,
+    pixel_spacing_mm: float | None = None,
+    multiple: float = HAND_SIZE_MULTIPLE,
+    side_mm: float | None = None,
+) -> float:
+    """Source pixels across a joint crop.
+
+    By hand size (``multiple`` x the MCP2-MCP3 distance) unless ``side_mm`` is given
+    together with a pixel spacing, in which case the crop has that physical size. Hand
+    size is the default because it needs no calibration and follows the bone sizes of
+    children and adults alike.
+    """
+    if side_mm is not None:
+        if pixel_spacing_mm is None or not pixel_spacing_mm > 0:
+            raise ValueError(
+                f"side_mm={side_mm} needs a positive pixel spacing, got {pixel_spacing_mm!r}"
+            )
+        return side_mm / pixel_spacing_mm
+    if mcp2_mcp3_px is None or not mcp2_mcp3_px > 0:
+        raise ValueError(f"mcp2_mcp3_px must be positive, got {mcp2_mcp3_px!r}")
+    if not multiple > 0:
+        raise ValueError(f"multiple must be positive, got {multiple!r}")
+    return multiple * mcp2_mcp3_px
+
+
+def joint_geometries(
+    joints: Sequence[JointLike], side_px: float, size: int = CROP_SIZE
+) -> list[CropGeometry]:
+    """One crop per joint, centred on it, finger axis up, all of the same side."""
+    return [CropGeometry(j.x, j.y, side_px, j.axis_deg, size) for j in joints]
+
+
+def crop_joints(
+    image: np.ndarray, joints: Sequence[JointLike], side_px: float, size: int = CROP_SIZE
+) -> tuple[np.ndarray, list[CropGeometry]]:
+    """Crops ``(N, size, size)`` float32 of every joint, with their geometries."""
+    geometries = joint_geometries(joints, side_px, size)
+    if not geometries:
+        return np.zeros((0, size, size), np.float32), []
+    return np.stack([crop(image, g) for g in geometries]), geometries

@@ -1,0 +1,162 @@
+"""Find the hands and their MCP joints in a radiograph (arrays in, ``Hand`` objects out)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from blsgan_core.crops import apply_affine, similarity, warp
+from blsgan_core.joints.anatomy import (
+    JOINT_NAMES,
+    axis_bearings,
+    hand_side,
+    joint_centres,
+)
+from blsgan_core.joints.heatmaps import argmax_peak, find_peaks
+from blsgan_core.joints.model import CENTRE_CHANNEL, REGION_CHANNEL, Localiser, heatmaps
+from blsgan_core.joints.preprocess import fit_square, normalise_intensity
+from blsgan_core.joints.types import Hand, Joint, NoHandFoundError
+
+logger = logging.getLogger(__name__)
+
+MIN_IMAGE_SIDE = 64
+# A hand centre must reach this detector response; a hand's mean MCP peak this value.
+MIN_HAND_SCORE = 0.3
+MIN_JOINT_SCORE = 0.2
+
+
+@dataclass(frozen=True)
+class HandBox:
+    """A detected hand: centre response and the square the landmark stage looks at."""
+
+    score: float
+    to_source: np.ndarray  # landmark-input pixel -> source pixel
+
+
+def detect_hands(
+    image: np.ndarray, model: Localiser, min_score: float = MIN_HAND_SCORE
+) -> list[HandBox]:
+    """Stage 1 on an intensity-normalised image: one box per hand centre found."""
+    config = model.config
+    size = config.detector_size
+    canvas_to_source = fit_square(image.shape, size)
+    canvas = warp(image, canvas_to_source, (size, size))
+    maps = heatmaps(model.detector, torch.from_numpy(canvas)[None, None])[0].numpy()
+    centres = find_peaks(maps[CENTRE_CHANNEL], min_score, min_distance=max(2, size // 10))
+    if not centres:
+        raise NoHandFoundError(
+            f"no hand found: the strongest hand response is {maps[CENTRE_CHANNEL].max():.2f}, "
+            f"below {min_score}"
+        )
+    region = maps[REGION_CHANNEL] >= 0.5
+    # Split the region between the centres (nearest centre wins), then keep for each
+    # centre the connected part that holds it or lies nearest to it.
+    rows, cols = np.mgrid[:size, :size]
+    distances = np.stack([np.hypot(cols - x, rows - y) for x, y, _ in centres])
+    owner = np.argmin(distances, axis=0)
+    boxes = []
+    for index, (x, y, score) in enumerate(centres):
+        labels, count = ndimage.label(region & (owner == index))
+        if count == 0:
+            logger.info("hand centre at (%.0f, %.0f) has no hand region; skipped", x, y)
+            continue
+        nearest = np.where(labels > 0, distances[index], np.inf)
+        label = labels.flat[int(np.argmin(nearest))]
+        ys, xs = np.nonzero(labels == label)
+        side = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) * config.hand_box_scale
+        middle = (config.landmark_size - 1) / 2.0
+        centre = ((xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0)
+        box_to_canvas = similarity((middle, middle), centre, side / config.landmark_size, 0.0)
+        boxes.append(HandBox(score, canvas_to_source @ box_to_canvas))
+    if not boxes:
+        raise NoHandFoundError("no hand found: hand centres were detected but no hand region")
+    return boxes
+
+
+def locate_in_boxes(
+    image: np.ndarray,
+    boxes: list[HandBox],
+    model: Localiser,
+    min_joint_score: float = MIN_JOINT_SCORE,
+) -> list[Hand]:
+    """Stage 2: the five MCP joints of each box, in one batched forward pass."""
+    size = model.config.landmark_size
+    crops = np.stack([warp(image, box.to_source, (size, size)) for box in boxes])
+    maps = heatmaps(model.landmarks, torch.from_numpy(crops)[:, None]).numpy()
+    hands = []
+    for box, hand_maps in zip(boxes, maps, strict=True):
+        peaks = np.array([argmax_peak(channel) for channel in hand_maps])
+        points = apply_affine(box.to_source, peaks[:, :2])
+        mcp, tips, scores = points[:5], points[5:], peaks[:5, 2]
+        if scores.mean() < min_joint_score:
+            logger.info("hand with mean MCP response %.2f rejected", scores.mean())
+            continue
+        if np.any(np.all(np.isclose(mcp, tips), axis=1)):
+            logger.info("hand with coinciding MCP and axis points rejected")
+            continue
+        centres = joint_centres(mcp, tips)
+        bearings = axis_bearings(mcp, tips)
+        joints = tuple(
+            Joint(name, float(cx), float(cy), float(angle), float(score))
+            for name, (cx, cy), angle, score in zip(
+                JOINT_NAMES, centres, bearings, scores, strict=True
+            )
+        )
+        hands.append(Hand(hand_side(mcp, tips), joints, box.score))
+    return hands
+
+
+def drop_duplicates(hands: list[Hand]) -> list[Hand]:
+    """Keep one hand where two detections found the same joints (middle MCPs within the
+    hand's MCP2-MCP3 distance); the more confident one wins."""
+    kept: list[Hand] = []
+    for hand in sorted(hands, key=lambda h: -h.score):
+        middle = np.array([hand.joints[2].x, hand.joints[2].y])
+        if all(
+            np.hypot(*(middle - (other.joints[2].x, other.joints[2].y))) > other.mcp2_mcp3_px
+            for other in kept
+        ):
+            kept.append(hand)
+    return kept
+
+
+def locate(
+    image: np.ndarray,
+    model: Localiser,
+    *,
+    min_hand_score: float = MIN_HAND_SCORE,
+    min_joint_score: float = MIN_JOINT_SCORE,
+) -> list[Hand]:
+    """Every hand in a radiograph, left to right in the image, with its five MCP joints.
+
+    Parameters
+    ----------
+    image
+        2-D greyscale, bright = bone (MONOCHROME2 sense), any range and dtype.
+    model
+        The localiser (``load_localiser()`` for the shipped weights).
+
+    Raises
+    ------
+    NoHandFoundError
+        If no hand reaches the confidence thresholds (blank, noise, not a hand).
+    ValueError
+        If the image is not a usable 2-D array.
+    """
+    array = np.asarray(image)
+    if array.ndim != 2:
+        raise ValueError(f"expected a 2-D greyscale image, got shape {array.shape}")
+    if min(array.shape) < MIN_IMAGE_SIDE:
+        raise ValueError(f"image of shape {array.shape} is too small for a hand radiograph")
+    normalised = normalise_intensity(array)
+    if float(normalised.max()) == 0.0:
+        raise NoHandFoundError("no hand found: the image has no contrast")
+    boxes = detect_hands(normalised, model, min_hand_score)
+    hands = drop_duplicates(locate_in_boxes(normalised, boxes, model, min_joint_score))
+    if not hands:
+        raise NoHandFoundError("no hand found: no detected hand had confident MCP joints")
+    return sorted(hands, key=lambda hand: float(np.mean([j.x for j in hand.joints])))

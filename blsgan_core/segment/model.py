@@ -1,0 +1,108 @@
+"""The bone segmenter: a U-Net giving upper and lower bone masks of a joint crop.
+
+Two sigmoid channels, not a softmax over classes: the proximal phalanx base (upper) and
+the metacarpal head (lower) overlap in the projection, and that overlap is exactly what
+BLS-GAN separates. The network runs at ``input_size`` (128 by default) and its logits
+are resized to the crop's 256 pixels: bone outlines are smooth, and a 128-pixel round
+trip of the annotated masks keeps a Dice of 0.999, while training costs a quarter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from blsgan_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from blsgan_core.networks.unet import UNet, UNetConfig
+from blsgan_core.shipped import shipped_weights
+
+KIND = "segmenter"
+WEIGHTS_FILE = "segmenter.pt"
+UPPER, LOWER = 0, 1
+CHANNEL_NAMES = ("upper", "lower")
+
+
+def _default_unet() -> UNetConfig:
+    return UNetConfig(in_channels=1, out_channels=2, base_channels=16, depth=4, max_channels=256)
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """Architecture: the U-Net, the size it runs at, and the crop size it serves."""
+
+    unet: UNetConfig = field(default_factory=_default_unet)
+    input_size: int = 128
+    crop_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.unet.in_channels != 1 or self.unet.out_channels != len(CHANNEL_NAMES):
+            raise ValueError(f"the segmenter needs 1 input and 2 output channels: {self.unet}")
+        if self.input_size % self.unet.size_multiple:
+            raise ValueError(
+                f"input_size={self.input_size} is not a multiple of {self.unet.size_multiple}"
+            )
+        if self.crop_size < 1:
+            raise ValueError(f"crop_size must be positive, got {self.crop_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the checkpoint."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SegmenterConfig:
+        """Inverse of ``to_dict``."""
+        return cls(**{**data, "unet": UNetConfig(**data["unet"])})
+
+
+class Segmenter(nn.Module):
+    """Crops ``(N, 1, S, S)`` in [0, 1] -> logits ``(N, 2, S, S)``: upper, lower."""
+
+    def __init__(self, config: SegmenterConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.unet = UNet(config.unet)
+        self.version = "untrained"
+        self.metadata: dict[str, Any] = {}
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        size = crops.shape[-2:]
+        inner = (self.config.input_size, self.config.input_size)
+        x = crops if size == inner else nn.functional.interpolate(crops, inner, mode="area")
+        logits = self.unet(x)
+        if size == inner:
+            return logits
+        return nn.functional.interpolate(logits, size, mode="bilinear", align_corners=False)
+
+    def to_checkpoint(self, version: str, metadata: dict[str, Any]) -> Checkpoint:
+        """The checkpoint of this network with its config."""
+        return Checkpoint(
+            KIND, version, self.config.to_dict(), {"unet": self.unet.state_dict()}, metadata
+        )
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint) -> Segmenter:
+        """Rebuild from a checkpoint alone, in eval mode, float32."""
+        if checkpoint.kind != KIND:
+            raise ValueError(f"checkpoint holds a {checkpoint.kind!r} model, not {KIND!r}")
+        model = cls(SegmenterConfig.from_dict(checkpoint.config))
+        model.unet.load_state_dict(checkpoint.state["unet"])
+        model.version = checkpoint.version
+        model.metadata = checkpoint.metadata
+        return model.float().eval()
+
+
+def load_segmenter(path: Path | None = None) -> Segmenter:
+    """The segmenter from ``path``, or the weights shipped with the package."""
+    checkpoint = load_checkpoint(path or shipped_weights(WEIGHTS_FILE), expected_kind=KIND)
+    return Segmenter.from_checkpoint(checkpoint)
+
+
+def save_segmenter(
+    path: Path, model: Segmenter, version: str, metadata: dict[str, Any], *, half: bool = False
+) -> None:
+    """Write the segmenter as a checkpoint (``half`` for the shipped fp16 weights)."""
+    save_checkpoint(path, model.to_checkpoint(version, metadata), half=half)

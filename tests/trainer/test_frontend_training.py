@@ -1,0 +1,90 @@
+"""Both front-end trainers run, resume and export with tiny networks on real data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from click.testing import CliRunner
+
+from blsgan_core.checkpoint import load_checkpoint
+from trainer.frontend import train_localiser, train_segmenter
+
+
+def _log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def test_localiser_training_resumes_and_exports(tmp_path: Path, hand_radiographs_dir: Path) -> None:
+    out = tmp_path / "run"
+    common = [
+        "--data",
+        str(hand_radiographs_dir),
+        "--out",
+        str(out),
+        "--tiny",
+        "--limit-images",
+        "3",
+        "--steps-per-epoch",
+        "1",
+        "--detector-batch",
+        "2",
+        "--landmark-batch",
+        "2",
+        "--eval-every",
+        "1",
+        "--long-side",
+        "256",
+    ]
+    runner = CliRunner()
+    first = runner.invoke(train_localiser.main, [*common, "--epochs", "1"])
+    assert first.exit_code == 0, first.output
+    resumed = runner.invoke(train_localiser.main, [*common, "--epochs", "2"])
+    assert resumed.exit_code == 0, resumed.output
+    assert [r["epoch"] for r in _log(out)] == [1, 2]  # epoch 1 was not repeated
+    assert torch.load(out / "state.pt", weights_only=True)["state"]["epoch"] == 2
+    assert "val" in _log(out)[-1] and _log(out)[-1]["val"]["n_hands"] == 2
+    shipped = tmp_path / "localiser.pt"
+    exported = runner.invoke(train_localiser.main, [*common, "--export", str(shipped)])
+    assert exported.exit_code == 0, exported.output
+    checkpoint = load_checkpoint(shipped, expected_kind="localiser")
+    assert all(
+        t.dtype == torch.float16
+        for t in checkpoint.state["landmarks"].values()
+        if t.is_floating_point()
+    )
+    assert len(checkpoint.metadata["data_digest"]) == 64
+    assert checkpoint.metadata["split"]["n_val"] == 20
+    card = shipped.with_suffix(".md").read_text()
+    assert "two-hands" in card and checkpoint.metadata["data_digest"] in card
+
+
+def test_segmenter_training_resumes_and_exports(tmp_path: Path, mcp_joints_dir: Path) -> None:
+    out = tmp_path / "run"
+    common = [
+        "--data",
+        str(mcp_joints_dir),
+        "--out",
+        str(out),
+        "--tiny",
+        "--limit-images",
+        "8",
+        "--batch-size",
+        "4",
+        "--eval-every",
+        "1",
+    ]
+    runner = CliRunner()
+    assert runner.invoke(train_segmenter.main, [*common, "--epochs", "1"]).exit_code == 0
+    result = runner.invoke(train_segmenter.main, [*common, "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    log = _log(out)
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert 0.0 <= log[-1]["val"]["dice_upper"] <= 1.0
+    shipped = tmp_path / "segmenter.pt"
+    exported = runner.invoke(train_segmenter.main, [*common, "--export", str(shipped)])
+    assert exported.exit_code == 0, exported.output
+    checkpoint = load_checkpoint(shipped, expected_kind="segmenter")
+    assert len(checkpoint.metadata["excluded_invalid"]) == 4  # the README's annotation errors
+    assert "dice_overlap" in shipped.with_suffix(".md").read_text()

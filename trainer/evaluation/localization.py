@@ -1,0 +1,138 @@
+"""MCP localisation measured against landmark annotations.
+
+Each annotated hand's joint centres are derived from its landmarks with the same rule
+the localiser applies (``blsgan_core.joints.anatomy.joint_centres``), then matched to
+the predicted hand whose middle joint is nearest. Errors are reported in pixels and
+relative to that hand's annotated MCP2-MCP3 distance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from blsgan_core.joints import Hand, Localiser, NoHandFoundError, locate
+from blsgan_core.joints.anatomy import (
+    AXIS_INDICES,
+    MCP_INDICES,
+    axis_bearings,
+    hand_side,
+    joint_centres,
+    mcp2_mcp3_distance,
+)
+from trainer.frontend.hand_data import LandmarkRecord, read_grey
+from trainer.frontend.localiser_samples import Scene, mirror, side_by_side
+
+VARIANTS = ("as-is", "mirrored", "two-hands")
+# A joint counts as detected when it lies within this fraction of the MCP2-MCP3 distance.
+DETECTED_WITHIN = 0.5
+
+
+def scenes(records: list[LandmarkRecord], variant: str) -> Iterator[tuple[str, Scene]]:
+    """The images to evaluate: as annotated, mirrored (right hands), or pairs side by side.
+
+    ``two-hands`` pairs record i (mirrored: a right hand, on the image's left) with
+    record i + 1 (cyclically), so every annotated hand appears once as a right hand.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    for index, record in enumerate(records):
+        scene = Scene(read_grey(record.file), (record.points,))
+        if variant == "as-is":
+            yield record.id, scene
+        elif variant == "mirrored":
+            yield record.id, mirror(scene)
+        else:
+            partner = records[(index + 1) % len(records)]
+            other = Scene(read_grey(partner.file), (partner.points,))
+            yield f"{record.id}+{partner.id}", side_by_side(mirror(scene), other)
+
+
+def _truth(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, str]:
+    mcp, tips = points[list(MCP_INDICES)], points[list(AXIS_INDICES)]
+    return (
+        joint_centres(mcp, tips),
+        axis_bearings(mcp, tips),
+        mcp2_mcp3_distance(mcp),
+        hand_side(mcp, tips),
+    )
+
+
+def score_scene(hands: list[Hand], scene: Scene) -> list[dict[str, Any]]:
+    """Per annotated hand: matched or not, per-joint errors (px, relative), axis and side."""
+    results = []
+    for points in scene.hands:
+        centres, bearings, size, side = _truth(points)
+        result: dict[str, Any] = {"size_px": size, "matched": False}
+        if hands:
+            middles = np.array([[h.joints[2].x, h.joints[2].y] for h in hands])
+            best = int(np.argmin(np.linalg.norm(middles - centres[2], axis=1)))
+            if np.linalg.norm(middles[best] - centres[2]) < size:
+                hand = hands[best]
+                predicted = np.array([[j.x, j.y] for j in hand.joints])
+                errors = np.linalg.norm(predicted - centres, axis=1)
+                angle = np.array([j.axis_deg for j in hand.joints]) - bearings
+                result.update(
+                    matched=True,
+                    errors_px=errors.tolist(),
+                    errors_rel=(errors / size).tolist(),
+                    axis_errors_deg=np.abs((angle + 180.0) % 360.0 - 180.0).tolist(),
+                    side_correct=hand.side == side,
+                )
+        results.append(result)
+    return results
+
+
+def evaluate_localization(
+    records: list[LandmarkRecord], model: Localiser, variant: str = "as-is"
+) -> dict[str, Any]:
+    """Summary over all annotated hands of ``records`` (see the module docstring)."""
+    per_hand: list[dict[str, Any]] = []
+    n_predicted = 0
+    rejected = []
+    for name, scene in scenes(records, variant):
+        try:
+            hands = locate(scene.image, model)
+        except NoHandFoundError:
+            hands = []
+            rejected.append(name)
+        n_predicted += len(hands)
+        per_hand.extend(score_scene(hands, scene))
+    return summarise(per_hand, n_predicted, rejected, variant)
+
+
+def summarise(
+    per_hand: list[dict[str, Any]], n_predicted: int, rejected: list[str], variant: str
+) -> dict[str, Any]:
+    """The report's numbers from ``score_scene`` results."""
+    matched = [h for h in per_hand if h["matched"]]
+    errors_px = np.array([e for h in matched for e in h["errors_px"]])
+    errors_rel = np.array([e for h in matched for e in h["errors_rel"]])
+    n_joints = 5 * len(per_hand)
+    detected = int((errors_rel < DETECTED_WITHIN).sum())
+    axis = np.array([e for h in matched for e in h["axis_errors_deg"]])
+
+    def mean(values: np.ndarray) -> float | None:
+        return float(values.mean()) if values.size else None
+
+    return {
+        "task": "localization",
+        "variant": variant,
+        "n_hands": len(per_hand),
+        "n_hands_found": len(matched),
+        "n_hands_predicted": n_predicted,
+        "n_images_rejected": len(rejected),
+        "n_joints": n_joints,
+        "n_detected": detected,
+        "mre_px": mean(errors_px),
+        "mre_rel": mean(errors_rel),
+        "max_rel": float(errors_rel.max()) if errors_rel.size else None,
+        "within_10pct": float((errors_rel < 0.1).sum() / n_joints) if n_joints else None,
+        "within_20pct": float((errors_rel < 0.2).sum() / n_joints) if n_joints else None,
+        "axis_mae_deg": mean(axis),
+        "side_accuracy": (sum(h["side_correct"] for h in matched) / len(matched))
+        if matched
+        else None,
+    }
