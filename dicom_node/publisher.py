@@ -150,7 +150,15 @@ class Publisher:
         dispatch_ids = [identifier for kind, identifier in batch if kind == "dispatch"]
         if not job_ids and not dispatch_ids:
             return
-        self._guarded(lambda sender: publish_ids(sender, self.database, job_ids, dispatch_ids))
+
+        def publish_fresh(sender: TaskSender) -> PublishReport:
+            # A sweep may have published some of these already: send each once.
+            with self.database.reader() as session:
+                jobs = job_rows.unpublished_jobs(session, job_ids)
+                dispatches = dispatch_rows.unpublished_dispatches(session, dispatch_ids)
+            return publish_ids(sender, self.database, jobs, dispatches)
+
+        self._guarded(publish_fresh)
 
     def _sweep(self) -> None:
         self.sweeps += 1

@@ -48,6 +48,19 @@ def instance_id(session: Session, sop_instance_uid: str) -> int | None:
     ).one_or_none()
 
 
+def known_uids(session: Session, sop_instance_uids: list[str]) -> set[str]:
+    """Which of these SOP Instance UIDs are stored (queried in chunks)."""
+    known: set[str] = set()
+    for start in range(0, len(sop_instance_uids), 500):
+        chunk = sop_instance_uids[start : start + 500]
+        known.update(
+            session.scalars(
+                select(Instance.sop_instance_uid).where(Instance.sop_instance_uid.in_(chunk))
+            )
+        )
+    return known
+
+
 def _series_id(session: Session, record: InstanceRecord, now: datetime) -> int:
     # Nearly every instance belongs to a known series: one read, and no write, then.
     known = session.scalars(
