@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 from dicom_node.db.models import Job, JobState
 from dicom_node.db.types import utc_now
 
+_INSERT_JOB = insert(Job).returning(Job.id)
+
 
 def create_job(
     session: Session,
@@ -21,20 +23,16 @@ def create_job(
 ) -> int:
     """A queued job for one instance; returns its id for the caller to publish after commit."""
     when = now or utc_now()
-    statement = (
-        insert(Job)
-        .values(
-            instance_id=instance_id,
-            rule=rule,
-            state=JobState.QUEUED,
-            result_destinations=list(result_destinations),
-            attempts=0,
-            created_at=when,
-            updated_at=when,
-        )
-        .returning(Job.id)
-    )
-    return int(session.execute(statement).scalar_one())
+    values = {
+        "instance_id": instance_id,
+        "rule": rule,
+        "state": JobState.QUEUED,
+        "result_destinations": list(result_destinations),
+        "attempts": 0,
+        "created_at": when,
+        "updated_at": when,
+    }
+    return int(session.connection().execute(_INSERT_JOB, values).scalar_one())
 
 
 def get_job(session: Session, job_id: int) -> Job | None:
