@@ -12,7 +12,7 @@ import struct
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
 from dicom_node.header import is_valid_uid
-from dicom_node.settings import AE_TITLE
+from dicom_node.settings import is_ae_title
 
 PREAMBLE = b"\x00" * 128 + b"DICM"
 
@@ -54,7 +54,7 @@ def encode_file_meta(
     )
     title = (source_ae_title or "").strip()
     # A peer's AE title that is not a legal one is left out rather than failing the store.
-    if title and AE_TITLE.match(title):
+    if title and is_ae_title(title):
         body += _element(0x0016, b"AE", _padded(title, b" "))
     group_length = struct.pack("<HH2sHL", 0x0002, 0x0000, b"UL", 4, len(body))
     return PREAMBLE + group_length + body

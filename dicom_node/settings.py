@@ -28,7 +28,7 @@ ENV_PREFIX = "BLSNODE_"
 DEFAULT_DATA_DIR = Path("blsnode-data")
 
 # DICOM AE titles: 1-16 characters of the default character repertoire, no backslash.
-AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
+_AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
 _UID_TEXT = re.compile(r"^[0-9.]{1,64}$")
 
 
@@ -53,10 +53,15 @@ def validate_transfer_syntax(value: str) -> str:
     return str(uid)
 
 
+def is_ae_title(value: str) -> bool:
+    """True if ``value`` (stripped) is a legal AE title."""
+    return bool(_AE_TITLE.match(value.strip()))
+
+
 def validate_ae_title(value: str) -> str:
     """Return ``value`` stripped if it is a legal AE title, else raise ``ValueError``."""
     stripped = value.strip()
-    if not stripped or not AE_TITLE.match(stripped):
+    if not stripped or not _AE_TITLE.match(stripped):
         raise ValueError(f"invalid AE title {value!r}: 1-16 printable ASCII characters, no '\\'")
     return stripped
 
