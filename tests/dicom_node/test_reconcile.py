@@ -6,8 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from conftest import node_settings
-from node_testing import hand_dataset, store_datasets, wait_until
+from node_testing import hand_dataset, node_settings, store_datasets, wait_until
 from sqlalchemy import delete, select
 
 from dicom_node.db import Instance, Job, JobState, open_node_database
