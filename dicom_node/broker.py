@@ -67,6 +67,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "enable_utc": True,
     }
     if uses_filesystem_transport(settings):
+        # kombu warns on every connection to a URL without a host; the transport ignores it.
+        config["broker_url"] = "filesystem://localhost//"
         folders = filesystem_folders(settings)
         for folder in folders.values():
             folder.mkdir(parents=True, exist_ok=True)

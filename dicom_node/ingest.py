@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydicom.errors import InvalidDicomError
+from pynetdicom.dsutils import split_dataset
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -143,7 +145,7 @@ class Ingestor:
     def _store(self, received: Received, header: InstanceHeader) -> IngestResult:
         uid = header.sop_instance_uid
         try:
-            with self.database.sessions() as session:
+            with self.database.reader() as session:
                 known = instance_id(session, uid)
         except SQLAlchemyError as error:
             logger.exception("database unavailable", extra={"sop_instance_uid": uid})
@@ -159,7 +161,7 @@ class Ingestor:
             logger.exception("spooling failed", extra={"sop_instance_uid": uid})
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
         try:
-            return self._book(received, header, spooled.path, spooled.size_bytes)
+            return self._book(received.calling_ae_title, header, spooled.path, spooled.size_bytes)
         except IntegrityError:
             # Another process booked this UID between our check and commit; its row
             # points at the same path, which holds a copy of the same instance.
@@ -174,20 +176,52 @@ class Ingestor:
             self.spool.remove(target)
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
 
+    def book_spooled(self, path: Path) -> IngestResult:
+        """Book a file already in the spool that has no row (re-booking after a power cut).
+
+        The file is validated like a received one; a file that is not where its UIDs say it
+        belongs is left alone.
+        """
+        try:
+            file_meta, offset = split_dataset(path)
+            data = path.read_bytes()
+            header = read_header(memoryview(data)[offset:], str(file_meta.TransferSyntaxUID))
+        except (OSError, ValueError, AttributeError, KeyError, InvalidDicomError) as error:
+            return IngestResult(DicomStatus.CANNOT_UNDERSTAND, "unreadable", reason=str(error))
+        expected = self.spool.path_for(
+            header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
+        )
+        if expected.resolve() != path.resolve():
+            return IngestResult(
+                DicomStatus.CANNOT_UNDERSTAND,
+                "misplaced",
+                header.sop_instance_uid,
+                reason=f"{path} should be at {expected}",
+            )
+        calling = file_meta.get("SourceApplicationEntityTitle")
+        with self._locks.hold(header.sop_instance_uid):
+            with self.database.reader() as session:
+                known = instance_id(session, header.sop_instance_uid)
+            if known is not None:
+                return IngestResult(
+                    DicomStatus.SUCCESS, "duplicate", header.sop_instance_uid, instance_id=known
+                )
+            return self._book(str(calling).strip() if calling else None, header, path, len(data))
+
     def _book(
-        self, received: Received, header: InstanceHeader, path: Path, size: int
+        self, calling_ae_title: str | None, header: InstanceHeader, path: Path, size: int
     ) -> IngestResult:
         with self.database.sessions.begin() as session:
             decision = decide(
                 header, self.settings.rules, self._destinations(session), self.settings.outputs
             )
-            new_id = add_instance(session, self._record(received, header, path, size, decision))
+            record = self._record(calling_ae_title, header, path, size, decision)
+            new_id = add_instance(session, record)
             job_id = None
             if decision.process:
-                job = job_rows.create_job(
+                job_id = job_rows.create_job(
                     session, new_id, decision.rule or "", decision.result_destinations
                 )
-                job_id = job.id
             dispatch_ids = tuple(
                 dispatch_rows.create_dispatch(session, name, instance_id=new_id).id
                 for name in decision.original_destinations
@@ -203,7 +237,11 @@ class Ingestor:
 
     @staticmethod
     def _record(
-        received: Received, header: InstanceHeader, path: Path, size: int, decision: Decision
+        calling_ae_title: str | None,
+        header: InstanceHeader,
+        path: Path,
+        size: int,
+        decision: Decision,
     ) -> InstanceRecord:
         return InstanceRecord(
             sop_instance_uid=header.sop_instance_uid,
@@ -219,6 +257,6 @@ class Ingestor:
             series_description=header.series_description,
             body_part_examined=header.body_part_examined,
             view_position=header.view_position,
-            calling_ae_title=received.calling_ae_title,
+            calling_ae_title=calling_ae_title,
             own_output=decision.own_output,
         )

@@ -18,11 +18,12 @@ from typing import Any
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_node.broker import TaskSender
-from dicom_node.db import Database, open_database
+from dicom_node.db import Database, open_node_database
 from dicom_node.http_server import HealthServer
 from dicom_node.ingest import Ingestor
 from dicom_node.metrics import NodeMetrics
 from dicom_node.publisher import Publisher
+from dicom_node.reconcile import reconcile_spool
 from dicom_node.scp import AccessPolicy, StorageService, build_ae, start_listener
 from dicom_node.settings import Settings
 from dicom_node.spool import Spool
@@ -82,7 +83,7 @@ class Node:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         spool = Spool(settings.spool_dir, settings.storage.min_free_bytes)
-        self.database = open_database(settings.database_url)
+        self.database = open_node_database(settings)
         self._status_sender = TaskSender(settings)
         self.metrics.watch_status(self.status)
         self.publisher = Publisher(settings, self.database, self.metrics)
@@ -94,6 +95,8 @@ class Node:
             self.http.start()
         self._start_worker()
         ingestor = Ingestor(settings, self.database, spool)
+        recovered = reconcile_spool(spool, self.database, ingestor)
+        self.publisher.submit(recovered.job_ids, recovered.dispatch_ids)
         policy = AccessPolicy.from_settings(settings.network.allowed_callers)
         service = StorageService(ingestor, self.publisher, self.metrics, policy)
         self.listener = start_listener(settings, service, build_ae(settings))

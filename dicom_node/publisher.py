@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +30,9 @@ from dicom_node.metrics import NodeMetrics
 from dicom_node.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# How long the publisher gathers ids before it publishes them (a job waits this much more).
+BATCH_WINDOW_S = 0.1
 
 # What a failed publish can raise: the broker (kombu/celery), the network, our probe.
 PUBLISH_ERRORS = (KombuError, CeleryError, OSError)
@@ -140,17 +144,31 @@ class Publisher:
             self._sender.close()
 
     def _publish_batch(self, first: tuple[str, int]) -> None:
+        # Gather for a moment: one database write marks a whole burst as published,
+        # instead of one write (competing with the listener's) per received instance.
         batch = [first]
+        deadline = time.monotonic() + BATCH_WINDOW_S
         while len(batch) < 500:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
             try:
-                batch.append(self._queue.get_nowait())
+                batch.append(self._queue.get(timeout=remaining))
             except queue.Empty:
                 break
         job_ids = [identifier for kind, identifier in batch if kind == "job"]
         dispatch_ids = [identifier for kind, identifier in batch if kind == "dispatch"]
         if not job_ids and not dispatch_ids:
             return
-        self._guarded(lambda sender: publish_ids(sender, self.database, job_ids, dispatch_ids))
+
+        def publish_fresh(sender: TaskSender) -> PublishReport:
+            # A sweep may have published some of these already: send each once.
+            with self.database.reader() as session:
+                jobs = job_rows.unpublished_jobs(session, job_ids)
+                dispatches = dispatch_rows.unpublished_dispatches(session, dispatch_ids)
+            return publish_ids(sender, self.database, jobs, dispatches)
+
+        self._guarded(publish_fresh)
 
     def _sweep(self) -> None:
         self.sweeps += 1

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Any, cast
 
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
     JPEG2000,
     DeflatedExplicitVRLittleEndian,
@@ -38,6 +36,8 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
+from dicom_node.filemeta import encode_file_meta
+from dicom_node.header import is_valid_uid
 from dicom_node.ingest import Ingestor, Received
 from dicom_node.metrics import NodeMetrics
 from dicom_node.publisher import Publisher
@@ -67,18 +67,6 @@ MAXIMUM_PDU_SIZE = 1 << 20
 
 # A-ASSOCIATE-RJ: rejected-permanent, by the service user, calling AE title not recognised.
 _REJECT_CALLING_AE = (0x01, 0x01, 0x03)
-
-
-def encode_file_meta(meta: Any, calling_ae_title: str | None) -> bytes:
-    """Preamble, ``DICM`` and the File Meta Information group, as written before the body."""
-    if calling_ae_title:
-        meta.SourceApplicationEntityTitle = calling_ae_title
-    stream = DicomBytesIO()
-    stream.is_little_endian = True
-    stream.is_implicit_VR = False
-    stream.write(b"\x00" * 128 + b"DICM")
-    write_file_meta_info(stream, meta, enforce_standard=True)
-    return stream.getvalue()
 
 
 @dataclass(frozen=True)
@@ -213,12 +201,17 @@ class StorageService:
     def _store(self, event: evt.Event) -> tuple[DicomStatus, str]:
         request = cast(C_STORE, event.request)
         calling = event.assoc.requestor.ae_title
+        sop_class = str(request.AffectedSOPClassUID)
+        sop_instance = str(request.AffectedSOPInstanceUID)
+        syntax = str(event.context.transfer_syntax)
+        if not (is_valid_uid(sop_class) and is_valid_uid(sop_instance)):
+            return DicomStatus.CANNOT_UNDERSTAND, "unreadable"
         with cast(BytesIO, request.DataSet).getbuffer() as body:
             received = Received(
-                sop_class_uid=str(request.AffectedSOPClassUID),
-                sop_instance_uid=str(request.AffectedSOPInstanceUID),
-                transfer_syntax_uid=str(event.context.transfer_syntax),
-                file_meta=encode_file_meta(event.file_meta, calling),
+                sop_class_uid=sop_class,
+                sop_instance_uid=sop_instance,
+                transfer_syntax_uid=syntax,
+                file_meta=encode_file_meta(sop_class, sop_instance, syntax, calling),
                 body=body,
                 calling_ae_title=calling,
             )

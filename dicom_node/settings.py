@@ -57,6 +57,11 @@ def validate_transfer_syntax(value: str) -> str:
     return str(uid)
 
 
+def is_ae_title(value: str) -> bool:
+    """True if ``value`` (stripped) is a legal AE title."""
+    return bool(_AE_TITLE.match(value.strip()))
+
+
 def validate_ae_title(value: str) -> str:
     """Return ``value`` stripped if it is a legal AE title, else raise ``ValueError``."""
     stripped = value.strip()
@@ -153,10 +158,21 @@ class StorageSettings(_Section):
     retention_days: int | None = Field(default=None, ge=1)
 
 
+class SQLiteSynchronous(StrEnum):
+    """SQLite's ``PRAGMA synchronous`` in WAL mode."""
+
+    # A commit survives a crash of the process; after a power cut the last commits may
+    # be missing, and ``serve`` re-books their (fsynced) spool files at start-up.
+    NORMAL = "normal"
+    # Every commit is fsynced too: one more disk flush per received instance.
+    FULL = "full"
+
+
 class DatabaseSettings(_Section):
     """Bookkeeping database; SQLite in the data directory unless a URL is given."""
 
     url: str | None = None
+    sqlite_synchronous: SQLiteSynchronous = SQLiteSynchronous.NORMAL
 
 
 class BrokerSettings(_Section):

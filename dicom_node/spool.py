@@ -12,6 +12,8 @@ import logging
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +87,8 @@ class Spool:
                 for part in parts:
                     handle.write(part)
                 handle.flush()
-                os.fsync(handle.fileno())
+                # Data and size; the name is made durable by the directory fsync below.
+                os.fdatasync(handle.fileno())
             created = self._make_parents(target.parent)
             os.replace(temporary, target)
             placed = True
@@ -110,6 +113,25 @@ class Spool:
             current = current.parent
         directory.mkdir(parents=True, exist_ok=True)
         return created
+
+    def spooled_files(self, changed_since: float = 0.0) -> Iterator[Path]:
+        """Spooled files in series folders modified at or after ``changed_since`` (epoch s)."""
+        for study in sorted(self.root.iterdir()):
+            if study.name.startswith(".") or not study.is_dir():
+                continue
+            for series in sorted(study.iterdir()):
+                if series.is_dir() and series.stat().st_mtime >= changed_since:
+                    yield from sorted(series.glob("*.dcm"))
+
+    def remove_stale_parts(self, older_than_s: float) -> int:
+        """Delete temporary files left by writes that never finished (a crash)."""
+        limit = time.time() - older_than_s
+        removed = 0
+        for part in self.incoming.glob("*.part"):
+            if part.stat().st_mtime < limit:
+                part.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def remove(self, path: Path) -> None:
         """Delete a spooled file (after its database row is gone or was never committed)."""

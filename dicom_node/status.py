@@ -43,7 +43,7 @@ def node_status(
     settings: Settings, database: Database, sender: TaskSender | None
 ) -> dict[str, Any]:
     """Counts of instances, jobs and dispatches by state, free disk, queue depths."""
-    with database.sessions() as session:
+    with database.reader() as session:
         instances = count_instances(session)
         studies, series = count_studies_and_series(session)
         jobs = job_counts(session)

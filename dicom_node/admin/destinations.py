@@ -32,7 +32,7 @@ def remove(settings: Settings, database: Database, name: str) -> dict[str, Any]:
 def listing(settings: Settings, database: Database) -> dict[str, Any]:
     """Every destination and where it is defined."""
     configured = {d.name for d in settings.destinations}
-    with database.sessions() as session:
+    with database.reader() as session:
         destinations = all_destinations(settings, session)
     return {
         "destinations": [
@@ -44,7 +44,7 @@ def listing(settings: Settings, database: Database) -> dict[str, Any]:
 
 def echo_destination(settings: Settings, database: Database, name: str) -> dict[str, Any]:
     """C-ECHO the destination called ``name``."""
-    with database.sessions() as session:
+    with database.reader() as session:
         destination = find_destination(settings, session, name)
     if destination is None:
         raise ValueError(f"no destination called {name!r}")

@@ -48,14 +48,14 @@ def dispatch_summary(dispatch: Dispatch) -> dict[str, Any]:
 
 def list_jobs(database: Database, state: JobState | None, limit: int) -> dict[str, Any]:
     """The newest jobs, optionally of one state."""
-    with database.sessions() as session:
+    with database.reader() as session:
         jobs = job_rows.list_jobs(session, state, limit)
         return {"jobs": [job_summary(job) for job in jobs]}
 
 
 def show_job(database: Database, job_id: int) -> dict[str, Any] | None:
     """A job with its instance, outputs and dispatches; ``None`` if there is no such job."""
-    with database.sessions() as session:
+    with database.reader() as session:
         job = job_rows.get_job(session, job_id)
         if job is None:
             return None

@@ -62,7 +62,7 @@ def purge(
     cutoff = (now or utc_now()) - timedelta(days=days)
     instances = files = freed = 0
     if dry_run:
-        with database.sessions() as session:
+        with database.reader() as session:
             instances = len(retention_rows.purgeable_instances(session, cutoff, limit=10**9))
     else:
         while True:

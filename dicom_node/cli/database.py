@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from dicom_node.db import Database, open_database
+from dicom_node.db import Database, open_node_database
 from dicom_node.settings import Settings, mask_url
 
 
@@ -16,7 +16,7 @@ from dicom_node.settings import Settings, mask_url
 def command_database(settings: Settings) -> Iterator[Database]:
     """Open the node's database; a connection failure is a clear error, not a trace."""
     try:
-        database = open_database(settings.database_url)
+        database = open_node_database(settings)
     except SQLAlchemyError as error:
         raise click.ClickException(
             f"cannot open the database {mask_url(settings.database_url)}: {error}"

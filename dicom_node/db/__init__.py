@@ -5,7 +5,7 @@ builds the engine (SQLite in WAL mode by default, PostgreSQL by URL) and brings 
 to the newest Alembic revision.
 """
 
-from dicom_node.db.engine import Database, open_database
+from dicom_node.db.engine import Database, open_database, open_node_database
 from dicom_node.db.models import (
     Destination,
     Dispatch,
@@ -32,4 +32,5 @@ __all__ = [
     "Series",
     "Study",
     "open_database",
+    "open_node_database",
 ]

@@ -125,6 +125,18 @@ def dispatches_to_publish(
     return list(session.scalars(query))
 
 
+def unpublished_dispatches(session: Session, dispatch_ids: Sequence[int]) -> list[int]:
+    """Those of ``dispatch_ids`` still pending and not published since their last attempt."""
+    if not dispatch_ids:
+        return []
+    query = select(Dispatch.id).where(
+        Dispatch.id.in_(list(dispatch_ids)),
+        Dispatch.state == DispatchState.PENDING,
+        Dispatch.published_at.is_(None),
+    )
+    return sorted(session.scalars(query))
+
+
 def mark_dispatches_published(session: Session, dispatch_ids: Sequence[int], now: datetime) -> None:
     """Record that these dispatches' ids went to the broker."""
     if dispatch_ids:

@@ -11,18 +11,22 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_node.db.migrate import upgrade_to_head
+from dicom_node.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY_OPTION = "blsnode_read_only"
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    """WAL, full sync, foreign keys, and ``BEGIN IMMEDIATE`` for every transaction.
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    """WAL, the sync level, foreign keys, and ``BEGIN IMMEDIATE`` for writing transactions.
 
     pysqlite opens transactions lazily (``BEGIN DEFERRED``); two writers that both read
     first then deadlock on the upgrade to a write lock and fail at once instead of
     waiting. Taking the write lock at ``BEGIN`` makes them queue on ``busy_timeout``.
+    Sessions from ``Database.reader`` only read and begin deferred, so they never wait
+    for a writer (WAL lets readers and one writer run side by side).
     """
 
     @event.listens_for(engine, "connect")
@@ -30,17 +34,20 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_db_engine(url: str) -> Engine:
+def create_db_engine(url: str, sqlite_synchronous: str = "normal") -> Engine:
     """An engine for ``url``; ``postgresql://`` URLs use psycopg 3."""
     if not isinstance(url, str) or not url:
         raise ValueError(f"database URL must be a non-empty string, not {url!r}")
@@ -54,26 +61,45 @@ def create_db_engine(url: str) -> Engine:
         engine = create_engine(
             parsed, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10
         )
-        _configure_sqlite(engine)
+        if sqlite_synchronous not in ("normal", "full"):
+            raise ValueError(
+                f"sqlite_synchronous must be normal or full, not {sqlite_synchronous!r}"
+            )
+        _configure_sqlite(engine, sqlite_synchronous)
         return engine
     return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
 @dataclass(frozen=True)
 class Database:
-    """An engine and its session factory, built once per process and passed down."""
+    """An engine and its session factories, built once per process and passed down.
+
+    ``sessions`` for work that writes; ``reader`` for work that only reads (on SQLite it
+    does not take the write lock).
+    """
 
     engine: Engine
     sessions: sessionmaker[Session]
+    reader: sessionmaker[Session]
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
 
 
-def open_database(url: str, migrate: bool = True) -> Database:
+def open_database(url: str, migrate: bool = True, sqlite_synchronous: str = "normal") -> Database:
     """Connect to ``url`` and, unless ``migrate`` is false, upgrade the schema to head."""
-    engine = create_db_engine(url)
+    engine = create_db_engine(url, sqlite_synchronous)
     if migrate:
         upgrade_to_head(engine)
-    return Database(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+    reading = engine.execution_options(**{READ_ONLY_OPTION: True})
+    return Database(
+        engine=engine,
+        sessions=sessionmaker(engine, expire_on_commit=False),
+        reader=sessionmaker(reading, expire_on_commit=False),
+    )
+
+
+def open_node_database(settings: Settings, migrate: bool = True) -> Database:
+    """The node's database as the settings describe it."""
+    return open_database(settings.database_url, migrate, settings.database.sqlite_synchronous.value)

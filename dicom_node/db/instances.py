@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from dicom_node.db._upsert import upsert_id
@@ -41,18 +41,35 @@ def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
     ).one_or_none()
 
 
+# Built once: statement construction costs more than SQLite's execution of it, and these
+# run on every C-STORE while the sender waits.
+_INSTANCE_ID = select(Instance.id).where(Instance.sop_instance_uid == bindparam("uid"))
+_SERIES_ID = select(Series.id).where(Series.series_instance_uid == bindparam("uid"))
+_INSERT_INSTANCE = insert(Instance).returning(Instance.id)
+
+
 def instance_id(session: Session, sop_instance_uid: str) -> int | None:
     """The id of the instance with this SOP Instance UID, if stored (one cheap query)."""
-    return session.scalars(
-        select(Instance.id).where(Instance.sop_instance_uid == sop_instance_uid)
-    ).one_or_none()
+    found = session.connection().execute(_INSTANCE_ID, {"uid": sop_instance_uid}).scalar()
+    return None if found is None else int(found)
+
+
+def known_uids(session: Session, sop_instance_uids: list[str]) -> set[str]:
+    """Which of these SOP Instance UIDs are stored (queried in chunks)."""
+    known: set[str] = set()
+    for start in range(0, len(sop_instance_uids), 500):
+        chunk = sop_instance_uids[start : start + 500]
+        known.update(
+            session.scalars(
+                select(Instance.sop_instance_uid).where(Instance.sop_instance_uid.in_(chunk))
+            )
+        )
+    return known
 
 
 def _series_id(session: Session, record: InstanceRecord, now: datetime) -> int:
     # Nearly every instance belongs to a known series: one read, and no write, then.
-    known = session.scalars(
-        select(Series.id).where(Series.series_instance_uid == record.series_instance_uid)
-    ).one_or_none()
+    known = session.connection().execute(_SERIES_ID, {"uid": record.series_instance_uid}).scalar()
     if known is not None:
         return int(known)
     study_id = upsert_id(
@@ -88,23 +105,19 @@ def add_instance(session: Session, record: InstanceRecord, now: datetime | None 
     round trip is time the sender waits for its response.
     """
     when = now or utc_now()
-    statement = (
-        insert(Instance)
-        .values(
-            sop_instance_uid=record.sop_instance_uid,
-            sop_class_uid=record.sop_class_uid,
-            series_id=_series_id(session, record, when),
-            transfer_syntax_uid=record.transfer_syntax_uid,
-            view_position=record.view_position,
-            path=record.path,
-            size_bytes=record.size_bytes,
-            calling_ae_title=record.calling_ae_title,
-            own_output=record.own_output,
-            received_at=when,
-        )
-        .returning(Instance.id)
-    )
-    return int(session.execute(statement).scalar_one())
+    values = {
+        "sop_instance_uid": record.sop_instance_uid,
+        "sop_class_uid": record.sop_class_uid,
+        "series_id": _series_id(session, record, when),
+        "transfer_syntax_uid": record.transfer_syntax_uid,
+        "view_position": record.view_position,
+        "path": record.path,
+        "size_bytes": record.size_bytes,
+        "calling_ae_title": record.calling_ae_title,
+        "own_output": record.own_output,
+        "received_at": when,
+    }
+    return int(session.connection().execute(_INSERT_INSTANCE, values).scalar_one())
 
 
 def count_instances(session: Session) -> int:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dicom_node.db.models import Job, JobState
 from dicom_node.db.types import utc_now
+
+_INSERT_JOB = insert(Job).returning(Job.id)
 
 
 def create_job(
@@ -18,20 +20,19 @@ def create_job(
     rule: str,
     result_destinations: Sequence[str],
     now: datetime | None = None,
-) -> Job:
-    """A queued job for one instance; the caller publishes its id after commit."""
+) -> int:
+    """A queued job for one instance; returns its id for the caller to publish after commit."""
     when = now or utc_now()
-    job = Job(
-        instance_id=instance_id,
-        rule=rule,
-        state=JobState.QUEUED,
-        result_destinations=list(result_destinations),
-        created_at=when,
-        updated_at=when,
-    )
-    session.add(job)
-    session.flush()
-    return job
+    values = {
+        "instance_id": instance_id,
+        "rule": rule,
+        "state": JobState.QUEUED,
+        "result_destinations": list(result_destinations),
+        "attempts": 0,
+        "created_at": when,
+        "updated_at": when,
+    }
+    return int(session.connection().execute(_INSERT_JOB, values).scalar_one())
 
 
 def get_job(session: Session, job_id: int) -> Job | None:
@@ -72,6 +73,16 @@ def jobs_to_publish(
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def unpublished_jobs(session: Session, job_ids: Sequence[int]) -> list[int]:
+    """Those of ``job_ids`` still queued and never published."""
+    if not job_ids:
+        return []
+    query = select(Job.id).where(
+        Job.id.in_(list(job_ids)), Job.state == JobState.QUEUED, Job.published_at.is_(None)
+    )
+    return sorted(session.scalars(query))
 
 
 def mark_jobs_published(session: Session, job_ids: Sequence[int], now: datetime) -> None:

@@ -252,3 +252,32 @@ class Orthanc:
             syntax = self.get(f"/instances/{item['ID']}/metadata/TransferSyntax")
             found[item["MainDicomTags"]["SOPInstanceUID"]] = syntax
         return found
+
+
+# --- node settings for tests -------------------------------------------------------
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def node_settings(data_dir: Path, **overrides):
+    """Test settings: loopback, free ports, no disk guard, quick sweeps, no worker."""
+    base: dict = {
+        "data_dir": data_dir,
+        "network": {"host": "127.0.0.1", "port": free_port(), "ae_title": "BLSNODE"},
+        "http": {"host": "127.0.0.1", "port": free_port()},
+        "storage": {"min_free_bytes": 0},
+        "broker": {"sweep_interval_s": 0.2},
+        "worker": {"embedded": False},
+        "logging": {"to_file": False},
+    }
+    from dicom_node.settings import load_settings
+
+    return load_settings(**_merge(base, overrides))

@@ -146,8 +146,7 @@ def test_concurrent_first_instances_of_one_series_share_its_row(database: Databa
 def test_job_lifecycle_and_publication(database: Database) -> None:
     with database.sessions.begin() as session:
         instance = add_instance(session, record(1))
-        job = jobs.create_job(session, instance, "hand-pa", ["PACS"], now=T0)
-        job_id = job.id
+        job_id = jobs.create_job(session, instance, "hand-pa", ["PACS"], now=T0)
     republish = timedelta(minutes=15)
     with database.sessions.begin() as session:
         assert jobs.jobs_to_publish(session, T0, republish) == [job_id]
@@ -263,10 +262,10 @@ def test_dispatch_needs_exactly_one_source(database: Database) -> None:
 def test_outputs_of_a_rerun_replace_rather_than_duplicate(database: Database) -> None:
     with database.sessions.begin() as session:
         instance = add_instance(session, record(1))
-        job = jobs.create_job(session, instance, "hand-pa", ["PACS"])
+        job_id = jobs.create_job(session, instance, "hand-pa", ["PACS"])
         first = outputs.record_output(
             session,
-            job.id,
+            job_id,
             OutputKind.SEG,
             "2.25.1",
             "1.2.840.10008.5.1.4.1.1.66.4",
@@ -275,7 +274,7 @@ def test_outputs_of_a_rerun_replace_rather_than_duplicate(database: Database) ->
         )
         again = outputs.record_output(
             session,
-            job.id,
+            job_id,
             OutputKind.SEG,
             "2.25.1",
             "1.2.840.10008.5.1.4.1.1.66.4",
@@ -284,7 +283,7 @@ def test_outputs_of_a_rerun_replace_rather_than_duplicate(database: Database) ->
         )
         assert again.id == first.id
         dispatches.create_dispatch(session, "PACS", output_id=first.id)
-        job_id, instance_id = job.id, instance
+        instance_id = instance
     with database.sessions() as session:
         assert [o.path for o in outputs.outputs_of_job(session, job_id)] == ["/out/b.dcm"]
         assert len(dispatches.dispatches_of_job(session, job_id, instance_id)) == 1
@@ -297,9 +296,9 @@ def test_retention_keeps_unfinished_work(database: Database) -> None:
     with database.sessions.begin() as session:
         done = add_instance(session, record(1), now=old)
         done_job = jobs.create_job(session, done, "hand-pa", ["PACS"])
-        jobs.mark_done(session, done_job.id)
+        jobs.mark_done(session, done_job)
         output = outputs.record_output(
-            session, done_job.id, OutputKind.SR, "2.25.5", "1.2", "2.25.6", "/out/sr.dcm"
+            session, done_job, OutputKind.SR, "2.25.5", "1.2", "2.25.6", "/out/sr.dcm"
         )
         sent = dispatches.create_dispatch(session, "PACS", output_id=output.id)
         dispatches.record_sent(session, sent.id, 0, T0)

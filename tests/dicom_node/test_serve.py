@@ -160,7 +160,7 @@ def test_worker_command_carries_the_global_options(tmp_path: Path) -> None:
 
 
 def test_embedded_worker_is_started_and_stopped_with_the_node(tmp_path: Path) -> None:
-    from conftest import node_settings
+    from node_testing import node_settings
 
     from dicom_node.node import Node
 
@@ -178,7 +178,7 @@ def test_embedded_worker_is_started_and_stopped_with_the_node(tmp_path: Path) ->
 
 
 def test_without_an_installed_worker_the_node_says_so(tmp_path: Path, caplog) -> None:
-    from conftest import node_settings
+    from node_testing import node_settings
 
     from dicom_node.node import Node
 
