@@ -1,0 +1,1 @@
+"""Evaluation reports: plain functions returning JSON-ready dictionaries."""
