@@ -41,8 +41,8 @@ from blsgan_core.data import (
     read_manifests,
     split_by_case,
 )
+from blsgan_core.synthetic import SyntheticConfig, synthesize_overlap
 from trainer.config import DataSection
-from trainer.synthesis import SyntheticOptions, synthesize_overlap
 
 SYNTHETIC = "synthetic"
 REAL = "real"
@@ -249,7 +249,7 @@ class JointDataset(Dataset[dict[str, torch.Tensor]]):
         epoch: int,
         crop_size: int,
         hflip: bool,
-        synthetic: SyntheticOptions | None = None,
+        synthetic: SyntheticConfig | None = None,
     ) -> None:
         if any(item.kind not in (SYNTHETIC, REAL) for item in items):
             raise ValueError(f"items must be of kind {SYNTHETIC!r} or {REAL!r}")
@@ -260,7 +260,7 @@ class JointDataset(Dataset[dict[str, torch.Tensor]]):
         self.epoch = epoch
         self.crop_size = crop_size
         self.hflip = hflip
-        self.synthetic = synthetic or SyntheticOptions()
+        self.synthetic = synthetic or SyntheticConfig()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -274,9 +274,9 @@ class JointDataset(Dataset[dict[str, torch.Tensor]]):
                 joint.image_float(),
                 joint.masks[0],
                 joint.masks[1],
-                joint.background_float(),
                 rng,
-                self.synthetic,
+                background=joint.background_float(),
+                config=self.synthetic,
             )
             image, masks, layers, k = made.image, made.masks, made.layers, made.k
             overlap_px, has_truth = made.overlap_px, True

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from blsgan_core.checkpoint import Checkpoint, save_checkpoint
+from blsgan_core.synthetic import SyntheticConfig
 from trainer import plots
 from trainer.config import ModelSection, TrainConfig, config_from_dict
 from trainer.datasets import (
@@ -54,7 +55,6 @@ from trainer.evaluation.separation import (
 from trainer.networks import BLSGANNetworks
 from trainer.state import STATE_FILE, TrainingState, load_training_state, save_training_state
 from trainer.steps import Batch, StepSettings, training_step
-from trainer.synthesis import SyntheticOptions
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class Validation:
             data.validation,
             store,
             seed=config.validation.synthetic_seed,
-            options=SyntheticOptions(**config.data.synthetic),
+            options=SyntheticConfig(**config.data.synthetic),
         )
         return cls(real_joints(data.validation, store)[:cap], synthetic[:cap])
 
@@ -250,7 +250,7 @@ def _loader(
         epoch=epoch_index,
         crop_size=config.data.crop_size,
         hflip=config.data.hflip,
-        synthetic=SyntheticOptions(**config.data.synthetic),
+        synthetic=SyntheticConfig(**config.data.synthetic),
     )
     order = list(epoch_order(len(dataset), seed=config.seed, phase=phase, epoch=epoch_index))
     return DataLoader(

@@ -11,9 +11,11 @@ about 40 dB on it.
 Synthetic protocol: on seeded synthetic overlaps made from non-overlapping joints the
 true layers are known, so the layer error inside the overlap region measures separation
 itself: ``layer_mse`` is the squared error of both layers against the true layers,
-averaged over the overlap pixels; ``layer_psnr = 10 log10(1 / layer_mse)``. PSNR is
-capped at :data:`PSNR_CAP_DB` (a perfect result, e.g. the true layers fed back) so that
-the report stays finite JSON.
+averaged over the overlap pixels; ``layer_psnr`` the mean over the two layers of
+``10 log10(1 / mse)`` (:func:`blsgan_core.metrics.layer_errors`). PSNR is capped at
+:data:`PSNR_CAP_DB` (a perfect result, e.g. the true layers fed back) so that the report
+stays finite JSON. Synthetic joints whose drawn shifts leave the bones apart (no overlap)
+are left out.
 
 Both are reported per overlap-size bin. The baseline (``baseline=True``) is the identity
 separation: each layer is the input inside its own mask, and ``k`` comes from the
@@ -22,7 +24,6 @@ Laplace soft-tissue background, ``k = 1 - mean(B over the overlap)``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,13 +31,13 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from skimage.metrics import structural_similarity
 
 from blsgan_core.data import JointRecord
+from blsgan_core.metrics import image_metrics, layer_errors
 from blsgan_core.reconstruction import reconstruct, transmittance_from_background
+from blsgan_core.synthetic import SyntheticConfig, synthesize_overlap
 from trainer.datasets import REAL_OVERLAP_MIN_PX, SampleStore
 from trainer.networks import BLSGANNetworks, Separation
-from trainer.synthesis import SyntheticOptions, synthesize_overlap
 
 PSNR_CAP_DB = 100.0
 # Real joints start at 20 px (the authors' "overlapping"); synthetic ones can be smaller.
@@ -93,7 +94,7 @@ def synthetic_joints(
     store: SampleStore,
     *,
     seed: int,
-    options: SyntheticOptions | None = None,
+    options: SyntheticConfig | None = None,
 ) -> list[EvalJoint]:
     """Seeded synthetic overlaps of the non-overlapping joints of ``records``.
 
@@ -108,10 +109,12 @@ def synthetic_joints(
             stored.image_float(),
             stored.masks[0],
             stored.masks[1],
-            stored.background_float(),
             np.random.default_rng([seed, index]),
-            options,
+            background=stored.background_float(),
+            config=options,
         )
+        if made.overlap_px == 0:
+            continue  # bones too far apart for the drawn shifts: no layer error to measure
         joints.append(
             EvalJoint(
                 record.image.name,
@@ -182,11 +185,9 @@ def run_separator(
     return outputs
 
 
-def psnr_from_mse(mse: float) -> float:
-    """PSNR of [0, 1] images in dB, capped at :data:`PSNR_CAP_DB`."""
-    if mse <= 10 ** (-PSNR_CAP_DB / 10):
-        return PSNR_CAP_DB
-    return float(-10.0 * math.log10(mse))
+def capped_psnr(value: float) -> float:
+    """A PSNR in dB capped at :data:`PSNR_CAP_DB` (``inf`` for identical images)."""
+    return min(float(value), PSNR_CAP_DB)
 
 
 def completed_reconstruction(joint: EvalJoint, output: Separation) -> NDArray[np.float32]:
@@ -198,24 +199,23 @@ def completed_reconstruction(joint: EvalJoint, output: Separation) -> NDArray[np
 
 def real_scores(joint: EvalJoint, output: Separation) -> dict[str, float]:
     """MSE, SSIM, PSNR of the (completed) reconstruction against the input joint."""
-    reconstruction = completed_reconstruction(joint, output)
-    mse = float(np.mean((reconstruction - joint.image) ** 2))
-    ssim = float(structural_similarity(reconstruction, joint.image, data_range=1.0))
-    return {"mse": mse, "ssim": ssim, "psnr": psnr_from_mse(mse)}
+    scores = image_metrics(completed_reconstruction(joint, output), joint.image)
+    return {**scores, "psnr": capped_psnr(scores["psnr"])}
 
 
 def synthetic_scores(joint: EvalJoint, output: Separation) -> dict[str, float]:
-    """Layer MSE/PSNR against the true layers inside the overlap, and the error of k."""
+    """Layer MSE/PSNR against the true layers inside the overlap, and the error of k.
+
+    ``layer_mse`` and ``layer_psnr`` are the means over the two layers of
+    :func:`blsgan_core.metrics.layer_errors` (PSNR per layer, capped).
+    """
     if joint.true_layers is None or joint.true_k is None:
         raise ValueError(f"joint {joint.name} has no true layers: it is not synthetic")
-    overlap = joint.masks[0] & joint.masks[1]
-    if not overlap.any():
-        raise ValueError(f"synthetic joint {joint.name} has no overlap")
-    layers = output.layers.numpy()
-    layer_mse = float(np.mean((layers[:, overlap] - joint.true_layers[:, overlap]) ** 2))
+    errors = layer_errors(output.layers.numpy(), joint.true_layers, joint.masks)
+    count = joint.true_layers.shape[0]
     return {
-        "layer_mse": layer_mse,
-        "layer_psnr": psnr_from_mse(layer_mse),
+        "layer_mse": errors["mse"],
+        "layer_psnr": float(np.mean([capped_psnr(errors[f"layer{i}_psnr"]) for i in range(count)])),
         "k_abs_error": abs(float(output.k) - joint.true_k),
     }
 

@@ -1,0 +1,39 @@
+"""Facts a model card records about how a model was made: command line and source commit."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that is running (``sys.argv`` unless given), shell-quoted."""
+    words = list(sys.argv if argv is None else argv)
+    if words:
+        words[0] = Path(words[0]).name
+    return shlex.join(words)
+
+
+def source_commit(root: Path = PACKAGE_ROOT) -> str | None:
+    """The git commit of the source tree (``+dirty`` if it has uncommitted changes).
+
+    ``None`` for an installed package outside a git checkout: a card then says so
+    instead of guessing.
+    """
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}+dirty" if status else commit
