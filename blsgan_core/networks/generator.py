@@ -19,7 +19,7 @@ from blsgan_core.networks.backbones import build_backbone, resolved_options
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """Number of layers and the backbone (a registry name plus option overrides)."""
+    """Number of layers and the backbone: a registry name and its options (defaults filled in)."""
 
     n_layers: int = 2
     backbone: str = "unet"
@@ -28,7 +28,16 @@ class GeneratorConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.n_layers, int) or self.n_layers < 1:
             raise ValueError(f"GeneratorConfig.n_layers must be >= 1, got {self.n_layers!r}")
-        self.to_dict()  # resolves the backbone: a bad name or option fails here
+        # Spell out every backbone option now: a bad name or option fails here, equal
+        # networks have equal configs, and a later change of a registry default cannot
+        # change how a saved config is rebuilt.
+        resolved = resolved_options(
+            self.backbone,
+            in_channels=self.in_channels,
+            out_channels=self.n_layers,
+            options=self.backbone_options,
+        )
+        object.__setattr__(self, "backbone_options", resolved)
 
     @property
     def in_channels(self) -> int:
@@ -40,12 +49,7 @@ class GeneratorConfig:
         return {
             "n_layers": self.n_layers,
             "backbone": self.backbone,
-            "backbone_options": resolved_options(
-                self.backbone,
-                in_channels=self.in_channels,
-                out_channels=self.n_layers,
-                options=self.backbone_options,
-            ),
+            "backbone_options": dict(self.backbone_options),
         }
 
 

@@ -27,7 +27,7 @@ from blsgan_core.networks.backbones import build_backbone, resolved_options
 
 @dataclass(frozen=True)
 class SupervisorConfig:
-    """Number of layers, backbone, and the downsampling factor D runs at."""
+    """Layers, backbone (registry name and options, defaults filled in) and D's downsampling."""
 
     n_layers: int = 2
     backbone: str = "unet"
@@ -41,19 +41,23 @@ class SupervisorConfig:
             raise ValueError(
                 f"SupervisorConfig.scale must be a positive integer, got {self.scale!r}"
             )
-        self.to_dict()  # resolves the backbone: a bad name or option fails here
+        # Spell out every backbone option now: a bad name or option fails here, equal
+        # networks have equal configs, and a later change of a registry default cannot
+        # change how a saved config is rebuilt.
+        resolved = resolved_options(
+            self.backbone,
+            in_channels=self.n_layers,
+            out_channels=2 * self.n_layers,
+            options=self.backbone_options,
+        )
+        object.__setattr__(self, "backbone_options", resolved)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for a checkpoint, with every backbone option spelled out."""
         return {
             "n_layers": self.n_layers,
             "backbone": self.backbone,
-            "backbone_options": resolved_options(
-                self.backbone,
-                in_channels=self.n_layers,
-                out_channels=2 * self.n_layers,
-                options=self.backbone_options,
-            ),
+            "backbone_options": dict(self.backbone_options),
             "scale": self.scale,
         }
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from blsgan_core.data import JointRecord, ManifestContents, read_manifests
+from blsgan_core.data import JointRecord, ManifestContents, load_sample, read_manifests
+from blsgan_core.model import BLSGANConfig
+from blsgan_core.networks.generator import GeneratorConfig
+from blsgan_core.networks.reconstructor import ReconstructorConfig
+from blsgan_core.networks.supervisor import SupervisorConfig
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +42,20 @@ def separate_joints(joint_manifest: ManifestContents) -> list[JointRecord]:
         if len(chosen) == 3:
             break
     return list(chosen.values())
+
+
+@pytest.fixture
+def tiny_config() -> BLSGANConfig:
+    """A BLS-GAN config small enough for fast tests on 256 x 256 joints."""
+    unet = {"base_channels": 8, "depth": 3}
+    return BLSGANConfig(
+        generator=GeneratorConfig(backbone_options=unet),
+        reconstructor=ReconstructorConfig(channels=(8, 8, 16), convs_per_stage=(1, 1, 1)),
+        supervisor=SupervisorConfig(backbone_options=unet, scale=2),
+    )
+
+
+def joint_batch(records: list[JointRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(B, 256, 256)`` and masks ``(B, 2, 256, 256)`` of real joints."""
+    samples = [load_sample(record) for record in records]
+    return np.stack([s.image for s in samples]), np.stack([s.masks for s in samples])

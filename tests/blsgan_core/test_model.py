@@ -1,0 +1,112 @@
+"""BLS-GAN model: checkpoint round trip (bit-exact), batched deterministic inference."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from blsgan_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from blsgan_core.data import JointRecord
+from blsgan_core.inference import separate
+from blsgan_core.model import (
+    BLSGANConfig,
+    BLSGANModel,
+    load_model,
+    model_checkpoint,
+    model_from_checkpoint,
+    save_model,
+)
+from blsgan_core.reconstruction import reconstruct
+from tests.blsgan_core.conftest import joint_batch
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def test_checkpoint_round_trip_is_bit_exact_on_real_joints(
+    tiny_config: BLSGANConfig, overlapping_joints: list[JointRecord], tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    model = BLSGANModel(tiny_config)
+    save_model(tmp_path / "m.pt", model, "1.2.3", {"data_digest": "abc"})
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.version == "1.2.3" and loaded.metadata == {"data_digest": "abc"}
+    assert loaded.config == tiny_config
+    images, masks = joint_batch(overlapping_joints)
+    first, second = separate(images, masks, model), separate(images, masks, loaded)
+    for name in ("layers", "k", "reconstruction"):
+        assert torch.equal(getattr(first, name), getattr(second, name))
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key])
+
+
+def test_supervisor_is_saved_only_on_request(tiny_config: BLSGANConfig, tmp_path: Path) -> None:
+    model = BLSGANModel(tiny_config, with_supervisor=True)
+    assert "supervisor" not in model_checkpoint(model, "1").state
+    save_model(tmp_path / "t.pt", model, "1", include_supervisor=True)
+    rebuilt = model_from_checkpoint(load_checkpoint(tmp_path / "t.pt"), with_supervisor=True)
+    assert rebuilt.supervisor is not None and model.supervisor is not None
+    layers = torch.rand(1, 2, 32, 32)
+    assert torch.equal(rebuilt.supervisor(layers), model.supervisor.eval()(layers))
+    with pytest.raises(ValueError, match="no supervisor"):
+        model_checkpoint(BLSGANModel(tiny_config), "1", include_supervisor=True)
+    inference_only = model_checkpoint(BLSGANModel(tiny_config), "1")
+    with pytest.raises(ValueError, match="no weights for the supervisor"):
+        model_from_checkpoint(inference_only, with_supervisor=True)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_separate_is_batched_deterministic_and_restores_the_mode(
+    tiny_config: BLSGANConfig, overlapping_joints: list[JointRecord], device: str
+) -> None:
+    torch.manual_seed(1)
+    model = BLSGANModel(tiny_config).train()
+    images, masks = joint_batch(overlapping_joints)
+    whole = separate(images, masks, model, device=device)
+    again = separate(torch.from_numpy(images), torch.from_numpy(masks), model, device=device)
+    chunked = separate(images, masks, model, device=device, batch_size=1)
+    assert model.training
+    assert torch.equal(whole.layers, again.layers) and torch.equal(whole.k, again.k)
+    assert torch.allclose(whole.layers, chunked.layers, atol=1e-5)
+    assert whole.layers.shape == (3, 2, 256, 256) and whole.layers.device.type == "cpu"
+    assert whole.k.shape == (3,) and torch.all((whole.k > 0.05) & (whole.k < 1))
+    mask_tensor = torch.from_numpy(masks).float()
+    assert torch.allclose(
+        whole.reconstruction, reconstruct(whole.layers, mask_tensor, whole.k), atol=1e-6
+    )
+    assert torch.all(whole.layers[mask_tensor == 0] == 0)
+
+
+def test_no_correction_ablation_uses_k_one(tiny_config: BLSGANConfig) -> None:
+    config = BLSGANConfig(
+        tiny_config.generator, tiny_config.reconstructor, tiny_config.supervisor, False
+    )
+    model = BLSGANModel(config)
+    masks = torch.zeros(2, 2, 32, 32)
+    masks[:, 0, :20], masks[:, 1, 12:] = 1, 1
+    result = separate(torch.rand(2, 32, 32), masks, model)
+    assert torch.equal(result.k, torch.ones(2))
+    assert BLSGANConfig.from_dict(config.to_dict()) == config
+
+
+def test_rejects_bad_inputs_configs_and_checkpoints(
+    tiny_config: BLSGANConfig, tmp_path: Path
+) -> None:
+    model = BLSGANModel(tiny_config)
+    masks = np.zeros((1, 2, 32, 32), dtype=bool)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        separate(np.full((1, 32, 32), 2.0), masks, model)
+    with pytest.raises(TypeError, match="floats"):
+        separate(np.zeros((1, 32, 32), dtype=np.uint8), masks, model)
+    with pytest.raises(ValueError, match="masks must be"):
+        separate(np.zeros((1, 32, 32)), masks[:, :1], model)
+    with pytest.raises(ValueError, match="binary"):
+        separate(np.zeros((1, 32, 32)), masks + 0.5, model)
+    with pytest.raises(ValueError, match="not a BLS-GAN config"):
+        BLSGANConfig.from_dict({"generator": {}})
+    with pytest.raises(ValueError, match="layers"):
+        BLSGANConfig(supervisor=tiny_config.supervisor.__class__(n_layers=3))
+    other = Checkpoint("segmenter", "1", {}, {})
+    save_checkpoint(tmp_path / "seg.pt", other)
+    with pytest.raises(ValueError, match="not 'blsgan'"):
+        load_model(tmp_path / "seg.pt")
