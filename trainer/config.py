@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from blsgan_core.losses import LossWeights
+from blsgan_core.model import BLSGANConfig
 from blsgan_core.networks.generator import GeneratorConfig
 from blsgan_core.networks.reconstructor import ReconstructorConfig
 from blsgan_core.networks.supervisor import SupervisorConfig
@@ -50,6 +51,27 @@ class ModelSection:
     def reconstructor_config(self) -> ReconstructorConfig:
         """The reconstructor's frozen config (defaults overridden by ``reconstructor``)."""
         return ReconstructorConfig(**self.reconstructor)
+
+    def blsgan_config(self, correction: bool = True) -> BLSGANConfig:
+        """The model's config (:class:`blsgan_core.model.BLSGANConfig`)."""
+        return BLSGANConfig(
+            generator=self.generator_config(),
+            reconstructor=self.reconstructor_config(),
+            supervisor=self.supervisor_config(),
+            correction=correction,
+        )
+
+    @classmethod
+    def from_blsgan_config(cls, config: BLSGANConfig) -> ModelSection:
+        """The section that rebuilds the networks of an existing model (for fine-tuning)."""
+        return cls(
+            generator_backbone=config.generator.backbone,
+            generator_options=dict(config.generator.backbone_options),
+            supervisor_backbone=config.supervisor.backbone,
+            supervisor_options=dict(config.supervisor.backbone_options),
+            supervisor_scale=config.supervisor.scale,
+            reconstructor=config.reconstructor.to_dict(),
+        )
 
 
 @dataclass(frozen=True)
@@ -146,7 +168,7 @@ class TrainConfig:
         if self.data.max_records is not None and self.data.max_records < 4:
             raise ValueError(f"data.max_records must be >= 4, got {self.data.max_records}")
         self.optim.weights()
-        self.model.reconstructor_config()
+        self.model.blsgan_config()
 
     @property
     def size_multiple(self) -> int:

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from blsgan_core.checkpoint import Checkpoint, save_checkpoint
+from blsgan_core.model import BLSGANConfig, BLSGANModel, model_checkpoint
 from blsgan_core.synthetic import SyntheticConfig
 from trainer import plots
 from trainer.config import ModelSection, TrainConfig, config_from_dict
@@ -52,9 +53,15 @@ from trainer.evaluation.separation import (
     score_separator,
     synthetic_joints,
 )
-from trainer.networks import BLSGANNetworks
-from trainer.state import STATE_FILE, TrainingState, load_training_state, save_training_state
-from trainer.steps import Batch, StepSettings, training_step
+from trainer.state import (
+    STATE_FILE,
+    TrainingState,
+    load_network_states,
+    load_training_state,
+    network_states,
+    save_training_state,
+)
+from trainer.steps import Batch, StepSettings, supervisor_of, training_step
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +106,7 @@ def autocast_for(device: torch.device, amp: bool) -> AbstractContextManager[obje
     return contextlib.nullcontext()
 
 
-def make_optimizers(
-    networks: BLSGANNetworks, config: TrainConfig
-) -> dict[str, torch.optim.Optimizer]:
+def make_optimizers(networks: BLSGANModel, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
     """Adam for G + R (Eq. 2/4) and Adam for D (Eq. 3/5), the paper's lr and betas."""
     betas = (float(config.optim.betas[0]), float(config.optim.betas[1]))
     generator_parameters = [
@@ -111,7 +116,7 @@ def make_optimizers(
     return {
         "generator": torch.optim.Adam(generator_parameters, lr=config.optim.lr, betas=betas),
         "supervisor": torch.optim.Adam(
-            networks.supervisor.parameters(), lr=config.optim.lr, betas=betas
+            supervisor_of(networks).parameters(), lr=config.optim.lr, betas=betas
         ),
     }
 
@@ -140,7 +145,7 @@ class Validation:
         )
         return cls(real_joints(data.validation, store)[:cap], synthetic[:cap])
 
-    def score(self, networks: BLSGANNetworks, device: torch.device) -> SeparationScores:
+    def score(self, networks: BLSGANModel, device: torch.device) -> SeparationScores:
         """Scores of the current networks."""
         return score_separator(model_separator(networks, device), self.real, self.synthetic)
 
@@ -204,7 +209,7 @@ def model_version(config: TrainConfig, data: TrainingData, epochs: int) -> str:
 
 
 def run_epoch(
-    networks: BLSGANNetworks,
+    networks: BLSGANModel,
     loader: DataLoader[dict[str, torch.Tensor]],
     phase: int,
     settings: StepSettings,
@@ -325,14 +330,11 @@ def train(
     store.load([*data.train, *data.validation])
     validation = Validation.build(data, store, config)
 
-    networks = BLSGANNetworks(
-        config.model.generator_config(),
-        config.model.supervisor_config(),
-        config.model.reconstructor_config(),
-        correction=config.ablation.correction,
+    networks = BLSGANModel(
+        config.model.blsgan_config(config.ablation.correction), with_supervisor=True
     )
     if initial is not None:
-        networks.load_network_states(initial.state)
+        load_network_states(networks, initial.state, strict_supervisor=False)
     optimizers = make_optimizers(networks, config)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {}
@@ -340,7 +342,7 @@ def train(
     if initial is not None:
         extra["initialised_from"] = initial.version
     if state is not None:
-        networks.load_network_states(state.networks)
+        load_network_states(networks, state.networks, strict_supervisor=True)
         for name, optimizer in optimizers.items():
             optimizer.load_state_dict(state.optimizers[name])
         history, best, extra = list(state.history), dict(state.best), dict(state.extra)
@@ -379,7 +381,7 @@ def train(
                 manifests=[str(path) for path in manifests],
                 phases=phases,
                 completed_epochs=index + 1,
-                networks=networks.network_states(),
+                networks=network_states(networks),
                 optimizers={name: opt.state_dict() for name, opt in optimizers.items()},
                 history=history,
                 best=best,
@@ -387,8 +389,11 @@ def train(
             ),
         )
         write_csv(out / LOG, history)
-        checkpoint = networks.to_checkpoint(
-            model_version(config, data, index + 1), model_metadata(config, data, history, extra)
+        checkpoint = model_checkpoint(
+            networks,
+            model_version(config, data, index + 1),
+            model_metadata(config, data, history, extra),
+            include_supervisor=True,
         )
         save_checkpoint(out / LAST, checkpoint)
         if improved:
@@ -433,7 +438,7 @@ def _optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> Non
 
 
 def _final_plots(
-    networks: BLSGANNetworks,
+    networks: BLSGANModel,
     device: torch.device,
     validation: Validation,
     scores: SeparationScores,
@@ -447,18 +452,4 @@ def _final_plots(
 
 def model_section_of(checkpoint: Checkpoint) -> ModelSection:
     """The model section of a config that rebuilds ``checkpoint``'s networks."""
-    try:
-        generator = checkpoint.config["generator"]
-        supervisor = checkpoint.config["supervisor"]
-        return ModelSection(
-            generator_backbone=generator["backbone"],
-            generator_options=dict(generator["backbone_options"]),
-            supervisor_backbone=supervisor["backbone"],
-            supervisor_options=dict(supervisor["backbone_options"]),
-            supervisor_scale=int(supervisor["scale"]),
-            reconstructor=dict(checkpoint.config["reconstructor"]),
-        )
-    except (KeyError, TypeError) as error:
-        raise ValueError(
-            f"checkpoint {checkpoint.version} does not describe a BLS-GAN model: {error}"
-        ) from error
+    return ModelSection.from_blsgan_config(BLSGANConfig.from_dict(checkpoint.config))

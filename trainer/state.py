@@ -22,6 +22,9 @@ from typing import Any
 
 import torch
 
+from blsgan_core.model import BLSGANModel
+
+NETWORKS = ("generator", "reconstructor", "supervisor")
 STATE_FILE = "state.pt"
 STATE_FORMAT = 1
 
@@ -85,3 +88,33 @@ def load_training_state(path: Path) -> TrainingState:
         best=dict(payload["best"]),
         extra=dict(payload["extra"]),
     )
+
+
+def network_states(model: BLSGANModel) -> dict[str, dict[str, torch.Tensor]]:
+    """State dicts of all three networks by name (the model must have its supervisor)."""
+    return {name: _network(model, name).state_dict() for name in NETWORKS}
+
+
+def load_network_states(
+    model: BLSGANModel, states: dict[str, dict[str, torch.Tensor]], *, strict_supervisor: bool
+) -> None:
+    """Load the named state dicts; a missing supervisor is an error only if ``strict``.
+
+    Inference checkpoints may leave the supervisor out; fine-tuning from one then starts
+    with a fresh supervisor.
+    """
+    for name in NETWORKS:
+        if name not in states:
+            if name == "supervisor" and not strict_supervisor:
+                continue
+            raise ValueError(f"no weights for the {name}")
+        _network(model, name).load_state_dict(states[name])
+
+
+def _network(model: BLSGANModel, name: str) -> torch.nn.Module:
+    network = getattr(model, name)
+    if network is None:
+        raise ValueError(f"the model was built without its {name}")
+    if not isinstance(network, torch.nn.Module):
+        raise TypeError(f"{name} is not a network")
+    return network

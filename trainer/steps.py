@@ -21,8 +21,9 @@ import torch
 
 from blsgan_core import losses
 from blsgan_core.losses import LossWeights
+from blsgan_core.model import BLSGANModel
+from blsgan_core.networks.supervisor import Supervisor
 from blsgan_core.reconstruction import reconstruct
-from trainer.networks import BLSGANNetworks
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,13 @@ class Batch:
         return int(self.image.shape[0])
 
 
+def supervisor_of(model: BLSGANModel) -> Supervisor:
+    """The model's supervisor; training needs a model built ``with_supervisor=True``."""
+    if model.supervisor is None:
+        raise ValueError("training needs the model's supervisor (with_supervisor=True)")
+    return model.supervisor
+
+
 @dataclass(frozen=True)
 class StepSettings:
     """What a step needs besides the networks: weights, phase switches, autocast."""
@@ -60,21 +68,22 @@ class StepSettings:
 
 
 def generator_update(
-    networks: BLSGANNetworks,
+    networks: BLSGANModel,
     batch: Batch,
     phase: int,
     settings: StepSettings,
     optimizer: torch.optim.Optimizer,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """One Adam step of G and R; returns the detached layers and the logged losses."""
-    networks.supervisor.requires_grad_(False)
+    supervisor = supervisor_of(networks)
+    supervisor.requires_grad_(False)
     try:
         with settings.autocast:
             layers = networks.generator(batch.image, batch.masks)
-            k = networks.transmittance(batch.image)
+            k = networks.correction(batch.image)
             image = batch.image.to(layers.dtype)
             reconstruction = reconstruct(layers, batch.masks.to(layers.dtype), k)
-            logits = networks.supervisor(layers)
+            logits = supervisor(layers)
             if phase == 1:
                 terms = losses.pretraining_generator_loss(
                     logits, batch.masks, reconstruction, image, layers,
@@ -95,14 +104,14 @@ def generator_update(
         total.backward()
         optimizer.step()
     finally:
-        networks.supervisor.requires_grad_(True)
+        supervisor.requires_grad_(True)
     logged = {"loss_g": float(total.detach()), "k_mean": float(k.detach().float().mean())}
     logged.update({name: float(value) for name, value in terms.parts.items()})
     return layers.detach(), logged
 
 
 def supervisor_update(
-    networks: BLSGANNetworks,
+    networks: BLSGANModel,
     batch: Batch,
     layers: torch.Tensor,
     phase: int,
@@ -114,7 +123,7 @@ def supervisor_update(
     with settings.autocast:
         # One forward pass over the real stacks and the generated ones together.
         real_layers = batch.true_layers[truth]
-        logits = networks.supervisor(torch.cat([real_layers.to(layers.dtype), layers]))
+        logits = supervisor_of(networks)(torch.cat([real_layers.to(layers.dtype), layers]))
         real_logits, generated_logits = logits[: len(real_layers)], logits[len(real_layers) :]
         if phase == 1:
             terms = losses.pretraining_supervisor_loss(
@@ -144,7 +153,7 @@ def supervisor_update(
 
 
 def training_step(
-    networks: BLSGANNetworks,
+    networks: BLSGANModel,
     batch: Batch,
     phase: int,
     settings: StepSettings,

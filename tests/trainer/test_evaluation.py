@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from blsgan_core.data import read_manifests, split_by_case
+from blsgan_core.inference import SeparationResult
 from blsgan_core.reconstruction import reconstruct
 from trainer.datasets import SampleStore
 from trainer.evaluation.separation import (
@@ -16,7 +17,6 @@ from trainer.evaluation.separation import (
     real_joints,
     synthetic_joints,
 )
-from trainer.networks import Separation
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def _oracle(synthetic: list[EvalJoint]):  # type: ignore[no-untyped-def]
         truths = [by_image[image[0].numpy().tobytes()] for image in images]
         layers = torch.stack([torch.from_numpy(joint.true_layers) for joint in truths])
         k = torch.tensor([joint.true_k for joint in truths])
-        return Separation(layers, k, reconstruct(layers, masks, k))
+        return SeparationResult(layers, k, reconstruct(layers, masks, k))
 
     return separate
 

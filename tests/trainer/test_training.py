@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from blsgan_core.checkpoint import load_checkpoint
+from blsgan_core.model import BLSGANModel, model_from_checkpoint
 from trainer.config import TrainConfig, with_ablations
 from trainer.loop import RunResult, train
-from trainer.networks import BLSGANNetworks
-from trainer.state import STATE_FILE, load_training_state
+from trainer.state import STATE_FILE, load_training_state, network_states
 
 
 def test_a_tiny_run_trains_both_phases_and_writes_its_files(tiny_run: RunResult) -> None:
@@ -29,8 +29,8 @@ def test_a_tiny_run_trains_both_phases_and_writes_its_files(tiny_run: RunResult)
     assert checkpoint.metadata["data"]["n_rejected"] == 1
     assert checkpoint.metadata["training"]["epochs"] == 3
     assert "val_real_psnr" in checkpoint.metadata["metrics"]
-    networks = BLSGANNetworks.from_checkpoint(checkpoint)  # rebuilt from the file alone
-    assert networks.correction is True
+    model = model_from_checkpoint(checkpoint, with_supervisor=True)  # from the file alone
+    assert model.config.correction is True
     best = load_checkpoint(out / "best.pt", expected_kind="blsgan")
     assert best.metadata["training"]["epochs"] == tiny_run.best["epoch"]
 
@@ -41,12 +41,8 @@ def test_training_changes_the_weights_and_the_layer_loss_falls(
     state = load_training_state(tiny_run.out / STATE_FILE)
     assert state.completed_epochs == 3
     torch.manual_seed(tiny_config.seed)
-    fresh = BLSGANNetworks(
-        tiny_config.model.generator_config(),
-        tiny_config.model.supervisor_config(),
-        tiny_config.model.reconstructor_config(),
-    )
-    for network, tensors in fresh.network_states().items():
+    fresh = BLSGANModel(tiny_config.model.blsgan_config(), with_supervisor=True)
+    for network, tensors in network_states(fresh).items():
         trained = state.networks[network]
         assert any(not torch.equal(trained[key], value) for key, value in tensors.items())
     first, second = tiny_run.history[:2]

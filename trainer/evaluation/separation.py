@@ -33,11 +33,12 @@ import torch
 from numpy.typing import NDArray
 
 from blsgan_core.data import JointRecord
+from blsgan_core.inference import SeparationResult, separate
 from blsgan_core.metrics import image_metrics, layer_errors
+from blsgan_core.model import BLSGANModel
 from blsgan_core.reconstruction import reconstruct, transmittance_from_background
 from blsgan_core.synthetic import SyntheticConfig, synthesize_overlap
 from trainer.datasets import REAL_OVERLAP_MIN_PX, SampleStore
-from trainer.networks import BLSGANNetworks, Separation
 
 PSNR_CAP_DB = 100.0
 # Real joints start at 20 px (the authors' "overlapping"); synthetic ones can be smaller.
@@ -52,7 +53,7 @@ OVERLAP_BINS: tuple[tuple[int, int | None], ...] = (
 PAPER_TABLE2 = {"mse": 0.88e-4, "mse_std": 0.70e-4, "ssim": 0.9837, "psnr": 41.09}
 
 # images (B, 1, H, W), masks (B, 2, H, W), backgrounds (B, 1, H, W) -> layers, k, R
-Separator = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Separation]
+Separator = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], SeparationResult]
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def synthetic_joints(
 
 def identity_separator(
     images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor
-) -> Separation:
+) -> SeparationResult:
     """The baseline: each layer is the input inside its mask; k from the background."""
     masks = masks.to(images.dtype)
     layers = images * masks
@@ -142,36 +143,27 @@ def identity_separator(
     if not isinstance(k, torch.Tensor):
         raise TypeError("transmittance of a tensor must be a tensor")
     k = k.clamp(min=1e-3)
-    return Separation(layers, k, reconstruct(layers, masks, k))
+    return SeparationResult(layers, k, reconstruct(layers, masks, k))
 
 
-def model_separator(networks: BLSGANNetworks, device: torch.device) -> Separator:
-    """A separator running ``networks`` in eval mode, without gradients, on ``device``."""
+def model_separator(model: BLSGANModel, device: torch.device | str | None = None) -> Separator:
+    """A separator running ``model`` through :func:`blsgan_core.inference.separate`."""
 
-    def separate(
+    def run(
         images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor
-    ) -> Separation:
-        was_training = networks.training
-        networks.eval()
-        try:
-            with torch.inference_mode():
-                result = networks.separate(images.to(device), masks.to(device).float())
-        finally:
-            networks.train(was_training)
-        return Separation(
-            result.layers.float().cpu(), result.k.float().cpu(), result.reconstruction.float().cpu()
-        )
+    ) -> SeparationResult:
+        return separate(images, masks, model, device=device)
 
-    return separate
+    return run
 
 
 def run_separator(
     separator: Separator, joints: Sequence[EvalJoint], batch_size: int = 16
-) -> list[Separation]:
+) -> list[SeparationResult]:
     """Per-joint outputs (batch dimension dropped) of ``separator`` over ``joints``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    outputs: list[Separation] = []
+    outputs: list[SeparationResult] = []
     for start in range(0, len(joints), batch_size):
         chunk = joints[start : start + batch_size]
         images = torch.from_numpy(np.stack([j.image for j in chunk]))[:, None]
@@ -180,7 +172,9 @@ def run_separator(
         result = separator(images, masks, backgrounds)
         for index in range(len(chunk)):
             outputs.append(
-                Separation(result.layers[index], result.k[index], result.reconstruction[index])
+                SeparationResult(
+                    result.layers[index], result.k[index], result.reconstruction[index]
+                )
             )
     return outputs
 
@@ -190,20 +184,20 @@ def capped_psnr(value: float) -> float:
     return min(float(value), PSNR_CAP_DB)
 
 
-def completed_reconstruction(joint: EvalJoint, output: Separation) -> NDArray[np.float32]:
+def completed_reconstruction(joint: EvalJoint, output: SeparationResult) -> NDArray[np.float32]:
     """The reconstruction inside the bones and the input outside them, ``(H, W)``."""
     union = joint.masks.any(axis=0)
     reconstruction = output.reconstruction[0].numpy()
     return np.where(union, reconstruction, joint.image).astype(np.float32)
 
 
-def real_scores(joint: EvalJoint, output: Separation) -> dict[str, float]:
+def real_scores(joint: EvalJoint, output: SeparationResult) -> dict[str, float]:
     """MSE, SSIM, PSNR of the (completed) reconstruction against the input joint."""
     scores = image_metrics(completed_reconstruction(joint, output), joint.image)
     return {**scores, "psnr": capped_psnr(scores["psnr"])}
 
 
-def synthetic_scores(joint: EvalJoint, output: Separation) -> dict[str, float]:
+def synthetic_scores(joint: EvalJoint, output: SeparationResult) -> dict[str, float]:
     """Layer MSE/PSNR against the true layers inside the overlap, and the error of k.
 
     ``layer_mse`` and ``layer_psnr`` are the means over the two layers of
