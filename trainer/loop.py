@@ -305,6 +305,7 @@ def train(
         manifests = [Path(path) for path in state.manifests]
         phases = list(state.phases)
     else:
+        manifests = [Path(path).resolve() for path in manifests]
         if (out / STATE_FILE).exists():
             raise ValueError(f"{out} already holds a run: resume it or choose another --out")
         if initial is not None:
