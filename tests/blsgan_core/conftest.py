@@ -55,7 +55,8 @@ def tiny_config() -> BLSGANConfig:
     )
 
 
-def joint_batch(records: list[JointRecord]) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``(B, 256, 256)`` and masks ``(B, 2, 256, 256)`` of real joints."""
-    samples = [load_sample(record) for record in records]
+@pytest.fixture(scope="session")
+def overlapping_batch(overlapping_joints: list[JointRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(3, 256, 256)`` and masks ``(3, 2, 256, 256)`` of the overlapping joints."""
+    samples = [load_sample(record) for record in overlapping_joints]
     return np.stack([s.image for s in samples]), np.stack([s.masks for s in samples])

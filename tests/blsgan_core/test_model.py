@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from blsgan_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from blsgan_core.data import JointRecord
 from blsgan_core.inference import separate
 from blsgan_core.model import (
     BLSGANConfig,
@@ -18,13 +17,12 @@ from blsgan_core.model import (
     save_model,
 )
 from blsgan_core.reconstruction import reconstruct
-from tests.blsgan_core.conftest import joint_batch
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def test_checkpoint_round_trip_is_bit_exact_on_real_joints(
-    tiny_config: BLSGANConfig, overlapping_joints: list[JointRecord], tmp_path: Path
+    tiny_config: BLSGANConfig, overlapping_batch: tuple[np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:
     torch.manual_seed(0)
     model = BLSGANModel(tiny_config)
@@ -32,7 +30,7 @@ def test_checkpoint_round_trip_is_bit_exact_on_real_joints(
     loaded = load_model(tmp_path / "m.pt")
     assert loaded.version == "1.2.3" and loaded.metadata == {"data_digest": "abc"}
     assert loaded.config == tiny_config
-    images, masks = joint_batch(overlapping_joints)
+    images, masks = overlapping_batch
     first, second = separate(images, masks, model), separate(images, masks, loaded)
     for name in ("layers", "k", "reconstruction"):
         assert torch.equal(getattr(first, name), getattr(second, name))
@@ -57,11 +55,11 @@ def test_supervisor_is_saved_only_on_request(tiny_config: BLSGANConfig, tmp_path
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_separate_is_batched_deterministic_and_restores_the_mode(
-    tiny_config: BLSGANConfig, overlapping_joints: list[JointRecord], device: str
+    tiny_config: BLSGANConfig, overlapping_batch: tuple[np.ndarray, np.ndarray], device: str
 ) -> None:
     torch.manual_seed(1)
     model = BLSGANModel(tiny_config).train()
-    images, masks = joint_batch(overlapping_joints)
+    images, masks = overlapping_batch
     whole = separate(images, masks, model, device=device)
     again = separate(torch.from_numpy(images), torch.from_numpy(masks), model, device=device)
     chunked = separate(images, masks, model, device=device, batch_size=1)

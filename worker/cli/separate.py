@@ -1,0 +1,85 @@
+"""``blsnode separate``: separate the two bones of one joint crop into layer images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from blsgan_core.model import MODEL_KIND
+from blsgan_core.registry import ModelRegistry
+from dicom_node.cli.context import emit, json_option, pass_settings
+from dicom_node.settings import Settings
+from worker.joint_separation import separate_joint_files
+
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command()
+@click.argument("image", type=_FILE)
+@click.option("--upper", "upper", type=_FILE, required=True, help="Mask of the upper bone.")
+@click.option("--lower", "lower", type=_FILE, required=True, help="Mask of the lower bone.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for the layer and reconstruction PNGs.",
+)
+@click.option(
+    "--model",
+    "model_path",
+    type=_FILE,
+    help="BLS-GAN checkpoint (default: the promoted model of the registry).",
+)
+@click.option("--device", help="Torch device (default from settings: models.device).")
+@json_option
+@pass_settings
+def separate(
+    settings: Settings,
+    image: Path,
+    upper: Path,
+    lower: Path,
+    out_dir: Path,
+    model_path: Path | None,
+    device: str | None,
+    as_json: bool,
+) -> None:
+    """Separate IMAGE (a joint crop, PNG/JPEG) into upper and lower bone layers.
+
+    Writes the two layers and the Eq. 1 reconstruction as PNG into --out and prints the
+    correction parameter k and MSE, SSIM, PSNR of the reconstruction against IMAGE inside
+    the bones.
+    """
+    if model_path is None:
+        entry = ModelRegistry(settings.model_registry_dir).promoted(MODEL_KIND)
+        if entry is None:
+            raise click.ClickException(
+                f"no {MODEL_KIND} model is promoted in {settings.model_registry_dir} and none "
+                "ships with this version: pass --model PATH, or train and promote one "
+                "(blsnode train, blsnode models promote NAME)"
+            )
+        model_path = entry.path
+    try:
+        result = separate_joint_files(
+            image, upper, lower, out_dir, model_path, device=device or settings.models.device
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    emit(result.as_dict(), as_json, _render)
+
+
+def _render(data: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"k     {data['k']:.4f}",
+            f"mse   {data['mse']:.3e}",
+            f"ssim  {data['ssim']:.4f}",
+            f"psnr  {data['psnr']:.2f} dB",
+            f"upper layer     {data['upper_layer']}",
+            f"lower layer     {data['lower_layer']}",
+            f"reconstruction  {data['reconstruction']}",
+            f"model {data['model']} (version {data['version']})",
+        ]
+    )
