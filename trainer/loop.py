@@ -347,6 +347,8 @@ def train(
         for name, optimizer in optimizers.items():
             optimizer.load_state_dict(state.optimizers[name])
         history, best, extra = list(state.history), dict(state.best), dict(state.extra)
+        if provenance:  # the card keeps the first command and lists the resumes
+            extra["resumed_by"] = [*extra.get("resumed_by", []), provenance.get("command")]
     networks.to(target)
     for optimizer in optimizers.values():
         _optimizer_to(optimizer, target)

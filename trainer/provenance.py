@@ -1,22 +1,11 @@
-"""Facts a model card records about how a model was made: command line and source commit."""
+"""Where the code that made a model came from: the source commit for the model card."""
 
 from __future__ import annotations
 
-import shlex
 import subprocess
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
-
-def command_line(argv: Sequence[str] | None = None) -> str:
-    """The command that is running (``sys.argv`` unless given), shell-quoted."""
-    words = list(sys.argv if argv is None else argv)
-    if words:
-        words[0] = Path(words[0]).name
-    return shlex.join(words)
 
 
 def source_commit(root: Path = PACKAGE_ROOT) -> str | None:

@@ -20,8 +20,8 @@ from trainer.config import TrainConfig, load_preset, with_ablations
 from trainer.loop import RunResult, train
 from trainer.provenance import source_commit
 
-# (checkpoint, run result, name, command) -> registry entry summary
-Registrar = Callable[[Path, RunResult, str, str], dict[str, Any]]
+# (checkpoint file, name) -> summary of the registry entry
+Registrar = Callable[[Path, str], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,7 @@ def run_training(request: TrainRequest, registrar: Registrar | None = None) -> d
                 f"the run stopped after {result.completed_epochs} of {result.total_epochs} "
                 "epochs: resume it before registering"
             )
-        summary["registered"] = registrar(
-            result.best_checkpoint, result, request.register, request.command
-        )
+        summary["registered"] = registrar(result.best_checkpoint, request.register)
     return summary
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,28 @@ import click
 from dicom_node.cli.context import emit, json_option, pass_settings
 from dicom_node.settings import Settings
 from trainer.config import PRESETS
-from trainer.provenance import command_line
 
 logger = logging.getLogger(__name__)
+
+
+def invocation(ctx: click.Context) -> str:
+    """The command as a shell line rebuilt from its parsed options (for the model card).
+
+    Rebuilt rather than copied from ``sys.argv`` so that it is right however the command
+    was invoked (console script, ``python -m``, tests), with defaults left out.
+    """
+    words = ["blsnode", ctx.info_name or "train"]
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name is None:
+            continue
+        value = ctx.params.get(param.name)
+        if value is None or value is False or value == () or value == param.default:
+            continue
+        flag = max(param.opts, key=len)
+        values = value if param.multiple else (value,)
+        for item in values:
+            words += [flag] if param.is_flag else [flag, str(item)]
+    return shlex.join(words)
 
 
 def _render(data: dict[str, Any]) -> str:
@@ -108,12 +128,20 @@ def train(
     registrar = None
     if from_promoted or register_name is not None:
         # Imported only when used: training itself does not need the registry.
-        from trainer.model_registry import registry_for
+        from trainer.model_registry import (
+            entry_summary,
+            promoted_checkpoint,
+            register_checkpoint,
+            registry_for,
+        )
 
         registry = registry_for(settings)
-        registrar = registry.register_run
+
+        def registrar(checkpoint: Path, name: str) -> dict[str, Any]:
+            return entry_summary(register_checkpoint(registry, checkpoint, name))
+
         if from_promoted:
-            initial = registry.promoted_path()
+            initial = promoted_checkpoint(registry)
             if initial is None:
                 raise click.UsageError("no model is promoted yet: see 'blsnode models list'")
     optim = {
@@ -145,7 +173,7 @@ def train(
         threads=threads,
         stop_after_epochs=stop_after,
         show_progress=not (no_progress or as_json),
-        command=command_line(),
+        command=invocation(click.get_current_context()),
         register=register_name,
     )
     try:
