@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from click.testing import CliRunner
 
 from dicom_node.cli.main import cli
@@ -83,3 +84,26 @@ def test_usage_errors_are_clear(tmp_path: Path, small_manifest: Path) -> None:
     result = runner.invoke(cli, ["--data-dir", str(tmp_path), "train", "--resume", "--out",
                                  str(tmp_path / "none")])  # fmt: skip
     assert result.exit_code == 1 and "nothing to resume" in result.output
+
+
+def test_export_writes_a_half_precision_shipped_model(tmp_path: Path, tiny_run: Any) -> None:
+    from blsgan_core.inference import separate
+    from blsgan_core.model import load_model
+    from blsgan_core.registry import ModelRegistry
+
+    target = tmp_path / "weights"
+    data = _json(
+        ["models", "export", str(tiny_run.best_checkpoint), "tiny-ship", "--to", str(target),
+         "--json"], tmp_path,
+    )  # fmt: skip
+    assert data["promoted"] is True
+    assert data["bytes"] < 0.6 * tiny_run.best_checkpoint.stat().st_size
+    entry = ModelRegistry(tmp_path / "empty", shipped_dir=target).promoted("blsgan")
+    assert entry is not None and entry.name == "tiny-ship" and entry.shipped
+    assert entry.card["metadata"]["precision"] == "fp16"
+    image = torch.rand(1, 1, 64, 64)
+    masks = torch.zeros(1, 2, 64, 64)
+    masks[:, 0, :36], masks[:, 1, 28:] = 1, 1
+    full = separate(image, masks, load_model(tiny_run.best_checkpoint))
+    half = separate(image, masks, load_model(entry.path))
+    assert torch.allclose(full.layers, half.layers, atol=1e-2)

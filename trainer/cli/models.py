@@ -116,3 +116,32 @@ def register(settings: Settings, checkpoint: Path, name: str, as_json: bool) -> 
     except ValueError as error:
         raise click.ClickException(str(error)) from error
     emit(entry_summary(entry), as_json, lambda d: f"registered {d['name']} ({d['version']})")
+
+
+@models.command("export")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("name")
+@click.option(
+    "--to",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Target folder (default: the package's shipped weights, blsgan_core/weights).",
+)
+@click.option("--no-promote", is_flag=True, help="Do not make it the shipped default.")
+@json_option
+def export(
+    checkpoint: Path, name: str, directory: Path | None, no_promote: bool, as_json: bool
+) -> None:
+    """Write CHECKPOINT as fp16 NAME with its model cards, for shipping with the package."""
+    from blsgan_core.registry import SHIPPED_WEIGHTS_DIR
+    from trainer.export import export_half
+    from trainer.model_registry import entry_summary
+
+    try:
+        entry = export_half(
+            checkpoint, name, directory or SHIPPED_WEIGHTS_DIR, promote=not no_promote
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    summary = {**entry_summary(entry, promoted=not no_promote), "bytes": entry.path.stat().st_size}
+    emit(summary, as_json, lambda d: f"exported {d['name']} ({d['bytes'] / 2**20:.1f} MiB)")
