@@ -440,6 +440,14 @@ def _optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> Non
                 values[key] = value.to(device)
 
 
+def _extremes(joints: Sequence[EvalJoint]) -> list[EvalJoint]:
+    if not joints:
+        return []
+    smallest = min(joints, key=lambda joint: joint.overlap_px)
+    largest = max(joints, key=lambda joint: joint.overlap_px)
+    return [smallest] if smallest is largest else [smallest, largest]
+
+
 def _final_plots(
     networks: BLSGANModel,
     device: torch.device,
@@ -448,7 +456,8 @@ def _final_plots(
     folder: Path,
 ) -> None:
     plots.metrics_by_overlap(scores, folder / "metrics_by_overlap.png")
-    examples = validation.synthetic[:2] + validation.real[:2]
+    # Of each kind the smallest and the largest overlap, so the panel shows the range.
+    examples = _extremes(validation.synthetic) + _extremes(validation.real)
     if examples:
         plots.example_panel(examples, model_separator(networks, device), folder / "examples.png")
 

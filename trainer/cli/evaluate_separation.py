@@ -41,7 +41,7 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
 
     from blsgan_core.data import read_manifests, split_by_case
     from blsgan_core.model import MODEL_KIND, load_model
-    from blsgan_core.registry import ModelRegistry
+    from blsgan_core.registry import SHIPPED_WEIGHTS_DIR, ModelRegistry
     from trainer import plots
     from trainer.datasets import SampleStore
     from trainer.evaluation.separation import (
@@ -59,7 +59,13 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     model_path = options.get("model")
     if model_path is None:
-        registry = ModelRegistry(options.get("registry_dir") or Path("blsnode-data/models"))
+        # The node's registry when the caller knows it (settings), else the shipped weights.
+        directory = options.get("registry_dir")
+        registry = (
+            ModelRegistry(Path(directory))
+            if directory is not None
+            else ModelRegistry(SHIPPED_WEIGHTS_DIR, shipped_dir=None)
+        )
         entry = registry.promoted(MODEL_KIND)
         if entry is None:
             raise ValueError("no BLS-GAN model is promoted and none ships: pass --model PATH")
