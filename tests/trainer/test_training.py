@@ -103,3 +103,16 @@ def test_fine_tuning_starts_from_a_checkpoint_and_skips_pre_training(
     tuned = load_checkpoint(tmp_path / "finetune" / "last.pt")
     assert tuned.config["generator"] == initial.config["generator"]  # the checkpoint's shape
     assert tuned.metadata["training"]["initialised_from"] == initial.version
+
+
+def test_loader_workers_do_not_change_the_result(
+    tmp_path: Path, small_manifest: Path, tiny_config: TrainConfig
+) -> None:
+    for workers in (0, 2):
+        train(
+            tiny_config.with_overrides(num_workers=workers), [small_manifest],
+            tmp_path / str(workers), show_progress=False, stop_after_epochs=1,
+        )  # fmt: skip
+    a = load_training_state(tmp_path / "0" / STATE_FILE).networks
+    b = load_training_state(tmp_path / "2" / STATE_FILE).networks
+    assert all(torch.equal(a[name][key], b[name][key]) for name in a for key in a[name])
