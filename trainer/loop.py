@@ -48,6 +48,7 @@ from trainer.datasets import (
 from trainer.evaluation.separation import (
     EvalJoint,
     SeparationScores,
+    identity_separator,
     model_separator,
     real_joints,
     score_separator,
@@ -149,6 +150,10 @@ class Validation:
         """Scores of the current networks."""
         return score_separator(model_separator(networks, device), self.real, self.synthetic)
 
+    def baseline(self) -> dict[str, float | None]:
+        """The identity layers' validation row: what a model must beat to separate."""
+        return validation_row(score_separator(identity_separator, self.real, self.synthetic))
+
 
 def validation_row(scores: SeparationScores) -> dict[str, float | None]:
     """The CSV columns of one validation: means of the headline metrics."""
@@ -180,6 +185,7 @@ def model_metadata(
     data: TrainingData,
     history: Sequence[dict[str, Any]],
     extra: dict[str, Any],
+    baseline: dict[str, Any],
 ) -> dict[str, Any]:
     """What a checkpoint says about its training (the model card's provenance part)."""
     last = history[-1] if history else {}
@@ -199,6 +205,7 @@ def model_metadata(
             "n_rejected": len(data.rejected),
         },
         "metrics": {key: value for key, value in last.items() if key.startswith("val_")},
+        "metrics_identity_baseline": baseline,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -330,6 +337,7 @@ def train(
     store = SampleStore()
     store.load([*data.train, *data.validation])
     validation = Validation.build(data, store, config)
+    baseline = validation.baseline()
 
     networks = BLSGANModel(
         config.model.blsgan_config(config.ablation.correction), with_supervisor=True
@@ -395,13 +403,13 @@ def train(
         checkpoint = model_checkpoint(
             networks,
             model_version(config, data, index + 1),
-            model_metadata(config, data, history, extra),
+            model_metadata(config, data, history, extra, baseline),
             include_supervisor=True,
         )
         save_checkpoint(out / LAST, checkpoint)
         if improved:
             save_checkpoint(out / BEST, checkpoint)
-        plots.loss_curves(history, out / PLOTS / "losses.png")
+        plots.loss_curves(history, out / PLOTS / "losses.png", baseline)
         logger.info("epoch %d: %s", index + 1, _summary_line(row))
         if on_epoch is not None:
             on_epoch(row)

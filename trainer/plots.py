@@ -46,8 +46,14 @@ def _save(figure: Any, path: Path) -> Path:
     return path
 
 
-def loss_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Training losses (left) and validation PSNRs (right) per epoch; phase 2 shaded."""
+def loss_curves(
+    history: Sequence[dict[str, Any]], path: Path, baseline: dict[str, Any] | None = None
+) -> Path:
+    """Training losses (left) and validation PSNRs (right) per epoch; phase 2 shaded.
+
+    ``baseline`` (a validation row of the identity layers) is drawn as dashed lines in
+    the colour of each validation metric.
+    """
     if not history:
         raise ValueError("no epochs to plot")
     epochs = [row["epoch"] for row in history]
@@ -58,7 +64,14 @@ def loss_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
             losses.plot(epochs, [np.nan if v is None else v for v in values], label=label)
     for key, label in VALIDATION_KEYS:
         values = [row.get(key) for row in history]
-        validation.plot(epochs, [np.nan if v is None else v for v in values], "o-", label=label)
+        (line,) = validation.plot(
+            epochs, [np.nan if v is None else v for v in values], "o-", label=label
+        )
+        reference = (baseline or {}).get(key)
+        if isinstance(reference, (int, float)):
+            validation.axhline(
+                reference, color=line.get_color(), linestyle="--", label="identity layers"
+            )
     phase2 = [row["epoch"] for row in history if row.get("phase") == 2]
     for axis in (losses, validation):
         if phase2:

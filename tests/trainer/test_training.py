@@ -29,6 +29,8 @@ def test_a_tiny_run_trains_both_phases_and_writes_its_files(tiny_run: RunResult)
     assert checkpoint.metadata["data"]["n_rejected"] == 1
     assert checkpoint.metadata["training"]["epochs"] == 3
     assert "val_real_psnr" in checkpoint.metadata["metrics"]
+    identity = checkpoint.metadata["metrics_identity_baseline"]
+    assert identity["val_real_psnr"] > 30 > identity["val_synthetic_layer_psnr"]
     model = model_from_checkpoint(checkpoint, with_supervisor=True)  # from the file alone
     assert model.config.correction is True
     best = load_checkpoint(out / "best.pt", expected_kind="blsgan")
