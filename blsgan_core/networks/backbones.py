@@ -4,10 +4,13 @@ A checkpoint stores ``backbone`` (a registry name) and ``backbone_options`` (ove
 that entry's defaults); :func:`build_backbone` rebuilds the same network from them. Entries:
 
 ``unet`` (default)
-    U-Net, 16 base channels, 5 poolings (~7.8 M parameters). Chosen for CPU speed: the
-    cost of a U-Net is dominated by its full-resolution convolutions, so the base width
-    sets the speed (32 base channels is ~4x slower, see docs/science.md), while a fifth
-    pooling adds receptive field for inpainting the overlap at almost no cost.
+    U-Net, 12 base channels (GroupNorm in groups of 4), 5 poolings (~4.4 M parameters).
+    Chosen for CPU speed: a U-Net's time is dominated by its full-resolution
+    convolutions, which are memory-bound at these widths, so the base width sets the
+    speed, while a fifth pooling adds receptive field for inpainting the overlap at little
+    cost. 12 base channels measured ~6x faster than the reference at batch 5 on 2 cores,
+    16 base channels only ~4.3x (median of interleaved runs; docs/science.md). The
+    reference's own TransUNet works at 16 channels at full resolution too.
 ``unet_small``
     The same U-Net at 8 base channels (~2 M parameters): the lighter option.
 ``transunet``
@@ -43,8 +46,8 @@ BACKBONES: Mapping[str, BackboneSpec] = MappingProxyType(
         "unet": BackboneSpec(
             UNetConfig,
             UNet,
-            MappingProxyType({"base_channels": 16, "depth": 5}),
-            "U-Net, 16 base channels, depth 5 (default)",
+            MappingProxyType({"base_channels": 12, "depth": 5, "groups": 4}),
+            "U-Net, 12 base channels, depth 5 (default)",
         ),
         "unet_small": BackboneSpec(
             UNetConfig,

@@ -50,7 +50,7 @@ def test_registry_defaults_are_the_documented_sizes() -> None:
 
     sizes = {name: count(name) for name in BACKBONES}
     assert sizes["unet_small"] < sizes["unet"] < sizes["transunet"]
-    assert 7 < sizes["unet"] < 9
+    assert 4 < sizes["unet"] < 5
 
 
 def test_config_round_trip_spells_out_options() -> None:
