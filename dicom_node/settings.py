@@ -207,6 +207,13 @@ class ModelSettings(_Section):
     device: str = "cpu"
 
 
+class TrainingSettings(_Section):
+    """Retraining from the command line: the reviewed joint manifests and where runs go."""
+
+    manifests: list[Path] = Field(default_factory=list)
+    runs_dir: Path | None = None
+
+
 class SendWhat(StrEnum):
     """What a destination receives."""
 
@@ -326,6 +333,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     http: HTTPSettings = Field(default_factory=HTTPSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     destinations: list[DestinationSettings] = Field(default_factory=list)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     rules: list[RuleSettings] = Field(default_factory=lambda: [RuleSettings(name="hand-pa")])
@@ -374,6 +382,11 @@ class Settings(BaseSettings):
     def model_registry_dir(self) -> Path:
         """Registry of model checkpoints."""
         return self.models.registry_dir or self.data_dir / "models"
+
+    @property
+    def training_runs_dir(self) -> Path:
+        """Folder of training runs (checkpoints, logs, plots)."""
+        return self.training.runs_dir or self.data_dir / "runs"
 
     @classmethod
     def settings_customise_sources(
@@ -446,6 +459,7 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
     if settings.broker.result_backend:
         data["broker"]["result_backend"] = mask_url(settings.broker.result_backend)
     data["models"]["registry_dir"] = str(settings.model_registry_dir)
+    data["training"]["runs_dir"] = str(settings.training_runs_dir)
     data["paths"] = {
         "spool_dir": str(settings.spool_dir),
         "log_dir": str(settings.log_dir),

@@ -1,0 +1,52 @@
+"""Presets are data files; configs validate what they are given."""
+
+from pathlib import Path
+
+import pytest
+
+from trainer.config import PRESETS, load_preset, with_ablations
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_loads_and_has_two_phases(name: str) -> None:
+    config = load_preset(name)
+    assert config.preset == name
+    assert [phase for phase, _ in config.phases] == [1, 2]
+    assert config.data.crop_size % config.size_multiple == 0
+
+
+def test_paper_preset_is_the_papers_schedule() -> None:
+    config = load_preset("paper")
+    assert (config.optim.lr, config.optim.batch_size) == (1e-5, 12)
+    assert config.phases == ((1, 250), (2, 50))
+    assert config.data.crop_size == 256
+    weights = config.optim.weights()
+    assert (weights.a0, weights.b0, weights.a1, weights.b1) == (0.5, 0.5, 0.5, 0.5)
+
+
+def test_ablations_drop_phase_one_and_the_correction() -> None:
+    config = with_ablations(load_preset("tiny"), no_pretrain=True, no_correction=True)
+    assert config.phases == ((2, config.optim.finetune_epochs),)
+    assert config.ablation.correction is False
+
+
+def test_a_preset_file_with_a_typo_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text("[optim]\nlearning_rate = 0.1\n")
+    with pytest.raises(ValueError, match="learning_rate"):
+        load_preset(path)
+    with pytest.raises(ValueError, match="neither"):
+        load_preset("no-such-preset")
+
+
+def test_crop_size_must_fit_the_networks_depth() -> None:
+    with pytest.raises(ValueError, match="multiple of 64"):
+        load_preset("cpu").with_overrides(data={"crop_size": 96})
+    with pytest.raises(ValueError, match="lr"):
+        load_preset("tiny").with_overrides(optim={"lr": 0})
+
+
+def test_overrides_round_trip_through_plain_data() -> None:
+    config = load_preset("cpu")
+    assert config.with_overrides() == config
+    assert config.with_overrides(optim={"batch_size": 3}).optim.batch_size == 3

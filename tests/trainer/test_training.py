@@ -1,0 +1,120 @@
+"""The training loop: both phases end to end, files every epoch, exact resume after a stop."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from blsgan_core.checkpoint import load_checkpoint
+from blsgan_core.model import BLSGANModel, model_from_checkpoint
+from trainer.config import TrainConfig, with_ablations
+from trainer.loop import RunResult, train
+from trainer.state import STATE_FILE, load_training_state, network_states
+
+
+def test_a_tiny_run_trains_both_phases_and_writes_its_files(tiny_run: RunResult) -> None:
+    out = tiny_run.out
+    assert tiny_run.completed_epochs == tiny_run.total_epochs == 3
+    with open(out / "log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["phase"] for row in rows] == ["1", "1", "2"]
+    assert all(float(row["images_per_s"]) > 0 for row in rows)
+    assert all(float(row["val_synthetic_layer_psnr"]) > 0 for row in rows)
+    assert "ground_truth_layers" in rows[0] and rows[2]["ground_truth_layers"] == ""
+    for name in ("losses.png", "metrics_by_overlap.png", "examples.png"):
+        assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    checkpoint = load_checkpoint(out / "last.pt", expected_kind="blsgan")
+    assert checkpoint.metadata["data"]["digest"] == tiny_run.data_digest
+    assert checkpoint.metadata["data"]["n_rejected"] == 1
+    assert checkpoint.metadata["training"]["epochs"] == 3
+    assert "val_real_psnr" in checkpoint.metadata["metrics"]
+    identity = checkpoint.metadata["metrics_identity_baseline"]
+    assert identity["val_real_psnr"] > 30 > identity["val_synthetic_layer_psnr"]
+    model = model_from_checkpoint(checkpoint, with_supervisor=True)  # from the file alone
+    assert model.config.correction is True
+    best = load_checkpoint(out / "best.pt", expected_kind="blsgan")
+    assert best.metadata["training"]["epochs"] == tiny_run.best["epoch"]
+
+
+def test_training_changes_the_weights_and_the_layer_loss_falls(
+    tiny_run: RunResult, tiny_config: TrainConfig
+) -> None:
+    state = load_training_state(tiny_run.out / STATE_FILE)
+    assert state.completed_epochs == 3
+    torch.manual_seed(tiny_config.seed)
+    fresh = BLSGANModel(tiny_config.model.blsgan_config(), with_supervisor=True)
+    for network, tensors in network_states(fresh).items():
+        trained = state.networks[network]
+        assert any(not torch.equal(trained[key], value) for key, value in tensors.items())
+    first, second = tiny_run.history[:2]
+    assert second["ground_truth_layers"] < first["ground_truth_layers"]
+
+
+def test_resume_after_a_stop_gives_the_same_weights_as_an_uninterrupted_run(
+    tmp_path: Path, small_manifest: Path, tiny_config: TrainConfig
+) -> None:
+    straight = train(
+        tiny_config, [small_manifest], tmp_path / "straight", device="cpu",
+        show_progress=False, stop_after_epochs=2,
+    )  # fmt: skip
+    train(
+        tiny_config, [small_manifest], tmp_path / "stopped", device="cpu",
+        show_progress=False, stop_after_epochs=1,
+    )  # fmt: skip
+    resumed = train(
+        tiny_config, [small_manifest], tmp_path / "stopped", device="cpu",
+        show_progress=False, stop_after_epochs=2, resume=True,
+    )  # fmt: skip
+    a = load_training_state(tmp_path / "straight" / STATE_FILE)
+    b = load_training_state(tmp_path / "stopped" / STATE_FILE)
+    assert a.completed_epochs == b.completed_epochs == 2
+    for network in a.networks:
+        for key, tensor in a.networks[network].items():
+            assert torch.equal(tensor, b.networks[network][key]), (network, key)
+    assert (
+        a.optimizers["generator"]["state"][0]["step"]
+        == b.optimizers["generator"]["state"][0]["step"]
+    )
+    losses = [(row["loss_g"], row["loss_d"]) for row in straight.history]
+    assert losses == [(row["loss_g"], row["loss_d"]) for row in resumed.history]
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(tiny_config, [small_manifest], tmp_path / "straight", show_progress=False)
+
+
+def test_ablations_run_without_phase_one_and_with_k_fixed_to_one(
+    tmp_path: Path, small_manifest: Path, tiny_config: TrainConfig
+) -> None:
+    config = with_ablations(tiny_config, no_pretrain=True, no_correction=True)
+    result = train(config, [small_manifest], tmp_path / "ablation", show_progress=False)
+    assert [row["phase"] for row in result.history] == [2]
+    assert result.history[0]["k_mean"] == 1.0
+    checkpoint = load_checkpoint(tmp_path / "ablation" / "last.pt")
+    assert checkpoint.config["correction"] is False
+
+
+def test_fine_tuning_starts_from_a_checkpoint_and_skips_pre_training(
+    tmp_path: Path, small_manifest: Path, tiny_config: TrainConfig, tiny_run: RunResult
+) -> None:
+    initial = load_checkpoint(tiny_run.last_checkpoint)
+    other = tiny_config.with_overrides(model={"generator_options": {"depth": 3}})
+    result = train(
+        other, [small_manifest], tmp_path / "finetune", initial=initial, show_progress=False
+    )
+    assert [row["phase"] for row in result.history] == [2]
+    tuned = load_checkpoint(tmp_path / "finetune" / "last.pt")
+    assert tuned.config["generator"] == initial.config["generator"]  # the checkpoint's shape
+    assert tuned.metadata["training"]["initialised_from"] == initial.version
+
+
+def test_loader_workers_do_not_change_the_result(
+    tmp_path: Path, small_manifest: Path, tiny_config: TrainConfig
+) -> None:
+    for workers in (0, 2):
+        train(
+            tiny_config.with_overrides(num_workers=workers), [small_manifest],
+            tmp_path / str(workers), show_progress=False, stop_after_epochs=1,
+        )  # fmt: skip
+    a = load_training_state(tmp_path / "0" / STATE_FILE).networks
+    b = load_training_state(tmp_path / "2" / STATE_FILE).networks
+    assert all(torch.equal(a[name][key], b[name][key]) for name in a for key in a[name])

@@ -1,0 +1,147 @@
+"""``blsnode models``: list, inspect, register and promote models of the registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dicom_node.cli.context import emit, json_option, pass_settings
+from dicom_node.settings import Settings
+
+
+def _render_list(data: dict[str, Any]) -> str:
+    if not data["models"]:
+        return f"no models in {data['registry']}"
+    lines = []
+    for model in data["models"]:
+        flags = ("*" if model["promoted"] else " ") + ("s" if model["shipped"] else " ")
+        lines.append(f"{flags} {model['name']:<32} {model['kind']:<10} {model['version']}")
+    return "\n".join([*lines, "(* promoted, s shipped with the package)"])
+
+
+def _render_card(data: dict[str, Any]) -> str:
+    return str(data.get("markdown") or json.dumps(data, indent=2, default=str))
+
+
+def _render_promoted(data: dict[str, Any]) -> str:
+    return f"promoted {data['name']} ({data['kind']}, version {data['version']})"
+
+
+@click.group()
+def models() -> None:
+    """List, inspect and promote trained models (the registry in models.registry_dir)."""
+
+
+@models.command("list")
+@click.option("--kind", help="Only models of this kind (blsgan, segmenter, localiser).")
+@json_option
+@pass_settings
+def list_models(settings: Settings, kind: str | None, as_json: bool) -> None:
+    """All registered models, then the shipped ones; the promoted one of each kind marked."""
+    from trainer.model_registry import entry_summary, promoted_names, registry_for
+
+    registry = registry_for(settings)
+    try:
+        entries = registry.list_models(kind)
+        promoted = promoted_names(registry, entries)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    data = {
+        "registry": str(registry.directory),
+        "models": [entry_summary(e, e.name in promoted) for e in entries],
+    }
+    emit(data, as_json, _render_list)
+
+
+@models.command("show")
+@click.argument("name")
+@json_option
+@pass_settings
+def show(settings: Settings, name: str, as_json: bool) -> None:
+    """The model card of NAME (training command, data digest, commit, metrics, date)."""
+    from trainer.model_registry import card_markdown, promoted_names, registry_for
+
+    registry = registry_for(settings)
+    try:
+        entry = registry.get(name)
+        registry.verify(entry)
+        promoted = entry.name in promoted_names(registry, [entry])
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    markdown_path = entry.path.with_suffix(".md")
+    data = {
+        **entry.card,
+        "path": str(entry.path),
+        "shipped": entry.shipped,
+        "promoted": promoted,
+        "markdown": markdown_path.read_text(encoding="utf-8")
+        if markdown_path.is_file()
+        else card_markdown(entry.card),
+    }
+    emit(data, as_json, _render_card)
+
+
+@models.command("promote")
+@click.argument("name")
+@json_option
+@pass_settings
+def promote(settings: Settings, name: str, as_json: bool) -> None:
+    """Make NAME the model its kind uses; workers load it for their next jobs."""
+    from trainer.model_registry import entry_summary, registry_for
+
+    registry = registry_for(settings)
+    try:
+        entry = registry.get(name)
+        registry.verify(entry)
+        entry = registry.promote(name)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    emit(entry_summary(entry, promoted=True), as_json, _render_promoted)
+
+
+@models.command("register")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("name")
+@json_option
+@pass_settings
+def register(settings: Settings, checkpoint: Path, name: str, as_json: bool) -> None:
+    """Copy CHECKPOINT (e.g. a run's best.pt) into the registry as NAME, with its card."""
+    from trainer.model_registry import entry_summary, register_checkpoint, registry_for
+
+    try:
+        entry = register_checkpoint(registry_for(settings), checkpoint, name)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    emit(entry_summary(entry), as_json, lambda d: f"registered {d['name']} ({d['version']})")
+
+
+@models.command("export")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("name")
+@click.option(
+    "--to",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Target folder (default: the package's shipped weights, blsgan_core/weights).",
+)
+@click.option("--no-promote", is_flag=True, help="Do not make it the shipped default.")
+@json_option
+def export(
+    checkpoint: Path, name: str, directory: Path | None, no_promote: bool, as_json: bool
+) -> None:
+    """Write CHECKPOINT as fp16 NAME with its model cards, for shipping with the package."""
+    from blsgan_core.registry import SHIPPED_WEIGHTS_DIR
+    from trainer.export import export_half
+    from trainer.model_registry import entry_summary
+
+    try:
+        entry = export_half(
+            checkpoint, name, directory or SHIPPED_WEIGHTS_DIR, promote=not no_promote
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    summary = {**entry_summary(entry, promoted=not no_promote), "bytes": entry.path.stat().st_size}
+    emit(summary, as_json, lambda d: f"exported {d['name']} ({d['bytes'] / 2**20:.1f} MiB)")

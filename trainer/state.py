@@ -1,0 +1,120 @@
+"""The resumable state of a training run: one file, written atomically after every epoch.
+
+``<run>/state.pt`` holds everything ``--resume`` needs to continue as if never stopped:
+the resolved config, the manifests, the phases, the last finished epoch, the weights of
+all three networks, both Adam states and the per-epoch history (from which the CSV log
+and plots are rewritten). Every random choice of the data pipeline is derived from
+``(seed, phase, epoch, index)``, so no RNG state has to travel. Model checkpoints
+(``last.pt``, ``best.pt``) are separate, inference-only files in the
+:mod:`blsgan_core.checkpoint` format; they never hold optimizer state.
+
+Writing is temp file, fsync, rename, so a kill leaves either the previous epoch's state
+or the new one, never a torn file. The file is read with ``weights_only=True``: it holds
+tensors and plain data only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from blsgan_core.model import BLSGANModel
+
+NETWORKS = ("generator", "reconstructor", "supervisor")
+STATE_FILE = "state.pt"
+STATE_FORMAT = 1
+
+
+@dataclass
+class TrainingState:
+    """Progress of a run after ``completed_epochs`` epochs (over both phases)."""
+
+    config: dict[str, Any]
+    manifests: list[str]
+    phases: list[tuple[int, int]]
+    completed_epochs: int
+    networks: dict[str, dict[str, torch.Tensor]]
+    optimizers: dict[str, dict[str, Any]]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def save_training_state(path: Path, state: TrainingState) -> None:
+    """Write ``state`` atomically to ``path``."""
+    payload = {
+        "format": STATE_FORMAT,
+        "config": state.config,
+        "manifests": state.manifests,
+        "phases": [list(item) for item in state.phases],
+        "completed_epochs": state.completed_epochs,
+        "networks": state.networks,
+        "optimizers": state.optimizers,
+        "history": state.history,
+        "best": state.best,
+        "extra": state.extra,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+
+
+def load_training_state(path: Path) -> TrainingState:
+    """Read a run's state; ``ValueError`` if missing or not a training state."""
+    if not path.is_file():
+        raise ValueError(f"no training state at {path}: nothing to resume")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a corrupt or foreign file
+        raise ValueError(f"{path} is not a readable training state: {error}") from error
+    if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path} is not a training state of format {STATE_FORMAT}")
+    return TrainingState(
+        config=payload["config"],
+        manifests=list(payload["manifests"]),
+        phases=[(int(phase), int(epochs)) for phase, epochs in payload["phases"]],
+        completed_epochs=int(payload["completed_epochs"]),
+        networks=payload["networks"],
+        optimizers=payload["optimizers"],
+        history=list(payload["history"]),
+        best=dict(payload["best"]),
+        extra=dict(payload["extra"]),
+    )
+
+
+def network_states(model: BLSGANModel) -> dict[str, dict[str, torch.Tensor]]:
+    """State dicts of all three networks by name (the model must have its supervisor)."""
+    return {name: _network(model, name).state_dict() for name in NETWORKS}
+
+
+def load_network_states(
+    model: BLSGANModel, states: dict[str, dict[str, torch.Tensor]], *, strict_supervisor: bool
+) -> None:
+    """Load the named state dicts; a missing supervisor is an error only if ``strict``.
+
+    Inference checkpoints may leave the supervisor out; fine-tuning from one then starts
+    with a fresh supervisor.
+    """
+    for name in NETWORKS:
+        if name not in states:
+            if name == "supervisor" and not strict_supervisor:
+                continue
+            raise ValueError(f"no weights for the {name}")
+        _network(model, name).load_state_dict(states[name])
+
+
+def _network(model: BLSGANModel, name: str) -> torch.nn.Module:
+    network = getattr(model, name)
+    if network is None:
+        raise ValueError(f"the model was built without its {name}")
+    if not isinstance(network, torch.nn.Module):
+        raise TypeError(f"{name} is not a network")
+    return network
