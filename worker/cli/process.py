@@ -9,6 +9,7 @@ import click
 
 from dicom_node.cli.context import emit, json_option, pass_settings
 from dicom_node.settings import Settings
+from worker.cli import quiet_libraries
 
 
 @click.command()
@@ -48,6 +49,7 @@ def process(
     from worker.models import parse_device
     from worker.offline import process_file
 
+    quiet_libraries()
     try:
         parse_device(device or settings.models.device)
     except ValueError as error:
