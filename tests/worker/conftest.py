@@ -12,42 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from dicom_factory import make_dx, write_dataset
+from worker_testing import ATLAS_ID, SCALE, promote_blsgan
 
-from blsgan_core.model import BLSGANConfig, BLSGANModel, save_model
-from blsgan_core.networks.generator import GeneratorConfig
-from blsgan_core.networks.reconstructor import ReconstructorConfig
-from blsgan_core.networks.supervisor import SupervisorConfig
 from blsgan_core.registry import ModelRegistry
 from worker.models import ModelCache, Models
-
-# An atlas hand the shipped localiser did not train on (its validation split).
-ATLAS_ID = "3149"
-# Half the atlas resolution keeps every test quick (spacing 0.3 mm).
-SCALE = 0.5
-TEST_MODEL_VERSION = "0.0.1-test"
-
-
-def tiny_blsgan(path: Path, version: str = TEST_MODEL_VERSION, seed: int = 0) -> Path:
-    """A randomly initialised BLS-GAN checkpoint small enough for CPU tests."""
-    torch.manual_seed(seed)
-    unet = {"base_channels": 8, "depth": 3}
-    config = BLSGANConfig(
-        generator=GeneratorConfig(backbone_options=unet),
-        reconstructor=ReconstructorConfig(channels=(8, 8), convs_per_stage=(1, 1)),
-        supervisor=SupervisorConfig(backbone_options=unet),
-    )
-    save_model(path, BLSGANModel(config), version)
-    return path
-
-
-def promote_blsgan(registry_dir: Path, name: str = "tiny", **kwargs: object) -> ModelRegistry:
-    """A registry at ``registry_dir`` with a tiny BLS-GAN registered as ``name`` and promoted."""
-    registry = ModelRegistry(registry_dir)
-    registry.register(tiny_blsgan(registry_dir.parent / f"{name}-source.pt", **kwargs), name)
-    registry.promote(name)
-    return registry
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import TEST_MODEL_VERSION, promote_blsgan, tiny_blsgan
+from worker_testing import TEST_MODEL_VERSION, promote_blsgan, tiny_blsgan
 
 from blsgan_core.registry import ModelRegistry
 from worker.failures import PermanentError

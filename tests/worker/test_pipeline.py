@@ -10,11 +10,11 @@ from pathlib import Path
 import highdicom as hd
 import numpy as np
 import pytest
-from conftest import ATLAS_ID, SCALE, TEST_MODEL_VERSION
 from dicom_factory import make_dx, write_dataset
 from dicom_validation import dciodvfy
 from PIL import Image
 from pydicom import dcmread
+from worker_testing import ATLAS_ID, SCALE, TEST_MODEL_VERSION
 
 from dicom_node.derived.model import Side
 from dicom_node.derived.segmentation import BonePart, segment_layout

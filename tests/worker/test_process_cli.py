@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import TEST_MODEL_VERSION, promote_blsgan, tiny_blsgan
 from pydicom import dcmread
+from worker_testing import TEST_MODEL_VERSION, promote_blsgan, tiny_blsgan
 
 from dicom_node.cli.main import cli
 from worker.pipeline import STAGES

@@ -16,55 +16,19 @@ from typing import Any
 import pytest
 from celery.exceptions import Retry
 from click.testing import CliRunner
-from conftest import promote_blsgan
 from peers import free_port, running_storescp
 from pydicom import dcmread
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from worker_testing import add_job, node_settings, promote_blsgan
 
 from dicom_node.broker import DISPATCH_TASK, PROCESS_TASK, TaskSender
 from dicom_node.cli.main import cli
-from dicom_node.db import Dispatch, DispatchState, Job, JobState, Output, open_database
+from dicom_node.db import Dispatch, DispatchState, Job, JobState, Output
 from dicom_node.db import jobs as job_rows
-from dicom_node.db.instances import InstanceRecord, add_instance
 from dicom_node.db.types import utc_now
-from dicom_node.settings import Settings, load_settings
+from dicom_node.settings import Settings
 from worker.celery_app import WorkerApp, create_app
-
-
-def node_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """A node in ``data_dir`` with the tiny BLS-GAN promoted in its registry."""
-    values: dict[str, Any] = {
-        "data_dir": data_dir,
-        "storage": {"min_free_bytes": 0},
-        "logging": {"to_file": False},
-        "worker": {"embedded": False},
-    }
-    return load_settings(**(values | overrides))
-
-
-def add_job(settings: Settings, source: Path, destinations: list[str]) -> int:
-    """Book ``source`` as a received instance with a queued job, as the listener does."""
-    header = dcmread(source, stop_before_pixels=True)
-    database = open_database(settings.database_url)
-    try:
-        with database.sessions.begin() as session:
-            instance_id = add_instance(
-                session,
-                InstanceRecord(
-                    sop_instance_uid=header.SOPInstanceUID,
-                    sop_class_uid=header.SOPClassUID,
-                    study_instance_uid=header.StudyInstanceUID,
-                    series_instance_uid=header.SeriesInstanceUID,
-                    transfer_syntax_uid=header.file_meta.TransferSyntaxUID,
-                    path=str(source),
-                    size_bytes=source.stat().st_size,
-                    modality=header.Modality,
-                ),
-            )
-            return job_rows.create_job(session, instance_id, "hand-pa", destinations).id
-    finally:
-        database.dispose()
 
 
 @pytest.fixture
