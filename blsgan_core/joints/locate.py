@@ -77,21 +77,47 @@ def detect_hands(
     return boxes
 
 
+def _mirror(size: int) -> np.ndarray:
+    """Affine of a left-right flip of a ``size``-pixel square."""
+    return np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _best_view(peaks: np.ndarray) -> int:
+    """Index of the view (as is, mirrored) whose answer to trust.
+
+    The network knows left hands only: a view is plausible when its thumb lies on the
+    left-hand side of its little finger; among plausible views (or all, if none is) the
+    one with the higher mean peak wins.
+    """
+    scores = peaks[:, :, 2].mean(axis=1)
+    plausible = [
+        hand_side(view[:5, :2], view[5:, :2]) == "L"
+        if not np.any(np.all(np.isclose(view[:5, :2], view[5:, :2]), axis=1))
+        else False
+        for view in peaks
+    ]
+    candidates = [i for i in range(len(peaks)) if plausible[i]] or list(range(len(peaks)))
+    return max(candidates, key=lambda i: scores[i])
+
+
 def locate_in_boxes(
     image: np.ndarray,
     boxes: list[HandBox],
     model: Localiser,
     min_joint_score: float = MIN_JOINT_SCORE,
 ) -> list[Hand]:
-    """Stage 2: the five MCP joints of each box, in one batched forward pass."""
+    """Stage 2: the five MCP joints of each box, both views of all boxes in one pass."""
     size = model.config.landmark_size
-    crops = np.stack([warp(image, box.to_source, (size, size)) for box in boxes])
+    views = [m for box in boxes for m in (box.to_source, box.to_source @ _mirror(size))]
+    crops = np.stack([warp(image, view, (size, size)) for view in views])
     maps = heatmaps(model.landmarks, torch.from_numpy(crops)[:, None]).numpy()
+    peaks = np.array([[argmax_peak(channel) for channel in view] for view in maps])
     hands = []
-    for box, hand_maps in zip(boxes, maps, strict=True):
-        peaks = np.array([argmax_peak(channel) for channel in hand_maps])
-        points = apply_affine(box.to_source, peaks[:, :2])
-        mcp, tips, scores = points[:5], points[5:], peaks[:5, 2]
+    for index, box in enumerate(boxes):
+        pair = peaks[2 * index : 2 * index + 2]
+        chosen = _best_view(pair)
+        points = apply_affine(views[2 * index + chosen], pair[chosen, :, :2])
+        mcp, tips, scores = points[:5], points[5:], pair[chosen, :5, 2]
         if scores.mean() < min_joint_score:
             logger.info("hand with mean MCP response %.2f rejected", scores.mean())
             continue

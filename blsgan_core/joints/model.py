@@ -5,8 +5,10 @@ Stage 1, the detector, sees the whole radiograph at low resolution (long side
 of its metacarpus) and the hand's region. Stage 2, the landmark network, sees one hand
 at a time, cut out square around the detected region and resized to ``landmark_size``,
 and predicts one Gaussian per MCP point and per axis point (thumb IP, PIP of fingers
-2-5). Both are trained with sigmoid outputs against Gaussian targets, so peak values
-are confidences in [0, 1].
+2-5). The landmark network knows left hands only (PA view, thumb on the image's right);
+each box is shown to it as is and mirrored, and the more confident answer is kept, so
+right hands are found as mirrored left hands. Both are trained with sigmoid outputs
+against Gaussian targets, so peak values are confidences in [0, 1].
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class LocaliserConfig:
     landmark_size: int = 256
     hand_box_scale: float = 1.1
     centre_sigma: float = 3.0
-    landmark_sigma: float = 2.0
+    landmark_sigma: float = 2.5
     region_margin: float = 0.3
 
     def __post_init__(self) -> None:

@@ -194,14 +194,22 @@ def detector_sample(
 def landmark_sample(
     rng: np.random.Generator, pool: list[HandImage], config: LocaliserConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Input ``(S, S)`` and target ``(10, S, S)``: one hand's square box, turned and jittered.
+    """Input ``(S, S)`` and target ``(10, S, S)``: one left hand's square box, turned, jittered.
 
-    The box is the one inference cuts from the detector's hand region; a third of the
-    samples come from pairs so the neighbouring hand's thumb at the box edge is seen.
+    Only left hands (the atlas' own orientation): inference shows the network each box
+    as is and mirrored and keeps the better answer, so the network never has to tell
+    the thumb's side itself, which makes finger identities much easier to learn. The
+    box is the one inference cuts from the detector's hand region; a third of the
+    samples come from pairs, so the neighbouring (mirrored, right) hand's thumb at the
+    box edge is seen too.
     """
     size = config.landmark_size
-    scene = pair_scene(rng, pool) if rng.random() < 0.3 else single_scene(rng, pool)
-    points = scene.hands[rng.integers(len(scene.hands))]
+    if rng.random() < 0.3:
+        scene = pair_scene(rng, pool)
+        points = scene.hands[1]  # the unmirrored left hand on the image's right
+    else:
+        hand = pool[rng.integers(len(pool))]
+        scene, points = Scene(hand.image, (hand.points,)), hand.points
     x0, y0, x1, y1 = region_box(points, config.region_margin)
     side = max(x1 - x0, y1 - y0) * config.hand_box_scale * rng.uniform(0.9, 1.15)
     centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + rng.uniform(-0.06, 0.06, 2) * side

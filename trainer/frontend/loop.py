@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
+import shlex
 import subprocess
 import sys
 import time
@@ -100,29 +100,39 @@ def log(path: Path, record: dict[str, Any]) -> None:
 
 
 def git_commit() -> str:
-    """The commit the training code ran from (``unknown`` outside a git checkout)."""
+    """The commit the training code ran from, ``-dirty`` if code differed from it.
+
+    Untracked files count as dirty too (new modules are untracked until committed), except
+    under ``tests/``, which the training never imports.
+    """
+    here = Path(__file__).resolve().parent
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=here
+        )
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], capture_output=True, text=True, check=True, cwd=here
         )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parent,
-    )
-    return result.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
+    dirty = any(not path.startswith("tests/") for path in changed)
+    return result.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def module_command(argv: list[str]) -> str:
+    """``python -m package.module args`` for a module started by path or with ``-m``."""
+    program, *rest = argv
+    path = Path(program)
+    if path.suffix == ".py" and "trainer" in path.parts:
+        parts = path.with_suffix("").parts
+        program = "-m " + ".".join(parts[parts.index("trainer") :])
+    return " ".join(["python", program, shlex.join(rest)])
 
 
 def command_line() -> str:
     """How this process was started, for the model card."""
-    return " ".join([os.path.basename(sys.executable), *sys.argv])
+    return module_command(sys.argv)
 
 
 def files_digest(root: Path, files: list[Path]) -> str:

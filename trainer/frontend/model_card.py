@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from pathlib import Path
 from typing import Any
 
 from blsgan_core.checkpoint import file_digest, load_checkpoint
+from trainer.frontend.loop import module_command
 
 
 def render_model_card(
-    weights: Path, title: str, summary: str, shipped_validation: dict[str, Any], export_command: str
+    weights: Path,
+    title: str,
+    summary: str,
+    shipped_validation: dict[str, Any],
+    export_command: str,
+    note: str = "",
 ) -> str:
     """The card of ``weights``: what it is, how it was trained, on what, how well."""
     checkpoint = load_checkpoint(weights)
     meta = checkpoint.metadata
+    command = str(meta.get("command", "?"))
+    if command.startswith("python /"):  # older runs recorded the script's path
+        command = module_command(shlex.split(command)[1:])
     lines = [
         f"# {title}",
         "",
@@ -36,13 +46,13 @@ def render_model_card(
         "## Training command",
         "",
         "```",
-        str(meta.get("command", "?")),
+        f"PYTHONPATH=. nice -n 10 {command}",
         "```",
         "",
         "Exported (fp16) and measured with:",
         "",
         "```",
-        export_command,
+        f"PYTHONPATH=. {export_command}",
         "```",
         "",
         "## Validation split",
@@ -64,6 +74,8 @@ def render_model_card(
         "```",
         "",
     ]
+    if note:
+        lines += ["## Provenance note", "", note, ""]
     excluded = meta.get("excluded_invalid")
     if excluded:
         lines += ["## Records excluded as annotation errors", ""]

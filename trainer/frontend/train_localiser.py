@@ -71,7 +71,9 @@ def batch(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, t
     return inputs, targets
 
 
-def export(best: Path, export_path: Path, val_records: list[LandmarkRecord]) -> None:
+def export(
+    best: Path, export_path: Path, val_records: list[LandmarkRecord], note: str = ""
+) -> None:
     """Write ``best`` as fp16 weights, measure them on the validation images, write the card."""
     save_checkpoint(export_path, load_checkpoint(best, expected_kind=KIND), half=True)
     model = load_localiser(export_path)
@@ -81,7 +83,9 @@ def export(best: Path, export_path: Path, val_records: list[LandmarkRecord]) -> 
         f"{model.config.detector_size}) and a landmark network (one hand, "
         f"{model.config.landmark_size} px). See docs/frontend.md."
     )
-    card = render_model_card(export_path, "Localiser weights", summary, report, command_line())
+    card = render_model_card(
+        export_path, "Localiser weights", summary, report, command_line(), note
+    )
     export_path.with_suffix(".md").write_text(card)
     click.echo(f"wrote {export_path} ({export_path.stat().st_size / 1e6:.1f} MB) and its card")
 
@@ -120,6 +124,7 @@ def export(best: Path, export_path: Path, val_records: list[LandmarkRecord]) -> 
 )
 @click.option("--tiny", is_flag=True, help="A tiny network for tests.")
 @click.option("--limit-images", type=int, default=0, help="Use only this many training images.")
+@click.option("--note", default="", help="With --export: a provenance note for the card.")
 @click.option(
     "--export",
     "export_path",
@@ -142,6 +147,7 @@ def main(
     long_side: int,
     tiny: bool,
     limit_images: int,
+    note: str,
     export_path: Path | None,
 ) -> None:
     """Train (or resume, or export) the localiser."""
@@ -151,7 +157,7 @@ def main(
     if limit_images:
         train_records, val_records = train_records[:limit_images], val_records[:2]
     if export_path is not None:
-        export(out_dir / "best.pt", export_path, val_records)
+        export(out_dir / "best.pt", export_path, val_records, note)
         return
     pool = [load_hand_image(r, long_side) for r in train_records]
     config = TINY if tiny else LocaliserConfig()

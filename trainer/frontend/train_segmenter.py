@@ -87,7 +87,7 @@ def augment(
     return images, masks
 
 
-def export(best: Path, export_path: Path, val_records: list[JointRecord]) -> None:
+def export(best: Path, export_path: Path, val_records: list[JointRecord], note: str = "") -> None:
     """Write ``best`` as fp16 weights, measure them on the validation joints, write the card."""
     save_checkpoint(export_path, load_checkpoint(best, expected_kind=KIND), half=True)
     model = load_segmenter(export_path)
@@ -97,7 +97,9 @@ def export(best: Path, export_path: Path, val_records: list[JointRecord]) -> Non
         "(metacarpal head) masks of a 256x256 MCP joint crop, two sigmoid channels, "
         f"U-Net run at {model.config.input_size} px. See docs/frontend.md."
     )
-    card = render_model_card(export_path, "Segmenter weights", summary, report, command_line())
+    card = render_model_card(
+        export_path, "Segmenter weights", summary, report, command_line(), note
+    )
     export_path.with_suffix(".md").write_text(card)
     click.echo(f"wrote {export_path} ({export_path.stat().st_size / 1e6:.1f} MB) and its card")
 
@@ -127,6 +129,7 @@ def export(best: Path, export_path: Path, val_records: list[JointRecord]) -> Non
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--tiny", is_flag=True, help="A tiny network for tests.")
 @click.option("--limit-images", type=int, default=0, help="Use only this many images per split.")
+@click.option("--note", default="", help="With --export: a provenance note for the card.")
 @click.option(
     "--export",
     "export_path",
@@ -146,6 +149,7 @@ def main(
     threads: int,
     tiny: bool,
     limit_images: int,
+    note: str,
     export_path: Path | None,
 ) -> None:
     """Train (or resume, or export) the segmenter."""
@@ -157,7 +161,7 @@ def main(
     if limit_images:
         train_records, val_records = train_records[:limit_images], val_records[:limit_images]
     if export_path is not None:
-        export(out_dir / "best.pt", export_path, val_records)
+        export(out_dir / "best.pt", export_path, val_records, note)
         return
     loaded = [load_joint(r) for r in train_records]
     images = prepare(np.stack([image for image, _ in loaded]))
