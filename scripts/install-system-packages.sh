@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian programs the test suite starts for real (Redis, dcmtk, dicom3tools,
-# Orthanc, PostgreSQL). Idempotent: does nothing when every program is already present.
+# Orthanc, PostgreSQL; openssl makes the TLS test certificates). Idempotent: does nothing
+# when every program is already present.
 set -euo pipefail
 
 # program -> Debian package that provides it
@@ -10,6 +11,7 @@ declare -A wanted=(
   [dciodvfy]=dicom3tools
   [Orthanc]=orthanc
   [pg_ctl]=postgresql
+  [openssl]=openssl
 )
 
 missing=()

@@ -8,7 +8,7 @@ import click
 
 from dicom_node.broker import TaskSender
 from dicom_node.cli.context import emit, json_option, pass_settings
-from dicom_node.db import open_node_database
+from dicom_node.cli.database import command_database
 from dicom_node.settings import Settings
 from dicom_node.status import node_status
 
@@ -18,13 +18,12 @@ from dicom_node.status import node_status
 @pass_settings
 def status(settings: Settings, as_json: bool) -> None:
     """Instances stored, jobs and dispatches by state, free disk, queue depths."""
-    database = open_node_database(settings)
-    sender = TaskSender(settings)
-    try:
-        report = node_status(settings, database, sender)
-    finally:
-        sender.close()
-        database.dispose()
+    with command_database(settings) as database:
+        sender = TaskSender(settings)
+        try:
+            report = node_status(settings, database, sender)
+        finally:
+            sender.close()
     emit(report, as_json, _as_text)
 
 

@@ -7,11 +7,11 @@ import subprocess
 import threading
 from pathlib import Path
 
-import pytest
 from node_testing import (
     CT_IMAGE,
     dcmtk,
     echo_status,
+    free_port,
     hand_dataset,
     save,
     store_datasets,
@@ -260,19 +260,12 @@ def test_instances_are_grouped_by_study_and_series(start_node) -> None:
     assert studies == {first.StudyInstanceUID}
 
 
-@pytest.fixture
-def redis_port(tmp_path: Path):
-    """A port where a redis-server can be started later by the test."""
-    from node_testing import free_port
-
-    return free_port()
-
-
 def test_broker_down_loses_nothing_and_the_sweeper_publishes_later(
-    start_node, tmp_path: Path, redis_port: int
+    start_node, tmp_path: Path
 ) -> None:
     import redis
 
+    redis_port = free_port()
     node = start_node(
         broker={
             "url": f"redis://127.0.0.1:{redis_port}/0",

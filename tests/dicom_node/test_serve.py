@@ -189,3 +189,16 @@ def test_without_an_installed_worker_the_node_says_so(tmp_path: Path, caplog) ->
     finally:
         node.stop()
     assert "embedded worker not available" in caplog.text
+
+
+def test_status_names_an_unreachable_database(tmp_path: Path) -> None:
+    env = {**os.environ, "BLSNODE_DATABASE__URL": f"postgresql://nobody@127.0.0.1:{free_port()}/x"}
+    done = subprocess.run(
+        _blsnode("--data-dir", str(tmp_path), "status", "--json"),
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 1
+    assert "cannot open the database" in done.stderr
+    assert "Traceback" not in done.stderr
