@@ -35,7 +35,7 @@ def test_separation_benchmark_measures_a_model() -> None:
 
 
 def test_training_step_benchmark_runs_one_step() -> None:
-    row = training_steps("ours", batch=1, steps=1)
+    row = training_steps("ours", batch=1, steps=1, size=64)
     # In the test process the peak may predate the step (earlier tests), so only >= 0.
     assert row["peak_rss_mib"] >= row["training_mib"] >= 0
     assert row["seconds_per_step"] > 0
