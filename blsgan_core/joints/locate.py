@@ -31,6 +31,8 @@ from blsgan_core.joints.types import Hand, Joint, NoHandFoundError
 logger = logging.getLogger(__name__)
 
 MIN_IMAGE_SIDE = 64
+# A radiograph shows one or two hands; more candidates than this are noise, strongest kept.
+MAX_HANDS = 4
 # A hand centre must reach this detector response; a hand's mean MCP peak this value.
 MIN_HAND_SCORE = 0.3
 MIN_JOINT_SCORE = 0.2
@@ -56,6 +58,7 @@ def detect_hands(
     canvas = warp(image, canvas_to_source, (size, size))
     maps = heatmaps(model.detector, torch.from_numpy(canvas)[None, None])[0].numpy()
     centres = find_peaks(maps[CENTRE_CHANNEL], min_score, min_distance=max(2, size // 10))
+    centres = centres[:MAX_HANDS]
     if not centres:
         raise NoHandFoundError(
             f"no hand found: the strongest hand response is {maps[CENTRE_CHANNEL].max():.2f}, "
