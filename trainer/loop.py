@@ -325,6 +325,11 @@ def train(
             phases = [(2, config.optim.finetune_epochs)]
         else:
             phases = list(config.phases)
+        # Spell out every backbone option now, so that resuming this run later rebuilds
+        # the same networks even if a registry default changes in between.
+        config = replace(
+            config, model=ModelSection.from_blsgan_config(config.model.blsgan_config())
+        )
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
 

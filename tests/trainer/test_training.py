@@ -118,3 +118,10 @@ def test_loader_workers_do_not_change_the_result(
     a = load_training_state(tmp_path / "0" / STATE_FILE).networks
     b = load_training_state(tmp_path / "2" / STATE_FILE).networks
     assert all(torch.equal(a[name][key], b[name][key]) for name in a for key in a[name])
+
+
+def test_the_stored_config_spells_out_every_backbone_option(tiny_run: RunResult) -> None:
+    stored = load_training_state(tiny_run.out / STATE_FILE).config["model"]
+    assert stored["generator_options"]["base_channels"] == 8  # unet_small's default
+    assert stored["generator_options"]["depth"] == 2  # the tiny preset's override
+    assert "k_min" in stored["reconstructor"]
