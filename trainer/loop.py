@@ -17,14 +17,12 @@ reproducible on the CPU, and a resumed run gives the same weights as one never s
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +43,7 @@ from trainer.datasets import (
     phase_items,
     prepare_data,
 )
-from trainer.evaluation.separation import (
-    EvalJoint,
-    SeparationScores,
-    identity_separator,
-    model_separator,
-    real_joints,
-    score_separator,
-    synthetic_joints,
-)
+from trainer.run_records import model_metadata, model_version, write_csv
 from trainer.state import (
     STATE_FILE,
     TrainingState,
@@ -63,11 +53,11 @@ from trainer.state import (
     save_training_state,
 )
 from trainer.steps import Batch, StepSettings, supervisor_of, training_step
+from trainer.validation import BEST_METRIC, Validation, validation_row
 
 logger = logging.getLogger(__name__)
 
 LAST, BEST, LOG, REJECTED, PLOTS = "last.pt", "best.pt", "log.csv", "rejected.json", "plots"
-BEST_METRIC = "val_synthetic_layer_psnr"
 
 
 @dataclass(frozen=True)
@@ -125,94 +115,6 @@ def make_optimizers(networks: BLSGANModel, config: TrainConfig) -> dict[str, tor
 def epoch_plan(phases: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """``(phase, epoch within phase)`` for every epoch of the run, in order."""
     return [(phase, epoch) for phase, epochs in phases for epoch in range(epochs)]
-
-
-@dataclass(frozen=True)
-class Validation:
-    """The held-out joints scored after every epoch (fixed, seeded, capped)."""
-
-    real: list[EvalJoint]
-    synthetic: list[EvalJoint]
-
-    @classmethod
-    def build(cls, data: TrainingData, store: SampleStore, config: TrainConfig) -> Validation:
-        """Up to ``validation.max_images`` real overlapping and synthetic joints each."""
-        cap = config.validation.max_images
-        synthetic = synthetic_joints(
-            data.validation,
-            store,
-            seed=config.validation.synthetic_seed,
-            options=SyntheticConfig(**config.data.synthetic),
-        )
-        return cls(real_joints(data.validation, store)[:cap], synthetic[:cap])
-
-    def score(self, networks: BLSGANModel, device: torch.device) -> SeparationScores:
-        """Scores of the current networks."""
-        return score_separator(model_separator(networks, device), self.real, self.synthetic)
-
-    def baseline(self) -> dict[str, float | None]:
-        """The identity layers' validation row: what a model must beat to separate."""
-        return validation_row(score_separator(identity_separator, self.real, self.synthetic))
-
-
-def validation_row(scores: SeparationScores) -> dict[str, float | None]:
-    """The CSV columns of one validation: means of the headline metrics."""
-    report = scores.report()
-    return {
-        "val_real_mse": report["real"]["mse"]["mean"],
-        "val_real_ssim": report["real"]["ssim"]["mean"],
-        "val_real_psnr": report["real"]["psnr"]["mean"],
-        "val_synthetic_layer_mse": report["synthetic"]["layer_mse"]["mean"],
-        BEST_METRIC: report["synthetic"]["layer_psnr"]["mean"],
-    }
-
-
-def write_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:
-    """The per-epoch log, rewritten whole from the history (so it matches the state)."""
-    columns: list[str] = []
-    for row in history:
-        columns += [key for key in row if key not in columns]
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(history)
-    temporary.replace(path)
-
-
-def model_metadata(
-    config: TrainConfig,
-    data: TrainingData,
-    history: Sequence[dict[str, Any]],
-    extra: dict[str, Any],
-    baseline: dict[str, Any],
-) -> dict[str, Any]:
-    """What a checkpoint says about its training (the model card's provenance part)."""
-    last = history[-1] if history else {}
-    return {
-        "training": {
-            "preset": config.preset,
-            "config": config.to_dict(),
-            "epochs": len(history),
-            "phase": last.get("phase"),
-            **extra,
-        },
-        "data": {
-            "digest": data.digest,
-            "manifests": [str(path) for path in data.manifests],
-            "n_train_images": len(data.train),
-            "n_validation_images": len(data.validation),
-            "n_rejected": len(data.rejected),
-        },
-        "metrics": {key: value for key, value in last.items() if key.startswith("val_")},
-        "metrics_identity_baseline": baseline,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-
-
-def model_version(config: TrainConfig, data: TrainingData, epochs: int) -> str:
-    """A version string naming the preset, the data and the epoch count."""
-    return f"blsgan-{config.preset}-{data.digest[:8]}-e{epochs}"
 
 
 def run_epoch(
@@ -325,6 +227,11 @@ def train(
             phases = [(2, config.optim.finetune_epochs)]
         else:
             phases = list(config.phases)
+        # Spell out every backbone option now, so that resuming this run later rebuilds
+        # the same networks even if a registry default changes in between.
+        config = replace(
+            config, model=ModelSection.from_blsgan_config(config.model.blsgan_config())
+        )
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
 
@@ -337,7 +244,7 @@ def train(
     store = SampleStore()
     store.load([*data.train, *data.validation])
     validation = Validation.build(data, store, config)
-    baseline = validation.baseline()
+    baseline = validation_row(validation.baseline_scores())
 
     networks = BLSGANModel(
         config.model.blsgan_config(config.ablation.correction), with_supervisor=True
@@ -414,7 +321,7 @@ def train(
         if on_epoch is not None:
             on_epoch(row)
         if index + 1 == len(plan):
-            _final_plots(networks, target, validation, scores, out / PLOTS)
+            validation.final_plots(networks, target, scores, out / PLOTS)
     return RunResult(
         out=out,
         completed_epochs=len(history),
@@ -446,28 +353,6 @@ def _optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> Non
         for key, value in values.items():
             if isinstance(value, torch.Tensor) and key != "step":
                 values[key] = value.to(device)
-
-
-def _extremes(joints: Sequence[EvalJoint]) -> list[EvalJoint]:
-    if not joints:
-        return []
-    smallest = min(joints, key=lambda joint: joint.overlap_px)
-    largest = max(joints, key=lambda joint: joint.overlap_px)
-    return [smallest] if smallest is largest else [smallest, largest]
-
-
-def _final_plots(
-    networks: BLSGANModel,
-    device: torch.device,
-    validation: Validation,
-    scores: SeparationScores,
-    folder: Path,
-) -> None:
-    plots.metrics_by_overlap(scores, folder / "metrics_by_overlap.png")
-    # Of each kind the smallest and the largest overlap, so the panel shows the range.
-    examples = _extremes(validation.synthetic) + _extremes(validation.real)
-    if examples:
-        plots.example_panel(examples, model_separator(networks, device), folder / "examples.png")
 
 
 def model_section_of(checkpoint: Checkpoint) -> ModelSection:

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 # pyplot and what imports it come after the backend choice, on purpose.
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from trainer.evaluation.separation import (
     EvalJoint,
@@ -110,6 +111,9 @@ def metrics_by_overlap(
                 overlaps, [v[key] for v in values], s=10, color=colour, alpha=0.7, label=label
             )
         axis.set_xscale("log")
+        axis.xaxis.set_minor_formatter(NullFormatter())  # 2x10^2, 3x10^2... clutter
+        if key.endswith("mse"):
+            axis.set_yscale("log")
         axis.set_xlabel("overlap (px)")
         axis.set_title(title, fontsize=9)
         axis.legend(fontsize=7)

@@ -1,6 +1,7 @@
 """The training loop: both phases end to end, files every epoch, exact resume after a stop."""
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,7 @@ def test_fine_tuning_starts_from_a_checkpoint_and_skips_pre_training(
         other, [small_manifest], tmp_path / "finetune", initial=initial, show_progress=False
     )
     assert [row["phase"] for row in result.history] == [2]
+    assert result.total_epochs == tiny_config.optim.finetune_epochs
     tuned = load_checkpoint(tmp_path / "finetune" / "last.pt")
     assert tuned.config["generator"] == initial.config["generator"]  # the checkpoint's shape
     assert tuned.metadata["training"]["initialised_from"] == initial.version
@@ -118,3 +120,27 @@ def test_loader_workers_do_not_change_the_result(
     a = load_training_state(tmp_path / "0" / STATE_FILE).networks
     b = load_training_state(tmp_path / "2" / STATE_FILE).networks
     assert all(torch.equal(a[name][key], b[name][key]) for name in a for key in a[name])
+
+
+def test_the_stored_config_spells_out_every_backbone_option(tiny_run: RunResult) -> None:
+    stored = load_training_state(tiny_run.out / STATE_FILE).config["model"]
+    assert stored["generator_options"]["base_channels"] == 8  # unet_small's default
+    assert stored["generator_options"]["depth"] == 2  # the tiny preset's override
+    assert "k_min" in stored["reconstructor"]
+
+
+def test_fine_tuning_an_inference_checkpoint_starts_a_fresh_supervisor(
+    tmp_path: Path, small_manifest: Path, tiny_config: TrainConfig, tiny_run: RunResult
+) -> None:
+    full = load_checkpoint(tiny_run.last_checkpoint)
+    inference_only = replace(full, state={k: v for k, v in full.state.items() if k != "supervisor"})
+    result = train(
+        tiny_config, [small_manifest], tmp_path / "ft", initial=inference_only,
+        show_progress=False,
+    )  # fmt: skip
+    tuned = load_training_state(tmp_path / "ft" / STATE_FILE).networks
+    assert result.completed_epochs == 1
+    assert any(
+        not torch.equal(tuned["generator"][key], value)
+        for key, value in full.state["generator"].items()
+    )

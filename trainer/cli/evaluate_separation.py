@@ -52,6 +52,7 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
         score_separator,
         synthetic_joints,
     )
+    from trainer.validation import extremes
 
     manifests = _manifests(options.get("manifest"))
     split = options.get("split", "all")
@@ -93,7 +94,7 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
         scores = score_separator(separator, real, synthetic)
         baseline = score_separator(identity_separator, real, synthetic)
         plots.metrics_by_overlap(scores, folder / "metrics_by_overlap.png", baseline)
-        examples = synthetic[:2] + real[:2]
+        examples = extremes(synthetic) + extremes(real)
         if examples:
             plots.example_panel(examples, separator, folder / "examples.png")
     return {

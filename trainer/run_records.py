@@ -1,0 +1,60 @@
+"""What a run writes about itself: the per-epoch CSV, checkpoint metadata, version strings."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from trainer.config import TrainConfig
+from trainer.datasets import TrainingData
+
+
+def write_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:
+    """The per-epoch log, rewritten whole from the history (so it matches the state)."""
+    columns: list[str] = []
+    for row in history:
+        columns += [key for key in row if key not in columns]
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+    temporary.replace(path)
+
+
+def model_metadata(
+    config: TrainConfig,
+    data: TrainingData,
+    history: Sequence[dict[str, Any]],
+    extra: dict[str, Any],
+    baseline: dict[str, Any],
+) -> dict[str, Any]:
+    """What a checkpoint says about its training (the model card's provenance part)."""
+    last = history[-1] if history else {}
+    return {
+        "training": {
+            "preset": config.preset,
+            "config": config.to_dict(),
+            "epochs": len(history),
+            "phase": last.get("phase"),
+            **extra,
+        },
+        "data": {
+            "digest": data.digest,
+            "manifests": [str(path) for path in data.manifests],
+            "n_train_images": len(data.train),
+            "n_validation_images": len(data.validation),
+            "n_rejected": len(data.rejected),
+        },
+        "metrics": {key: value for key, value in last.items() if key.startswith("val_")},
+        "metrics_identity_baseline": baseline,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def model_version(config: TrainConfig, data: TrainingData, epochs: int) -> str:
+    """A version string naming the preset, the data and the epoch count."""
+    return f"blsgan-{config.preset}-{data.digest[:8]}-e{epochs}"
