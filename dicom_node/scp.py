@@ -10,7 +10,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import socketserver
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from io import BytesIO
@@ -67,6 +69,24 @@ MAXIMUM_PDU_SIZE = 1 << 20
 
 # A-ASSOCIATE-RJ: rejected-permanent, by the service user, calling AE title not recognised.
 _REJECT_CALLING_AE = (0x01, 0x01, 0x03)
+# A-ASSOCIATE-RJ: rejected-transient, by the service provider (presentation), local limit
+# exceeded.
+_REJECT_LOCAL_LIMIT = (0x02, 0x03, 0x02)
+# pynetdicom counts every open TCP connection against its own limit, also a connection
+# that closed before sending an A-ASSOCIATE-RQ (a port scan, a load balancer's TCP check):
+# its thread waits out the ACSE timeout, so a few such probes locked real callers out for
+# 30 s. The listener enforces ``network.max_associations`` itself in ``on_requested``,
+# counting only peers that asked for an association; pynetdicom's limit is set out of reach.
+_CONNECTION_CEILING = 1 << 16
+
+
+def requested_associations(ae: AE) -> int:
+    """Associations this AE accepts whose peer has sent an A-ASSOCIATE-RQ."""
+    return sum(
+        1
+        for association in ae.active_associations
+        if association.is_acceptor and association.requestor.primitive is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -135,11 +155,16 @@ class StorageService:
         publisher: Publisher | None,
         metrics: NodeMetrics,
         policy: AccessPolicy,
+        max_associations: int | None = None,
     ) -> None:
+        """``max_associations``: requested associations at once (``None``: no limit)."""
+        if max_associations is not None and max_associations < 1:
+            raise ValueError(f"max_associations must be at least 1, not {max_associations}")
         self.ingestor = ingestor
         self.publisher = publisher
         self.metrics = metrics
         self.policy = policy
+        self.max_associations = max_associations
 
     def handlers(self) -> list[Any]:
         """The (event, handler) pairs to bind."""
@@ -152,19 +177,31 @@ class StorageService:
         ]
 
     def on_requested(self, event: evt.Event) -> None:
-        """Reject callers outside the allow-list before negotiation."""
+        """Reject callers outside the allow-list, and any beyond the association limit."""
         requestor = event.assoc.requestor
         # Negotiation copies the calling AE title onto the requestor later; read the request.
         request = requestor.primitive
         calling = str(request.calling_ae_title).strip() if request is not None else ""
-        if self.policy.allows(calling, requestor.address):
+        extra = {"calling_ae_title": calling, "peer": requestor.address}
+        if not self.policy.allows(calling, requestor.address):
+            logger.warning("rejecting association: calling AE title not allowed", extra=extra)
+            self._reject(event, _REJECT_CALLING_AE)
             return
-        logger.warning(
-            "rejecting association: calling AE title not allowed",
-            extra={"calling_ae_title": calling, "peer": requestor.address},
-        )
+        # This association is counted too: it has sent its request.
+        if (
+            self.max_associations is not None
+            and requested_associations(event.assoc.ae) > self.max_associations
+        ):
+            logger.warning(
+                "rejecting association: %d open (network.max_associations)",
+                self.max_associations,
+                extra=extra,
+            )
+            self._reject(event, _REJECT_LOCAL_LIMIT)
+
+    def _reject(self, event: evt.Event, reason: tuple[int, int, int]) -> None:
         self.metrics.associations.labels(result="rejected").inc()
-        event.assoc.acse.send_reject(*_REJECT_CALLING_AE)
+        event.assoc.acse.send_reject(*reason)
         event.assoc.kill()
 
     def on_established(self, event: evt.Event) -> None:
@@ -242,12 +279,56 @@ def build_ae(settings: Settings) -> AE:
         ae.add_supported_context(cast(str, context.abstract_syntax), SUPPORTED_TRANSFER_SYNTAXES)
     ae.add_supported_context(Verification, SUPPORTED_TRANSFER_SYNTAXES[:2])
     ae.require_called_aet = network.require_called_ae_title
-    ae.maximum_associations = network.max_associations
+    # ``network.max_associations`` is enforced by ``StorageService.on_requested``.
+    ae.maximum_associations = _CONNECTION_CEILING
     ae.maximum_pdu_size = MAXIMUM_PDU_SIZE
     ae.acse_timeout = network.acse_timeout_s
     ae.dimse_timeout = network.dimse_timeout_s
     ae.network_timeout = network.network_timeout_s
     return ae
+
+
+class ListenerServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server, hardened for a listener on a hospital network.
+
+    Python's ``accept()`` returns blocking sockets, so pynetdicom's network timeout never
+    reached a connection: a peer that sent part of a PDU and then nothing held its thread
+    forever, and with TLS the handshake ran in the accept loop, so one client that
+    connected and stayed silent stopped the listener from accepting anyone. Here every
+    accepted socket gets the network timeout, and the TLS handshake runs in the
+    connection's own thread.
+    """
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        """Accept a connection; give it the timeout; wrap it for TLS without handshaking."""
+        listening = cast(socket.socket, self.socket)
+        client, address = listening.accept()
+        client.settimeout(self.ae.network_timeout)
+        if self.ssl_context is not None:
+            client = self.ssl_context.wrap_socket(
+                client, server_side=True, do_handshake_on_connect=False
+            )
+        return client, address
+
+    def process_request_thread(
+        self,
+        request: socket.socket | tuple[bytes, socket.socket],
+        client_address: tuple[str, int] | str,
+    ) -> None:
+        """Finish the TLS handshake here, in the connection's thread, then serve it."""
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError) as error:
+                logger.warning("TLS handshake failed: %s", error, extra={"peer": client_address})
+                self.shutdown_request(request)
+                return
+        super().process_request_thread(request, client_address)
+
+    def shutdown(self) -> None:
+        """Stop accepting and close the socket (the AE did not start this server)."""
+        socketserver.BaseServer.shutdown(self)
+        self.server_close()
 
 
 def start_listener(
@@ -259,15 +340,14 @@ def start_listener(
     context = server_tls_context(network.tls) if network.tls.enabled else None
     if service.policy.open:
         logger.warning("no allow-list configured: any calling AE title may store")
-    server = ae.start_server(
+    server = ae.make_server(
         (network.host, network.port),
-        block=False,
         ssl_context=context,
         evt_handlers=service.handlers(),
+        server_class=ListenerServer,
     )
-    if server is None:
-        raise RuntimeError("pynetdicom returned no server in non-blocking mode")
-    service.metrics.active_associations.set_function(lambda: len(ae.active_associations))
+    threading.Thread(target=server.serve_forever, name="dicom-listener", daemon=True).start()
+    service.metrics.active_associations.set_function(lambda: requested_associations(ae))
     logger.info(
         "listening as %s on %s:%d%s",
         network.ae_title,

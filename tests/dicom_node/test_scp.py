@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -194,6 +195,44 @@ def test_association_limit(start_node) -> None:
     finally:
         first.release()
     wait_until(lambda: echo_status(node.port) == SUCCESS, what="a free association slot")
+
+
+def test_tcp_probes_do_not_take_association_slots(start_node) -> None:
+    # Port scans and load-balancer TCP checks connect and close (or hold the connection)
+    # without a request; pynetdicom keeps each one for the ACSE timeout (30 s here).
+    node = start_node(network={"max_associations": 1, "acse_timeout_s": 30})
+    held = socket.create_connection(("127.0.0.1", node.port))
+    try:
+        for _ in range(3):
+            socket.create_connection(("127.0.0.1", node.port)).close()
+        assert echo_status(node.port) == SUCCESS
+        ae = AE(ae_title="FIRST")
+        ae.add_requested_context(Verification)
+        first = ae.associate("127.0.0.1", node.port, ae_title="BLSNODE")
+        assert first.is_established
+        try:
+            # The limit still holds for callers that ask for an association.
+            assert echo_status(node.port, calling="SECOND") is None
+        finally:
+            first.release()
+    finally:
+        held.close()
+
+
+def test_a_peer_stalled_in_the_middle_of_a_pdu_is_disconnected(start_node) -> None:
+    node = start_node(network={"network_timeout_s": 1, "acse_timeout_s": 1})
+    # An A-ASSOCIATE-RQ header announcing 200 bytes, then silence.
+    stalled = socket.create_connection(("127.0.0.1", node.port))
+    try:
+        stalled.sendall(bytes([0x01, 0x00, 0x00, 0x00, 0x00, 0xC8]))
+        assert echo_status(node.port) == SUCCESS
+        stalled.settimeout(20)
+        # Closed by the node (pynetdicom may send an A-ABORT first), not held forever.
+        while stalled.recv(1024):
+            pass
+    finally:
+        stalled.close()
+    wait_until(lambda: len(node.node.listener.ae.active_associations) == 0, what="no thread left")
 
 
 def test_disk_guard_refuses_and_leaves_nothing(start_node) -> None:
