@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from blsgan_core.checkpoint import load_checkpoint
 from blsgan_core.model import MODEL_KIND
@@ -23,8 +24,13 @@ def export_half(
     directory: Path = SHIPPED_WEIGHTS_DIR,
     *,
     promote: bool = True,
+    evaluation: dict[str, Any] | None = None,
 ) -> ModelEntry:
-    """Write ``checkpoint`` as fp16 ``<directory>/<name>.pt`` with its cards; promote it."""
+    """Write ``checkpoint`` as fp16 ``<directory>/<name>.pt`` with its cards; promote it.
+
+    ``evaluation`` (a separation report of ``blsnode evaluate``) goes into the card, so
+    the shipped model says how it measured against the baseline and the paper.
+    """
     source = load_checkpoint(checkpoint, expected_kind=MODEL_KIND)
     half = replace(
         source,
@@ -35,7 +41,12 @@ def export_half(
             }
             for network, tensors in source.state.items()
         },
-        metadata={**source.metadata, "exported_from": str(checkpoint), "precision": "fp16"},
+        metadata={
+            **source.metadata,
+            "exported_from": str(checkpoint),
+            "precision": "fp16",
+            **({"evaluation": evaluation} if evaluation is not None else {}),
+        },
     )
     registry = ModelRegistry(directory, shipped_dir=None)
     entry = registry.register(half, name)

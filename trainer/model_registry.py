@@ -56,7 +56,53 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines.append(
             f"| {key} | {value:.6g} |" if isinstance(value, float) else f"| {key} | {value} |"
         )
+    baseline = metadata.get("metrics_identity_baseline")
+    if baseline:
+        lines.append(
+            "| identity layers on the same joints | "
+            + ", ".join(f"{k} {v:.4g}" for k, v in sorted(baseline.items()) if v is not None)
+            + " |"
+        )
+    evaluation = metadata.get("evaluation")
+    if evaluation:
+        lines += ["", *evaluation_table(evaluation)]
     return "\n".join(lines) + "\n"
+
+
+def _cell(summary: dict[str, Any], key: str, scale: float = 1.0) -> str:
+    part = summary.get(key, {})
+    mean, std = part.get("mean"), part.get("std")
+    if mean is None:
+        return "-"
+    return f"{mean * scale:.4g} ± {std * scale:.2g}" if std is not None else f"{mean * scale:.4g}"
+
+
+def evaluation_table(report: dict[str, Any]) -> list[str]:
+    """Markdown rows of a separation report: model, identity baseline, the paper."""
+    rows = [
+        f"## Evaluation (split {report.get('split', '?')}, seed {report.get('seed', '?')}: "
+        f"{report['real']['n_images']} real overlapping joints, "
+        f"{report['synthetic']['n_images']} synthetic overlaps)",
+        "",
+        "| | real MSE (1e-4) | real SSIM | real PSNR (dB) | synthetic layer PSNR (dB) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    parts = [("this model", report)]
+    if "baseline" in report:
+        parts.append(("identity layers", report["baseline"]))
+    for label, part in parts:
+        real, synthetic = part["real"], part["synthetic"]
+        rows.append(
+            f"| {label} | {_cell(real, 'mse', 1e4)} | {_cell(real, 'ssim')} | "
+            f"{_cell(real, 'psnr')} | {_cell(synthetic, 'layer_psnr')} |"
+        )
+    paper = report.get("paper_table2")
+    if paper:
+        rows.append(
+            f"| paper, Table 2 | {paper['mse'] * 1e4:.2f} ± {paper['mse_std'] * 1e4:.2f} | "
+            f"{paper['ssim']} | {paper['psnr']} | not reported |"
+        )
+    return rows
 
 
 def register_checkpoint(registry: ModelRegistry, checkpoint: Path, name: str) -> ModelEntry:

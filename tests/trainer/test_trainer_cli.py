@@ -9,8 +9,19 @@ from typing import Any
 import torch
 from click.testing import CliRunner
 
+from blsgan_core.data import read_manifests
+from blsgan_core.inference import separate
+from blsgan_core.model import load_model
+from blsgan_core.registry import ModelRegistry
 from dicom_node.cli.main import cli
 from trainer.cli.evaluate_separation import evaluate_separation_command
+from trainer.datasets import SampleStore
+from trainer.evaluation.separation import (
+    evaluate_separation,
+    identity_separator,
+    real_joints,
+    synthetic_joints,
+)
 
 
 def _json(args: list[str], data_dir: Path) -> dict[str, Any]:
@@ -86,16 +97,23 @@ def test_usage_errors_are_clear(tmp_path: Path, small_manifest: Path) -> None:
     assert result.exit_code == 1 and "nothing to resume" in result.output
 
 
-def test_export_writes_a_half_precision_shipped_model(tmp_path: Path, tiny_run: Any) -> None:
-    from blsgan_core.inference import separate
-    from blsgan_core.model import load_model
-    from blsgan_core.registry import ModelRegistry
-
+def test_export_writes_a_half_precision_shipped_model_with_its_evaluation(
+    tmp_path: Path, tiny_run: Any, small_manifest: Path
+) -> None:
+    records = read_manifests(small_manifest).records
+    store = SampleStore()
+    report = evaluate_separation(
+        real_joints(records, store)[:2], synthetic_joints(records, store, seed=0)[:2],
+        identity_separator, baseline=True,
+    )  # fmt: skip
+    (tmp_path / "report.json").write_text(json.dumps(report))
     target = tmp_path / "weights"
     data = _json(
         ["models", "export", str(tiny_run.best_checkpoint), "tiny-ship", "--to", str(target),
-         "--json"], tmp_path,
+         "--evaluation", str(tmp_path / "report.json"), "--json"], tmp_path,
     )  # fmt: skip
+    card = (target / "tiny-ship.md").read_text()
+    assert "| identity layers |" in card and "| paper, Table 2 |" in card
     assert data["promoted"] is True
     assert data["bytes"] < 0.6 * tiny_run.best_checkpoint.stat().st_size
     entry = ModelRegistry(tmp_path / "empty", shipped_dir=target).promoted("blsgan")

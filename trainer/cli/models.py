@@ -128,9 +128,19 @@ def register(settings: Settings, checkpoint: Path, name: str, as_json: bool) -> 
     help="Target folder (default: the package's shipped weights, blsgan_core/weights).",
 )
 @click.option("--no-promote", is_flag=True, help="Do not make it the shipped default.")
+@click.option(
+    "--evaluation",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A separation report (evaluate --json output) to put into the card.",
+)
 @json_option
 def export(
-    checkpoint: Path, name: str, directory: Path | None, no_promote: bool, as_json: bool
+    checkpoint: Path,
+    name: str,
+    directory: Path | None,
+    no_promote: bool,
+    evaluation: Path | None,
+    as_json: bool,
 ) -> None:
     """Write CHECKPOINT as fp16 NAME with its model cards, for shipping with the package."""
     from blsgan_core.registry import SHIPPED_WEIGHTS_DIR
@@ -138,10 +148,19 @@ def export(
     from trainer.model_registry import entry_summary
 
     try:
+        report = None
+        if evaluation is not None:
+            report = json.loads(evaluation.read_text(encoding="utf-8"))
+            if not isinstance(report, dict) or report.get("task") != "separation":
+                raise ValueError(f"{evaluation} is not a separation report")
         entry = export_half(
-            checkpoint, name, directory or SHIPPED_WEIGHTS_DIR, promote=not no_promote
+            checkpoint,
+            name,
+            directory or SHIPPED_WEIGHTS_DIR,
+            promote=not no_promote,
+            evaluation=report,
         )
-    except ValueError as error:
+    except ValueError as error:  # includes json.JSONDecodeError
         raise click.ClickException(str(error)) from error
     summary = {**entry_summary(entry, promoted=not no_promote), "bytes": entry.path.stat().st_size}
     emit(summary, as_json, lambda d: f"exported {d['name']} ({d['bytes'] / 2**20:.1f} MiB)")
