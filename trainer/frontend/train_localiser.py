@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 from blsgan_core.checkpoint import load_checkpoint, save_checkpoint
 from blsgan_core.joints.model import KIND, Localiser, LocaliserConfig, load_localiser
 from blsgan_core.networks.unet import UNetConfig
-from trainer.evaluation.localization import VARIANTS, evaluate_localization
+from trainer.evaluation.localization import VARIANTS, evaluate_localization, evaluate_rejection
 from trainer.frontend.hand_data import (
     N_VALIDATION,
     SPLIT_SEED,
@@ -80,7 +81,8 @@ def export(
     """Write ``best`` as fp16 weights, measure them on the validation images, write the card."""
     save_checkpoint(export_path, load_checkpoint(best, expected_kind=KIND), half=True)
     model = load_localiser(export_path)
-    report = {v: evaluate_localization(val_records, model, v) for v in VARIANTS}
+    report: dict[str, Any] = {v: evaluate_localization(val_records, model, v) for v in VARIANTS}
+    report["no-hand"] = evaluate_rejection(model)
     summary = (
         "MCP joint localiser of blsgan-node: a hand detector (whole image, long side "
         f"{model.config.detector_size} px), a landmark network (one hand, "

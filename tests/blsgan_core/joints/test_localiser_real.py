@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -9,7 +11,9 @@ from scipy import ndimage
 from blsgan_core.crops import similarity, warp
 from blsgan_core.joints import Hand, Localiser, NoHandFoundError, locate
 from blsgan_core.joints.anatomy import AXIS_INDICES, MCP_INDICES, joint_centres, mcp2_mcp3_distance
+from trainer.evaluation.localization import evaluate_rejection
 from trainer.frontend.hand_data import LandmarkRecord, read_grey
+from trainer.frontend.joint_data import read_manifest
 from trainer.frontend.localiser_samples import Scene, mirror, side_by_side
 
 # Generous bound for a test: the measured mean is far lower (docs/frontend.md).
@@ -98,3 +102,14 @@ def test_unusable_input_is_a_value_error(localiser: Localiser) -> None:
         locate(np.zeros((3, 100, 100)), localiser)
     with pytest.raises(ValueError, match="too small"):
         locate(np.zeros((20, 500)), localiser)
+
+
+def test_a_single_joint_crop_is_not_a_hand(localiser: Localiser, mcp_joints_dir: Path) -> None:
+    record = read_manifest(mcp_joints_dir / "manifest.json")[0]
+    with pytest.raises(NoHandFoundError, match="no hand found"):
+        locate(read_grey(record.image), localiser)
+
+
+def test_rejection_report_counts_every_no_hand_image(localiser: Localiser) -> None:
+    report = evaluate_rejection(localiser, count=8, seed=3)
+    assert report["n_rejected"] == report["n_images"] == 8
