@@ -103,16 +103,16 @@ def _best_view(peaks: np.ndarray) -> int:
 
     The network knows left hands only: a view is plausible when its thumb lies on the
     left-hand side of its little finger; among plausible views (or all, if none is) the
-    one with the higher mean peak wins.
+    one with the more concentrated maps (higher mean mass at the peaks) wins.
     """
     scores = peaks[:, :, 2].mean(axis=1)
-    plausible = [
-        hand_side(view[:5, :2], view[5:, :2]) == "L"
-        if not np.any(np.all(np.isclose(view[:5, :2], view[5:, :2]), axis=1))
-        else False
-        for view in peaks
-    ]
-    candidates = [i for i in range(len(peaks)) if plausible[i]] or list(range(len(peaks)))
+
+    def plausible(view: np.ndarray) -> bool:
+        mcp, tips = view[:5, :2], view[5:, :2]
+        defined = not np.any(np.all(np.isclose(mcp, tips), axis=1))
+        return defined and hand_side(mcp, tips) == "L"
+
+    candidates = [i for i, view in enumerate(peaks) if plausible(view)] or list(range(len(peaks)))
     return max(candidates, key=lambda i: scores[i])
 
 
