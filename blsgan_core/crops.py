@@ -102,24 +102,9 @@ def warp(
     source = np.asarray(image, dtype=np.float32)
     scale = affine_scale(matrix)
     if antialias and scale > 1.5:
-        # Filter only the window the output samples (plus the kernel's reach), so that a
-        # small crop of a large radiograph does not filter the whole radiograph.
-        sigma = (scale - 1.0) / 2.0
-        height, width = shape
-        corners = apply_affine(
-            matrix, np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]])
-        )
-        margin = math.ceil(4.0 * sigma) + 2  # gaussian_filter truncates at 4 sigma
-        x0, y0 = np.floor(corners.min(axis=0)).astype(int) - margin
-        x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + margin
-        x0, y0 = max(x0, 0), max(y0, 0)
-        x1, y1 = min(x1, source.shape[1] - 1), min(y1, source.shape[0] - 1)
-        if x0 > x1 or y0 > y1:
+        source, matrix = _low_pass(source, matrix, shape, scale)
+        if source.size == 0:
             return np.full(shape, fill, np.float32)
-        source = ndimage.gaussian_filter(source[y0 : y1 + 1, x0 : x1 + 1], sigma=sigma)
-        shift = np.eye(3)
-        shift[:2, 2] = (-x0, -y0)
-        matrix = shift @ matrix
     # ndimage indexes (row, col) = (y, x): swap the axes of the (x, y) matrix.
     swap = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=float)
     rowcol = swap @ matrix @ swap
@@ -133,6 +118,48 @@ def warp(
         cval=fill,
         prefilter=False,
     ).astype(np.float32)
+
+
+def _low_pass(
+    source: np.ndarray, matrix: np.ndarray, shape: tuple[int, int], scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The window of ``source`` the output samples, blurred by sigma = (scale - 1) / 2.
+
+    Only that window (plus the kernel's reach) is filtered, so a small crop of a large
+    radiograph does not filter the whole radiograph; for strong reductions the window is
+    first averaged in k x k blocks (k = scale // 2) and the Gaussian supplies only the
+    remaining blur, which keeps a whole-radiograph overview cheap.
+    """
+    sigma = (scale - 1.0) / 2.0
+    height, width = shape
+    corners = apply_affine(
+        matrix, np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]])
+    )
+    margin = math.ceil(4.0 * sigma) + 2  # gaussian_filter truncates at 4 sigma
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int) - margin
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + margin
+    x0, y0 = max(x0, 0), max(y0, 0)
+    x1, y1 = min(x1, source.shape[1] - 1), min(y1, source.shape[0] - 1)
+    if x0 > x1 or y0 > y1:
+        return np.zeros((0, 0), np.float32), matrix
+    window = source[y0 : y1 + 1, x0 : x1 + 1]
+    shift = np.eye(3)
+    shift[:2, 2] = (-x0, -y0)
+    matrix = shift @ matrix
+    factor = int(scale // 2)
+    rows, cols = (window.shape[0] // factor) * factor, (window.shape[1] // factor) * factor
+    if factor >= 2 and rows and cols:
+        window = window[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
+        window = window.mean(axis=(1, 3))
+        # Block pixel i covers source pixels [i k, (i + 1) k), centred at i k + (k - 1) / 2.
+        blocks = np.diag([float(factor), float(factor), 1.0])
+        blocks[:2, 2] = (factor - 1) / 2.0
+        matrix = np.linalg.inv(blocks) @ matrix
+        # A k-pixel box has variance (k^2 - 1) / 12; the Gaussian adds the rest.
+        sigma = math.sqrt(max(sigma**2 - (factor**2 - 1) / 12.0, 0.0)) / factor
+    if sigma > 0.0:
+        window = ndimage.gaussian_filter(window, sigma=sigma)
+    return window, matrix
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,18 @@ from blsgan_core.joints.anatomy import (
     JOINT_NAMES,
     axis_bearings,
     hand_side,
+    implausibility,
     joint_centres,
     mcp2_mcp3_distance,
 )
-from blsgan_core.joints.heatmaps import argmax_peak, find_peaks
+from blsgan_core.joints.heatmaps import argmax_peak, distribution_peak, find_peaks
 from blsgan_core.joints.model import (
     CENTRE_CHANNEL,
     REGION_CHANNEL,
     Localiser,
     LocaliserConfig,
     heatmaps,
+    landmark_maps,
 )
 from blsgan_core.joints.preprocess import fit_square, normalise_intensity
 from blsgan_core.joints.types import Hand, Joint, NoHandFoundError
@@ -33,9 +35,11 @@ logger = logging.getLogger(__name__)
 MIN_IMAGE_SIDE = 64
 # A radiograph shows one or two hands; more candidates than this are noise, strongest kept.
 MAX_HANDS = 4
-# A hand centre must reach this detector response; a hand's mean MCP peak this value.
+# A hand centre must reach this detector response; each MCP map at least this mass at
+# its peak, and their mean the next. Validation hands: every MCP mass 0.6-0.9.
 MIN_HAND_SCORE = 0.3
-MIN_JOINT_SCORE = 0.2
+MIN_JOINT_SCORE = 0.3
+MIN_MEAN_JOINT_SCORE = 0.45
 # Below this refiner peak a joint keeps the landmark network's point.
 MIN_REFINE_SCORE = 0.1
 
@@ -99,16 +103,16 @@ def _best_view(peaks: np.ndarray) -> int:
 
     The network knows left hands only: a view is plausible when its thumb lies on the
     left-hand side of its little finger; among plausible views (or all, if none is) the
-    one with the higher mean peak wins.
+    one with the more concentrated maps (higher mean mass at the peaks) wins.
     """
     scores = peaks[:, :, 2].mean(axis=1)
-    plausible = [
-        hand_side(view[:5, :2], view[5:, :2]) == "L"
-        if not np.any(np.all(np.isclose(view[:5, :2], view[5:, :2]), axis=1))
-        else False
-        for view in peaks
-    ]
-    candidates = [i for i in range(len(peaks)) if plausible[i]] or list(range(len(peaks)))
+
+    def plausible(view: np.ndarray) -> bool:
+        mcp, tips = view[:5, :2], view[5:, :2]
+        defined = not np.any(np.all(np.isclose(mcp, tips), axis=1))
+        return defined and hand_side(mcp, tips) == "L"
+
+    candidates = [i for i, view in enumerate(peaks) if plausible(view)] or list(range(len(peaks)))
     return max(candidates, key=lambda i: scores[i])
 
 
@@ -119,7 +123,7 @@ class CoarseHand:
     box_score: float
     mcp: np.ndarray  # (5, 2) MCP points, thumb to little
     tips: np.ndarray  # (5, 2) axis points
-    scores: np.ndarray  # (5,) MCP peak values
+    scores: np.ndarray  # (5,) probability mass at each MCP peak
 
 
 def landmarks_in_boxes(
@@ -129,8 +133,8 @@ def landmarks_in_boxes(
     size = model.config.landmark_size
     views = [m for box in boxes for m in (box.to_source, box.to_source @ _mirror(size))]
     crops = np.stack([warp(image, view, (size, size)) for view in views])
-    maps = heatmaps(model.landmarks, torch.from_numpy(crops)[:, None]).numpy()
-    peaks = np.array([[argmax_peak(channel) for channel in view] for view in maps])
+    maps = landmark_maps(model.landmarks, torch.from_numpy(crops)[:, None]).numpy()
+    peaks = np.array([[distribution_peak(channel) for channel in view] for view in maps])
     hands = []
     for index, box in enumerate(boxes):
         pair = peaks[2 * index : 2 * index + 2]
@@ -204,14 +208,17 @@ def locate_in_boxes(
 
 
 def _usable(hand: CoarseHand, min_joint_score: float) -> bool:
-    """Confident enough, and with a defined finger axis and hand size."""
-    if hand.scores.mean() < min_joint_score:
-        logger.info("hand with mean MCP response %.2f rejected", hand.scores.mean())
+    """Every MCP confidently found, and landmarks in the proportions of a hand.
+
+    Noise and non-hand images make the detector fire now and then; the landmark maps of
+    such boxes are spread out (low mass) or their points do not form a hand.
+    """
+    if hand.scores.min() < min_joint_score or hand.scores.mean() < MIN_MEAN_JOINT_SCORE:
+        logger.info("hand candidate rejected: MCP confidences %s", np.round(hand.scores, 2))
         return False
-    if np.any(np.all(np.isclose(hand.mcp, hand.tips), axis=1)) or np.allclose(
-        hand.mcp[1], hand.mcp[2]
-    ):
-        logger.info("hand with coinciding landmarks rejected")
+    reason = implausibility(hand.mcp, hand.tips)
+    if reason is not None:
+        logger.info("hand candidate rejected: %s", reason)
         return False
     return True
 

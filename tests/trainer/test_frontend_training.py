@@ -1,10 +1,14 @@
-"""Both front-end trainers run, resume and export with tiny networks on real data."""
+"""Both front-end trainers run, resume and export with tiny networks on real data.
+
+Marked slow (training); the tiny networks and few images keep each under a minute.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -16,6 +20,7 @@ def _log(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_localiser_training_resumes_and_exports(tmp_path: Path, hand_radiographs_dir: Path) -> None:
     out = tmp_path / "run"
     common = [
@@ -60,6 +65,7 @@ def test_localiser_training_resumes_and_exports(tmp_path: Path, hand_radiographs
     assert "two-hands" in card and checkpoint.metadata["data_digest"] in card
 
 
+@pytest.mark.slow
 def test_segmenter_training_resumes_and_exports(tmp_path: Path, mcp_joints_dir: Path) -> None:
     out = tmp_path / "run"
     common = [

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from blsgan_core.joints import Hand, Localiser, NoHandFoundError, locate
 from blsgan_core.joints.anatomy import (
@@ -136,3 +137,34 @@ def summarise(
         if matched
         else None,
     }
+
+
+def no_hand_images(
+    count: int, seed: int = 0, shape: tuple[int, int] = (900, 700)
+) -> Iterator[np.ndarray]:
+    """Images without a hand: flat, uniform noise, smooth blobs of several sizes, gradients."""
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        kind = index % 4
+        if kind == 0:
+            yield np.full(shape, rng.uniform(0, 1), np.float32)
+        elif kind == 1:
+            yield rng.random(shape).astype(np.float32)
+        elif kind == 2:
+            sigma = float(rng.choice([3.0, 8.0, 20.0, 40.0]))
+            yield ndimage.gaussian_filter(rng.random(shape), sigma).astype(np.float32)
+        else:
+            angle = rng.uniform(0, 2 * np.pi)
+            ys, xs = np.mgrid[: shape[0], : shape[1]]
+            yield (np.cos(angle) * xs + np.sin(angle) * ys).astype(np.float32)
+
+
+def evaluate_rejection(model: Localiser, count: int = 40, seed: int = 0) -> dict[str, Any]:
+    """How many of ``count`` images without a hand ``locate`` refuses (it should: all)."""
+    rejected = 0
+    for image in no_hand_images(count, seed):
+        try:
+            locate(image, model)
+        except NoHandFoundError:
+            rejected += 1
+    return {"task": "no-hand rejection", "n_images": count, "n_rejected": rejected}

@@ -76,7 +76,7 @@ def main(hands_dir: Path, joints_dir: Path, rows: int, out: Path) -> None:
     picture = np.concatenate([np.concatenate(ours, 0), gap, np.concatenate(theirs, 0)], 1)
     Image.fromarray((picture * 255).astype(np.uint8)).resize(
         (picture.shape[1] // 2, picture.shape[0] // 2), Image.Resampling.LANCZOS
-    ).save(out, optimize=True)
+    ).quantize(colors=96).save(out, optimize=True)
     click.echo(f"wrote {out}")
 
 

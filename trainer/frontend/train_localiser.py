@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 from blsgan_core.checkpoint import load_checkpoint, save_checkpoint
 from blsgan_core.joints.model import KIND, Localiser, LocaliserConfig, load_localiser
 from blsgan_core.networks.unet import UNetConfig
-from trainer.evaluation.localization import VARIANTS, evaluate_localization
+from trainer.evaluation.localization import VARIANTS, evaluate_localization, evaluate_rejection
 from trainer.frontend.hand_data import (
     N_VALIDATION,
     SPLIT_SEED,
@@ -45,6 +46,7 @@ from trainer.frontend.loop import (
     load_training_state,
     log,
     save_training_state,
+    spatial_cross_entropy,
 )
 from trainer.frontend.model_card import render_model_card
 
@@ -79,11 +81,13 @@ def export(
     """Write ``best`` as fp16 weights, measure them on the validation images, write the card."""
     save_checkpoint(export_path, load_checkpoint(best, expected_kind=KIND), half=True)
     model = load_localiser(export_path)
-    report = {v: evaluate_localization(val_records, model, v) for v in VARIANTS}
+    report: dict[str, Any] = {v: evaluate_localization(val_records, model, v) for v in VARIANTS}
+    report["no-hand"] = evaluate_rejection(model)
     summary = (
         "MCP joint localiser of blsgan-node: a hand detector (whole image, long side "
-        f"{model.config.detector_size}) and a landmark network (one hand, "
-        f"{model.config.landmark_size} px). See docs/frontend.md."
+        f"{model.config.detector_size} px), a landmark network (one hand, "
+        f"{model.config.landmark_size} px, spatial softmax) and a joint refiner "
+        f"({model.config.patch_size} px patches). See docs/frontend.md."
     )
     card = render_model_card(
         export_path, "Localiser weights", summary, report, command_line(), note
@@ -205,7 +209,7 @@ def main(
             loss_region = torch.nn.functional.binary_cross_entropy_with_logits(
                 det_logits[:, 1:], det_y[:, 1:]
             )
-            loss_landmarks = heatmap_loss(model.landmarks(lm_x), lm_y)
+            loss_landmarks = spatial_cross_entropy(model.landmarks(lm_x), lm_y)
             rf_x, rf_y = batch([refiner_sample(rng, pool, config) for _ in range(refiner_batch)])
             loss_refiner = heatmap_loss(model.refiner(rf_x), rf_y)
             loss = loss_centre + loss_region + loss_landmarks + loss_refiner

@@ -156,8 +156,13 @@ def main(
     configure_torch(threads, seed)
     manifest = data_dir / "manifest.json"
     records = read_manifest(manifest)
+    # Split the cases of the whole manifest, then drop invalid records: the split is the
+    # same whatever the validity check finds, and `evaluate --split` rebuilds it.
     valid, invalid = partition_valid(records)
-    train_records, val_records = split_by_case(valid, val_fraction, split_seed)
+    train_all, val_all = split_by_case(records, val_fraction, split_seed)
+    kept = {r.image for r in valid}
+    train_records = [r for r in train_all if r.image in kept]
+    val_records = [r for r in val_all if r.image in kept]
     if limit_images:
         train_records, val_records = train_records[:limit_images], val_records[:limit_images]
     if export_path is not None:
