@@ -357,6 +357,11 @@ class Settings(BaseSettings):
         return self.data_dir / "spool"
 
     @property
+    def output_dir(self) -> Path:
+        """Directory of the derived objects workers write (one folder per source image)."""
+        return self.data_dir / "outputs"
+
+    @property
     def log_dir(self) -> Path:
         """Directory of log files."""
         return self.data_dir / "logs"
@@ -462,6 +467,7 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
     data["training"]["runs_dir"] = str(settings.training_runs_dir)
     data["paths"] = {
         "spool_dir": str(settings.spool_dir),
+        "output_dir": str(settings.output_dir),
         "log_dir": str(settings.log_dir),
         "broker_queue_dir": str(settings.broker_queue_dir),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, or_, select, update
@@ -100,6 +101,41 @@ def mark_running(session: Session, job_id: int, now: datetime | None = None) -> 
     job.started_at = when
     job.updated_at = when
     return job
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """What a worker needs of a job it took: plain values, no ORM rows leave the session."""
+
+    job_id: int
+    instance_id: int
+    sop_instance_uid: str
+    path: str
+    result_destinations: tuple[str, ...]
+    attempts: int
+
+
+def claim_job(session: Session, job_id: int, now: datetime | None = None) -> ClaimedJob | None:
+    """Mark a queued (or interrupted running) job as running; ``None`` if it is finished.
+
+    A job found running belongs to a worker that died with the message unacknowledged
+    (the broker delivers it again); jobs are idempotent, so it is simply run again. A
+    done or failed job is left alone: its message is a duplicate, and ``blsnode jobs
+    retry`` re-queues a failed one before publishing it again.
+    """
+    job = _require(session, job_id)
+    if job.state not in (JobState.QUEUED, JobState.RUNNING):
+        return None
+    mark_running(session, job_id, now)
+    instance = job.instance
+    return ClaimedJob(
+        job_id=job.id,
+        instance_id=instance.id,
+        sop_instance_uid=instance.sop_instance_uid,
+        path=instance.path,
+        result_destinations=tuple(job.result_destinations),
+        attempts=job.attempts,
+    )
 
 
 def mark_done(session: Session, job_id: int, now: datetime | None = None) -> Job:

@@ -1,0 +1,154 @@
+"""The plain functions behind the tasks: run one job, record it, schedule a dispatch retry.
+
+The Celery tasks in ``worker.tasks`` only call these and turn the outcome into a return
+value or a retry. Database work goes through ``dicom_node.db`` in short transactions;
+no transaction is open while the pipeline runs or the network is used.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dicom_node.db import JobState
+from dicom_node.db import dispatches as dispatch_rows
+from dicom_node.db import jobs as job_rows
+from dicom_node.db.models import OutputKind
+from dicom_node.db.outputs import OutputRecord, record_job_results
+from dicom_node.db.types import utc_now
+from dicom_node.derived.write import WrittenOutput
+from dicom_node.dispatch import DispatchOutcome, send_dispatch
+from dicom_node.publisher import publish_ids
+from dicom_node.settings import Settings
+from worker.context import WorkerContext
+from worker.failures import PermanentError
+from worker.pipeline import run_pipeline
+
+logger = logging.getLogger(__name__)
+
+
+class UnknownIdError(LookupError):
+    """A message names a job or dispatch the database does not hold (deleted by purge)."""
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What one call did with a job (``skipped``: it was already finished)."""
+
+    job_id: int
+    state: JobState | None
+    reason: str | None = None
+    outputs: int = 0
+    dispatch_ids: tuple[int, ...] = ()
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (a Celery result when a result backend is configured)."""
+        return {
+            "job_id": self.job_id,
+            "state": self.state.value if self.state is not None else "skipped",
+            "reason": self.reason,
+            "outputs": self.outputs,
+            "dispatch_ids": list(self.dispatch_ids),
+            "timings_s": self.timings_s,
+        }
+
+
+def output_folder(settings: Settings, sop_instance_uid: str) -> Path:
+    """Where the outputs of one source image go: the same folder on every re-run."""
+    if not sop_instance_uid or "/" in sop_instance_uid or sop_instance_uid.startswith("."):
+        raise ValueError(f"not a SOP Instance UID: {sop_instance_uid!r}")
+    return settings.output_dir / sop_instance_uid
+
+
+def _record(output: WrittenOutput) -> OutputRecord:
+    return OutputRecord(
+        kind=OutputKind(output.kind.value.lower()),
+        sop_instance_uid=output.sop_instance_uid,
+        sop_class_uid=output.sop_class_uid,
+        series_instance_uid=output.series_instance_uid,
+        path=str(output.path),
+    )
+
+
+def fail_job(context: WorkerContext, job_id: int, reason: str) -> None:
+    """Record that a job failed and why (shown by ``blsnode jobs list/show``)."""
+    with context.database.sessions.begin() as session:
+        job_rows.mark_failed(session, job_id, reason)
+    logger.warning("job %d failed: %s", job_id, reason, extra={"job_id": job_id})
+
+
+def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
+    """Run job ``job_id`` through the pipeline and record its outputs and dispatches.
+
+    A permanent failure is recorded on the job and returned; transient errors (database,
+    broker, disk) propagate for the task to retry.
+
+    Raises
+    ------
+    UnknownIdError
+        No job has this id.
+    """
+    with context.database.sessions.begin() as session:
+        if job_rows.get_job(session, job_id) is None:
+            raise UnknownIdError(f"no job with id {job_id}")
+        claimed = job_rows.claim_job(session, job_id)
+    if claimed is None:
+        logger.info("job %d is already finished; duplicate message ignored", job_id)
+        return JobOutcome(job_id, None)
+    source = Path(claimed.path)
+    try:
+        if not source.is_file():
+            raise PermanentError(f"source file missing: {source}")
+        models = context.models.models()
+        result = run_pipeline(
+            source,
+            models,
+            context.settings.outputs,
+            output_folder(context.settings, claimed.sop_instance_uid),
+        )
+    except PermanentError as failure:
+        fail_job(context, job_id, failure.reason)
+        return JobOutcome(job_id, JobState.FAILED, failure.reason)
+    records = [_record(output) for output in result.outputs]
+    with context.database.sessions.begin() as session:
+        pending = record_job_results(session, job_id, records, claimed.result_destinations)
+    # A broker that cannot take them now leaves them unpublished for the sweeper.
+    publish_ids(context.sender, context.database, [], pending)
+    logger.info(
+        "job %d done: %d outputs, %d dispatches",
+        job_id,
+        len(records),
+        len(pending),
+        extra={"job_id": job_id, "seconds": round(result.timings_s["total"], 3)},
+    )
+    return JobOutcome(
+        job_id, JobState.DONE, None, len(records), tuple(pending), dict(result.timings_s)
+    )
+
+
+def send_one(context: WorkerContext, dispatch_id: int) -> DispatchOutcome:
+    """Try dispatch ``dispatch_id`` once (``dicom_node.dispatch``); ``UnknownIdError`` if none."""
+    with context.database.sessions() as session:
+        if dispatch_rows.get_dispatch(session, dispatch_id) is None:
+            raise UnknownIdError(f"no dispatch with id {dispatch_id}")
+    return send_dispatch(context.settings, context.database, dispatch_id)
+
+
+def retry_delay_s(
+    context: WorkerContext, outcome: DispatchOutcome, now: datetime | None = None
+) -> float | None:
+    """Seconds until a failed dispatch's next attempt, or ``None`` if none is due.
+
+    The retry message the task is about to publish is the dispatch's message, so the row
+    is marked published: the sweeper then leaves it alone instead of sending it twice.
+    """
+    if not outcome.attempted or outcome.next_attempt_at is None:
+        return None
+    when = now or utc_now()
+    with context.database.sessions.begin() as session:
+        dispatch_rows.mark_dispatches_published(session, [outcome.dispatch_id], when)
+    return max(0.0, (outcome.next_attempt_at - when).total_seconds())

@@ -1,0 +1,199 @@
+"""The models of one worker process: loaded once, lazily, and swapped when one is promoted.
+
+A worker serves for weeks while administrators train and promote new BLS-GAN models, so
+``ModelCache.models()`` asks the registry which checkpoint each kind should use before
+every job (a few small JSON reads) and loads only what changed; the job then runs on the
+new model. Nothing is lost: the check happens inside the job, before its pipeline runs.
+
+The localiser and the segmenter stay on the CPU: they are small, and their
+``blsgan_core`` front ends feed CPU tensors. BLS-GAN, the expensive part, runs on the
+configured device.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from blsgan_core.joints import Localiser, load_localiser
+from blsgan_core.joints.model import KIND as LOCALISER_KIND
+from blsgan_core.model import MODEL_KIND as BLSGAN_KIND
+from blsgan_core.model import BLSGANModel, load_model
+from blsgan_core.registry import ModelRegistry
+from blsgan_core.segment import Segmenter, load_segmenter
+from blsgan_core.segment.model import KIND as SEGMENTER_KIND
+from dicom_node.derived.model import ModelInfo
+from worker.failures import PermanentError
+
+logger = logging.getLogger(__name__)
+
+KINDS = (LOCALISER_KIND, SEGMENTER_KIND, BLSGAN_KIND)
+LABELS = {
+    LOCALISER_KIND: "joint localiser",
+    SEGMENTER_KIND: "bone segmenter",
+    BLSGAN_KIND: "BLS-GAN",
+}
+ALGORITHM_NAME = "BLS-GAN"
+_DICOM_LO = 64
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """Which checkpoint a kind uses: a registry entry's name and file (or a given path)."""
+
+    kind: str
+    name: str
+    path: Path
+
+    def identity(self) -> tuple[str, int, int]:
+        """Changes when another file is chosen or the file is replaced in place."""
+        stat = self.path.stat()
+        return str(self.path.resolve()), stat.st_mtime_ns, stat.st_size
+
+
+@dataclass(frozen=True)
+class Models:
+    """What the pipeline runs, in eval mode, and who the derived objects name as author."""
+
+    localiser: Localiser
+    segmenter: Segmenter
+    blsgan: BLSGANModel
+    info: ModelInfo
+    device: torch.device
+    files: Mapping[str, ModelFile]
+
+    def describe(self) -> dict[str, Any]:
+        """Names, versions and files of the three models, for JSON reports and logs."""
+        versions = {
+            LOCALISER_KIND: self.localiser.version,
+            SEGMENTER_KIND: self.segmenter.version,
+            BLSGAN_KIND: self.blsgan.version,
+        }
+        return {
+            kind: {"name": file.name, "version": versions[kind], "path": str(file.path)}
+            for kind, file in self.files.items()
+        } | {"device": str(self.device)}
+
+
+def parse_device(device: str) -> torch.device:
+    """A torch device this machine has; ``ValueError`` naming the bad value otherwise."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"unknown torch device {device!r}: {error}") from error
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here")
+    return parsed
+
+
+class ModelCache:
+    """Loads the promoted (or given) models on first use and reloads them when they change.
+
+    One per worker process; ``overrides`` maps a kind to a checkpoint path that wins over
+    the registry (``blsnode process --model``).
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        device: str = "cpu",
+        overrides: Mapping[str, Path] | None = None,
+    ) -> None:
+        unknown = set(overrides or {}) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown model kinds {sorted(unknown)}; known: {list(KINDS)}")
+        self.registry = registry
+        self.device = parse_device(device)
+        self.overrides = {kind: Path(path) for kind, path in (overrides or {}).items()}
+        self._lock = threading.Lock()
+        self._loaded: dict[str, tuple[tuple[str, int, int], ModelFile, Any]] = {}
+
+    def models(self) -> Models:
+        """The models to use now, loading or swapping whatever the registry changed.
+
+        Raises
+        ------
+        PermanentError
+            A kind has no usable model and none was loaded before (e.g. "no BLS-GAN model
+            promoted"). A newly promoted model that cannot be loaded is logged and the
+            previous one kept, so a bad promotion does not stop a serving worker.
+        """
+        with self._lock:
+            for kind in KINDS:
+                self._refresh(kind)
+            blsgan: BLSGANModel = self._loaded[BLSGAN_KIND][2]
+            files = {kind: entry[1] for kind, entry in self._loaded.items()}
+            name = f"{ALGORITHM_NAME} {files[BLSGAN_KIND].name}"[:_DICOM_LO]
+            return Models(
+                localiser=self._loaded[LOCALISER_KIND][2],
+                segmenter=self._loaded[SEGMENTER_KIND][2],
+                blsgan=blsgan,
+                info=ModelInfo(name=name, version=blsgan.version[:_DICOM_LO]),
+                device=self.device,
+                files=files,
+            )
+
+    def _refresh(self, kind: str) -> None:
+        previous = self._loaded.get(kind)
+        try:
+            file = self._resolve(kind)
+            identity = file.identity()
+            if previous is not None and previous[0] == identity:
+                return
+            model = self._load(kind, file)
+        except (PermanentError, OSError) as error:
+            if previous is None:
+                if isinstance(error, PermanentError):
+                    raise
+                raise PermanentError(f"{LABELS[kind]} model unreadable: {error}") from error
+            logger.error(
+                "keeping %s model %s: the registry's choice cannot be used: %s",
+                LABELS[kind],
+                previous[1].name,
+                error,
+            )
+            return
+        self._loaded[kind] = (identity, file, model)
+        logger.info(
+            "loaded %s model %s (version %s) from %s",
+            LABELS[kind],
+            file.name,
+            model.version,
+            file.path,
+            extra={"model_kind": kind, "model_version": model.version},
+        )
+
+    def _resolve(self, kind: str) -> ModelFile:
+        override = self.overrides.get(kind)
+        if override is not None:
+            if not override.is_file():
+                raise PermanentError(f"{LABELS[kind]} checkpoint {override} does not exist")
+            return ModelFile(kind, override.stem, override)
+        try:
+            entry = self.registry.promoted(kind)
+        except ValueError as error:
+            raise PermanentError(f"promoted {LABELS[kind]} model unusable: {error}") from error
+        if entry is None:
+            raise PermanentError(
+                f"no {LABELS[kind]} model promoted in {self.registry.directory} and none "
+                "ships with this version (blsnode models promote NAME)"
+            )
+        return ModelFile(kind, entry.name, entry.path)
+
+    def _load(self, kind: str, file: ModelFile) -> Any:
+        loaders: dict[str, Callable[[Path], Any]] = {
+            LOCALISER_KIND: load_localiser,
+            SEGMENTER_KIND: load_segmenter,
+            BLSGAN_KIND: lambda path: load_model(path, device=self.device),
+        }
+        try:
+            model = loaders[kind](file.path)
+        except ValueError as error:  # not a checkpoint, or of another kind
+            raise PermanentError(f"{LABELS[kind]} model {file.name}: {error}") from error
+        return model.eval()

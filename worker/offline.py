@@ -1,0 +1,37 @@
+"""``blsnode process``: the worker's pipeline on one file, without broker or database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from blsgan_core.model import MODEL_KIND
+from blsgan_core.registry import ModelRegistry
+from dicom_node.settings import Settings
+from worker.models import ModelCache
+from worker.pipeline import run_pipeline
+
+
+def process_file(
+    settings: Settings,
+    source: Path,
+    out_dir: Path,
+    *,
+    model_path: Path | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Run the pipeline on ``source``, write its outputs to ``out_dir``, report as plain data.
+
+    The models are those a worker would use (the registry's promoted ones) unless
+    ``model_path`` names a BLS-GAN checkpoint. Raises ``PermanentError`` for what cannot
+    be processed and ``ValueError`` for an unusable device.
+    """
+    overrides = {MODEL_KIND: model_path} if model_path is not None else None
+    cache = ModelCache(
+        ModelRegistry(settings.model_registry_dir),
+        device or settings.models.device,
+        overrides,
+    )
+    models = cache.models()
+    result = run_pipeline(source, models, settings.outputs, out_dir)
+    return result.as_dict() | {"source": str(source), "models": models.describe()}

@@ -1,0 +1,298 @@
+"""One radiograph from file to written DICOM outputs: the plain function behind the tasks.
+
+Stages, each timed (``PipelineResult.timings_s``):
+
+- ``decode``: read the DICOM file, decode its pixels to display grey values
+  (``dicom_node.pixels.load_radiograph``);
+- ``locate``: find the hands and their five MCP joints (``blsgan_core.joints.locate``);
+- ``segment``: cut the 256 x 256 joint crops and segment both bones of every crop in one
+  batched pass (``blsgan_core.crops``, ``blsgan_core.segment``);
+- ``separate``: BLS-GAN on all joints of the radiograph in ONE batch
+  (``blsgan_core.inference.separate``);
+- ``encode``: masks back onto the source grid, reconstruction metrics, the result
+  dataclasses of ``dicom_node.derived`` and the SEG/SC/SR files (``write_outputs``).
+
+What cannot be processed raises ``PermanentError`` with a reason a person can act on
+("no hand found: ...", "not a greyscale image: ..."); anything else that escapes is
+either transient (I/O) or a bug, and the caller decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from blsgan_core.crops import CropGeometry, crop_joints, crop_side, uncrop_mask
+from blsgan_core.inference import SeparationResult, separate
+from blsgan_core.joints import Hand, NoHandFoundError, locate
+from blsgan_core.metrics import image_metrics
+from blsgan_core.segment import segment_masks
+from dicom_node.derived.model import (
+    HandResult,
+    Joint,
+    JointResult,
+    RadiographResult,
+    ReconstructionError,
+    Side,
+)
+from dicom_node.derived.write import WrittenOutput, write_outputs
+from dicom_node.pixels import Radiograph, RadiographError, load_radiograph
+from dicom_node.settings import OutputSettings
+from worker.failures import PermanentError
+from worker.models import Models
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("decode", "locate", "segment", "separate", "encode")
+# PSNR of a perfect reconstruction is infinite; DICOM and JSON need a number. 100 dB is
+# an MSE of 1e-10, far below the 8-bit quantisation of any display.
+MAX_PSNR_DB = 100.0
+NO_BONE = "the segmenter found no bone in the joint crop"
+
+
+@dataclass
+class StageTimer:
+    """Wall-clock seconds per stage, in the order the stages ran."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the block as stage ``name`` (added to an earlier stage of that name)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class JointCrops:
+    """Crops of the joints of every hand, as one batch, and where each came from."""
+
+    crops: np.ndarray  # (N, S, S) float32 in [0, 1]
+    geometries: tuple[CropGeometry, ...]
+    sides: tuple[str, ...]  # hand side of each crop
+    names: tuple[str, ...]  # joint name of each crop
+
+    def __len__(self) -> int:
+        return len(self.geometries)
+
+    def subset(self, indices: list[int]) -> JointCrops:
+        """The crops at ``indices``, in that order."""
+        return JointCrops(
+            self.crops[indices],
+            tuple(self.geometries[i] for i in indices),
+            tuple(self.sides[i] for i in indices),
+            tuple(self.names[i] for i in indices),
+        )
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """What one radiograph produced: results, files written, stage times."""
+
+    source_sop_instance_uid: str
+    result: RadiographResult
+    hands: tuple[Hand, ...]
+    skipped: tuple[dict[str, str], ...]
+    outputs: tuple[WrittenOutput, ...]
+    timings_s: dict[str, float]
+    pixel_spacing_mm: tuple[float, float] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: hands and joints found, k per joint, outputs, timings."""
+        located = {(hand.side, joint.name): joint for hand in self.hands for joint in hand.joints}
+        scores = {hand.side: hand.score for hand in self.hands}
+        hands = []
+        for hand in self.result.hands:
+            joints = []
+            for joint in hand.joints:
+                point = located[(hand.side.value, joint.joint.value)]
+                area_mm2 = (
+                    joint.overlap_area_mm2(self.pixel_spacing_mm)
+                    if self.pixel_spacing_mm is not None
+                    else None
+                )
+                joints.append(
+                    point.as_dict()
+                    | {
+                        "k": joint.k,
+                        "overlap_px": joint.overlap_area_px,
+                        "overlap_mm2": area_mm2,
+                        "mse": joint.error.mse,
+                        "ssim": joint.error.ssim,
+                        "psnr": joint.error.psnr,
+                    }
+                )
+            hands.append(
+                {"side": hand.side.value, "score": scores[hand.side.value], "joints": joints}
+            )
+        return {
+            "source_sop_instance_uid": self.source_sop_instance_uid,
+            "model": {"name": self.result.model.name, "version": self.result.model.version},
+            "hands": hands,
+            "skipped_joints": list(self.skipped),
+            "outputs": [output.as_dict() for output in self.outputs],
+            "timings_s": dict(self.timings_s),
+        }
+
+
+def read_source(path: Path) -> tuple[Dataset, Radiograph]:
+    """The source's dataset (for the derived objects' headers) and its decoded pixels."""
+    try:
+        dataset = dcmread(path)
+    except InvalidDicomError as error:
+        raise PermanentError(f"not a DICOM file: {path.name}: {error}") from error
+    if not dataset.get("SOPInstanceUID"):
+        raise PermanentError(f"{path.name} has no SOP Instance UID")
+    try:
+        radiograph = load_radiograph(dataset)
+    except RadiographError as error:
+        raise PermanentError(str(error)) from error
+    return dataset, radiograph
+
+
+def find_hands(pixels: np.ndarray, models: Models) -> tuple[Hand, ...]:
+    """The hands of the radiograph, at most one per side (the more confident one wins)."""
+    try:
+        hands = locate(pixels, models.localiser)
+    except NoHandFoundError as error:
+        raise PermanentError(str(error)) from error
+    except ValueError as error:  # e.g. an image too small to show a hand
+        raise PermanentError(f"no hand found: {error}") from error
+    best: dict[str, Hand] = {}
+    for hand in hands:
+        if hand.side in best:
+            weaker = min(hand, best[hand.side], key=lambda h: h.score)
+            logger.warning(
+                "two %s hands found; keeping the one with score %.2f, dropping %.2f",
+                hand.side,
+                max(hand.score, best[hand.side].score),
+                weaker.score,
+            )
+        if hand.side not in best or hand.score > best[hand.side].score:
+            best[hand.side] = hand
+    return tuple(hand for hand in hands if best.get(hand.side) is hand)
+
+
+def cut_crops(pixels: np.ndarray, hands: tuple[Hand, ...], size: int) -> JointCrops:
+    """Every joint's crop, finger up, sized by its hand (1.2 x the MCP2-MCP3 distance)."""
+    crops, geometries, sides, names = [], [], [], []
+    for hand in hands:
+        hand_crops, hand_geometries = crop_joints(
+            pixels, hand.joints, crop_side(hand.mcp2_mcp3_px), size
+        )
+        crops.append(hand_crops)
+        geometries += hand_geometries
+        sides += [hand.side] * len(hand.joints)
+        names += [joint.name for joint in hand.joints]
+    batch = np.clip(np.concatenate(crops), 0.0, 1.0).astype(np.float32)
+    return JointCrops(batch, tuple(geometries), tuple(sides), tuple(names))
+
+
+def joint_result(
+    index: int,
+    joints: JointCrops,
+    masks: np.ndarray,
+    separation: SeparationResult,
+    shape: tuple[int, int],
+) -> JointResult:
+    """One joint's masks on the source grid, its layers, k and reconstruction error.
+
+    Eq. 1 can leave [0, 1] where a generated layer is darker than k allows; the
+    reconstruction is clipped to grey values before it is shown and measured.
+    """
+    crop, geometry = joints.crops[index], joints.geometries[index]
+    upper, lower = masks[index]
+    reconstruction = np.clip(separation.reconstruction[index, 0].numpy(), 0.0, 1.0)
+    layers = np.clip(separation.layers[index].numpy(), 0.0, 1.0)
+    metrics = image_metrics(reconstruction, crop, upper | lower)
+    psnr = metrics["psnr"] if math.isfinite(metrics["psnr"]) else MAX_PSNR_DB
+    return JointResult(
+        joint=Joint(joints.names[index]),
+        upper_mask=uncrop_mask(upper, geometry, shape),
+        lower_mask=uncrop_mask(lower, geometry, shape),
+        crop=crop,
+        upper_layer=layers[0],
+        lower_layer=layers[1],
+        reconstruction=reconstruction,
+        k=float(separation.k[index]),
+        error=ReconstructionError(metrics["mse"], metrics["ssim"], min(psnr, MAX_PSNR_DB)),
+    )
+
+
+def run_pipeline(
+    source: Path, models: Models, outputs: OutputSettings, folder: Path
+) -> PipelineResult:
+    """Process the radiograph at ``source`` and write its SEG, SC and SR into ``folder``.
+
+    Raises
+    ------
+    PermanentError
+        Not a DICOM greyscale radiograph, no hand found, no bone segmented at any joint.
+    """
+    timer = StageTimer()
+    with timer.stage("decode"):
+        dataset, radiograph = read_source(Path(source))
+    pixels = radiograph.pixels
+    with torch.inference_mode():
+        with timer.stage("locate"):
+            hands = find_hands(pixels, models)
+        with timer.stage("segment"):
+            joints = cut_crops(pixels, hands, models.segmenter.config.crop_size)
+            masks = segment_masks(joints.crops, models.segmenter)
+        # A crop without any bone has nothing to separate (and no region to measure).
+        kept = [i for i in range(len(joints)) if masks[i].any()]
+        skipped = tuple(
+            {"side": joints.sides[i], "joint": joints.names[i], "reason": NO_BONE}
+            for i in range(len(joints))
+            if i not in kept
+        )
+        if not kept:
+            raise PermanentError(f"no bone found: {NO_BONE} at any MCP joint")
+        joints, masks = joints.subset(kept), masks[kept]
+        with timer.stage("separate"):
+            separation = separate(joints.crops, masks, models.blsgan, device=models.device)
+    with timer.stage("encode"):
+        per_side: dict[str, list[JointResult]] = {}
+        for index in range(len(joints)):
+            per_side.setdefault(joints.sides[index], []).append(
+                joint_result(index, joints, masks, separation, radiograph.shape)
+            )
+        result = RadiographResult(
+            models.info,
+            tuple(HandResult(Side(side), tuple(found)) for side, found in per_side.items()),
+        )
+        written = write_outputs(dataset, result, outputs, folder)
+    timings = dict(timer.seconds)
+    timings["total"] = sum(timer.seconds.values())
+    logger.info(
+        "processed %s: %d hands, %d joints in %.2f s",
+        dataset.SOPInstanceUID,
+        len(result.hands),
+        len(joints),
+        timings["total"],
+        extra={"sop_instance_uid": str(dataset.SOPInstanceUID)},
+    )
+    return PipelineResult(
+        source_sop_instance_uid=str(dataset.SOPInstanceUID),
+        result=result,
+        hands=hands,
+        skipped=skipped,
+        outputs=tuple(written),
+        timings_s=timings,
+        pixel_spacing_mm=radiograph.pixel_spacing_mm,
+    )
