@@ -189,17 +189,19 @@ def find_hands(pixels: np.ndarray, models: Models) -> tuple[Hand, ...]:
         raise PermanentError(f"no hand found: {error}") from error
     best: dict[str, Hand] = {}
     for hand in hands:
-        if hand.side in best:
-            weaker = min(hand, best[hand.side], key=lambda h: h.score)
+        other = best.get(hand.side)
+        if other is not None:
+            scores = sorted((hand.score, other.score))
             logger.warning(
                 "two %s hands found; keeping the one with score %.2f, dropping %.2f",
                 hand.side,
-                max(hand.score, best[hand.side].score),
-                weaker.score,
+                scores[1],
+                scores[0],
             )
-        if hand.side not in best or hand.score > best[hand.side].score:
+        if other is None or hand.score > other.score:
             best[hand.side] = hand
-    return tuple(hand for hand in hands if best.get(hand.side) is hand)
+    # Left to right in the image, as the localiser returns them.
+    return tuple(hand for hand in hands if best[hand.side] is hand)
 
 
 def cut_crops(pixels: np.ndarray, hands: tuple[Hand, ...], size: int) -> JointCrops:
