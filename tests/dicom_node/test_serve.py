@@ -11,6 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+# At import time: a later directory's conftest module takes the name 'conftest'.
+from conftest import node_settings
 from node_testing import dcmtk, free_port, hand_dataset, save, wait_for_port, wait_until
 
 
@@ -160,8 +163,6 @@ def test_worker_command_carries_the_global_options(tmp_path: Path) -> None:
 
 
 def test_embedded_worker_is_started_and_stopped_with_the_node(tmp_path: Path) -> None:
-    from conftest import node_settings
-
     from dicom_node.node import Node
 
     settings = node_settings(tmp_path / "data", worker={"embedded": True})
@@ -178,8 +179,6 @@ def test_embedded_worker_is_started_and_stopped_with_the_node(tmp_path: Path) ->
 
 
 def test_without_an_installed_worker_the_node_says_so(tmp_path: Path, caplog) -> None:
-    from conftest import node_settings
-
     from dicom_node.node import Node
 
     node = Node(node_settings(tmp_path / "data", worker={"embedded": True}), None)
