@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from node_testing import Orthanc, free_port
+from node_testing import Orthanc, free_port, node_settings
 from sqlalchemy import create_engine, text
 
 from dicom_node.db import Database, open_database
 from dicom_node.node import Node
-from dicom_node.settings import Settings, load_settings
+from dicom_node.settings import Settings
 
 _database_counter = itertools.count()
 
@@ -118,16 +118,6 @@ def database(database_url: str) -> Iterator[Database]:
         db.dispose()
 
 
-def _merge(base: dict, overrides: dict) -> dict:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 @dataclass
 class RunningNode:
     """A node started in this process (listener, publisher, health endpoint)."""
@@ -147,20 +137,6 @@ class RunningNode:
     def database(self) -> Database:
         assert self.node.database is not None
         return self.node.database
-
-
-def node_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """Test settings: loopback, free ports, no disk guard, quick sweeps, no worker."""
-    base: dict[str, Any] = {
-        "data_dir": data_dir,
-        "network": {"host": "127.0.0.1", "port": free_port(), "ae_title": "BLSNODE"},
-        "http": {"host": "127.0.0.1", "port": free_port()},
-        "storage": {"min_free_bytes": 0},
-        "broker": {"sweep_interval_s": 0.2},
-        "worker": {"embedded": False},
-        "logging": {"to_file": False},
-    }
-    return load_settings(**_merge(base, overrides))
 
 
 @pytest.fixture

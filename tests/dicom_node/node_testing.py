@@ -9,6 +9,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from dicom_node.settings import Settings, load_settings
 
 
 def free_port() -> int:
@@ -252,3 +255,30 @@ class Orthanc:
             syntax = self.get(f"/instances/{item['ID']}/metadata/TransferSyntax")
             found[item["MainDicomTags"]["SOPInstanceUID"]] = syntax
         return found
+
+
+# --- settings -----------------------------------------------------------------
+
+
+def merge_settings(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_settings(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def node_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Test settings: loopback, free ports, no disk guard, quick sweeps, no worker."""
+    base: dict[str, Any] = {
+        "data_dir": data_dir,
+        "network": {"host": "127.0.0.1", "port": free_port(), "ae_title": "BLSNODE"},
+        "http": {"host": "127.0.0.1", "port": free_port()},
+        "storage": {"min_free_bytes": 0},
+        "broker": {"sweep_interval_s": 0.2},
+        "worker": {"embedded": False},
+        "logging": {"to_file": False},
+    }
+    return load_settings(**merge_settings(base, overrides))

@@ -11,10 +11,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-# At import time: a later directory's conftest module takes the name 'conftest'.
-from conftest import node_settings
-from node_testing import dcmtk, free_port, hand_dataset, save, wait_for_port, wait_until
+from node_testing import (
+    dcmtk,
+    free_port,
+    hand_dataset,
+    node_settings,
+    save,
+    wait_for_port,
+    wait_until,
+)
 
 
 def _blsnode(*args: str) -> list[str]:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import node_settings
-from node_testing import dcmtk, hand_dataset, save, store_datasets
+from node_testing import dcmtk, hand_dataset, node_settings, save, store_datasets
 from pydicom import dcmread
 from pydicom.uid import (
     JPEG2000,
