@@ -41,8 +41,10 @@ def _default_detector() -> UNetConfig:
 
 
 def _default_landmarks() -> UNetConfig:
+    # 16 full-resolution channels, not 8: with 8 features feeding 10 output maps the
+    # network learned "some landmark here" in every map and no finger identities.
     return UNetConfig(
-        in_channels=1, out_channels=N_LANDMARK_CHANNELS, base_channels=8, depth=5, max_channels=128
+        in_channels=1, out_channels=N_LANDMARK_CHANNELS, base_channels=16, depth=4, max_channels=128
     )
 
 
