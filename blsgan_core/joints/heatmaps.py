@@ -70,3 +70,19 @@ def find_peaks(
         x, y = refine_peak(heatmap, row, col, radius)
         peaks.append((x, y, float(heatmap[row, col])))
     return peaks
+
+
+def distribution_peak(probability: np.ndarray, radius: int = 2) -> tuple[float, float, float]:
+    """Peak of a map that sums to 1: ``(x, y, mass)``, mass = probability in the window.
+
+    The mass near the peak is the confidence: close to 1 for one sharp peak, small when
+    the map is spread over several places or over noise.
+    """
+    x, y, _ = argmax_peak(probability, radius)
+    row, col = round(y), round(x)
+    height, width = probability.shape
+    window = probability[
+        max(row - radius, 0) : min(row + radius + 1, height),
+        max(col - radius, 0) : min(col + radius + 1, width),
+    ]
+    return x, y, float(min(window.sum(), 1.0))

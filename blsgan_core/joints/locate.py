@@ -17,13 +17,14 @@ from blsgan_core.joints.anatomy import (
     joint_centres,
     mcp2_mcp3_distance,
 )
-from blsgan_core.joints.heatmaps import argmax_peak, find_peaks
+from blsgan_core.joints.heatmaps import argmax_peak, distribution_peak, find_peaks
 from blsgan_core.joints.model import (
     CENTRE_CHANNEL,
     REGION_CHANNEL,
     Localiser,
     LocaliserConfig,
     heatmaps,
+    landmark_maps,
 )
 from blsgan_core.joints.preprocess import fit_square, normalise_intensity
 from blsgan_core.joints.types import Hand, Joint, NoHandFoundError
@@ -119,7 +120,7 @@ class CoarseHand:
     box_score: float
     mcp: np.ndarray  # (5, 2) MCP points, thumb to little
     tips: np.ndarray  # (5, 2) axis points
-    scores: np.ndarray  # (5,) MCP peak values
+    scores: np.ndarray  # (5,) probability mass at each MCP peak
 
 
 def landmarks_in_boxes(
@@ -129,8 +130,8 @@ def landmarks_in_boxes(
     size = model.config.landmark_size
     views = [m for box in boxes for m in (box.to_source, box.to_source @ _mirror(size))]
     crops = np.stack([warp(image, view, (size, size)) for view in views])
-    maps = heatmaps(model.landmarks, torch.from_numpy(crops)[:, None]).numpy()
-    peaks = np.array([[argmax_peak(channel) for channel in view] for view in maps])
+    maps = landmark_maps(model.landmarks, torch.from_numpy(crops)[:, None]).numpy()
+    peaks = np.array([[distribution_peak(channel) for channel in view] for view in maps])
     hands = []
     for index, box in enumerate(boxes):
         pair = peaks[2 * index : 2 * index + 2]

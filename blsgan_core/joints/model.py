@@ -4,14 +4,16 @@ Stage 1, the detector, sees the whole radiograph at low resolution (long side
 ``detector_size``) and predicts two maps: a Gaussian at each hand's centre (the middle
 of its metacarpus) and the hand's region. Stage 2, the landmark network, sees one hand
 at a time, cut out square around the detected region and resized to ``landmark_size``,
-and predicts one Gaussian per MCP point and per axis point (thumb IP, PIP of fingers
-2-5). It knows left hands only (PA view, thumb on the image's right): each box is shown
-to it as is and mirrored and the plausible, more confident answer is kept, so right
-hands are found as mirrored left hands. Stage 3, the refiner, sees a small patch around
-each MCP point found by stage 2, turned finger-up and scaled by the hand's size, and
-predicts the point again at a resolution the whole-hand view cannot give. All are
-trained with sigmoid outputs against Gaussian targets, so peak values are confidences
-in [0, 1].
+and predicts one map per MCP point and per axis point (thumb IP, PIP of fingers 2-5) as
+a spatial softmax: each map is a distribution over the box, so a map cannot hedge
+between fingers. It knows left hands only (PA view, thumb on the image's right): each
+box is shown to it as is and mirrored and the plausible, more confident answer is kept,
+so right hands are found as mirrored left hands. Stage 3, the refiner, sees a small
+patch around each MCP point found by stage 2, turned finger-up and scaled by the hand's
+size, and predicts the point again at a resolution the whole-hand view cannot give.
+Detector and refiner have sigmoid outputs trained against Gaussian targets; their peak
+values, and the landmark maps' probability mass around their peaks, are confidences in
+[0, 1].
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ def _default_detector() -> UNetConfig:
 
 
 def _default_landmarks() -> UNetConfig:
-    # 16 full-resolution channels, not 8: with 8 features feeding 10 output maps the
-    # network learned "some landmark here" in every map and no finger identities.
+    # 16 full-resolution channels: with 8, and sigmoid maps, the network learned "some
+    # landmark here" in every map and no finger identities.
     return UNetConfig(
         in_channels=1, out_channels=N_LANDMARK_CHANNELS, base_channels=16, depth=4, max_channels=128
     )
@@ -174,3 +176,16 @@ def heatmaps(network: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Sigmoid maps of a stage for a batch ``(N, 1, S, S)``, without gradients."""
     with torch.inference_mode():
         return torch.sigmoid(network(images))
+
+
+def spatial_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Each channel of ``(N, C, H, W)`` logits as a probability distribution over pixels."""
+    batch, channels, height, width = logits.shape
+    flat = torch.softmax(logits.reshape(batch, channels, height * width), dim=-1)
+    return flat.reshape(batch, channels, height, width)
+
+
+def landmark_maps(network: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The landmark network's per-channel distributions for a batch, without gradients."""
+    with torch.inference_mode():
+        return spatial_softmax(network(images))

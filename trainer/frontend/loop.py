@@ -55,6 +55,19 @@ def heatmap_loss(
     return nn.functional.binary_cross_entropy_with_logits(logits, target, weight=weight)
 
 
+def spatial_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy between each channel's spatial softmax and its normalised target.
+
+    Unlike per-pixel BCE, a channel that spreads its mass over several landmarks pays
+    for it (log of the number of places), so finger identities are learned quickly.
+    """
+    batch, channels = logits.shape[:2]
+    log_probability = torch.log_softmax(logits.reshape(batch, channels, -1), dim=-1)
+    flat = target.reshape(batch, channels, -1)
+    distribution = flat / flat.sum(dim=-1, keepdim=True).clamp_min(1e-8)
+    return -(distribution * log_probability).sum(dim=-1).mean()
+
+
 @dataclass
 class TrainingState:
     """Where a run stands: last finished epoch, best validation score, history."""

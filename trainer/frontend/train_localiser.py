@@ -45,6 +45,7 @@ from trainer.frontend.loop import (
     load_training_state,
     log,
     save_training_state,
+    spatial_cross_entropy,
 )
 from trainer.frontend.model_card import render_model_card
 
@@ -205,7 +206,7 @@ def main(
             loss_region = torch.nn.functional.binary_cross_entropy_with_logits(
                 det_logits[:, 1:], det_y[:, 1:]
             )
-            loss_landmarks = heatmap_loss(model.landmarks(lm_x), lm_y)
+            loss_landmarks = spatial_cross_entropy(model.landmarks(lm_x), lm_y)
             rf_x, rf_y = batch([refiner_sample(rng, pool, config) for _ in range(refiner_batch)])
             loss_refiner = heatmap_loss(model.refiner(rf_x), rf_y)
             loss = loss_centre + loss_region + loss_landmarks + loss_refiner

@@ -13,7 +13,12 @@ from blsgan_core.joints.anatomy import (
     joint_centres,
     mcp2_mcp3_distance,
 )
-from blsgan_core.joints.heatmaps import argmax_peak, find_peaks, render_gaussians
+from blsgan_core.joints.heatmaps import (
+    argmax_peak,
+    distribution_peak,
+    find_peaks,
+    render_gaussians,
+)
 from blsgan_core.joints.types import Hand, Joint
 
 # A schematic left hand seen PA, fingers up: thumb (MCP1) on the image's right.
@@ -69,3 +74,12 @@ def test_hand_requires_five_named_joints() -> None:
         Hand("L", joints[:4], 0.8)
     with pytest.raises(ValueError, match="side"):
         Hand("X", joints, 0.8)  # type: ignore[arg-type]
+
+
+def test_distribution_peak_mass_is_a_confidence() -> None:
+    sharp = render_gaussians(np.array([[20.0, 12.0]]), (32, 32), sigma=1.0)[0]
+    sharp /= sharp.sum()
+    x, y, mass = distribution_peak(sharp)
+    assert (x, y) == pytest.approx((20.0, 12.0), abs=0.05) and mass > 0.9
+    spread = render_gaussians(np.array([[5.0, 5.0], [25.0, 25.0]]), (32, 32), 1.0).sum(axis=0)
+    assert distribution_peak(spread / spread.sum())[2] < 0.55
