@@ -110,13 +110,13 @@ def peak_rss(pid: int) -> int:
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
-def worker_memory(files: list[Path], model: Path | None, threads: int, folder: Path) -> int:
+def worker_memory(files: list[Path], models: dict[str, Path], threads: int, folder: Path) -> int:
     """Peak RSS of a real ``blsnode worker`` after it processed every file once."""
     settings = node_settings(folder / "node")
-    if model is not None:
-        registry = ModelRegistry(settings.model_registry_dir)
-        registry.register(model, "bench")
-        registry.promote("bench")
+    registry = ModelRegistry(settings.model_registry_dir)
+    for kind, path in models.items():
+        registry.register(path, f"bench-{kind}")
+        registry.promote(f"bench-{kind}")
     job_ids = [add_job(settings, path, []) for path in files]
     env = os.environ | {"PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": str(threads)}
     command = [
@@ -162,6 +162,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", help="BLS-GAN checkpoint (default: promoted, or untrained)")
     parser.add_argument("--backbone", default="unet", choices=["unet", "unet_small"])
+    parser.add_argument("--localiser", help="localiser checkpoint (default: the shipped one)")
+    parser.add_argument("--segmenter", help="segmenter checkpoint (default: the shipped one)")
     parser.add_argument("--jobs", type=int, default=3, help="jobs for the memory measurement")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
@@ -169,9 +171,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as temporary:
         folder = Path(temporary)
         model = blsgan_checkpoint(args, folder)
-        cache = ModelCache(
-            ModelRegistry(folder / "registry"), "cpu", {MODEL_KIND: model} if model else None
-        )
+        overrides = {
+            kind: Path(path)
+            for kind, path in (
+                (MODEL_KIND, model),
+                ("localiser", args.localiser),
+                ("segmenter", args.segmenter),
+            )
+            if path is not None
+        }
+        cache = ModelCache(ModelRegistry(folder / "registry"), "cpu", overrides)
         described = cache.models().describe()
         files = sources(args.data, args.atlas_id, folder)
         print(
@@ -208,7 +217,7 @@ def main() -> None:
         )
         if not args.skip_memory:
             jobs = [files["one hand"], files["two hands"]] * args.jobs
-            rss = worker_memory(jobs[: args.jobs], model, args.threads, folder / "memory")
+            rss = worker_memory(jobs[: args.jobs], overrides, args.threads, folder / "memory")
             verdict = "met" if rss < TARGET_RSS_BYTES else "NOT met"
             print(
                 f"worker peak RSS after {args.jobs} jobs: {rss / 1e9:.2f} GB "
