@@ -80,3 +80,33 @@ def _points(points: np.ndarray, count: int, name: str) -> np.ndarray:
     if array.shape != (count, 2):
         raise ValueError(f"{name} must have shape ({count}, 2), got {array.shape}")
     return array
+
+
+# Generous bounds on hand proportions, relative to the MCP2-MCP3 distance. On the 112
+# atlas hands: MCP3-4 and MCP4-5 0.78-1.09, MCP1-2 1.55-2.54, MCP to next joint 1.0-2.3.
+# The margins leave room for adult and RA hands (subluxation, flexion shortening the
+# projected phalanx) while rejecting landmark sets that noise or non-hand images yield.
+SPACING_RANGE = (0.45, 1.8)
+THUMB_RANGE = (0.8, 4.0)
+FINGER_RANGE = (0.5, 3.5)
+
+
+def implausibility(mcp: np.ndarray, tips: np.ndarray) -> str | None:
+    """Why these landmarks cannot be one hand, or ``None`` if they can."""
+    mcp = _points(mcp, len(JOINT_NAMES), "mcp")
+    tips = _points(tips, len(JOINT_NAMES), "tips")
+    size = mcp2_mcp3_distance(mcp)
+    if size <= 0:
+        return "MCP2 and MCP3 coincide"
+    for a, b in ((2, 3), (3, 4)):
+        ratio = float(np.linalg.norm(mcp[b] - mcp[a])) / size
+        if not SPACING_RANGE[0] <= ratio <= SPACING_RANGE[1]:
+            return f"MCP{a + 1}-MCP{b + 1} spacing {ratio:.2f} x MCP2-MCP3"
+    thumb = float(np.linalg.norm(mcp[0] - mcp[1])) / size
+    if not THUMB_RANGE[0] <= thumb <= THUMB_RANGE[1]:
+        return f"MCP1-MCP2 distance {thumb:.2f} x MCP2-MCP3"
+    lengths = np.linalg.norm(tips - mcp, axis=1) / size
+    for index, length in enumerate(lengths):
+        if not FINGER_RANGE[0] <= length <= FINGER_RANGE[1]:
+            return f"finger {index + 1} axis length {length:.2f} x MCP2-MCP3"
+    return None

@@ -14,6 +14,7 @@ from blsgan_core.joints.anatomy import (
     JOINT_NAMES,
     axis_bearings,
     hand_side,
+    implausibility,
     joint_centres,
     mcp2_mcp3_distance,
 )
@@ -34,9 +35,11 @@ logger = logging.getLogger(__name__)
 MIN_IMAGE_SIDE = 64
 # A radiograph shows one or two hands; more candidates than this are noise, strongest kept.
 MAX_HANDS = 4
-# A hand centre must reach this detector response; a hand's mean MCP peak this value.
+# A hand centre must reach this detector response; each MCP map at least this mass at
+# its peak, and their mean the next. Validation hands: every MCP mass 0.6-0.9.
 MIN_HAND_SCORE = 0.3
-MIN_JOINT_SCORE = 0.2
+MIN_JOINT_SCORE = 0.3
+MIN_MEAN_JOINT_SCORE = 0.45
 # Below this refiner peak a joint keeps the landmark network's point.
 MIN_REFINE_SCORE = 0.1
 
@@ -205,14 +208,17 @@ def locate_in_boxes(
 
 
 def _usable(hand: CoarseHand, min_joint_score: float) -> bool:
-    """Confident enough, and with a defined finger axis and hand size."""
-    if hand.scores.mean() < min_joint_score:
-        logger.info("hand with mean MCP response %.2f rejected", hand.scores.mean())
+    """Every MCP confidently found, and landmarks in the proportions of a hand.
+
+    Noise and non-hand images make the detector fire now and then; the landmark maps of
+    such boxes are spread out (low mass) or their points do not form a hand.
+    """
+    if hand.scores.min() < min_joint_score or hand.scores.mean() < MIN_MEAN_JOINT_SCORE:
+        logger.info("hand candidate rejected: MCP confidences %s", np.round(hand.scores, 2))
         return False
-    if np.any(np.all(np.isclose(hand.mcp, hand.tips), axis=1)) or np.allclose(
-        hand.mcp[1], hand.mcp[2]
-    ):
-        logger.info("hand with coinciding landmarks rejected")
+    reason = implausibility(hand.mcp, hand.tips)
+    if reason is not None:
+        logger.info("hand candidate rejected: %s", reason)
         return False
     return True
 

@@ -83,8 +83,9 @@ def export(
     report = {v: evaluate_localization(val_records, model, v) for v in VARIANTS}
     summary = (
         "MCP joint localiser of blsgan-node: a hand detector (whole image, long side "
-        f"{model.config.detector_size}) and a landmark network (one hand, "
-        f"{model.config.landmark_size} px). See docs/frontend.md."
+        f"{model.config.detector_size} px), a landmark network (one hand, "
+        f"{model.config.landmark_size} px, spatial softmax) and a joint refiner "
+        f"({model.config.patch_size} px patches). See docs/frontend.md."
     )
     card = render_model_card(
         export_path, "Localiser weights", summary, report, command_line(), note

@@ -10,6 +10,7 @@ from blsgan_core.joints.anatomy import (
     JOINT_CENTRE_OFFSET,
     axis_bearings,
     hand_side,
+    implausibility,
     joint_centres,
     mcp2_mcp3_distance,
 )
@@ -83,3 +84,16 @@ def test_distribution_peak_mass_is_a_confidence() -> None:
     assert (x, y) == pytest.approx((20.0, 12.0), abs=0.05) and mass > 0.9
     spread = render_gaussians(np.array([[5.0, 5.0], [25.0, 25.0]]), (32, 32), 1.0).sum(axis=0)
     assert distribution_peak(spread / spread.sum())[2] < 0.55
+
+
+def test_implausible_landmark_sets_are_named() -> None:
+    assert implausibility(LEFT_MCP, LEFT_TIPS) is None
+    squeezed = LEFT_MCP.copy()
+    squeezed[4] = squeezed[3] + [-5.0, 0.0]  # little finger MCP on top of the ring's
+    assert "MCP4-MCP5 spacing" in str(implausibility(squeezed, LEFT_TIPS))
+    stubby = LEFT_TIPS.copy()
+    stubby[2] = LEFT_MCP[2] + [0.0, -10.0]
+    assert "finger 3 axis length" in str(implausibility(LEFT_MCP, stubby))
+    far_thumb = LEFT_MCP.copy()
+    far_thumb[0] = [2000.0, 2000.0]
+    assert "MCP1-MCP2" in str(implausibility(far_thumb, LEFT_TIPS))
