@@ -216,8 +216,15 @@ def main() -> None:
             f"{one_wall['separate'] / REFERENCE_S:.2f}, CPU {one_cpu['separate'] / REFERENCE_S:.2f}"
         )
         if not args.skip_memory:
-            jobs = [files["one hand"], files["two hands"]] * args.jobs
-            rss = worker_memory(jobs[: args.jobs], overrides, args.threads, folder / "memory")
+            image = args.data / "images" / f"{args.atlas_id}.jpg"
+            jobs = [
+                write_dataset(
+                    make_dx(image, two_hands=bool(n % 2), uid_seed=f"memory-{n}"),
+                    folder / f"memory-{n}.dcm",
+                )
+                for n in range(args.jobs)
+            ]
+            rss = worker_memory(jobs, overrides, args.threads, folder / "memory")
             verdict = "met" if rss < TARGET_RSS_BYTES else "NOT met"
             print(
                 f"worker peak RSS after {args.jobs} jobs: {rss / 1e9:.2f} GB "
