@@ -147,8 +147,9 @@ def test_one_hand_outputs_are_valid_dicom(left_result, dx_left: Path) -> None:
 def test_report_and_timings(left_result) -> None:
     result, _ = left_result
     data = result.as_dict()
-    assert set(data["timings_s"]) == {*STAGES, "total"}
+    assert set(data["timings_s"]) == set(data["cpu_s"]) == {*STAGES, "total"}
     assert all(data["timings_s"][stage] > 0 for stage in STAGES)
+    assert data["cpu_s"]["separate"] > 0
     assert data["timings_s"]["total"] == pytest.approx(
         sum(data["timings_s"][stage] for stage in STAGES)
     )
@@ -187,15 +188,6 @@ def test_right_hand_jpeg2000(models: Models, dx_right_j2k: Path, tmp_path: Path)
     assert len(result.outputs) == 18
     check_joints(result)
     check_every_output(result, dx_right_j2k)
-
-
-def test_a_rerun_writes_the_same_objects(models: Models, dx_left: Path, tmp_path: Path) -> None:
-    first = run_pipeline(dx_left, models, OutputSettings(), tmp_path / "out")
-    files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    second = run_pipeline(dx_left, models, OutputSettings(), tmp_path / "out")
-    assert [o.as_dict() for o in first.outputs] == [o.as_dict() for o in second.outputs]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == files
-    assert len(files) == 18
 
 
 def test_a_blank_image_has_no_hand(models: Models, blank_dx: Path, tmp_path: Path) -> None:
