@@ -64,18 +64,30 @@ NO_BONE = "the segmenter found no bone in the joint crop"
 
 @dataclass
 class StageTimer:
-    """Wall-clock seconds per stage, in the order the stages ran."""
+    """Wall-clock and CPU seconds per stage, in the order the stages ran.
+
+    CPU time (all threads of the process) is what a stage costs whatever else the
+    machine runs; wall time is what the sender waits.
+    """
 
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time the block as stage ``name`` (added to an earlier stage of that name)."""
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+            self.cpu_seconds[name] = (
+                self.cpu_seconds.get(name, 0.0) + time.process_time() - cpu_started
+            )
+
+    def report(self, seconds: dict[str, float]) -> dict[str, float]:
+        """The stages of ``seconds`` (wall or CPU) and their sum as ``total``."""
+        return {**seconds, "total": sum(seconds.values())}
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,7 @@ class PipelineResult:
     skipped: tuple[dict[str, str], ...]
     outputs: tuple[WrittenOutput, ...]
     timings_s: dict[str, float]
+    cpu_s: dict[str, float]
     pixel_spacing_mm: tuple[float, float] | None
 
     def as_dict(self) -> dict[str, Any]:
@@ -147,6 +160,7 @@ class PipelineResult:
             "skipped_joints": list(self.skipped),
             "outputs": [output.as_dict() for output in self.outputs],
             "timings_s": dict(self.timings_s),
+            "cpu_s": dict(self.cpu_s),
         }
 
 
@@ -175,17 +189,19 @@ def find_hands(pixels: np.ndarray, models: Models) -> tuple[Hand, ...]:
         raise PermanentError(f"no hand found: {error}") from error
     best: dict[str, Hand] = {}
     for hand in hands:
-        if hand.side in best:
-            weaker = min(hand, best[hand.side], key=lambda h: h.score)
+        other = best.get(hand.side)
+        if other is not None:
+            scores = sorted((hand.score, other.score))
             logger.warning(
                 "two %s hands found; keeping the one with score %.2f, dropping %.2f",
                 hand.side,
-                max(hand.score, best[hand.side].score),
-                weaker.score,
+                scores[1],
+                scores[0],
             )
-        if hand.side not in best or hand.score > best[hand.side].score:
+        if other is None or hand.score > other.score:
             best[hand.side] = hand
-    return tuple(hand for hand in hands if best.get(hand.side) is hand)
+    # Left to right in the image, as the localiser returns them.
+    return tuple(hand for hand in hands if best[hand.side] is hand)
 
 
 def cut_crops(pixels: np.ndarray, hands: tuple[Hand, ...], size: int) -> JointCrops:
@@ -217,8 +233,11 @@ def joint_result(
     """
     crop, geometry = joints.crops[index], joints.geometries[index]
     upper, lower = masks[index]
-    reconstruction = np.clip(separation.reconstruction[index, 0].numpy(), 0.0, 1.0)
-    layers = np.clip(separation.layers[index].numpy(), 0.0, 1.0)
+    # C order: the networks may hand back channels-last tensors.
+    reconstruction = np.ascontiguousarray(
+        np.clip(separation.reconstruction[index, 0].numpy(), 0.0, 1.0)
+    )
+    layers = np.ascontiguousarray(np.clip(separation.layers[index].numpy(), 0.0, 1.0))
     metrics = image_metrics(reconstruction, crop, upper | lower)
     psnr = metrics["psnr"] if math.isfinite(metrics["psnr"]) else MAX_PSNR_DB
     return JointResult(
@@ -277,8 +296,7 @@ def run_pipeline(
             tuple(HandResult(Side(side), tuple(found)) for side, found in per_side.items()),
         )
         written = write_outputs(dataset, result, outputs, folder)
-    timings = dict(timer.seconds)
-    timings["total"] = sum(timer.seconds.values())
+    timings = timer.report(timer.seconds)
     logger.info(
         "processed %s: %d hands, %d joints in %.2f s",
         dataset.SOPInstanceUID,
@@ -294,5 +312,6 @@ def run_pipeline(
         skipped=skipped,
         outputs=tuple(written),
         timings_s=timings,
+        cpu_s=timer.report(timer.cpu_seconds),
         pixel_spacing_mm=radiograph.pixel_spacing_mm,
     )

@@ -147,8 +147,9 @@ def test_one_hand_outputs_are_valid_dicom(left_result, dx_left: Path) -> None:
 def test_report_and_timings(left_result) -> None:
     result, _ = left_result
     data = result.as_dict()
-    assert set(data["timings_s"]) == {*STAGES, "total"}
+    assert set(data["timings_s"]) == set(data["cpu_s"]) == {*STAGES, "total"}
     assert all(data["timings_s"][stage] > 0 for stage in STAGES)
+    assert data["cpu_s"]["separate"] > 0
     assert data["timings_s"]["total"] == pytest.approx(
         sum(data["timings_s"][stage] for stage in STAGES)
     )

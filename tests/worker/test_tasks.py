@@ -199,3 +199,18 @@ def test_a_failed_dispatch_is_retried_with_its_backoff_then_dead(
     result = app.tasks[DISPATCH_TASK](dispatch.id)
     assert result["state"] == "dead" and result["attempts"] == 2
     assert result["error"] == "viewer did not associate"
+
+
+def test_a_job_whose_retries_are_spent_records_why(
+    node: tuple[Settings, WorkerApp], dx_left: Path
+) -> None:
+    settings, app = node
+    job_id = add_job(settings, dx_left, [])
+    task = app.tasks[PROCESS_TASK]
+    # What Celery calls when the last retry failed too, or a bug escaped the task.
+    task.on_failure(OSError("No space left on device"), "task-id", (job_id,), {}, None)
+    (job,) = _rows(app, Job)
+    assert job.state is JobState.FAILED
+    assert job.reason == "gave up after 0 retries: OSError: No space left on device"
+    task.on_failure(KeyError("x"), "task-id", (job_id,), {}, None)
+    assert _rows(app, Job)[0].reason == "internal error: KeyError: 'x'"
