@@ -7,27 +7,58 @@ setting or command breaks this test instead of a hospital's upgrade.
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from pydantic import BaseModel
 
 from dicom_node.cli.main import COMMANDS
-from dicom_node.settings import ENV_PREFIX, Settings
+from dicom_node.settings import ENV_PREFIX, Settings, load_settings, read_config_file
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+EXAMPLE_SETTINGS = DEPLOY / "blsnode.example.toml"
 ENV_NAME = re.compile(rf"\b({ENV_PREFIX}[A-Z0-9_]+)")
+# In the example, "#key = value" and "#[section]" are options left commented out; prose
+# comments start with "# ".
+COMMENTED_OPTION = re.compile(r"(?m)^#(?=\[|[a-z_]+ = )")
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The settings section behind ``Section``, ``list[Section]`` or ``Section | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _section_model(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def _settings_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every field path of the settings, into sections and into lists of sections."""
     paths: set[tuple[str, ...]] = set()
     for name, field in model.model_fields.items():
         path = (*prefix, name)
         paths.add(path)
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            paths |= _settings_paths(annotation, path)
+        section = _section_model(field.annotation)
+        if section is not None:
+            paths |= _settings_paths(section, path)
+    return paths
+
+
+def _paths_in(data: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Key paths of a parsed settings file; items of a list of tables share their prefix."""
+    paths: set[tuple[str, ...]] = set()
+    if isinstance(data, dict):
+        for key, value in data.items():
+            paths.add((*prefix, key))
+            paths |= _paths_in(value, (*prefix, key))
+    elif isinstance(data, list):
+        for item in data:
+            paths |= _paths_in(item, prefix)
     return paths
 
 
@@ -95,3 +126,31 @@ def test_dockerfile_installs_every_package() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
     for package in ("blsgan_core", "dicom_node", "trainer", "worker"):
         assert f"COPY {package} ./{package}" in text
+
+
+def test_compose_mounts_files_that_exist() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (DEPLOY / source).is_file(), f"service {name} mounts missing {source}"
+
+
+def test_example_settings_as_shipped_are_the_defaults() -> None:
+    # Compose and the units point at the example: as shipped it must change nothing.
+    assert load_settings(EXAMPLE_SETTINGS).model_dump() == Settings().model_dump()
+
+
+def test_example_settings_name_every_option(tmp_path: Path) -> None:
+    uncommented = tmp_path / "every-option.toml"
+    uncommented.write_text(COMMENTED_OPTION.sub("", EXAMPLE_SETTINGS.read_text()))
+    # Every commented-out value is valid where it stands...
+    settings = load_settings(uncommented)
+    assert settings.destinations and settings.network.allowed_callers
+    # ...and every setting, in sections and in lists of sections, is in the file.
+    named = _paths_in(read_config_file(uncommented))
+    missing = sorted(".".join(path) for path in SETTINGS_PATHS - named)
+    assert not missing, f"deploy/blsnode.example.toml does not describe {missing}"
+    unknown = sorted(".".join(path) for path in named - SETTINGS_PATHS)
+    assert not unknown, f"deploy/blsnode.example.toml names unknown settings {unknown}"
