@@ -98,7 +98,9 @@ class Node:
         recovered = reconcile_spool(spool, self.database, ingestor)
         self.publisher.submit(recovered.job_ids, recovered.dispatch_ids)
         policy = AccessPolicy.from_settings(settings.network.allowed_callers)
-        service = StorageService(ingestor, self.publisher, self.metrics, policy)
+        service = StorageService(
+            ingestor, self.publisher, self.metrics, policy, settings.network.max_associations
+        )
         self.listener = start_listener(settings, service, build_ae(settings))
 
     def _start_worker(self) -> None:

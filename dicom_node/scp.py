@@ -67,6 +67,24 @@ MAXIMUM_PDU_SIZE = 1 << 20
 
 # A-ASSOCIATE-RJ: rejected-permanent, by the service user, calling AE title not recognised.
 _REJECT_CALLING_AE = (0x01, 0x01, 0x03)
+# A-ASSOCIATE-RJ: rejected-transient, by the service provider (presentation), local limit
+# exceeded.
+_REJECT_LOCAL_LIMIT = (0x02, 0x03, 0x02)
+# pynetdicom counts every open TCP connection against its own limit, also a connection
+# that closed before sending an A-ASSOCIATE-RQ (a port scan, a load balancer's TCP check):
+# its thread waits out the ACSE timeout, so a few such probes locked real callers out for
+# 30 s. The listener enforces ``network.max_associations`` itself in ``on_requested``,
+# counting only peers that asked for an association; pynetdicom's limit is set out of reach.
+_CONNECTION_CEILING = 1 << 16
+
+
+def requested_associations(ae: AE) -> int:
+    """Associations this AE accepts whose peer has sent an A-ASSOCIATE-RQ."""
+    return sum(
+        1
+        for association in ae.active_associations
+        if association.is_acceptor and association.requestor.primitive is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -135,11 +153,16 @@ class StorageService:
         publisher: Publisher | None,
         metrics: NodeMetrics,
         policy: AccessPolicy,
+        max_associations: int | None = None,
     ) -> None:
+        """``max_associations``: requested associations at once (``None``: no limit)."""
+        if max_associations is not None and max_associations < 1:
+            raise ValueError(f"max_associations must be at least 1, not {max_associations}")
         self.ingestor = ingestor
         self.publisher = publisher
         self.metrics = metrics
         self.policy = policy
+        self.max_associations = max_associations
 
     def handlers(self) -> list[Any]:
         """The (event, handler) pairs to bind."""
@@ -152,19 +175,31 @@ class StorageService:
         ]
 
     def on_requested(self, event: evt.Event) -> None:
-        """Reject callers outside the allow-list before negotiation."""
+        """Reject callers outside the allow-list, and any beyond the association limit."""
         requestor = event.assoc.requestor
         # Negotiation copies the calling AE title onto the requestor later; read the request.
         request = requestor.primitive
         calling = str(request.calling_ae_title).strip() if request is not None else ""
-        if self.policy.allows(calling, requestor.address):
+        extra = {"calling_ae_title": calling, "peer": requestor.address}
+        if not self.policy.allows(calling, requestor.address):
+            logger.warning("rejecting association: calling AE title not allowed", extra=extra)
+            self._reject(event, _REJECT_CALLING_AE)
             return
-        logger.warning(
-            "rejecting association: calling AE title not allowed",
-            extra={"calling_ae_title": calling, "peer": requestor.address},
-        )
+        # This association is counted too: it has sent its request.
+        if (
+            self.max_associations is not None
+            and requested_associations(event.assoc.ae) > self.max_associations
+        ):
+            logger.warning(
+                "rejecting association: %d open (network.max_associations)",
+                self.max_associations,
+                extra=extra,
+            )
+            self._reject(event, _REJECT_LOCAL_LIMIT)
+
+    def _reject(self, event: evt.Event, reason: tuple[int, int, int]) -> None:
         self.metrics.associations.labels(result="rejected").inc()
-        event.assoc.acse.send_reject(*_REJECT_CALLING_AE)
+        event.assoc.acse.send_reject(*reason)
         event.assoc.kill()
 
     def on_established(self, event: evt.Event) -> None:
@@ -242,7 +277,8 @@ def build_ae(settings: Settings) -> AE:
         ae.add_supported_context(cast(str, context.abstract_syntax), SUPPORTED_TRANSFER_SYNTAXES)
     ae.add_supported_context(Verification, SUPPORTED_TRANSFER_SYNTAXES[:2])
     ae.require_called_aet = network.require_called_ae_title
-    ae.maximum_associations = network.max_associations
+    # ``network.max_associations`` is enforced by ``StorageService.on_requested``.
+    ae.maximum_associations = _CONNECTION_CEILING
     ae.maximum_pdu_size = MAXIMUM_PDU_SIZE
     ae.acse_timeout = network.acse_timeout_s
     ae.dimse_timeout = network.dimse_timeout_s
@@ -267,7 +303,7 @@ def start_listener(
     )
     if server is None:
         raise RuntimeError("pynetdicom returned no server in non-blocking mode")
-    service.metrics.active_associations.set_function(lambda: len(ae.active_associations))
+    service.metrics.active_associations.set_function(lambda: requested_associations(ae))
     logger.info(
         "listening as %s on %s:%d%s",
         network.ae_title,

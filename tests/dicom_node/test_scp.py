@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -194,6 +195,28 @@ def test_association_limit(start_node) -> None:
     finally:
         first.release()
     wait_until(lambda: echo_status(node.port) == SUCCESS, what="a free association slot")
+
+
+def test_tcp_probes_do_not_take_association_slots(start_node) -> None:
+    # Port scans and load-balancer TCP checks connect and close (or hold the connection)
+    # without a request; pynetdicom keeps each one for the ACSE timeout (30 s here).
+    node = start_node(network={"max_associations": 1, "acse_timeout_s": 30})
+    held = socket.create_connection(("127.0.0.1", node.port))
+    try:
+        for _ in range(3):
+            socket.create_connection(("127.0.0.1", node.port)).close()
+        assert echo_status(node.port) == SUCCESS
+        ae = AE(ae_title="FIRST")
+        ae.add_requested_context(Verification)
+        first = ae.associate("127.0.0.1", node.port, ae_title="BLSNODE")
+        assert first.is_established
+        try:
+            # The limit still holds for callers that ask for an association.
+            assert echo_status(node.port, calling="SECOND") is None
+        finally:
+            first.release()
+    finally:
+        held.close()
 
 
 def test_disk_guard_refuses_and_leaves_nothing(start_node) -> None:
