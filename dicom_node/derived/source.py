@@ -9,6 +9,7 @@ is shown.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,6 +18,19 @@ from pydicom.dataset import Dataset
 from dicom_node.derived.uids import OutputUids
 
 _IMAGE_LATERALITIES = {"L", "R", "B", "U"}
+# Type 2 attributes of the Patient and General Study modules that highdicom copies from
+# the source into every derived object (and fails on when one is absent).
+_COPIED_TYPE_2 = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
 # Patient directions of PS3.3 C.7.6.1.1.1 as LPH vectors.
 _DIRECTIONS = {
     "L": (1.0, 0.0, 0.0),
@@ -29,6 +43,24 @@ _DIRECTIONS = {
 # In the anatomical position the fingers point to the feet, so from the finger tip
 # towards the wrist, the "down" of every joint crop, is towards the head.
 _CROP_COLUMN_DIRECTION = "H"
+
+
+def with_type_2_present(source: Dataset) -> Dataset:
+    """``source``, or a copy of it with the absent copied Type 2 attributes set empty.
+
+    Modalities in the wild leave out Type 2 attributes such as Patient's Birth Date; an
+    absent Type 2 attribute means what an empty one means (unknown), and the derived
+    objects then carry it empty, as their own Type 2 rules ask. The source is not changed.
+    """
+    missing = [keyword for keyword in _COPIED_TYPE_2 if keyword not in source]
+    if not missing:
+        return source
+    # pydicom's shallow copies share the element mapping; only a deep copy leaves
+    # ``source`` untouched (a few milliseconds even with the pixel data).
+    completed = copy.deepcopy(source)
+    for keyword in missing:
+        setattr(completed, keyword, "")
+    return completed
 
 
 def check_source_grid(source: Dataset, grid_shape: tuple[int, int], uids: OutputUids) -> None:

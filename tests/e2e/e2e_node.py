@@ -41,6 +41,11 @@ def child_environment() -> dict[str, str]:
     return environment
 
 
+def destination(name: str, ae_title: str, port: int, send: str = "results") -> dict[str, Any]:
+    """A ``destinations`` entry for a peer on loopback."""
+    return {"name": name, "ae_title": ae_title, "host": "127.0.0.1", "port": port, "send": send}
+
+
 class BlsnodeProcess:
     """One ``blsnode`` command in its own process group, its output in a log file."""
 

@@ -64,3 +64,37 @@ def test_write_refuses_results_of_another_image(
     with pytest.raises(ValueError, match="masks are"):
         write_outputs(dx_left, result_both, outputs, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# Type 2 in the source's Patient and General Study modules: present, possibly empty.
+# Modalities in the wild leave some out; highdicom reads every one of them.
+PATIENT_AND_STUDY_TYPE_2 = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
+
+
+def test_a_source_missing_type_2_attributes_still_gets_valid_outputs(
+    dx_left: Dataset, result_left: RadiographResult, outputs: OutputSettings, tmp_path: Path
+) -> None:
+    sloppy = dx_left.copy()
+    for keyword in PATIENT_AND_STUDY_TYPE_2:
+        if keyword in sloppy:
+            delattr(sloppy, keyword)
+    written = write_outputs(sloppy, result_left, outputs, tmp_path / "out")
+    assert len(written) == 1 + 16 + 1
+    assert all(keyword not in sloppy for keyword in PATIENT_AND_STUDY_TYPE_2)  # not altered
+    for kind in OutputKind:
+        item = next(item for item in written if item.kind == kind)
+        report = dciodvfy(item.path)
+        assert not report.errors, report.summary()
+        header = dcmread(item.path, stop_before_pixels=True)
+        for keyword in ("PatientID", "PatientBirthDate", "StudyDate"):
+            assert keyword in header and not header[keyword].value, (kind, keyword)
