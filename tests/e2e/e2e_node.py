@@ -26,7 +26,7 @@ from node_testing import node_settings, wait_for_port, wait_until
 from sqlalchemy import select
 
 from dicom_node.db import Database, Dispatch, Instance, Job, open_database
-from dicom_node.settings import Settings, load_settings
+from dicom_node.settings import ENV_PREFIX, Settings, load_settings
 from dicom_node.status import node_status
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,8 +34,15 @@ START_TIMEOUT_S = 90.0
 
 
 def child_environment() -> dict[str, str]:
-    """The test's environment with this checkout first on the import path."""
-    environment = dict(os.environ)
+    """The test's environment with this checkout first on the import path.
+
+    ``BLSNODE_*`` variables are left out: the settings file is the whole configuration.
+    """
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(ENV_PREFIX) or name == "BLSNODE_SHARED_DATA"
+    }
     paths = [str(REPO_ROOT), *filter(None, environment.get("PYTHONPATH", "").split(os.pathsep))]
     environment["PYTHONPATH"] = os.pathsep.join(paths)
     return environment
