@@ -10,7 +10,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import socketserver
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from io import BytesIO
@@ -286,6 +288,49 @@ def build_ae(settings: Settings) -> AE:
     return ae
 
 
+class ListenerServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server, hardened for a listener on a hospital network.
+
+    Python's ``accept()`` returns blocking sockets, so pynetdicom's network timeout never
+    reached a connection: a peer that sent part of a PDU and then nothing held its thread
+    forever, and with TLS the handshake ran in the accept loop, so one client that
+    connected and stayed silent stopped the listener from accepting anyone. Here every
+    accepted socket gets the network timeout, and the TLS handshake runs in the
+    connection's own thread.
+    """
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        """Accept a connection; give it the timeout; wrap it for TLS without handshaking."""
+        listening = cast(socket.socket, self.socket)
+        client, address = listening.accept()
+        client.settimeout(self.ae.network_timeout)
+        if self.ssl_context is not None:
+            client = self.ssl_context.wrap_socket(
+                client, server_side=True, do_handshake_on_connect=False
+            )
+        return client, address
+
+    def process_request_thread(
+        self,
+        request: socket.socket | tuple[bytes, socket.socket],
+        client_address: tuple[str, int] | str,
+    ) -> None:
+        """Finish the TLS handshake here, in the connection's thread, then serve it."""
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError) as error:
+                logger.warning("TLS handshake failed: %s", error, extra={"peer": client_address})
+                self.shutdown_request(request)
+                return
+        super().process_request_thread(request, client_address)
+
+    def shutdown(self) -> None:
+        """Stop accepting and close the socket (the AE did not start this server)."""
+        socketserver.BaseServer.shutdown(self)
+        self.server_close()
+
+
 def start_listener(
     settings: Settings, service: StorageService, ae: AE | None = None
 ) -> ThreadedAssociationServer:
@@ -295,14 +340,13 @@ def start_listener(
     context = server_tls_context(network.tls) if network.tls.enabled else None
     if service.policy.open:
         logger.warning("no allow-list configured: any calling AE title may store")
-    server = ae.start_server(
+    server = ae.make_server(
         (network.host, network.port),
-        block=False,
         ssl_context=context,
         evt_handlers=service.handlers(),
+        server_class=ListenerServer,
     )
-    if server is None:
-        raise RuntimeError("pynetdicom returned no server in non-blocking mode")
+    threading.Thread(target=server.serve_forever, name="dicom-listener", daemon=True).start()
     service.metrics.active_associations.set_function(lambda: requested_associations(ae))
     logger.info(
         "listening as %s on %s:%d%s",

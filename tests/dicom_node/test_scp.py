@@ -219,6 +219,22 @@ def test_tcp_probes_do_not_take_association_slots(start_node) -> None:
         held.close()
 
 
+def test_a_peer_stalled_in_the_middle_of_a_pdu_is_disconnected(start_node) -> None:
+    node = start_node(network={"network_timeout_s": 1, "acse_timeout_s": 1})
+    # An A-ASSOCIATE-RQ header announcing 200 bytes, then silence.
+    stalled = socket.create_connection(("127.0.0.1", node.port))
+    try:
+        stalled.sendall(bytes([0x01, 0x00, 0x00, 0x00, 0x00, 0xC8]))
+        assert echo_status(node.port) == SUCCESS
+        stalled.settimeout(20)
+        # Closed by the node (pynetdicom may send an A-ABORT first), not held forever.
+        while stalled.recv(1024):
+            pass
+    finally:
+        stalled.close()
+    wait_until(lambda: len(node.node.listener.ae.active_associations) == 0, what="no thread left")
+
+
 def test_disk_guard_refuses_and_leaves_nothing(start_node) -> None:
     node = start_node(storage={"min_free_bytes": 1 << 60})
     assert store_datasets(node.port, [hand_dataset()]) == [int(DicomStatus.OUT_OF_RESOURCES)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -128,3 +129,15 @@ def test_client_certificates_can_be_required(start_node, pki) -> None:
 def test_tls_without_certificate_paths_is_refused(start_node) -> None:
     with pytest.raises(ValueError, match="certificate"):
         start_node(network={"tls": {"enabled": True}})
+
+
+def test_a_silent_connection_does_not_stop_the_tls_listener(start_node, pki) -> None:
+    # The TLS handshake of an accepted connection must not wait forever for a client
+    # that never speaks (a port scan, a load balancer's TCP check, an attacker).
+    node = start_node(network={**tls_settings(pki, require_client=False), "network_timeout_s": 2})
+    silent = socket.create_connection(("127.0.0.1", node.port))
+    try:
+        tls = client_tls(pki, with_certificate=False)
+        assert echo_status(node.port, tls=tls) == 0
+    finally:
+        silent.close()
