@@ -49,13 +49,14 @@ def build(name: str) -> torch.nn.Module:
     return BLSGANModel(BLSGANConfig(generator=GeneratorConfig(backbone=name)))
 
 
-def inputs(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A random image and two masks shaped like an MCP joint (overlap of 8 rows)."""
+def inputs(batch: int, size: int = SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random image and two masks shaped like an MCP joint (overlap of 1/32 of the height)."""
     generator = torch.Generator().manual_seed(0)
-    image = torch.rand(batch, 1, SIZE, SIZE, generator=generator)
-    masks = torch.zeros(batch, 2, SIZE, SIZE)
-    masks[:, 0, :134, 60:190] = 1
-    masks[:, 1, 126:, 50:200] = 1
+    image = torch.rand(batch, 1, size, size, generator=generator)
+    masks = torch.zeros(batch, 2, size, size)
+    upper_end, lower_start = (size * 134) // 256, (size * 126) // 256
+    masks[:, 0, :upper_end, (size * 60) // 256 : (size * 190) // 256] = 1
+    masks[:, 1, lower_start:, (size * 50) // 256 : (size * 200) // 256] = 1
     return image, masks
 
 

@@ -50,7 +50,7 @@ def networks(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     return model, model.supervisor
 
 
-def training_steps(name: str, batch: int, steps: int = 2) -> dict[str, Any]:
+def training_steps(name: str, batch: int, steps: int = 2, size: int = 256) -> dict[str, Any]:
     """Run in a child process: ``steps`` phase-2 steps; report peak memory and time."""
     torch.manual_seed(0)
     before = peak_rss_mib()
@@ -59,7 +59,7 @@ def training_steps(name: str, batch: int, steps: int = 2) -> dict[str, Any]:
     generator_parameters = [p for p in separator.parameters() if id(p) not in supervisor_ids]
     optimise_g = torch.optim.Adam(generator_parameters, lr=LEARNING_RATE)
     optimise_d = torch.optim.Adam(supervisor.parameters(), lr=LEARNING_RATE)
-    image, masks = inputs(batch)
+    image, masks = inputs(batch, size)
     real_layers = image * masks
     seconds = []
     for _ in range(steps):

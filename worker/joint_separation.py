@@ -6,6 +6,7 @@ arrays in memory instead and calls :func:`blsgan_core.inference.separate` direct
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +35,16 @@ class JointSeparation:
     reconstruction: Path
 
     def as_dict(self) -> dict[str, object]:
-        """Plain data for JSON output."""
-        return {
-            name: str(value) if isinstance(value, Path) else value
-            for name, value in self.__dict__.items()
-        }
+        """Plain data for JSON output; an infinite PSNR (exact reconstruction) becomes None,
+        since JSON has no infinity."""
+        data: dict[str, object] = {}
+        for name, value in self.__dict__.items():
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, float) and not math.isfinite(value):
+                value = None
+            data[name] = value
+        return data
 
 
 def _write_png(path: Path, image: NDArray[np.floating]) -> None:

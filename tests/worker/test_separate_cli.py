@@ -18,6 +18,7 @@ from blsgan_core.networks.reconstructor import ReconstructorConfig
 from blsgan_core.networks.supervisor import SupervisorConfig
 from blsgan_core.registry import ModelRegistry
 from dicom_node.cli.main import cli
+from worker.joint_separation import JointSeparation
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +119,20 @@ def test_unusable_inputs_are_errors_not_tracebacks(
     assert result.exit_code == 1 and "not a readable checkpoint" in result.stderr
     result = CliRunner().invoke(cli, [*_args(joint, tmp_path / "o")[:-2]])
     assert result.exit_code == 2
+
+
+def test_report_is_strict_json_even_for_an_exact_reconstruction(tmp_path: Path) -> None:
+    report = JointSeparation(
+        tmp_path / "m.pt",
+        "1",
+        0.75,
+        0.0,
+        1.0,
+        float("inf"),
+        tmp_path / "u",
+        tmp_path / "l",
+        tmp_path / "r",
+    )
+    data = report.as_dict()
+    assert data["psnr"] is None and data["model"] == str(tmp_path / "m.pt")
+    json.loads(json.dumps(data, allow_nan=False))
