@@ -102,7 +102,24 @@ def warp(
     source = np.asarray(image, dtype=np.float32)
     scale = affine_scale(matrix)
     if antialias and scale > 1.5:
-        source = ndimage.gaussian_filter(source, sigma=(scale - 1.0) / 2.0)
+        # Filter only the window the output samples (plus the kernel's reach), so that a
+        # small crop of a large radiograph does not filter the whole radiograph.
+        sigma = (scale - 1.0) / 2.0
+        height, width = shape
+        corners = apply_affine(
+            matrix, np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]])
+        )
+        margin = math.ceil(4.0 * sigma) + 2  # gaussian_filter truncates at 4 sigma
+        x0, y0 = np.floor(corners.min(axis=0)).astype(int) - margin
+        x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + margin
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = min(x1, source.shape[1] - 1), min(y1, source.shape[0] - 1)
+        if x0 > x1 or y0 > y1:
+            return np.full(shape, fill, np.float32)
+        source = ndimage.gaussian_filter(source[y0 : y1 + 1, x0 : x1 + 1], sigma=sigma)
+        shift = np.eye(3)
+        shift[:2, 2] = (-x0, -y0)
+        matrix = shift @ matrix
     # ndimage indexes (row, col) = (y, x): swap the axes of the (x, y) matrix.
     swap = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=float)
     rowcol = swap @ matrix @ swap

@@ -223,6 +223,12 @@ class ModelCache:
             model = loaders[kind](file.path)
         except ValueError as error:  # not a checkpoint, or of another kind
             raise PermanentError(f"{LABELS[kind]} model {file.name}: {error}") from error
+        except (KeyError, TypeError, RuntimeError) as error:  # a config or weights this code
+            # cannot rebuild (a checkpoint of another version of the architecture)
+            raise PermanentError(
+                f"{LABELS[kind]} model {file.name} does not fit this version: "
+                f"{type(error).__name__}: {error}"
+            ) from error
         # Channels-last weights make oneDNN's convolutions about a quarter faster on the
         # CPU (same results to 1e-5); the inputs may stay in the usual layout.
         return model.eval().to(memory_format=torch.channels_last)

@@ -9,24 +9,35 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from blsgan_core.crops import apply_affine, similarity, warp
+from blsgan_core.crops import CropGeometry, apply_affine, crop, similarity, warp
 from blsgan_core.joints.anatomy import (
     JOINT_NAMES,
     axis_bearings,
     hand_side,
     joint_centres,
+    mcp2_mcp3_distance,
 )
 from blsgan_core.joints.heatmaps import argmax_peak, find_peaks
-from blsgan_core.joints.model import CENTRE_CHANNEL, REGION_CHANNEL, Localiser, heatmaps
+from blsgan_core.joints.model import (
+    CENTRE_CHANNEL,
+    REGION_CHANNEL,
+    Localiser,
+    LocaliserConfig,
+    heatmaps,
+)
 from blsgan_core.joints.preprocess import fit_square, normalise_intensity
 from blsgan_core.joints.types import Hand, Joint, NoHandFoundError
 
 logger = logging.getLogger(__name__)
 
 MIN_IMAGE_SIDE = 64
+# A radiograph shows one or two hands; more candidates than this are noise, strongest kept.
+MAX_HANDS = 4
 # A hand centre must reach this detector response; a hand's mean MCP peak this value.
 MIN_HAND_SCORE = 0.3
 MIN_JOINT_SCORE = 0.2
+# Below this refiner peak a joint keeps the landmark network's point.
+MIN_REFINE_SCORE = 0.1
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ def detect_hands(
     canvas = warp(image, canvas_to_source, (size, size))
     maps = heatmaps(model.detector, torch.from_numpy(canvas)[None, None])[0].numpy()
     centres = find_peaks(maps[CENTRE_CHANNEL], min_score, min_distance=max(2, size // 10))
+    centres = centres[:MAX_HANDS]
     if not centres:
         raise NoHandFoundError(
             f"no hand found: the strongest hand response is {maps[CENTRE_CHANNEL].max():.2f}, "
@@ -100,13 +112,20 @@ def _best_view(peaks: np.ndarray) -> int:
     return max(candidates, key=lambda i: scores[i])
 
 
-def locate_in_boxes(
-    image: np.ndarray,
-    boxes: list[HandBox],
-    model: Localiser,
-    min_joint_score: float = MIN_JOINT_SCORE,
-) -> list[Hand]:
-    """Stage 2: the five MCP joints of each box, both views of all boxes in one pass."""
+@dataclass(frozen=True)
+class CoarseHand:
+    """Stage 2's answer for one box, in source pixels."""
+
+    box_score: float
+    mcp: np.ndarray  # (5, 2) MCP points, thumb to little
+    tips: np.ndarray  # (5, 2) axis points
+    scores: np.ndarray  # (5,) MCP peak values
+
+
+def landmarks_in_boxes(
+    image: np.ndarray, boxes: list[HandBox], model: Localiser
+) -> list[CoarseHand]:
+    """Stage 2: ten landmarks per box, both views of all boxes in one forward pass."""
     size = model.config.landmark_size
     views = [m for box in boxes for m in (box.to_source, box.to_source @ _mirror(size))]
     crops = np.stack([warp(image, view, (size, size)) for view in views])
@@ -117,23 +136,84 @@ def locate_in_boxes(
         pair = peaks[2 * index : 2 * index + 2]
         chosen = _best_view(pair)
         points = apply_affine(views[2 * index + chosen], pair[chosen, :, :2])
-        mcp, tips, scores = points[:5], points[5:], pair[chosen, :5, 2]
-        if scores.mean() < min_joint_score:
-            logger.info("hand with mean MCP response %.2f rejected", scores.mean())
-            continue
-        if np.any(np.all(np.isclose(mcp, tips), axis=1)):
-            logger.info("hand with coinciding MCP and axis points rejected")
-            continue
+        hands.append(CoarseHand(box.score, points[:5], points[5:], pair[chosen, :5, 2]))
+    return hands
+
+
+def patch_geometries(
+    mcp: np.ndarray, tips: np.ndarray, config: LocaliserConfig
+) -> list[CropGeometry]:
+    """Stage 3's patches: around each MCP point, finger axis up, side by hand size."""
+    side = config.patch_scale * mcp2_mcp3_distance(mcp)
+    bearings = axis_bearings(mcp, tips)
+    return [
+        CropGeometry(float(x), float(y), side, float(angle), config.patch_size)
+        for (x, y), angle in zip(mcp, bearings, strict=True)
+    ]
+
+
+def refine(
+    image: np.ndarray, hands: list[CoarseHand], model: Localiser
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stage 3: refined MCP points and refiner peaks per hand, all patches in one pass.
+
+    A patch whose peak stays below ``MIN_REFINE_SCORE`` keeps stage 2's point.
+    """
+    if not hands:
+        return []
+    geometries = [patch_geometries(h.mcp, h.tips, model.config) for h in hands]
+    flat = [g for hand in geometries for g in hand]
+    # Each patch stretched to its own grey range: the joint's contrast, not the hand's.
+    patches = np.stack([normalise_intensity(crop(image, g)) for g in flat])
+    maps = heatmaps(model.refiner, torch.from_numpy(patches)[:, None]).numpy()[:, 0]
+    peaks = [argmax_peak(m) for m in maps]
+    results = []
+    for index, hand in enumerate(hands):
+        points, scores = hand.mcp.copy(), np.zeros(5)
+        for joint in range(5):
+            x, y, value = peaks[5 * index + joint]
+            scores[joint] = value
+            if value >= MIN_REFINE_SCORE:
+                points[joint] = geometries[index][joint].to_source(np.array([x, y]))
+        results.append((points, scores))
+    return results
+
+
+def locate_in_boxes(
+    image: np.ndarray,
+    boxes: list[HandBox],
+    model: Localiser,
+    min_joint_score: float = MIN_JOINT_SCORE,
+) -> list[Hand]:
+    """Stages 2 and 3: the five MCP joints of each detected box."""
+    coarse = [h for h in landmarks_in_boxes(image, boxes, model) if _usable(h, min_joint_score)]
+    hands = []
+    for hand, (mcp, refine_scores) in zip(coarse, refine(image, coarse, model), strict=True):
+        tips = hand.tips
         centres = joint_centres(mcp, tips)
         bearings = axis_bearings(mcp, tips)
+        scores = np.sqrt(hand.scores * refine_scores)
         joints = tuple(
             Joint(name, float(cx), float(cy), float(angle), float(score))
             for name, (cx, cy), angle, score in zip(
                 JOINT_NAMES, centres, bearings, scores, strict=True
             )
         )
-        hands.append(Hand(hand_side(mcp, tips), joints, box.score))
+        hands.append(Hand(hand_side(mcp, tips), joints, hand.box_score))
     return hands
+
+
+def _usable(hand: CoarseHand, min_joint_score: float) -> bool:
+    """Confident enough, and with a defined finger axis and hand size."""
+    if hand.scores.mean() < min_joint_score:
+        logger.info("hand with mean MCP response %.2f rejected", hand.scores.mean())
+        return False
+    if np.any(np.all(np.isclose(hand.mcp, hand.tips), axis=1)) or np.allclose(
+        hand.mcp[1], hand.mcp[2]
+    ):
+        logger.info("hand with coinciding landmarks rejected")
+        return False
+    return True
 
 
 def drop_duplicates(hands: list[Hand]) -> list[Hand]:

@@ -119,3 +119,16 @@ def test_crop_joints_and_crop_side() -> None:
         crop_side(0.0)
     with pytest.raises(ValueError, match="side_px"):
         CropGeometry(0.0, 0.0, -1.0)
+
+
+def test_antialiased_warp_of_a_window_equals_filtering_everything() -> None:
+    rng = np.random.default_rng(5)
+    image = ndimage.gaussian_filter(rng.random((400, 500)), 1.0).astype(np.float32)
+    geometry = CropGeometry(260.0, 180.0, 120.0, angle_deg=17.0, size=32)  # scale 3.75
+    windowed = crop(image, geometry)
+    reference = warp(
+        ndimage.gaussian_filter(image, (3.75 - 1) / 2), geometry.matrix, (32, 32), antialias=False
+    )
+    np.testing.assert_allclose(windowed, reference, atol=1e-4)
+    outside = CropGeometry(5000.0, 5000.0, 120.0, size=32)
+    assert not crop(image, outside, fill=0.0).any()

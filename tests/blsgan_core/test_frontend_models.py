@@ -19,7 +19,8 @@ def test_localiser_stage_shapes() -> None:
     model = Localiser(LocaliserConfig()).eval()
     with torch.no_grad():
         assert model.detector(torch.rand(2, 1, 128, 128)).shape == (2, 2, 128, 128)
-        assert model.landmarks(torch.rand(1, 1, 256, 256)).shape == (1, 10, 256, 256)
+        assert model.landmarks(torch.rand(1, 1, 128, 128)).shape == (1, 10, 128, 128)
+        assert model.refiner(torch.rand(3, 1, 64, 64)).shape == (3, 1, 64, 64)
     parameters = sum(p.numel() for p in model.parameters())
     assert parameters * 2 < 20e6  # fp16 weights stay well under 20 MB
 
@@ -27,8 +28,10 @@ def test_localiser_stage_shapes() -> None:
 def test_localiser_config_is_validated_and_round_trips() -> None:
     config = LocaliserConfig(detector_size=96)
     assert LocaliserConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ValueError, match="detector_size"):
+    with pytest.raises(ValueError, match="detector input size 100"):
         LocaliserConfig(detector_size=100)
+    with pytest.raises(ValueError, match="refiner needs 1 input and 1 output"):
+        LocaliserConfig(refiner=UNetConfig(out_channels=2))
     with pytest.raises(ValueError, match="output"):
         LocaliserConfig(landmarks=UNetConfig(out_channels=3))
 
@@ -38,8 +41,10 @@ def test_localiser_checkpoint_round_trip_in_fp16(tmp_path: Path) -> None:
     config = LocaliserConfig(
         detector=small,
         landmarks=UNetConfig(in_channels=1, out_channels=10, base_channels=8, depth=2),
+        refiner=UNetConfig(in_channels=1, out_channels=1, base_channels=8, depth=2),
         detector_size=32,
         landmark_size=32,
+        patch_size=16,
     )
     model = Localiser(config).eval()
     save_localiser(tmp_path / "l.pt", model, "test-1", {"note": "x"}, half=True)

@@ -9,6 +9,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from dicom_node.settings import Settings, load_settings
 
 
 def free_port() -> int:
@@ -254,22 +257,22 @@ class Orthanc:
         return found
 
 
-# --- node settings for tests -------------------------------------------------------
+# --- settings -----------------------------------------------------------------
 
 
-def _merge(base: dict, overrides: dict) -> dict:
+def merge_settings(base: dict, overrides: dict) -> dict:
     merged = dict(base)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_settings(merged[key], value)
         else:
             merged[key] = value
     return merged
 
 
-def node_settings(data_dir: Path, **overrides):
+def node_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Test settings: loopback, free ports, no disk guard, quick sweeps, no worker."""
-    base: dict = {
+    base: dict[str, Any] = {
         "data_dir": data_dir,
         "network": {"host": "127.0.0.1", "port": free_port(), "ae_title": "BLSNODE"},
         "http": {"host": "127.0.0.1", "port": free_port()},
@@ -278,6 +281,4 @@ def node_settings(data_dir: Path, **overrides):
         "worker": {"embedded": False},
         "logging": {"to_file": False},
     }
-    from dicom_node.settings import load_settings
-
-    return load_settings(**_merge(base, overrides))
+    return load_settings(**merge_settings(base, overrides))

@@ -11,7 +11,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from node_testing import dcmtk, free_port, hand_dataset, save, wait_for_port, wait_until
+from node_testing import (
+    dcmtk,
+    free_port,
+    hand_dataset,
+    node_settings,
+    save,
+    wait_for_port,
+    wait_until,
+)
 
 
 def _blsnode(*args: str) -> list[str]:
@@ -160,8 +168,6 @@ def test_worker_command_carries_the_global_options(tmp_path: Path) -> None:
 
 
 def test_embedded_worker_is_started_and_stopped_with_the_node(tmp_path: Path) -> None:
-    from node_testing import node_settings
-
     from dicom_node.node import Node
 
     settings = node_settings(tmp_path / "data", worker={"embedded": True})
@@ -178,8 +184,6 @@ def test_embedded_worker_is_started_and_stopped_with_the_node(tmp_path: Path) ->
 
 
 def test_without_an_installed_worker_the_node_says_so(tmp_path: Path, caplog) -> None:
-    from node_testing import node_settings
-
     from dicom_node.node import Node
 
     node = Node(node_settings(tmp_path / "data", worker={"embedded": True}), None)

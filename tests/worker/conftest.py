@@ -8,7 +8,6 @@ but every shape, range, file and DICOM object downstream of it is real.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,9 +81,3 @@ def blank_dx(atlas_image: Path, tmp_path: Path) -> Path:
     dataset = make_dx(atlas_image, scale=SCALE, uid_seed="blank")
     dataset.PixelData = np.full((dataset.Rows, dataset.Columns), 2000, np.uint16).tobytes()
     return write_dataset(dataset, tmp_path / "blank.dcm")
-
-
-@pytest.fixture
-def fresh_registry(tmp_path: Path) -> Iterator[ModelRegistry]:
-    """An empty registry of this test (nothing promoted, shipped front end)."""
-    yield ModelRegistry(tmp_path / "empty-registry")

@@ -190,15 +190,6 @@ def test_right_hand_jpeg2000(models: Models, dx_right_j2k: Path, tmp_path: Path)
     check_every_output(result, dx_right_j2k)
 
 
-def test_a_rerun_writes_the_same_objects(models: Models, dx_left: Path, tmp_path: Path) -> None:
-    first = run_pipeline(dx_left, models, OutputSettings(), tmp_path / "out")
-    files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    second = run_pipeline(dx_left, models, OutputSettings(), tmp_path / "out")
-    assert [o.as_dict() for o in first.outputs] == [o.as_dict() for o in second.outputs]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == files
-    assert len(files) == 18
-
-
 def test_a_blank_image_has_no_hand(models: Models, blank_dx: Path, tmp_path: Path) -> None:
     with pytest.raises(PermanentError, match=r"^no hand found"):
         run_pipeline(blank_dx, models, OutputSettings(), tmp_path / "out")

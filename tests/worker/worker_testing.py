@@ -49,6 +49,22 @@ def promote_blsgan(registry_dir: Path, name: str = "tiny", **kwargs: Any) -> Mod
     return registry
 
 
+def promote_untrained_front_end(registry_dir: Path) -> ModelRegistry:
+    """Untrained localiser and segmenter promoted in a registry: for tests of the model
+    cache, which load and swap models but never look at their answers."""
+    from blsgan_core.joints.model import Localiser, LocaliserConfig, save_localiser
+    from blsgan_core.segment.model import Segmenter, SegmenterConfig, save_segmenter
+
+    registry = ModelRegistry(registry_dir)
+    folder = registry_dir.parent
+    save_localiser(folder / "loc.pt", Localiser(LocaliserConfig()), "0.0.0-untrained", {})
+    save_segmenter(folder / "seg.pt", Segmenter(SegmenterConfig()), "0.0.0-untrained", {})
+    for name in ("loc", "seg"):
+        registry.register(folder / f"{name}.pt", f"untrained-{name}")
+        registry.promote(f"untrained-{name}")
+    return registry
+
+
 def node_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings of a test node in ``data_dir`` (filesystem broker unless overridden)."""
     values: dict[str, Any] = {

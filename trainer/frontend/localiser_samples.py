@@ -17,7 +17,8 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull
 from skimage.draw import polygon as fill_polygon
 
-from blsgan_core.crops import apply_affine, similarity, warp
+from blsgan_core.crops import apply_affine, crop, similarity, warp
+from blsgan_core.intensity import normalise_intensity
 from blsgan_core.joints.anatomy import (
     AXIS_INDICES,
     MCP_INDICES,
@@ -25,6 +26,7 @@ from blsgan_core.joints.anatomy import (
     mcp2_mcp3_distance,
 )
 from blsgan_core.joints.heatmaps import render_gaussians, render_max_gaussians
+from blsgan_core.joints.locate import patch_geometries
 from blsgan_core.joints.model import LocaliserConfig
 from trainer.frontend.hand_data import HandImage
 
@@ -219,3 +221,29 @@ def landmark_sample(
     image = augment_intensity(rng, warp(scene.image, to_scene, (size, size), fill=fill))
     targets = apply_affine(np.linalg.inv(to_scene), points[list(LANDMARK_TARGETS)])
     return image, render_gaussians(targets, (size, size), config.landmark_sigma)
+
+
+def refiner_sample(
+    rng: np.random.Generator, pool: list[HandImage], config: LocaliserConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Input ``(P, P)`` and target ``(1, P, P)``: one MCP point in a patch cut like stage 3's.
+
+    The patch comes from ``patch_geometries`` fed with landmarks disturbed the way stage
+    2 errs (MCP points by about 0.08, axis points by about 0.15 of the MCP2-MCP3
+    distance), so patch position, turn and size vary as they will at inference. Hands
+    are mirrored half of the time: patches of right hands are not mirrored at inference.
+    """
+    hand = pool[rng.integers(len(pool))]
+    scene = Scene(hand.image, (hand.points,))
+    if rng.random() < 0.5:
+        scene = mirror(scene)
+    points = scene.hands[0]
+    mcp, tips = points[list(MCP_INDICES)], points[list(AXIS_INDICES)]
+    size = hand_size(points)
+    noisy_mcp = mcp + np.clip(rng.normal(0.0, 0.08 * size, mcp.shape), -0.25 * size, 0.25 * size)
+    noisy_tips = tips + rng.normal(0.0, 0.15 * size, tips.shape)
+    joint = int(rng.integers(len(MCP_INDICES)))
+    geometry = patch_geometries(noisy_mcp, noisy_tips, config)[joint]
+    image = augment_intensity(rng, normalise_intensity(crop(scene.image, geometry)))
+    target = geometry.to_crop(mcp[joint])
+    return image, render_gaussians(target, (config.patch_size,) * 2, config.patch_sigma)

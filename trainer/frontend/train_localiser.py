@@ -32,7 +32,7 @@ from trainer.frontend.hand_data import (
     read_landmarks_csv,
     split_records,
 )
-from trainer.frontend.localiser_samples import detector_sample, landmark_sample
+from trainer.frontend.localiser_samples import detector_sample, landmark_sample, refiner_sample
 from trainer.frontend.loop import (
     TrainingState,
     command_line,
@@ -51,8 +51,10 @@ from trainer.frontend.model_card import render_model_card
 TINY = LocaliserConfig(
     detector=UNetConfig(in_channels=1, out_channels=2, base_channels=8, depth=2, max_channels=8),
     landmarks=UNetConfig(in_channels=1, out_channels=10, base_channels=8, depth=2, max_channels=8),
+    refiner=UNetConfig(in_channels=1, out_channels=1, base_channels=8, depth=2, max_channels=8),
     detector_size=64,
     landmark_size=64,
+    patch_size=32,
     centre_sigma=2.0,
     landmark_sigma=1.5,
 )
@@ -108,7 +110,8 @@ def export(
 @click.option("--epochs", type=int, default=60, show_default=True)
 @click.option("--steps-per-epoch", type=int, default=32, show_default=True)
 @click.option("--detector-batch", type=int, default=16, show_default=True)
-@click.option("--landmark-batch", type=int, default=8, show_default=True)
+@click.option("--landmark-batch", type=int, default=16, show_default=True)
+@click.option("--refiner-batch", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--split-seed", type=int, default=SPLIT_SEED, show_default=True)
@@ -138,6 +141,7 @@ def main(
     steps_per_epoch: int,
     detector_batch: int,
     landmark_batch: int,
+    refiner_batch: int,
     lr: float,
     seed: int,
     split_seed: int,
@@ -202,12 +206,16 @@ def main(
                 det_logits[:, 1:], det_y[:, 1:]
             )
             loss_landmarks = heatmap_loss(model.landmarks(lm_x), lm_y)
-            loss = loss_centre + loss_region + loss_landmarks
+            rf_x, rf_y = batch([refiner_sample(rng, pool, config) for _ in range(refiner_batch)])
+            loss_refiner = heatmap_loss(model.refiner(rf_x), rf_y)
+            loss = loss_centre + loss_region + loss_landmarks + loss_refiner
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             state.step += 1
-            losses.append([loss_centre.item(), loss_region.item(), loss_landmarks.item()])
+            losses.append(
+                [loss_centre.item(), loss_region.item(), loss_landmarks.item(), loss_refiner.item()]
+            )
         state.epoch += 1
         record: dict = {
             "epoch": state.epoch,
@@ -216,6 +224,7 @@ def main(
             "loss_centre": float(np.mean([x[0] for x in losses])),
             "loss_region": float(np.mean([x[1] for x in losses])),
             "loss_landmarks": float(np.mean([x[2] for x in losses])),
+            "loss_refiner": float(np.mean([x[3] for x in losses])),
         }
         if state.epoch % eval_every == 0 or state.epoch == epochs:
             model.eval()
