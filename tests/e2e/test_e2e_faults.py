@@ -129,7 +129,8 @@ def test_redis_restart_loses_no_queued_job_or_dispatch(
         assert store_datasets(node.port, list(files.values())) == [SUCCESS] * len(files)
         queues = redis.Redis.from_url(url)
         wait_until(
-            lambda: queues.llen("process") == len(files) and queues.llen("dispatch") == len(files),
+            # (More if the sweeper already republished some: harmless, tasks are idempotent.)
+            lambda: queues.llen("process") >= len(files) and queues.llen("dispatch") >= len(files),
             what="every job and dispatch waiting in Redis",
         )
         queues.close()
@@ -195,13 +196,14 @@ def test_destination_down_for_a_while_receives_everything_once(
 
 def test_disk_guard_refuses_until_space_returns(tmp_path: Path) -> None:
     files = _hands(tmp_path / "modality", 5)
-    # The guard sits 256 MiB under today's free space; 512 MiB of ballast crosses it.
-    guard = shutil.disk_usage(tmp_path).free - (256 << 20)
+    # The guard sits 1 GiB under today's free space; 2 GiB of ballast crosses it. The
+    # margins absorb what other programs write or delete on the same disk meanwhile.
+    guard = shutil.disk_usage(tmp_path).free - (1 << 30)
     with served_node(tmp_path / "node", storage={"min_free_bytes": guard}) as node:
         ballast = tmp_path / "ballast"
         descriptor = os.open(ballast, os.O_CREAT | os.O_WRONLY)
         try:
-            os.posix_fallocate(descriptor, 0, 512 << 20)
+            os.posix_fallocate(descriptor, 0, 2 << 30)
             statuses = store_datasets(node.port, list(files.values()))
             assert statuses == [OUT_OF_RESOURCES] * len(files)
             code, report = node.health()
