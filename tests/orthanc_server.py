@@ -37,6 +37,28 @@ class Orthanc:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as response:
             return json.loads(response.read())
 
+    def get_bytes(self, path: str) -> bytes:
+        """GET a REST resource as it is (e.g. ``/instances/<id>/file``)."""
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=60) as response:
+            body: bytes = response.read()
+        return body
+
+    def send(self, method: str, path: str, body: Any) -> Any:
+        """``method`` (POST, PUT) a JSON body to a REST resource and decode the answer."""
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method=method,
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer = response.read()
+        return json.loads(answer) if answer.strip() else None
+
+    def add_modality(self, name: str, ae_title: str, port: int, host: str = "127.0.0.1") -> None:
+        """Make a DICOM peer known to Orthanc (what its ``DicomModalities`` would list)."""
+        self.send("PUT", f"/modalities/{name}", {"AET": ae_title, "Host": host, "Port": port})
+
     def upload(self, file: Path) -> dict[str, Any]:
         """POST one DICOM file to ``/instances``; Orthanc answers with the stored IDs."""
         request = urllib.request.Request(

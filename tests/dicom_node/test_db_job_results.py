@@ -25,7 +25,7 @@ def _job(database: Database, destinations: list[str]) -> int:
                 size_bytes=1000,
             ),
         )
-        return job_rows.create_job(session, instance_id, "hand-pa", destinations).id
+        return job_rows.create_job(session, instance_id, "hand-pa", destinations)
 
 
 def _outputs(count: int) -> list[OutputRecord]:

@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,10 +67,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running_redis(folder: Path) -> Iterator[str]:
-    """A ``redis-server`` without persistence on a free loopback port; yields its URL."""
+def running_redis(folder: Path, port: int | None = None) -> Iterator[str]:
+    """A ``redis-server`` without persistence on loopback; yields its URL.
+
+    ``port``: a fixed port, to bring a server back where clients expect it (default: a
+    free one).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = folder / "redis.log"
     command = [
         system_program("redis-server"),
@@ -103,22 +108,32 @@ class StoreSCP:
     def received(self) -> dict[str, str]:
         """SOP Instance UID -> SOP Class UID of every file received so far."""
         found = {}
-        for path in self.folder.iterdir():
-            if path.is_file() and not path.name.startswith("."):
-                header = dcmread(path, stop_before_pixels=True)
-                found[str(header.SOPInstanceUID)] = str(header.SOPClassUID)
+        for path in self._files():
+            header = dcmread(path, stop_before_pixels=True)
+            found[str(header.SOPInstanceUID)] = str(header.SOPClassUID)
         return found
+
+    def received_counts(self) -> Counter[str]:
+        """How often each SOP Instance UID arrived (every copy is its own file)."""
+        return Counter(
+            str(dcmread(path, stop_before_pixels=True).SOPInstanceUID) for path in self._files()
+        )
+
+    def _files(self) -> list[Path]:
+        return [p for p in self.folder.iterdir() if p.is_file() and not p.name.startswith(".")]
 
 
 @contextmanager
-def running_storescp(folder: Path) -> Iterator[StoreSCP]:
-    """dcmtk's ``storescp`` on a free loopback port, accepting every storage SOP class."""
+def running_storescp(folder: Path, port: int | None = None) -> Iterator[StoreSCP]:
+    """dcmtk's ``storescp`` on loopback (``port``, default a free one), any storage class."""
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = (folder.parent / f"{folder.name}.log").open("wb")
-    # +xa: every transfer syntax dcmtk knows; -od: output folder; -aet: our AE title.
+    port = port or free_port()
+    log = (folder.parent / f"{folder.name}.log").open("ab")
+    # +xa: every transfer syntax dcmtk knows; -od: output folder; -aet: our AE title;
+    # +uf: a new file for every copy received, so duplicates can be counted.
     command = [
-        system_program("storescp"), "-aet", STORESCP_AE_TITLE, "+xa", "-od", str(folder), str(port)
+        system_program("storescp"), "-aet", STORESCP_AE_TITLE, "+xa", "+uf", "-od", str(folder),
+        str(port),
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=log, stderr=log)
     try:

@@ -95,6 +95,6 @@ def add_job(settings: Settings, source: Path, destinations: list[str]) -> int:
                     modality=header.Modality,
                 ),
             )
-            return job_rows.create_job(session, instance_id, "hand-pa", destinations).id
+            return job_rows.create_job(session, instance_id, "hand-pa", destinations)
     finally:
         database.dispose()

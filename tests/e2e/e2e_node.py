@@ -1,0 +1,225 @@
+"""``blsnode serve`` and ``blsnode worker`` as child processes, as systemd or compose runs them.
+
+Each process runs in its own process group, so a SIGKILL of the group takes the embedded
+worker down with the listener, as systemd's control group would. Settings go through a
+real settings file; the node's database is read directly to count what it holds.
+Import as ``from e2e_node import ServedNode, blsnode_process``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import yaml
+from node_testing import node_settings, wait_for_port, wait_until
+from sqlalchemy import select
+
+from dicom_node.db import Database, Dispatch, Instance, Job, open_database
+from dicom_node.settings import ENV_PREFIX, Settings, load_settings
+from dicom_node.status import node_status
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 90.0
+
+
+def child_environment() -> dict[str, str]:
+    """The test's environment with this checkout first on the import path.
+
+    ``BLSNODE_*`` variables are left out: the settings file is the whole configuration.
+    """
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(ENV_PREFIX) or name == "BLSNODE_SHARED_DATA"
+    }
+    paths = [str(REPO_ROOT), *filter(None, environment.get("PYTHONPATH", "").split(os.pathsep))]
+    environment["PYTHONPATH"] = os.pathsep.join(paths)
+    return environment
+
+
+def destination(name: str, ae_title: str, port: int, send: str = "results") -> dict[str, Any]:
+    """A ``destinations`` entry for a peer on loopback."""
+    return {"name": name, "ae_title": ae_title, "host": "127.0.0.1", "port": port, "send": send}
+
+
+class BlsnodeProcess:
+    """One ``blsnode`` command in its own process group, its output in a log file."""
+
+    def __init__(self, config: Path, args: list[str], log: Path) -> None:
+        self.argv = [sys.executable, "-m", "dicom_node.cli.main", "--config", str(config), *args]
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the command (appending to its log)."""
+        if self.running():
+            raise RuntimeError(f"already running: {self.argv}")
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=child_environment(),
+                cwd=self.log.parent,
+                start_new_session=True,
+            )
+
+    def running(self) -> bool:
+        """True while the process lives."""
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as a power cut or the OOM killer would."""
+        if self.process is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self, timeout_s: float = 60.0) -> int | None:
+        """SIGTERM and wait (the warm shutdown); SIGKILL what is left of the group."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._signal_group(signal.SIGKILL)
+        return self.process.returncode
+
+    def log_text(self) -> str:
+        """Everything the process wrote so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def _signal_group(self, signum: signal.Signals) -> None:
+        if self.process is None:
+            return
+        # The group is gone once its last member exited: nothing left to signal.
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+
+class ServedNode:
+    """``blsnode serve`` with its own settings file and data directory under ``folder``.
+
+    ``overrides`` are settings sections over the test defaults of
+    ``node_testing.node_settings`` (loopback, free ports, no disk guard, quick sweeps,
+    no embedded worker).
+    """
+
+    def __init__(self, folder: Path, **overrides: Any) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.config = folder / "node.yaml"
+        values = node_settings(folder / "data", **overrides).model_dump(mode="json")
+        self.config.write_text(yaml.safe_dump(values), encoding="utf-8")
+        self.settings: Settings = load_settings(self.config)
+        self.serve = BlsnodeProcess(self.config, ["serve"], folder / "serve.log")
+        self._database: Database | None = None
+
+    @property
+    def port(self) -> int:
+        """The DICOM port."""
+        return self.settings.network.port
+
+    @property
+    def ae_title(self) -> str:
+        """Our AE title."""
+        return self.settings.network.ae_title
+
+    def start(self) -> ServedNode:
+        """Start ``serve`` and wait until it listens for DICOM and answers ``/health``."""
+        self.serve.start()
+        try:
+            wait_for_port(self.port, START_TIMEOUT_S, self.serve.process)
+            if self.settings.http.enabled:
+                wait_until(lambda: self.health()[0] != 0, START_TIMEOUT_S, what="/health")
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"blsnode serve did not start:\n{self.serve.log_text()}") from error
+        return self
+
+    def stop(self) -> int | None:
+        """SIGTERM ``serve`` (and its embedded worker); its exit status."""
+        if self._database is not None:
+            self._database.dispose()
+            self._database = None
+        return self.serve.stop()
+
+    def worker(self, *args: str, name: str = "worker") -> BlsnodeProcess:
+        """A ``blsnode worker`` with this node's settings (not started)."""
+        return BlsnodeProcess(self.config, ["worker", *args], self.folder / f"{name}.log")
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``GET /health``: (HTTP status, report); (0, {}) while nothing answers."""
+        url = f"http://127.0.0.1:{self.settings.http.port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+        except (urllib.error.URLError, ConnectionError):
+            return 0, {}
+
+    @property
+    def database(self) -> Database:
+        """The node's database, opened once (no migrations: ``serve`` runs them)."""
+        if self._database is None:
+            self._database = open_database(self.settings.database_url, migrate=False)
+        return self._database
+
+    def status(self) -> dict[str, Any]:
+        """What ``blsnode status`` reports, without the broker."""
+        return node_status(self.settings, self.database, None)
+
+    def instance_uids(self) -> Counter[str]:
+        """SOP Instance UIDs booked in the database, with how often each is there."""
+        with self.database.reader() as session:
+            return Counter(session.scalars(select(Instance.sop_instance_uid)))
+
+    def jobs(self) -> list[Job]:
+        """Every job row (detached copies)."""
+        with self.database.reader() as session:
+            return list(session.scalars(select(Job).order_by(Job.id)))
+
+    def dispatches(self) -> list[Dispatch]:
+        """Every dispatch row (detached copies)."""
+        with self.database.reader() as session:
+            return list(session.scalars(select(Dispatch).order_by(Dispatch.id)))
+
+    def spooled_files(self) -> list[Path]:
+        """Files in the spool's study/series folders (not temporary files)."""
+        return sorted(self.settings.spool_dir.glob("*/*/*.dcm"))
+
+
+@contextmanager
+def served_node(folder: Path, **overrides: Any) -> Iterator[ServedNode]:
+    """A started ``ServedNode``, stopped (with its workers' group) when the block ends."""
+    node = ServedNode(folder, **overrides)
+    try:
+        yield node.start()
+    finally:
+        node.stop()
+
+
+@contextmanager
+def running_worker(node: ServedNode, *args: str, name: str = "worker") -> Iterator[BlsnodeProcess]:
+    """``blsnode worker ARGS`` beside ``node`` until the block ends."""
+    worker = node.worker(*args, name=name)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
