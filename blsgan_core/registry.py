@@ -89,6 +89,11 @@ def model_card(checkpoint: Checkpoint, name: str, sha256: str) -> dict[str, Any]
 class ModelRegistry:
     """A registry directory, with the package's shipped weights as read-only fallback."""
 
+    @classmethod
+    def for_node(cls, directory: Path, use_shipped_weights: bool) -> ModelRegistry:
+        """A node's registry; a site that allows only its own models turns the fallback off."""
+        return cls(directory, SHIPPED_WEIGHTS_DIR if use_shipped_weights else None)
+
     def __init__(self, directory: Path, shipped_dir: Path | None = SHIPPED_WEIGHTS_DIR) -> None:
         self.directory = Path(directory)
         self.shipped_dir = shipped_dir
@@ -184,6 +189,15 @@ class ModelRegistry:
         if shipped_choice is not None:
             candidates = [e for e in candidates if e.name == shipped_choice]
         return candidates[0] if len(candidates) == 1 else None
+
+    def nothing_promoted(self, label: str) -> str:
+        """Why :meth:`promoted` found nothing for a kind (``label`` names it for people)."""
+        fallback = (
+            "no usable shipped weights of that kind"
+            if self.shipped_dir is not None
+            else "shipped weights are turned off (models.use_shipped_weights = false)"
+        )
+        return f"no {label} model is promoted in {self.directory} and {fallback}"
 
     def verify(self, entry: ModelEntry) -> None:
         """Raise ``ValueError`` unless the checkpoint file still matches its card's digest."""

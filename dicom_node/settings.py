@@ -205,6 +205,9 @@ class ModelSettings(_Section):
 
     registry_dir: Path | None = None
     device: str = "cpu"
+    # False: only models registered and promoted at this site run (a site policy that
+    # every model in use was validated locally); the weights in the package are ignored.
+    use_shipped_weights: bool = True
 
 
 class TrainingSettings(_Section):

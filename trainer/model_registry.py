@@ -17,8 +17,8 @@ from dicom_node.settings import Settings
 
 
 def registry_for(settings: Settings) -> ModelRegistry:
-    """The node's registry (``models.registry_dir``), shipped weights as fallback."""
-    return ModelRegistry(settings.model_registry_dir)
+    """The node's registry (``models.registry_dir``), shipped weights as fallback if allowed."""
+    return ModelRegistry.for_node(settings.model_registry_dir, settings.models.use_shipped_weights)
 
 
 def promoted_checkpoint(registry: ModelRegistry) -> Path | None:

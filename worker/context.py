@@ -14,11 +14,10 @@ from pathlib import Path
 
 import torch
 
-from blsgan_core.registry import ModelRegistry
 from dicom_node.broker import TaskSender
 from dicom_node.db import Database, open_database
 from dicom_node.settings import Settings
-from worker.models import ModelCache, parse_device
+from worker.models import ModelCache, parse_device, registry_for
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ class WorkerContext:
         """The model cache of this process (models load at the first job)."""
         self._this_process()
         if self._models is None:
-            registry = ModelRegistry(self.settings.model_registry_dir)
+            registry = registry_for(self.settings)
             self._models = ModelCache(registry, self.device, self.model_overrides)
         return self._models
 

@@ -29,6 +29,7 @@ from blsgan_core.registry import PROMOTED_FILE, ModelRegistry
 from blsgan_core.segment import Segmenter, load_segmenter
 from blsgan_core.segment.model import KIND as SEGMENTER_KIND
 from dicom_node.derived.model import ModelInfo
+from dicom_node.settings import Settings
 from worker.failures import PermanentError
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,11 @@ class Models:
             kind: {"name": file.name, "version": versions[kind], "path": str(file.path)}
             for kind, file in self.files.items()
         } | {"device": str(self.device)}
+
+
+def registry_for(settings: Settings) -> ModelRegistry:
+    """The node's registry; the package's weights are the fallback unless the site said no."""
+    return ModelRegistry.for_node(settings.model_registry_dir, settings.models.use_shipped_weights)
 
 
 def parse_device(device: str) -> torch.device:
@@ -208,8 +214,7 @@ class ModelCache:
             raise PermanentError(f"promoted {LABELS[kind]} model unusable: {error}") from error
         if entry is None:
             raise PermanentError(
-                f"no {LABELS[kind]} model promoted in {self.registry.directory} and none "
-                "ships with this version (blsnode models promote NAME)"
+                f"{self.registry.nothing_promoted(LABELS[kind])} (blsnode models promote NAME)"
             )
         return ModelFile(kind, entry.name, entry.path)
 

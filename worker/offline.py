@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from blsgan_core.model import MODEL_KIND
-from blsgan_core.registry import ModelRegistry
 from dicom_node.settings import Settings
-from worker.models import ModelCache
+from worker.models import ModelCache, registry_for
 from worker.pipeline import run_pipeline
 
 
@@ -28,7 +27,7 @@ def process_file(
     """
     overrides = {MODEL_KIND: model_path} if model_path is not None else None
     cache = ModelCache(
-        ModelRegistry(settings.model_registry_dir),
+        registry_for(settings),
         device or settings.models.device,
         overrides,
     )

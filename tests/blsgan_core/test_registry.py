@@ -65,9 +65,16 @@ def test_shipped_weights_are_the_fallback(tmp_path: Path) -> None:
     assert chosen is not None and chosen.name == "factory2"
 
 
-def test_package_ships_no_weights_yet_and_registry_copes(tmp_path: Path) -> None:
-    assert SHIPPED_WEIGHTS_DIR.is_dir()
-    assert ModelRegistry(tmp_path).promoted("blsgan") is None
+def test_package_ships_one_intact_model_of_each_kind(tmp_path: Path) -> None:
+    registry = ModelRegistry.for_node(tmp_path, use_shipped_weights=True)
+    for kind in ("blsgan", "localiser", "segmenter"):
+        entry = registry.promoted(kind)
+        assert entry is not None and entry.shipped and entry.path.parent == SHIPPED_WEIGHTS_DIR
+        registry.verify(entry)
+        assert entry.path.stat().st_size < 20 * 2**20
+        assert entry.path.with_suffix(".md").is_file(), f"{entry.name} has no model card"
+    site_only = ModelRegistry.for_node(tmp_path, use_shipped_weights=False)
+    assert site_only.promoted("blsgan") is None and site_only.list_models() == []
 
 
 def test_hand_copied_checkpoint_tampering_and_bad_names(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def test_a_broken_promotion_keeps_the_loaded_model(
 
 
 def test_without_a_promoted_blsgan_the_reason_says_so(front_end_only: ModelRegistry) -> None:
-    with pytest.raises(PermanentError, match="no BLS-GAN model promoted"):
+    with pytest.raises(PermanentError, match="no BLS-GAN model is promoted"):
         ModelCache(front_end_only).models()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from pydicom import dcmread
 from worker_testing import TEST_MODEL_VERSION, promote_blsgan, tiny_blsgan
@@ -58,11 +59,12 @@ def test_a_non_hand_image_is_a_clear_error(blank_dx: Path, tmp_path: Path) -> No
 
 
 def test_without_a_promoted_model_the_message_says_what_to_do(
-    dx_left: Path, tmp_path: Path
+    dx_left: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("BLSNODE_MODELS__USE_SHIPPED_WEIGHTS", "false")
     result = _run(tmp_path, str(dx_left), "--out", str(tmp_path / "out"))
     assert result.exit_code == 1
-    assert "no BLS-GAN model promoted" in result.stderr
+    assert "model is promoted" in result.stderr and "turned off" in result.stderr
     assert "blsnode models promote" in result.stderr
 
 

@@ -123,13 +123,14 @@ def test_missing_file_and_missing_model_are_permanent(
     job_id = add_job(settings, Path(gone), [])
     Path(gone).unlink()
     assert app.tasks[PROCESS_TASK](job_id)["reason"].startswith("source file missing")
-    unpromoted = node_settings(tmp_path / "bare")
+    unpromoted = node_settings(tmp_path / "bare", models={"use_shipped_weights": False})
     bare = create_app(unpromoted)
     try:
         job_id = add_job(unpromoted, dx_left, [])
         summary = bare.tasks[PROCESS_TASK](job_id)
         assert summary["state"] == "failed"
-        assert "no BLS-GAN model promoted" in summary["reason"]
+        assert "model is promoted" in summary["reason"]
+        assert "shipped weights are turned off" in summary["reason"]
     finally:
         bare.context.close()
     assert app.tasks[PROCESS_TASK](987654)["state"] == "unknown"

@@ -55,7 +55,7 @@ def promote_untrained_front_end(registry_dir: Path) -> ModelRegistry:
     from blsgan_core.joints.model import Localiser, LocaliserConfig, save_localiser
     from blsgan_core.segment.model import Segmenter, SegmenterConfig, save_segmenter
 
-    registry = ModelRegistry(registry_dir)
+    registry = ModelRegistry(registry_dir, shipped_dir=None)
     folder = registry_dir.parent
     save_localiser(folder / "loc.pt", Localiser(LocaliserConfig()), "0.0.0-untrained", {})
     save_segmenter(folder / "seg.pt", Segmenter(SegmenterConfig()), "0.0.0-untrained", {})

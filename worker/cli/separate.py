@@ -8,10 +8,10 @@ from typing import Any
 import click
 
 from blsgan_core.model import MODEL_KIND
-from blsgan_core.registry import ModelRegistry
 from dicom_node.cli.context import emit, json_option, pass_settings
 from dicom_node.settings import Settings
 from worker.joint_separation import separate_joint_files
+from worker.models import registry_for
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -53,12 +53,12 @@ def separate(
     the bones.
     """
     if model_path is None:
-        entry = ModelRegistry(settings.model_registry_dir).promoted(MODEL_KIND)
+        registry = registry_for(settings)
+        entry = registry.promoted(MODEL_KIND)
         if entry is None:
             raise click.ClickException(
-                f"no {MODEL_KIND} model is promoted in {settings.model_registry_dir} and none "
-                "ships with this version: pass --model PATH, or train and promote one "
-                "(blsnode train, blsnode models promote NAME)"
+                f"{registry.nothing_promoted(MODEL_KIND)}: pass --model PATH, or train and "
+                "promote one (blsnode train, blsnode models promote NAME)"
             )
         model_path = entry.path
     try:
