@@ -87,7 +87,9 @@ def test_usage_errors_are_clear(tmp_path: Path, small_manifest: Path) -> None:
     result = runner.invoke(cli, ["--data-dir", str(tmp_path), "train", "--preset", "tiny"])
     assert result.exit_code == 1 and "no manifest" in result.output
     result = runner.invoke(
-        cli, ["--data-dir", str(tmp_path), "train", "--from-promoted", "--out", str(tmp_path)]
+        cli,
+        ["--data-dir", str(tmp_path), "train", "--from-promoted", "--out", str(tmp_path)],
+        env={"BLSNODE_MODELS__USE_SHIPPED_WEIGHTS": "false"},
     )
     assert result.exit_code == 2 and "no model is promoted" in result.output
     result = runner.invoke(cli, ["--data-dir", str(tmp_path), "models", "show", "nothing"])
