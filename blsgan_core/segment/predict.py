@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from blsgan_core.intensity import normalise_intensity
 from blsgan_core.segment.model import Segmenter
@@ -33,8 +34,32 @@ def segment(crops: np.ndarray, model: Segmenter) -> np.ndarray:
         return torch.sigmoid(model(batch)).numpy()
 
 
-def segment_masks(crops: np.ndarray, model: Segmenter, threshold: float = 0.5) -> np.ndarray:
-    """Boolean masks ``(N, 2, H, W)`` (upper, lower) at ``threshold``."""
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected region of a 2-D mask, its holes filled.
+
+    A bone is one solid region: specks elsewhere in the crop (a neighbouring finger, a
+    sesamoid) and holes in a bone are thresholding noise, not anatomy.
+    """
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        return np.zeros(mask.shape, dtype=bool)
+    sizes = np.bincount(labels.ravel())[1:]
+    return np.asarray(ndimage.binary_fill_holes(labels == 1 + int(np.argmax(sizes))))
+
+
+def segment_masks(
+    crops: np.ndarray, model: Segmenter, threshold: float = 0.5, one_region: bool = True
+) -> np.ndarray:
+    """Boolean masks ``(N, 2, H, W)`` (upper, lower) at ``threshold``.
+
+    With ``one_region`` each bone keeps only its largest region, holes filled.
+    """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
-    return segment(crops, model) >= threshold
+    masks = segment(crops, model) >= threshold
+    if one_region:
+        for index in np.ndindex(masks.shape[:2]):
+            masks[index] = largest_component(masks[index])
+    return masks

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from scipy import ndimage
 
 from blsgan_core.segment import Segmenter, segment_masks
+from blsgan_core.segment.predict import largest_component
 from trainer.evaluation.segmentation import dice
 from trainer.frontend.joint_data import JointRecord, load_joint
 
@@ -32,3 +35,27 @@ def test_upper_bone_lies_above_lower_bone(
         upper_rows, lower_rows = np.nonzero(masks[0])[0], np.nonzero(masks[1])[0]
         assert upper_rows.size > 1000 and lower_rows.size > 1000
         assert upper_rows.mean() + 40 < lower_rows.mean()
+
+
+def test_each_bone_is_one_solid_region(
+    segmenter: Segmenter, validation_joints: list[JointRecord]
+) -> None:
+    images = np.stack([load_joint(r)[0] for r in validation_joints])
+    for masks in segment_masks(images, segmenter):
+        for bone in masks:
+            assert ndimage.label(bone, structure=np.ones((3, 3)))[1] == 1
+            assert np.array_equal(ndimage.binary_fill_holes(bone), bone)
+
+
+def test_largest_component_drops_specks_and_fills_holes() -> None:
+    mask = np.zeros((40, 40), dtype=bool)
+    mask[5:25, 5:25] = True
+    mask[12:15, 12:15] = False  # a hole
+    mask[30:33, 30:33] = True  # a speck
+    cleaned = largest_component(mask)
+    expected = np.zeros_like(mask)
+    expected[5:25, 5:25] = True
+    assert np.array_equal(cleaned, expected)
+    assert not largest_component(np.zeros((8, 8), dtype=bool)).any()
+    with pytest.raises(ValueError, match="2-D"):
+        largest_component(np.zeros((2, 8, 8), dtype=bool))
