@@ -38,6 +38,31 @@ class Checkpoint:
             raise ValueError("a checkpoint needs a version string")
 
 
+def write_payload(path: Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` to a temp file, fsync, rename: a kill leaves the old file or the new.
+
+    Shared by checkpoints and training states, which must never be torn.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+
+
+def read_payload(path: Path, what: str) -> Any:
+    """``torch.load`` onto the CPU with ``weights_only=True``: a file never executes code.
+
+    Any failure becomes a ``ValueError`` saying ``path`` is not a readable ``what``.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a corrupt or foreign file
+        raise ValueError(f"{path} is not a readable {what}: {error}") from error
+
+
 def save_checkpoint(path: Path, checkpoint: Checkpoint, *, half: bool = False) -> None:
     """Write atomically (temp file, fsync, rename); ``half`` stores float tensors as fp16."""
 
@@ -56,13 +81,7 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint, *, half: bool = False) -
         },
         "metadata": checkpoint.metadata,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
+    write_payload(path, payload)
 
 
 def load_checkpoint(path: Path, *, expected_kind: str | None = None) -> Checkpoint:
@@ -73,10 +92,7 @@ def load_checkpoint(path: Path, *, expected_kind: str | None = None) -> Checkpoi
     """
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a corrupt or foreign file
-        raise ValueError(f"{path} is not a readable checkpoint: {error}") from error
+    payload = read_payload(path, "checkpoint")
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} is not a blsgan-node checkpoint of format {FORMAT_VERSION}")
     checkpoint = Checkpoint(

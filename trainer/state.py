@@ -15,13 +15,13 @@ tensors and plain data only.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from blsgan_core.checkpoint import read_payload, write_payload
 from blsgan_core.model import BLSGANModel
 
 NETWORKS = ("generator", "reconstructor", "supervisor")
@@ -58,23 +58,14 @@ def save_training_state(path: Path, state: TrainingState) -> None:
         "best": state.best,
         "extra": state.extra,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
+    write_payload(path, payload)
 
 
 def load_training_state(path: Path) -> TrainingState:
     """Read a run's state; ``ValueError`` if missing or not a training state."""
     if not path.is_file():
         raise ValueError(f"no training state at {path}: nothing to resume")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a corrupt or foreign file
-        raise ValueError(f"{path} is not a readable training state: {error}") from error
+    payload = read_payload(path, "training state")
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
         raise ValueError(f"{path} is not a training state of format {STATE_FORMAT}")
     return TrainingState(

@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from dicom_node.cli.context import emit, json_option
+from trainer.frontend.splits import SPLITS
 
 TASKS = ("localization", "segmentation")  # "separation": added by the BLS-GAN trainer
-SPLITS = ("all", "train", "val")
 
 
 def _run_localization(options: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from PIL import Image
 from blsgan_core.crops import warp
 from blsgan_core.joints.anatomy import N_LANDMARKS
 from blsgan_core.joints.preprocess import normalise_intensity
+from trainer.frontend.splits import pick_split
 
 N_VALIDATION = 20
 SPLIT_SEED = 0
@@ -78,14 +79,7 @@ def select_split(
     records: list[LandmarkRecord], split: str, n_val: int = N_VALIDATION, seed: int = SPLIT_SEED
 ) -> list[LandmarkRecord]:
     """``"all"``, ``"train"`` or ``"val"`` records of the seeded split."""
-    if split == "all":
-        return records
-    train, val = split_records(records, n_val, seed)
-    if split == "train":
-        return train
-    if split == "val":
-        return val
-    raise ValueError(f"split must be 'all', 'train' or 'val', got {split!r}")
+    return pick_split(records, split, lambda r: split_records(r, n_val, seed))
 
 
 def read_grey(path: Path) -> np.ndarray:

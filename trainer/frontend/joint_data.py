@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from blsgan_core.data import mask_iou, read_mask
 from trainer.frontend.hand_data import read_grey
+from trainer.frontend.splits import pick_split
 
 INVALID_IOU = 0.4
 VAL_FRACTION = 0.15
@@ -59,12 +60,6 @@ def read_manifest(path: Path) -> list[JointRecord]:
     return records
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """A 0/255 mask PNG as booleans."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("L")) > 127
-
-
 def load_joint(record: JointRecord) -> tuple[np.ndarray, np.ndarray]:
     """The image (float32 [0, 1]) and masks ``(2, H, W)`` bool: upper, lower."""
     image = read_grey(record.image)
@@ -74,19 +69,13 @@ def load_joint(record: JointRecord) -> tuple[np.ndarray, np.ndarray]:
     return image, masks
 
 
-def mask_iou(masks: np.ndarray) -> float:
-    """Intersection over union of the two masks of one record."""
-    union = np.logical_or(masks[0], masks[1]).sum()
-    return float(np.logical_and(masks[0], masks[1]).sum() / union) if union else 0.0
-
-
 def partition_valid(
     records: list[JointRecord], threshold: float = INVALID_IOU
 ) -> tuple[list[JointRecord], list[tuple[JointRecord, float]]]:
     """(valid records, [(invalid record, its IoU)]): both masks on one bone is invalid."""
     valid, invalid = [], []
     for record in records:
-        iou = mask_iou(np.stack([read_mask(record.upper), read_mask(record.lower)]))
+        iou = mask_iou(read_mask(record.upper), read_mask(record.lower))
         if iou > threshold:
             invalid.append((record, iou))
         else:
@@ -113,11 +102,4 @@ def select_split(
     seed: int = SPLIT_SEED,
 ) -> list[JointRecord]:
     """``"all"``, ``"train"`` or ``"val"`` records of the seeded split by case."""
-    if split == "all":
-        return records
-    train, val = split_by_case(records, val_fraction, seed)
-    if split == "train":
-        return train
-    if split == "val":
-        return val
-    raise ValueError(f"split must be 'all', 'train' or 'val', got {split!r}")
+    return pick_split(records, split, lambda r: split_by_case(r, val_fraction, seed))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from blsgan_core.checkpoint import file_digest
+from blsgan_core.checkpoint import file_digest, read_payload, write_payload
 
 
 def configure_torch(threads: int, seed: int) -> None:
@@ -88,17 +88,14 @@ def save_training_state(
         "optimizer": optimizer.state_dict(),
         "state": asdict(state),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, temporary)
-    temporary.replace(path)
+    write_payload(path, payload)
 
 
 def load_training_state(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer
 ) -> TrainingState:
     """Restore model and optimiser from ``save_training_state``; the state is returned."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = read_payload(path, "training state")
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     return TrainingState(**payload["state"])

@@ -13,19 +13,19 @@ writes the shipped fp16 weights.
 from __future__ import annotations
 
 import math
-import time
-from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
 
 import click
 import numpy as np
 import torch
 from torch import nn
 
-from blsgan_core.checkpoint import load_checkpoint, save_checkpoint
 from blsgan_core.networks.unet import UNetConfig
 from blsgan_core.segment.model import KIND, Segmenter, SegmenterConfig, load_segmenter
 from blsgan_core.segment.predict import prepare
 from trainer.evaluation.segmentation import evaluate_segmentation
+from trainer.frontend import run
 from trainer.frontend.joint_data import (
     SPLIT_SEED,
     VAL_FRACTION,
@@ -35,20 +35,8 @@ from trainer.frontend.joint_data import (
     read_manifest,
     split_by_case,
 )
-from trainer.frontend.loop import (
-    TrainingState,
-    command_line,
-    configure_torch,
-    cosine_lr,
-    epoch_rng,
-    files_digest,
-    git_commit,
-    load_training_state,
-    log,
-    save_training_state,
-    soft_dice_loss,
-)
-from trainer.frontend.model_card import render_model_card
+from trainer.frontend.loop import configure_torch, soft_dice_loss
+from trainer.frontend.run import RunOptions
 
 TINY = SegmenterConfig(
     unet=UNetConfig(in_channels=1, out_channels=2, base_channels=8, depth=2, max_channels=16),
@@ -87,166 +75,105 @@ def augment(
     return images, masks
 
 
-def export(best: Path, export_path: Path, val_records: list[JointRecord], note: str = "") -> None:
-    """Write ``best`` as fp16 weights, measure them on the validation joints, write the card."""
-    save_checkpoint(export_path, load_checkpoint(best, expected_kind=KIND), half=True)
-    model = load_segmenter(export_path)
-    report = evaluate_segmentation(val_records, model)
-    summary = (
-        "Bone segmenter of blsgan-node: upper (proximal phalanx base) and lower "
-        "(metacarpal head) masks of a 256x256 MCP joint crop, two sigmoid channels, "
-        f"U-Net run at {model.config.input_size} px. See docs/frontend.md."
+def export(options: RunOptions, val_records: list[JointRecord]) -> None:
+    """Ship ``best.pt`` as fp16 weights, measured on the validation joints, with its card."""
+
+    def summary(model: Segmenter) -> str:
+        return (
+            "Bone segmenter of blsgan-node: upper (proximal phalanx base) and lower "
+            "(metacarpal head) masks of a 256x256 MCP joint crop, two sigmoid channels, "
+            f"U-Net run at {model.config.input_size} px. See docs/frontend.md."
+        )
+
+    run.export(
+        options,
+        KIND,
+        load_segmenter,
+        lambda model: evaluate_segmentation(val_records, model),
+        "Segmenter weights",
+        summary,
     )
-    card = render_model_card(
-        export_path, "Segmenter weights", summary, report, command_line(), note
-    )
-    export_path.with_suffix(".md").write_text(card)
-    click.echo(f"wrote {export_path} ({export_path.stat().st_size / 1e6:.1f} MB) and its card")
+
+
+def epoch_losses(
+    rng: np.random.Generator,
+    model: Segmenter,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    batch_size: int,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """One pass over the shuffled crops, augmented: BCE + soft Dice of each batch."""
+    order = rng.permutation(len(images))
+    for start in range(0, len(order), batch_size):
+        index = torch.from_numpy(order[start : start + batch_size])
+        x, y = augment(rng, images[index], masks[index])
+        logits = model(x)
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, y) + soft_dice_loss(logits, y)
+        yield {"loss": loss}
 
 
 @click.command()
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("../shared/data/mcp_joints"),
-    show_default=True,
+@run.run_options(
+    data="../shared/data/mcp_joints",
+    out="runs/segmenter",
+    epochs=40,
+    lr=1e-3,
+    split_seed=SPLIT_SEED,
+    limit_help="Use only this many images per split.",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs/segmenter"),
-    show_default=True,
-)
-@click.option("--epochs", type=int, default=40, show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--split-seed", type=int, default=SPLIT_SEED, show_default=True)
 @click.option("--val-fraction", type=float, default=VAL_FRACTION, show_default=True)
-@click.option("--eval-every", type=int, default=2, show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True)
-@click.option("--tiny", is_flag=True, help="A tiny network for tests.")
-@click.option("--limit-images", type=int, default=0, help="Use only this many images per split.")
-@click.option("--note", default="", help="With --export: a provenance note for the card.")
-@click.option(
-    "--export",
-    "export_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Only write best.pt of --out as shipped fp16 weights to this path.",
-)
-def main(
-    data_dir: Path,
-    out_dir: Path,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    split_seed: int,
-    val_fraction: float,
-    eval_every: int,
-    threads: int,
-    tiny: bool,
-    limit_images: int,
-    note: str,
-    export_path: Path | None,
-) -> None:
+def main(options: RunOptions, batch_size: int, val_fraction: float) -> None:
     """Train (or resume, or export) the segmenter."""
-    configure_torch(threads, seed)
-    manifest = data_dir / "manifest.json"
+    configure_torch(options.threads, options.seed)
+    manifest = options.data_dir / "manifest.json"
     records = read_manifest(manifest)
     # Split the cases of the whole manifest, then drop invalid records: the split is the
     # same whatever the validity check finds, and `evaluate --split` rebuilds it.
     valid, invalid = partition_valid(records)
-    train_all, val_all = split_by_case(records, val_fraction, split_seed)
+    train_all, val_all = split_by_case(records, val_fraction, options.split_seed)
     kept = {r.image for r in valid}
     train_records = [r for r in train_all if r.image in kept]
     val_records = [r for r in val_all if r.image in kept]
-    if limit_images:
-        train_records, val_records = train_records[:limit_images], val_records[:limit_images]
-    if export_path is not None:
-        export(out_dir / "best.pt", export_path, val_records, note)
+    if options.limit_images:
+        limit = options.limit_images
+        train_records, val_records = train_records[:limit], val_records[:limit]
+    if options.export_path is not None:
+        export(options, val_records)
         return
     loaded = [load_joint(r) for r in train_records]
     images = prepare(np.stack([image for image, _ in loaded]))
     masks = torch.from_numpy(np.stack([m for _, m in loaded]).astype(np.float32))
     del loaded
-    config = TINY if tiny else SegmenterConfig()
-    model = Segmenter(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state_path, log_path = out_dir / "state.pt", out_dir / "log.jsonl"
-    state = (
-        load_training_state(state_path, model, optimizer)
-        if state_path.is_file()
-        else TrainingState()
-    )
-    data_files = [manifest] + [p for r in records for p in (r.image, r.upper, r.lower)]
-    metadata = {
-        "command": command_line(),
-        "commit": git_commit(),
-        "data": str(data_dir),
-        "data_digest": files_digest(data_dir, data_files),
-        "excluded_invalid": sorted(
-            f"{r.case}/{r.image.name} (IoU {iou:.2f})" for r, iou in invalid
-        ),
-        "split": {
+    model = Segmenter(TINY if options.tiny else SegmenterConfig())
+    metadata = run.run_metadata(
+        options,
+        [manifest] + [p for r in records for p in (r.image, r.upper, r.lower)],
+        {
             "by": "case",
             "val_fraction": val_fraction,
-            "seed": split_seed,
+            "seed": options.split_seed,
             "n_train_images": len(train_records),
             "n_val_images": len(val_records),
             "val_cases": sorted({r.case for r in val_records}),
         },
-        "seed": seed,
-    }
-    steps_per_epoch = math.ceil(len(images) / batch_size)
-    total_steps = epochs * steps_per_epoch
-    while state.epoch < epochs:
-        rng = epoch_rng(seed, state.epoch)
-        model.train()
-        started, losses = time.time(), []
-        order = rng.permutation(len(images))
-        for start in range(0, len(order), batch_size):
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(lr, state.step, total_steps)
-            index = torch.from_numpy(order[start : start + batch_size])
-            x, y = augment(rng, images[index], masks[index])
-            logits = model(x)
-            loss = nn.functional.binary_cross_entropy_with_logits(logits, y) + soft_dice_loss(
-                logits, y
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            state.step += 1
-            losses.append(loss.item())
-        state.epoch += 1
-        record: dict = {
-            "epoch": state.epoch,
-            "seconds": round(time.time() - started, 1),
-            "lr": optimizer.param_groups[0]["lr"],
-            "loss": float(np.mean(losses)),
-        }
-        if state.epoch % eval_every == 0 or state.epoch == epochs:
-            model.eval()
-            report = evaluate_segmentation(val_records, model)
-            report.pop("excluded")
-            record["val"] = report
-            score = -min(report["dice_upper"], report["dice_lower"])
-            if score < state.best:
-                state.best, state.best_epoch = score, state.epoch
-                save_checkpoint(
-                    out_dir / "best.pt",
-                    model.to_checkpoint(
-                        f"segmenter-e{state.epoch}",
-                        {**metadata, "epoch": state.epoch, "validation": report},
-                    ),
-                )
-        state.history.append(record)
-        save_training_state(state_path, model, optimizer, state)
-        log(log_path, record)
+        excluded_invalid=sorted(f"{r.case}/{r.image.name} (IoU {iou:.2f})" for r, iou in invalid),
+    )
+
+    def validate() -> tuple[dict[str, Any], float]:
+        report = evaluate_segmentation(val_records, model)
+        report.pop("excluded")
+        return report, -min(report["dice_upper"], report["dice_lower"])
+
+    run.train(
+        options,
+        "segmenter",
+        model,
+        math.ceil(len(images) / batch_size),
+        lambda rng: epoch_losses(rng, model, images, masks, batch_size),
+        validate,
+        metadata,
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,81 @@
+"""The run scaffolding both front-end trainers share: resume, log, best checkpoint."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from blsgan_core.checkpoint import load_checkpoint
+from blsgan_core.networks.unet import UNetConfig
+from blsgan_core.segment.model import Segmenter, SegmenterConfig
+from trainer.frontend import run
+from trainer.frontend.run import RunOptions
+
+TINY = SegmenterConfig(
+    unet=UNetConfig(in_channels=1, out_channels=2, base_channels=8, depth=1, max_channels=8),
+    input_size=16,
+)
+
+
+def _options(out: Path, epochs: int) -> RunOptions:
+    return RunOptions(
+        data_dir=out,
+        out_dir=out,
+        epochs=epochs,
+        lr=1e-3,
+        seed=0,
+        split_seed=0,
+        eval_every=1,
+        threads=1,
+        tiny=True,
+        limit_images=0,
+        note="",
+        export_path=None,
+    )
+
+
+def _losses(
+    model: nn.Module, steps: int
+) -> Callable[[np.random.Generator], Iterator[dict[str, torch.Tensor]]]:
+    def epoch(rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+        for _ in range(steps):
+            x = torch.from_numpy(rng.random((2, 1, 16, 16), dtype=np.float32))
+            out = model(x)
+            yield {"loss_a": out.square().mean(), "loss_b": out.abs().mean()}
+
+    return epoch
+
+
+def test_train_resumes_logs_each_term_and_keeps_the_best(tmp_path: Path) -> None:
+    scores = iter([3.0, 1.0, 2.0])
+    model = Segmenter(TINY)
+
+    def validate() -> tuple[dict, float]:
+        score = next(scores)
+        return {"score": score}, score
+
+    run.train(_options(tmp_path, 1), "toy", model, 2, _losses(model, 2), validate, {"m": 1})
+    resumed = Segmenter(TINY)
+    options = _options(tmp_path, 3)
+    run.train(options, "toy", resumed, 2, _losses(resumed, 2), validate, {"m": 1})
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3]  # epoch 1 ran once
+    assert all(np.isfinite(r["loss_a"]) and np.isfinite(r["loss_b"]) for r in log)
+    best = load_checkpoint(tmp_path / "best.pt", expected_kind="segmenter")
+    assert best.version == "toy-e2" and best.metadata == {
+        "m": 1,
+        "epoch": 2,
+        "validation": {"score": 1.0},
+    }
+
+
+def test_train_rejects_a_network_without_a_checkpoint(tmp_path: Path) -> None:
+    model = nn.Conv2d(1, 1, 1)
+    with pytest.raises(TypeError, match="Conv2d"):
+        run.train(_options(tmp_path, 1), "toy", model, 1, _losses(model, 1), lambda: ({}, 0.0), {})
