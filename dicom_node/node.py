@@ -8,6 +8,7 @@ them down in reverse. The CLI's ``serve`` only parses options and waits for a si
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -112,7 +113,9 @@ class Node:
                 "queue for a 'blsnode worker'"
             )
             return
-        self.worker = subprocess.Popen(self.worker_argv)
+        # The worker exits by itself if this process dies without stopping it (SIGKILL).
+        argv = [*self.worker_argv, "--parent-pid", str(os.getpid())]
+        self.worker = subprocess.Popen(argv)
         logger.info("embedded worker started", extra={"pid": self.worker.pid})
 
     def status(self) -> dict[str, Any]:

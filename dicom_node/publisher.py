@@ -57,16 +57,25 @@ def publish_ids(
 ) -> PublishReport:
     """Send ids to the broker and mark the ones that went; stop at the first failure.
 
-    The ids that could not be sent stay unpublished in the database for the next sweep.
+    Dispatches go as one message per destination and ``dispatch.batch_size`` files
+    (``publishing_groups``): the worker that takes it sends the whole group over one
+    association. The ids that could not be sent stay unpublished in the database for the
+    next sweep.
     """
     report = PublishReport()
+    groups: list[list[int]] = []
+    if dispatch_ids:
+        with database.reader() as session:
+            groups = dispatch_rows.publishing_groups(
+                session, dispatch_ids, sender.settings.dispatch.batch_size
+            )
     try:
         for job_id in job_ids:
             sender.send_process(job_id)
             report.jobs.append(job_id)
-        for dispatch_id in dispatch_ids:
-            sender.send_dispatch(dispatch_id)
-            report.dispatches.append(dispatch_id)
+        for group in groups:
+            sender.send_dispatch(group[0])
+            report.dispatches.extend(group)
     except PUBLISH_ERRORS as error:
         report.failed = len(job_ids) + len(dispatch_ids) - len(report.jobs) - len(report.dispatches)
         logger.warning("broker unavailable, %d ids left for the sweeper: %s", report.failed, error)
