@@ -178,6 +178,38 @@ def test_job_lifecycle_and_publication(database: Database) -> None:
         assert jobs.list_jobs(session, JobState.FAILED) == []
 
 
+def test_jobs_running_past_their_lease_are_queued_again_then_failed(database: Database) -> None:
+    lease = timedelta(minutes=30)
+    with database.sessions.begin() as session:
+        lost = jobs.create_job(session, add_instance(session, record(1)), "hand-pa", [], now=T0)
+        busy = jobs.create_job(session, add_instance(session, record(2)), "hand-pa", [], now=T0)
+        jobs.mark_jobs_published(session, [lost, busy], T0)
+        jobs.claim_job(session, lost, now=T0)
+        jobs.claim_job(session, busy, now=T0 + timedelta(minutes=20))
+    with database.sessions.begin() as session:
+        expired = jobs.expire_running_jobs(session, T0 + timedelta(minutes=29), lease, 2)
+        assert (expired.requeued, expired.failed) == ([], [])
+        later = T0 + timedelta(minutes=31)
+        assert jobs.expire_running_jobs(session, later, lease, 2).requeued == [lost]
+        # Unpublished again, so the sweep that requeued it publishes it at once.
+        assert jobs.jobs_to_publish(session, later, timedelta(hours=1)) == [lost]
+        assert jobs.get_job(session, busy).state is JobState.RUNNING
+    with database.sessions.begin() as session:
+        # Its second worker is lost too: the job fails instead of killing a third.
+        assert jobs.claim_job(session, lost, now=later).attempts == 2
+        expired = jobs.expire_running_jobs(session, later + lease * 2, lease, 2)
+        assert expired.requeued == [busy] and expired.failed == [lost]
+        failed = jobs.get_job(session, lost)
+        assert failed.state is JobState.FAILED and "worker lost 2 times" in failed.reason
+        # An administrator's retry starts its count afresh.
+        assert jobs.requeue_failed_jobs(session, [lost]) == [lost]
+        assert jobs.get_job(session, lost).attempts == 0
+        with pytest.raises(ValueError, match="lease"):
+            jobs.expire_running_jobs(session, T0, timedelta(0), 2)
+        with pytest.raises(ValueError, match="max_attempts"):
+            jobs.expire_running_jobs(session, T0, lease, 0)
+
+
 def test_job_functions_name_bad_values(database: Database) -> None:
     with database.sessions() as session:
         with pytest.raises(ValueError, match="no job with id 42"):
