@@ -9,8 +9,8 @@ and SR the job produced. The node's own timestamps split the time into stages:
 - ``store``: the C-STORE round trip (transfer, fsync, database row, response);
 - ``queue``: from the response until a worker starts the job (publish, broker, pickup);
 - ``pipeline``: the job (decode, locate, segment, BLS-GAN, build and write the outputs);
-- ``dispatch``: from the job's end until the last result is in Orthanc (one association
-  per object, in turn, by the same worker).
+- ``dispatch``: from the job's end until the last result is in Orthanc (the results of
+  one destination on one association, ``dispatch.batch_size`` at a time).
 
 The first radiograph also loads the models (``cold``); the others are ``warm``. The
 BLS-GAN has the architecture of a training preset (default ``cpu``, the shipped size)
@@ -18,6 +18,10 @@ with random weights, so the compute is real; ``--registry`` uses a registry's pr
 model instead. The localiser and the segmenter are the shipped weights.
 
     PYTHONPATH=. python benchmarks/bench_e2e.py [--images 3149,3143,3146] [--repeats 1] [--json]
+
+``--baseline-batch-size 1`` first runs the same radiographs with one association per
+result (how dispatch worked before batching) and prints the ratio baseline / ours of
+the warm medians.
 """
 
 from __future__ import annotations
@@ -87,8 +91,11 @@ def promote_preset_model(registry_dir: Path, preset: str) -> Path:
 
 
 @contextmanager
-def hospital(folder: Path, registry_dir: Path) -> Iterator[tuple[ServedNode, Orthanc]]:
+def hospital(
+    folder: Path, registry_dir: Path, batch_size: int | None = None
+) -> Iterator[tuple[ServedNode, Orthanc]]:
     """Orthanc, Redis and ``blsnode serve`` (embedded worker) sending results to Orthanc."""
+    dispatch = {} if batch_size is None else {"batch_size": batch_size}
     with (
         running_orthanc(folder / "orthanc") as pacs,
         running_redis(folder / "redis") as redis_url,
@@ -98,6 +105,7 @@ def hospital(folder: Path, registry_dir: Path) -> Iterator[tuple[ServedNode, Ort
             worker={"embedded": True},
             models={"registry_dir": str(registry_dir)},
             destinations=[destination("pacs", pacs.ae_title, pacs.dicom_port)],
+            dispatch=dispatch,
         ) as node,
     ):
         yield node, pacs
@@ -176,17 +184,19 @@ def radiographs(
 
 def measure(
     images: list[str], folder: Path, *, scale: float = 1.0, repeats: int = 1,
-    preset: str = "cpu", registry: Path | None = None,
+    preset: str = "cpu", registry: Path | None = None, batch_size: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Time every radiograph; the first includes loading the models (``cold``)."""
     registry_dir = registry or promote_preset_model(folder / "models" / "registry", preset)
     files = radiographs(images, folder / "radiographs", scale, repeats)
-    with hospital(folder / "hospital", registry_dir) as (node, pacs):
+    with hospital(folder / "hospital", registry_dir, batch_size) as (node, pacs):
         timings = [measure_one(node, pacs, image, path) for image, path in files]
+        used_batch_size = node.settings.dispatch.batch_size
     warm = timings[1:] or timings
     return {
         "model": str(registry) if registry else f"{preset} architecture, random weights",
         "scale": scale,
+        "batch_size": used_batch_size,
         "cold": asdict(timings[0]),
         "warm": [asdict(t) for t in warm],
         "warm_median": {
@@ -199,7 +209,8 @@ def measure(
 def _table(report: dict[str, Any]) -> str:
     rows = [("cold", report["cold"]), *(("warm", row) for row in report["warm"])]
     lines = [
-        f"model: {report['model']}, scale {report['scale']}",
+        f"model: {report['model']}, scale {report['scale']}, "
+        f"dispatch.batch_size {report['batch_size']}",
         f"{'run':5} {'image':6} {'outputs':>7} {'store':>7} {'queue':>7} {'pipeline':>9} "
         f"{'dispatch':>9} {'total':>7}",
     ]
@@ -224,17 +235,43 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="down-sampling of the atlas")
     parser.add_argument("--preset", default="cpu", help="BLS-GAN architecture (random weights)")
     parser.add_argument("--registry", type=Path, help="a registry whose promoted model to use")
+    parser.add_argument(
+        "--baseline-batch-size",
+        type=int,
+        help="also run with this dispatch.batch_size first (1: one association per result)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     options = parser.parse_args()
     if options.repeats < 1:
         parser.error(f"--repeats must be at least 1, not {options.repeats}")
+    if options.baseline_batch_size is not None and options.baseline_batch_size < 1:
+        parser.error(f"--baseline-batch-size must be at least 1, not {options.baseline_batch_size}")
     images = [image.strip() for image in options.images.split(",") if image.strip()]
-    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as folder:
-        report = measure(
-            images, Path(folder), scale=options.scale, repeats=options.repeats,
-            preset=options.preset, registry=options.registry,
-        )  # fmt: skip
-    print(json.dumps(report, indent=2) if options.json else _table(report))
+    runs = [("baseline", options.baseline_batch_size)] if options.baseline_batch_size else []
+    reports = {}
+    for name, batch_size in [*runs, ("ours", None)]:
+        with tempfile.TemporaryDirectory(prefix="bench-e2e-") as folder:
+            reports[name] = measure(
+                images, Path(folder), scale=options.scale, repeats=options.repeats,
+                preset=options.preset, registry=options.registry, batch_size=batch_size,
+            )  # fmt: skip
+    if "baseline" in reports:
+        reports["ratio_baseline_over_ours"] = {
+            stage: reports["baseline"]["warm_median"][stage] / reports["ours"]["warm_median"][stage]
+            for stage in ("dispatch", "total")
+        }
+    if options.json:
+        print(json.dumps(reports if runs else reports["ours"], indent=2))
+        return
+    for name in ("baseline", "ours"):
+        if name in reports:
+            print(f"{name}:\n{_table(reports[name])}\n")
+    if "ratio_baseline_over_ours" in reports:
+        ratio = reports["ratio_baseline_over_ours"]
+        print(
+            f"warm median, baseline / ours: dispatch {ratio['dispatch']:.2f}x, "
+            f"total {ratio['total']:.2f}x"
+        )
 
 
 if __name__ == "__main__":

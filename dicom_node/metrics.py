@@ -78,6 +78,11 @@ class NodeMetrics:
         self.published = Counter(
             "blsnode_published", "Ids published to the broker.", ["kind"], registry=self.registry
         )
+        self.worker_restarts = Counter(
+            "blsnode_worker_restarts",
+            "Times the embedded worker exited unasked and was started again.",
+            registry=self.registry,
+        )
         self.publish_failures = Counter(
             "blsnode_publish_failures",
             "Ids that could not be published (left for the sweeper).",

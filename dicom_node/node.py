@@ -19,6 +19,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_node.broker import TaskSender
 from dicom_node.db import Database, open_node_database
+from dicom_node.embedded_worker import EmbeddedWorker
 from dicom_node.http_server import HealthServer
 from dicom_node.ingest import Ingestor
 from dicom_node.metrics import NodeMetrics
@@ -67,7 +68,7 @@ class Node:
         self.publisher: Publisher | None = None
         self.listener: ThreadedAssociationServer | None = None
         self.http: HealthServer | None = None
-        self.worker: subprocess.Popen[bytes] | None = None
+        self.embedded_worker: EmbeddedWorker | None = None
         self._status_lock = threading.Lock()
         self._status_sender: TaskSender | None = None
 
@@ -112,8 +113,15 @@ class Node:
                 "queue for a 'blsnode worker'"
             )
             return
-        self.worker = subprocess.Popen(self.worker_argv)
-        logger.info("embedded worker started", extra={"pid": self.worker.pid})
+        self.embedded_worker = EmbeddedWorker(
+            self.worker_argv, on_restart=self.metrics.worker_restarts.inc
+        )
+        self.embedded_worker.start()
+
+    @property
+    def worker(self) -> subprocess.Popen[bytes] | None:
+        """The embedded worker's current process, if there is one."""
+        return self.embedded_worker.process if self.embedded_worker is not None else None
 
     def status(self) -> dict[str, Any]:
         """The ``blsnode status`` snapshot (serialised: one broker client is shared)."""
@@ -125,10 +133,10 @@ class Node:
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Healthy when listening and accepting instances."""
         alive = self.listener is not None and self.listener.socket is not None
-        worker_down = self.worker is not None and self.worker.poll() is not None
         healthy, report = health_report(self.status(), alive)
-        if self.worker is not None:
-            report["checks"]["worker"] = "exited" if worker_down else "ok"
+        if self.embedded_worker is not None:
+            # An exited worker is restarted by its supervisor within a minute.
+            report["checks"]["worker"] = "ok" if self.embedded_worker.alive() else "restarting"
         return healthy, report
 
     def stop(self) -> None:
@@ -152,15 +160,8 @@ class Node:
             self.database = None
 
     def _stop_worker(self) -> None:
-        if self.worker is None:
+        if self.embedded_worker is None:
             return
-        if self.worker.poll() is None:
-            self.worker.terminate()
-            try:
-                self.worker.wait(WORKER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                logger.warning("embedded worker did not stop in time; killing it")
-                self.worker.kill()
-                self.worker.wait()
-        logger.info("embedded worker stopped", extra={"returncode": self.worker.returncode})
-        self.worker = None
+        returncode = self.embedded_worker.stop(WORKER_STOP_TIMEOUT_S)
+        logger.info("embedded worker stopped", extra={"returncode": returncode})
+        self.embedded_worker = None

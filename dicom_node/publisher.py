@@ -45,6 +45,8 @@ class PublishReport:
     jobs: list[int] = field(default_factory=list)
     dispatches: list[int] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
+    requeued_jobs: list[int] = field(default_factory=list)
+    lost_jobs: list[int] = field(default_factory=list)
     failed: int = 0
 
 
@@ -57,16 +59,25 @@ def publish_ids(
 ) -> PublishReport:
     """Send ids to the broker and mark the ones that went; stop at the first failure.
 
-    The ids that could not be sent stay unpublished in the database for the next sweep.
+    Dispatches go as one message per destination and ``dispatch.batch_size`` files
+    (``publishing_groups``): the worker that takes it sends the whole group over one
+    association. The ids that could not be sent stay unpublished in the database for the
+    next sweep.
     """
     report = PublishReport()
+    groups: list[list[int]] = []
+    if dispatch_ids:
+        with database.reader() as session:
+            groups = dispatch_rows.publishing_groups(
+                session, dispatch_ids, sender.settings.dispatch.batch_size
+            )
     try:
         for job_id in job_ids:
             sender.send_process(job_id)
             report.jobs.append(job_id)
-        for dispatch_id in dispatch_ids:
-            sender.send_dispatch(dispatch_id)
-            report.dispatches.append(dispatch_id)
+        for group in groups:
+            sender.send_dispatch(group[0])
+            report.dispatches.extend(group)
     except PUBLISH_ERRORS as error:
         report.failed = len(job_ids) + len(dispatch_ids) - len(report.jobs) - len(report.dispatches)
         logger.warning("broker unavailable, %d ids left for the sweeper: %s", report.failed, error)
@@ -81,19 +92,39 @@ def publish_ids(
 def sweep(
     sender: TaskSender, database: Database, settings: Settings, now: datetime | None = None
 ) -> PublishReport:
-    """Publish everything the database says is due; release dispatches of dead senders."""
+    """Publish everything the database says is due; take work back from dead workers.
+
+    Dispatches stuck in ``sending`` and jobs ``running`` past ``worker.job_lease_s``
+    belong to a worker that died; they are queued again (``expire_running_jobs``).
+    """
     when = now or utc_now()
     republish = timedelta(seconds=settings.broker.republish_after_s)
     with database.sessions.begin() as session:
         released = dispatch_rows.release_stale_sending(
             session, when, timedelta(seconds=settings.dispatch.stale_after_s)
         )
+        expired = job_rows.expire_running_jobs(
+            session,
+            when,
+            timedelta(seconds=settings.worker.job_lease_s),
+            settings.worker.max_job_attempts,
+        )
         job_ids = job_rows.jobs_to_publish(session, when, republish)
         dispatch_ids = dispatch_rows.dispatches_to_publish(session, when, republish)
     if released:
         logger.warning("released %d dispatches stuck in sending", len(released))
+    if expired.requeued:
+        logger.warning(
+            "queued again %d jobs running past their lease (worker lost): %s",
+            len(expired.requeued),
+            expired.requeued,
+        )
+    if expired.failed:
+        logger.error("jobs %s failed: their workers were lost too often", expired.failed)
     report = publish_ids(sender, database, job_ids, dispatch_ids, when)
     report.released = released
+    report.requeued_jobs = expired.requeued
+    report.lost_jobs = expired.failed
     return report
 
 

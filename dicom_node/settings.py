@@ -254,6 +254,8 @@ class DispatchSettings(_Section):
     backoff_max_s: float = Field(default=3600.0, gt=0)
     # A dispatch left "sending" this long belongs to a sender that died; send it again.
     stale_after_s: float = Field(default=900.0, gt=0)
+    # Due files of one destination sent over one association, at most this many at once.
+    batch_size: int = Field(default=50, ge=1, le=1000)
 
 
 class RuleSettings(_Section):
@@ -297,6 +299,11 @@ class WorkerSettings(_Section):
     embedded: bool = True
     concurrency: int = Field(default=1, ge=1)
     queues: list[str] = Field(default_factory=lambda: ["process", "dispatch"])
+    # A job "running" longer than this lost its worker (killed, out of memory): the
+    # sweeper queues it again. Must exceed the slowest job.
+    job_lease_s: float = Field(default=1800.0, gt=0)
+    # Workers lost on one job this many times: the job fails instead of killing more.
+    max_job_attempts: int = Field(default=3, ge=1)
 
 
 class OutputSettings(_Section):

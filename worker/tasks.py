@@ -1,7 +1,8 @@
 """The node's Celery tasks: thin adapters from a message (an id) to ``worker.jobs``.
 
 ``worker.tasks.process(job_id)`` runs a job; ``worker.tasks.dispatch(dispatch_id)`` sends
-one output (or original) to one destination. Both are idempotent and acknowledged late,
+one output (or original) to one destination, with the other files due for that
+destination on the same association. Both are idempotent and acknowledged late,
 so a message redelivered after a worker died is safe. Retries are declared here and only
 for transient errors; a permanent failure is recorded on the job and not retried. The
 tasks are registered on the app that ``worker.celery_app.create_app`` builds, which
@@ -83,22 +84,27 @@ def process(self: ProcessTask, job_id: int) -> dict[str, Any]:
 
 
 def dispatch(self: NodeTask, dispatch_id: int) -> dict[str, Any]:
-    """Send dispatch ``dispatch_id`` once; schedule the next try with its backoff if it failed."""
+    """Send dispatch ``dispatch_id`` and its destination's due ones over one association.
+
+    If its own attempt failed with tries left, retry after the row's backoff.
+    """
     try:
-        outcome = send_one(self.context, dispatch_id)
+        batch = send_one(self.context, dispatch_id)
     except UnknownIdError as error:
         logger.error("ignoring a message: %s", error)
         return {"dispatch_id": dispatch_id, "state": "unknown"}
-    delay = retry_delay_s(self.context, outcome)
+    delay = retry_delay_s(self.context, batch)
     if delay is not None:
         # The row's backoff and attempt count decide; Celery's own retry count does not.
         raise self.retry(countdown=delay, max_retries=None)
+    outcome = batch.outcome()
     return {
         "dispatch_id": dispatch_id,
         "state": outcome.state.value,
         "attempted": outcome.attempted,
         "attempts": outcome.attempts,
         "error": outcome.error,
+        "batch": {str(o.dispatch_id): o.state.value for o in batch.outcomes},
     }
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from dicom_node.db.models import Dispatch, DispatchState, Output
+from dicom_node.db.models import Dispatch, DispatchState, Instance, Output
 from dicom_node.db.types import utc_now
 
 
@@ -60,21 +61,96 @@ def get_dispatch(session: Session, dispatch_id: int) -> Dispatch | None:
     return session.get(Dispatch, dispatch_id)
 
 
-def claim_dispatch(session: Session, dispatch_id: int, now: datetime) -> Dispatch | None:
-    """Mark a due pending dispatch as being sent and count the attempt.
+@dataclass(frozen=True)
+class ClaimedDispatch:
+    """A dispatch taken for one attempt: plain values, no ORM rows leave the session."""
 
-    Returns ``None`` when the dispatch is not pending or not yet due: a duplicate message
-    or an early retry then does nothing.
+    dispatch_id: int
+    destination: str
+    path: str | None
+    attempts: int
+
+
+def claim_due_batch(
+    session: Session, dispatch_id: int, now: datetime, limit: int
+) -> list[ClaimedDispatch]:
+    """Take dispatch ``dispatch_id`` and other due ones of its destination for one attempt.
+
+    Marks them ``sending`` and counts the attempt of each. The dispatch named comes first
+    if it is pending and due; the others are the destination's due pending dispatches,
+    oldest due first, up to ``limit`` in all. A message whose own dispatch was already
+    sent (it went with another's batch) still takes what is due, so every message drains
+    its destination. The update re-checks the state row by row, so two workers claiming
+    at once never take the same dispatch (PostgreSQL re-reads a row another transaction
+    changed; SQLite writers queue).
     """
-    dispatch = session.get(Dispatch, dispatch_id)
-    if dispatch is None:
-        raise ValueError(f"no dispatch with id {dispatch_id}")
-    if dispatch.state is not DispatchState.PENDING or dispatch.next_attempt_at > now:
-        return None
-    dispatch.state = DispatchState.SENDING
-    dispatch.attempts += 1
-    dispatch.updated_at = now
-    return dispatch
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    own = _require(session, dispatch_id)
+    due = (Dispatch.state == DispatchState.PENDING, Dispatch.next_attempt_at <= now)
+    candidates = list(
+        session.scalars(
+            select(Dispatch.id)
+            .where(Dispatch.destination == own.destination, Dispatch.id != dispatch_id, *due)
+            .order_by(Dispatch.next_attempt_at, Dispatch.id)
+            .limit(limit)
+        )
+    )
+    if own.state is DispatchState.PENDING and own.next_attempt_at <= now:
+        candidates = [dispatch_id, *candidates[: limit - 1]]
+    if not candidates:
+        return []
+    claimed = set(
+        session.scalars(
+            update(Dispatch)
+            .where(Dispatch.id.in_(candidates), *due)
+            .values(state=DispatchState.SENDING, attempts=Dispatch.attempts + 1, updated_at=now)
+            .returning(Dispatch.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    session.expire_all()
+    rows = session.execute(
+        select(Dispatch.id, Dispatch.destination, Dispatch.attempts, Instance.path, Output.path)
+        .outerjoin(Instance, Dispatch.instance_id == Instance.id)
+        .outerjoin(Output, Dispatch.output_id == Output.id)
+        .where(Dispatch.id.in_(claimed))
+    ).all()
+    found = {
+        row[0]: ClaimedDispatch(row[0], row[1], row[3] if row[3] is not None else row[4], row[2])
+        for row in rows
+    }
+    return [found[identifier] for identifier in candidates if identifier in found]
+
+
+def publishing_groups(
+    session: Session, dispatch_ids: Sequence[int], batch_size: int
+) -> list[list[int]]:
+    """Split dispatch ids into groups of one destination, at most ``batch_size`` each.
+
+    One message per group is enough: the worker that takes it claims the due dispatches
+    of that destination (``claim_due_batch``), so publishing one id per group and marking
+    the whole group published sends a radiograph's results on one association instead of
+    one message and one association per file.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    if not dispatch_ids:
+        return []
+    destinations = dict(
+        session.execute(
+            select(Dispatch.id, Dispatch.destination).where(Dispatch.id.in_(list(dispatch_ids)))
+        ).all()
+    )
+    by_destination: dict[str, list[int]] = {}
+    for identifier in dispatch_ids:
+        if identifier in destinations:
+            by_destination.setdefault(destinations[identifier], []).append(identifier)
+    return [
+        ids[start : start + batch_size]
+        for ids in by_destination.values()
+        for start in range(0, len(ids), batch_size)
+    ]
 
 
 def record_sent(session: Session, dispatch_id: int, status: int, now: datetime) -> Dispatch:

@@ -162,6 +162,54 @@ def mark_failed(session: Session, job_id: int, reason: str, now: datetime | None
     return job
 
 
+@dataclass(frozen=True)
+class ExpiredLeases:
+    """Jobs found running past their lease: queued again, or failed after too many."""
+
+    requeued: list[int]
+    failed: list[int]
+
+
+def expire_running_jobs(
+    session: Session, now: datetime, lease: timedelta, max_attempts: int
+) -> ExpiredLeases:
+    """Jobs ``running`` for longer than ``lease`` lost their worker: queue them again.
+
+    With Redis, ``acks_late`` redelivers the message of a worker that died, but only
+    after the broker's visibility timeout; the filesystem broker of the embedded default
+    has dropped it for good. The database knows the job is unfinished, so the sweeper
+    queues it again and publishes it; the pipeline's outputs are idempotent (same UIDs,
+    same rows, one dispatch per output and destination), so a second run duplicates
+    nothing. A job whose attempts reached ``max_attempts`` fails instead: something in
+    it kills workers (memory), and running it again would kill the next one.
+    """
+    if lease <= timedelta(0):
+        raise ValueError(f"lease must be positive, not {lease}")
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+    expired = session.scalars(
+        select(Job)
+        .where(Job.state == JobState.RUNNING, Job.started_at < now - lease)
+        .order_by(Job.id)
+    ).all()
+    requeued, failed = [], []
+    for job in expired:
+        job.updated_at = now
+        if job.attempts >= max_attempts:
+            job.state = JobState.FAILED
+            job.reason = (
+                f"worker lost {job.attempts} times while running this job (killed, out of "
+                f"memory?); 'blsnode jobs retry {job.id}' runs it again"
+            )
+            job.finished_at = now
+            failed.append(job.id)
+        else:
+            job.state = JobState.QUEUED
+            job.published_at = None
+            requeued.append(job.id)
+    return ExpiredLeases(requeued, failed)
+
+
 def requeue_failed_jobs(
     session: Session, job_ids: Sequence[int] | None = None, now: datetime | None = None
 ) -> list[int]:
@@ -177,6 +225,7 @@ def requeue_failed_jobs(
     requeued = []
     for job in session.scalars(query.order_by(Job.id)):
         job.state = JobState.QUEUED
+        job.attempts = 0  # a fresh start: attempts count towards worker.max_job_attempts
         job.published_at = None
         job.finished_at = None
         job.updated_at = when

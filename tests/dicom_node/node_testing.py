@@ -282,3 +282,57 @@ def node_settings(data_dir: Path, **overrides: Any) -> Settings:
         "logging": {"to_file": False},
     }
     return load_settings(**merge_settings(base, overrides))
+
+
+class RecordingSCP:
+    """A pynetdicom storage SCP in this process that counts associations and C-STOREs.
+
+    ``refuse`` maps SOP Instance UIDs to the failure status to answer for them;
+    ``abort_on`` names UIDs whose C-STORE aborts the association instead, as a peer that
+    crashes in the middle of a batch would.
+    """
+
+    def __init__(
+        self,
+        ae_title: str = "RECORDER",
+        refuse: dict[str, int] | None = None,
+        abort_on: set[str] | None = None,
+    ) -> None:
+        from collections import Counter
+
+        self.ae_title = ae_title
+        self.port = free_port()
+        self.refuse = dict(refuse or {})
+        self.abort_on = set(abort_on or ())
+        self.associations = 0
+        self.received: Counter[str] = Counter()
+        self._server: Any = None
+
+    def start(self) -> RecordingSCP:
+        """Listen on loopback until ``stop``."""
+        from pynetdicom import AE, AllStoragePresentationContexts, evt
+
+        def on_requested(event: Any) -> None:
+            self.associations += 1
+
+        def on_store(event: Any) -> int:
+            uid = str(event.request.AffectedSOPInstanceUID)
+            if uid in self.abort_on:
+                event.assoc.abort()
+                return 0xA700
+            if uid in self.refuse:
+                return self.refuse[uid]
+            self.received[uid] += 1
+            return 0x0000
+
+        ae = AE(ae_title=self.ae_title)
+        ae.supported_contexts = AllStoragePresentationContexts
+        handlers = [(evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store)]
+        self._server = ae.start_server(("127.0.0.1", self.port), block=False, evt_handlers=handlers)
+        return self
+
+    def stop(self) -> None:
+        """Stop listening."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None

@@ -178,6 +178,38 @@ def test_job_lifecycle_and_publication(database: Database) -> None:
         assert jobs.list_jobs(session, JobState.FAILED) == []
 
 
+def test_jobs_running_past_their_lease_are_queued_again_then_failed(database: Database) -> None:
+    lease = timedelta(minutes=30)
+    with database.sessions.begin() as session:
+        lost = jobs.create_job(session, add_instance(session, record(1)), "hand-pa", [], now=T0)
+        busy = jobs.create_job(session, add_instance(session, record(2)), "hand-pa", [], now=T0)
+        jobs.mark_jobs_published(session, [lost, busy], T0)
+        jobs.claim_job(session, lost, now=T0)
+        jobs.claim_job(session, busy, now=T0 + timedelta(minutes=20))
+    with database.sessions.begin() as session:
+        expired = jobs.expire_running_jobs(session, T0 + timedelta(minutes=29), lease, 2)
+        assert (expired.requeued, expired.failed) == ([], [])
+        later = T0 + timedelta(minutes=31)
+        assert jobs.expire_running_jobs(session, later, lease, 2).requeued == [lost]
+        # Unpublished again, so the sweep that requeued it publishes it at once.
+        assert jobs.jobs_to_publish(session, later, timedelta(hours=1)) == [lost]
+        assert jobs.get_job(session, busy).state is JobState.RUNNING
+    with database.sessions.begin() as session:
+        # Its second worker is lost too: the job fails instead of killing a third.
+        assert jobs.claim_job(session, lost, now=later).attempts == 2
+        expired = jobs.expire_running_jobs(session, later + lease * 2, lease, 2)
+        assert expired.requeued == [busy] and expired.failed == [lost]
+        failed = jobs.get_job(session, lost)
+        assert failed.state is JobState.FAILED and "worker lost 2 times" in failed.reason
+        # An administrator's retry starts its count afresh.
+        assert jobs.requeue_failed_jobs(session, [lost]) == [lost]
+        assert jobs.get_job(session, lost).attempts == 0
+        with pytest.raises(ValueError, match="lease"):
+            jobs.expire_running_jobs(session, T0, timedelta(0), 2)
+        with pytest.raises(ValueError, match="max_attempts"):
+            jobs.expire_running_jobs(session, T0, lease, 0)
+
+
 def test_job_functions_name_bad_values(database: Database) -> None:
     with database.sessions() as session:
         with pytest.raises(ValueError, match="no job with id 42"):
@@ -186,6 +218,11 @@ def test_job_functions_name_bad_values(database: Database) -> None:
             jobs.mark_failed(session, 42, "")
         with pytest.raises(ValueError, match="limit"):
             jobs.list_jobs(session, limit=0)
+
+
+def claim_one(session, dispatch_id: int, now):
+    """Claim this dispatch alone (a batch of one): the claimed row, or ``None``."""
+    return next(iter(dispatches.claim_due_batch(session, dispatch_id, now, limit=1)), None)
 
 
 def test_dispatch_attempts_backoff_dead_letter_and_revival(database: Database) -> None:
@@ -198,21 +235,21 @@ def test_dispatch_attempts_backoff_dead_letter_and_revival(database: Database) -
     with database.sessions.begin() as session:
         assert dispatches.dispatches_to_publish(session, T0, timedelta(hours=1)) == [dispatch_id]
         dispatches.mark_dispatches_published(session, [dispatch_id], T0)
-        claimed = dispatches.claim_dispatch(session, dispatch_id, T0)
+        claimed = claim_one(session, dispatch_id, T0)
         assert claimed is not None
         assert claimed.attempts == 1
-        assert claimed.state is DispatchState.SENDING
+        assert dispatches.get_dispatch(session, dispatch_id).state is DispatchState.SENDING
     with database.sessions.begin() as session:
         # A duplicate message while it is being sent does nothing.
-        assert dispatches.claim_dispatch(session, dispatch_id, T0) is None
+        assert claim_one(session, dispatch_id, T0) is None
         retry_at = T0 + timedelta(seconds=30)
         dispatches.record_failure(session, dispatch_id, "refused", T0, retry_at, status=0xA700)
     with database.sessions.begin() as session:
-        assert dispatches.claim_dispatch(session, dispatch_id, T0 + timedelta(seconds=10)) is None
+        assert claim_one(session, dispatch_id, T0 + timedelta(seconds=10)) is None
         assert dispatches.dispatches_to_publish(session, T0, timedelta(hours=1)) == []
         due = T0 + timedelta(seconds=31)
         assert dispatches.dispatches_to_publish(session, due, timedelta(hours=1)) == [dispatch_id]
-        assert dispatches.claim_dispatch(session, dispatch_id, due) is not None
+        assert claim_one(session, dispatch_id, due) is not None
         dispatches.record_failure(session, dispatch_id, "refused again", due, None)
     with database.sessions.begin() as session:
         dead = dispatches.get_dispatch(session, dispatch_id)
@@ -223,7 +260,7 @@ def test_dispatch_attempts_backoff_dead_letter_and_revival(database: Database) -
         assert dispatches.dispatch_counts(session)["dead"] == 1
         assert dispatches.revive_dead_dispatches(session, now=T0) == [dispatch_id]
     with database.sessions.begin() as session:
-        revived = dispatches.claim_dispatch(session, dispatch_id, T0)
+        revived = claim_one(session, dispatch_id, T0)
         assert revived is not None
         assert revived.attempts == 1
         dispatches.record_sent(session, dispatch_id, 0x0000, T0)
@@ -236,11 +273,44 @@ def test_dispatch_attempts_backoff_dead_letter_and_revival(database: Database) -
         }
 
 
+def test_a_batch_claims_the_due_dispatches_of_one_destination(database: Database) -> None:
+    with database.sessions.begin() as session:
+        ids = {}
+        for number, (name, due) in enumerate(
+            [("PACS", T0), ("PACS", T0), ("VIEWER", T0), ("PACS", T0 + timedelta(hours=1)),
+             ("PACS", T0), ("PACS", T0)],
+            start=1,
+        ):  # fmt: skip
+            instance = add_instance(session, record(number))
+            ids[number] = dispatches.create_dispatch(
+                session, name, instance_id=instance, now=due
+            ).id
+    with database.sessions.begin() as session:
+        # The named dispatch first, then the oldest due of its destination, up to the limit.
+        first = dispatches.claim_due_batch(session, ids[5], T0, limit=3)
+        assert [c.dispatch_id for c in first] == [ids[5], ids[1], ids[2]]
+        assert [c.attempts for c in first] == [1, 1, 1]
+        assert {c.destination for c in first} == {"PACS"}
+        assert all(c.path and c.path.endswith(".dcm") for c in first)
+    with database.sessions.begin() as session:
+        # A message whose own dispatch went with another batch still drains what is due;
+        # another destination's and a not yet due dispatch stay.
+        second = dispatches.claim_due_batch(session, ids[1], T0, limit=3)
+        assert [c.dispatch_id for c in second] == [ids[6]]
+        assert dispatches.claim_due_batch(session, ids[2], T0, limit=3) == []
+        states = {i: dispatches.get_dispatch(session, d).state for i, d in ids.items()}
+        assert [i for i, state in states.items() if state is DispatchState.PENDING] == [3, 4]
+        with pytest.raises(ValueError, match="limit"):
+            dispatches.claim_due_batch(session, ids[3], T0, limit=0)
+        groups = dispatches.publishing_groups(session, list(ids.values()), batch_size=2)
+        assert groups == [[ids[1], ids[2]], [ids[4], ids[5]], [ids[6]], [ids[3]]]
+
+
 def test_stale_sending_dispatches_become_pending(database: Database) -> None:
     with database.sessions.begin() as session:
         instance = add_instance(session, record(1))
         dispatch_id = dispatches.create_dispatch(session, "PACS", instance_id=instance, now=T0).id
-        dispatches.claim_dispatch(session, dispatch_id, T0)
+        claim_one(session, dispatch_id, T0)
     with database.sessions.begin() as session:
         stale_after = timedelta(minutes=15)
         assert (

@@ -183,6 +183,39 @@ def test_embedded_worker_is_started_and_stopped_with_the_node(tmp_path: Path) ->
     assert worker.returncode == -signal.SIGTERM
 
 
+def test_an_embedded_worker_that_dies_is_started_again(tmp_path: Path) -> None:
+    from dicom_node.node import Node
+
+    settings = node_settings(tmp_path / "data", worker={"embedded": True})
+    embedded = Node(settings, [sys.executable, "-c", "import time; time.sleep(120)"])
+    embedded.start()
+    try:
+        first = embedded.worker
+        assert first is not None
+        assert first.args[-2:] == ["--parent-pid", str(os.getpid())]
+        first.send_signal(signal.SIGKILL)  # the OOM killer
+        first.wait(10)
+        wait_until(lambda: embedded.health()[1]["checks"]["worker"] == "restarting", 5)
+        second = wait_until(
+            lambda: embedded.worker is not first and embedded.worker, 15, what="a new worker"
+        )
+        assert second.poll() is None
+        assert embedded.health()[1]["checks"]["worker"] == "ok"
+        assert embedded.metrics.worker_restarts._value.get() == 1
+    finally:
+        embedded.stop()
+    assert second.returncode == -signal.SIGTERM
+
+
+def test_embedded_worker_arguments_are_checked() -> None:
+    from dicom_node.embedded_worker import EmbeddedWorker
+
+    with pytest.raises(ValueError, match="command line"):
+        EmbeddedWorker([])
+    with pytest.raises(ValueError, match="restart delays"):
+        EmbeddedWorker(["true"], restart_delay_s=2, max_restart_delay_s=1)
+
+
 def test_without_an_installed_worker_the_node_says_so(tmp_path: Path, caplog) -> None:
     from dicom_node.node import Node
 

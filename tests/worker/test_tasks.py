@@ -71,7 +71,8 @@ def test_process_records_outputs_and_dispatches_and_publishes_them(
     assert summary["dispatch_ids"] == [d.id for d in dispatches]
     sender = TaskSender(settings)
     try:
-        assert sender.queue_depths()["dispatch"] == 18
+        # One message for the 18 files of one destination: one association sends them.
+        assert sender.queue_depths()["dispatch"] == 1
     finally:
         sender.close()
 
@@ -195,6 +196,10 @@ def test_a_failed_dispatch_is_retried_with_its_backoff_then_dead(
     assert row.state is DispatchState.PENDING and row.attempts == 1
     assert row.next_attempt_at - before >= timedelta(seconds=30)
     assert row.published_at is not None and row.published_at >= before  # no double publish
+    # The whole batch failed on the same association; the one retry message stands for all.
+    rows = _rows(app, Dispatch)
+    assert len(rows) == 18
+    assert all(d.attempts == 1 and d.published_at and d.published_at >= before for d in rows)
     with app.context.database.sessions.begin() as session:
         session.get(Dispatch, dispatch.id).next_attempt_at = utc_now()
     result = app.tasks[DISPATCH_TASK](dispatch.id)

@@ -32,6 +32,12 @@ def _split(value: str | None) -> list[str] | None:
     type=click.Choice(["solo", "prefork"]),
     help="Celery pool (default: solo for one process, prefork for several).",
 )
+@click.option(
+    "--parent-pid",
+    type=click.IntRange(min=1),
+    hidden=True,
+    help="Exit when this process (the 'blsnode serve' that started us) dies.",
+)
 @click.pass_obj
 def worker(
     ctx: CliContext,
@@ -39,6 +45,7 @@ def worker(
     queues: str | None,
     concurrency: int | None,
     pool: str | None,
+    parent_pid: int | None,
 ) -> None:
     """Run a processing worker in the foreground until SIGTERM or SIGINT.
 
@@ -47,12 +54,17 @@ def worker(
     typically runs 'blsnode worker --device cuda --queues process'. SIGTERM lets the
     running job finish (warm shutdown).
     """
+    settings = ctx.settings()
+    configure_logging(settings.logging, settings.log_dir)
+    if parent_pid is not None:
+        # Before torch loads: a parent killed meanwhile is noticed at once.
+        from worker.lifeline import exit_with_parent
+
+        exit_with_parent(parent_pid)
     # Imported here: torch loads only when the command runs.
     from worker.models import parse_device
     from worker.serve import run_worker, worker_options
 
-    settings = ctx.settings()
-    configure_logging(settings.logging, settings.log_dir)
     quiet_libraries()
     try:
         options = worker_options(settings, _split(queues), concurrency, pool, device)
