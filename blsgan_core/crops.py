@@ -235,6 +235,46 @@ def crop(
     return warp(image, geometry.matrix, (geometry.size, geometry.size), order=order, fill=fill)
 
 
+def _check_crop_shape(array: np.ndarray, geometry: CropGeometry) -> None:
+    if array.shape != (geometry.size, geometry.size):
+        raise ValueError(
+            f"array of shape {array.shape} does not match a {geometry.size}x{geometry.size} crop"
+        )
+
+
+def _footprint(geometry: CropGeometry, source_shape: tuple[int, int]) -> tuple[slice, slice] | None:
+    """Rows and columns of the source that a crop covers (clipped), or None if none."""
+    if len(source_shape) != 2 or min(source_shape) < 1:
+        raise ValueError(f"source_shape must be (height, width), got {source_shape!r}")
+    height, width = source_shape
+    last = geometry.size - 1
+    corners = geometry.to_source(np.array([[0, 0], [last, 0], [0, last], [last, last]], float))
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 1
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width - 1), min(y1, height - 1)
+    if x0 > x1 or y0 > y1:
+        return None
+    return slice(int(y0), int(y1) + 1), slice(int(x0), int(x1) + 1)
+
+
+def _uncrop_window(
+    array: np.ndarray, geometry: CropGeometry, window: tuple[slice, slice], order: int, fill: float
+) -> np.ndarray:
+    """The crop-sized ``array`` sampled on the source pixels of ``window`` only."""
+    rows, columns = window
+    # Source window -> crop: the inverse affine, shifted to the window's origin.
+    window_to_source = np.eye(3)
+    window_to_source[:2, 2] = (columns.start, rows.start)
+    return warp(
+        array,
+        geometry.inverse @ window_to_source,
+        (rows.stop - rows.start, columns.stop - columns.start),
+        order=order,
+        fill=fill,
+        antialias=False,
+    )
+
+
 def uncrop(
     array: np.ndarray,
     geometry: CropGeometry,
@@ -248,40 +288,29 @@ def uncrop(
     Only the source pixels under the crop's footprint are computed, so un-cropping onto
     a large radiograph stays cheap.
     """
-    if array.shape != (geometry.size, geometry.size):
-        raise ValueError(
-            f"array of shape {array.shape} does not match a {geometry.size}x{geometry.size} crop"
-        )
-    if len(source_shape) != 2 or min(source_shape) < 1:
-        raise ValueError(f"source_shape must be (height, width), got {source_shape!r}")
-    height, width = source_shape
+    _check_crop_shape(array, geometry)
+    window = _footprint(geometry, source_shape)
     out = np.full(source_shape, fill, dtype=np.float32)
-    last = geometry.size - 1
-    corners = geometry.to_source(np.array([[0, 0], [last, 0], [0, last], [last, last]], float))
-    x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 1
-    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 1
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width - 1), min(y1, height - 1)
-    if x0 > x1 or y0 > y1:
-        return out
-    # Source window -> crop: the inverse affine, shifted to the window's origin.
-    window_to_source = np.eye(3)
-    window_to_source[:2, 2] = (x0, y0)
-    out[y0 : y1 + 1, x0 : x1 + 1] = warp(
-        array,
-        geometry.inverse @ window_to_source,
-        (y1 - y0 + 1, x1 - x0 + 1),
-        order=order,
-        fill=fill,
-        antialias=False,
-    )
+    if window is not None:
+        out[window] = _uncrop_window(array, geometry, window, order, fill)
     return out
 
 
 def uncrop_mask(
     mask: np.ndarray, geometry: CropGeometry, source_shape: tuple[int, int]
 ) -> np.ndarray:
-    """Boolean mask (or probability map, cut at 0.5) of a crop, on the source grid."""
-    return uncrop(np.asarray(mask, dtype=np.float32), geometry, source_shape) >= 0.5
+    """Boolean mask (or probability map, cut at 0.5) of a crop, on the source grid.
+
+    The same values as ``uncrop(mask) >= 0.5``, without a float image of the whole
+    radiograph: the worker draws two masks per joint onto grids of several megapixels.
+    """
+    array = np.asarray(mask, dtype=np.float32)
+    _check_crop_shape(array, geometry)
+    window = _footprint(geometry, source_shape)
+    out = np.zeros(source_shape, dtype=np.bool_)
+    if window is not None:
+        out[window] = _uncrop_window(array, geometry, window, 1, 0.0) >= 0.5
+    return out
 
 
 class JointLike(Protocol):

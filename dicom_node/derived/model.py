@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 import numpy as np
 
@@ -161,9 +162,13 @@ class JointResult:
         rows, columns = self.upper_mask.shape
         return int(rows), int(columns)
 
-    @property
+    @cached_property
     def overlap_mask(self) -> np.ndarray:
-        """Where the two bones project onto each other (source grid)."""
+        """Where the two bones project onto each other (source grid).
+
+        Computed once: the SEG, the SR, the overview and the reports all ask for it, and
+        each call would otherwise go over the whole radiograph again.
+        """
         return np.logical_and(self.upper_mask, self.lower_mask)
 
     @property

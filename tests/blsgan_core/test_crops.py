@@ -89,6 +89,24 @@ def test_uncrop_outside_the_footprint_is_fill_and_off_image_is_empty() -> None:
         uncrop(np.ones((16, 16), np.float32), geometry, (200, 200))
 
 
+def test_uncrop_mask_equals_thresholded_uncrop_even_across_the_image_edge() -> None:
+    rng = np.random.default_rng(5)
+    probabilities = ndimage.gaussian_filter(rng.random((64, 64)), 3).astype(np.float32)
+    probabilities = (probabilities - probabilities.min()) / np.ptp(probabilities)
+    for geometry in (
+        CropGeometry(120.0, 90.0, 80.0, angle_deg=-31.0, size=64),  # inside
+        CropGeometry(8.0, 190.0, 90.0, angle_deg=47.0, size=64),  # over two edges
+        CropGeometry(900.0, 900.0, 90.0, size=64),  # off the image
+    ):
+        mask = uncrop_mask(probabilities, geometry, (200, 150))
+        assert mask.dtype == np.bool_ and mask.shape == (200, 150)
+        expected = uncrop(probabilities, geometry, (200, 150)) >= 0.5
+        assert np.array_equal(mask, expected)
+    assert uncrop_mask(probabilities, CropGeometry(60.0, 60.0, 80.0, size=64), (200, 150)).any()
+    with pytest.raises(ValueError, match="does not match"):
+        uncrop_mask(np.ones((16, 16), bool), geometry, (200, 150))
+
+
 def test_warp_antialiases_when_shrinking() -> None:
     stripes = np.tile(np.array([0.0, 1.0], np.float32), (64, 256))  # 1-px columns
     shrink = np.diag([8.0, 8.0, 1.0])
