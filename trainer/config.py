@@ -20,15 +20,20 @@ from blsgan_core.networks.generator import GeneratorConfig
 from blsgan_core.networks.reconstructor import ReconstructorConfig
 from blsgan_core.networks.supervisor import SupervisorConfig
 
-PRESETS = ("paper", "cpu", "tiny")
+PRESETS = ("paper", "cpu", "cpu-skip", "tiny")
 
 
 @dataclass(frozen=True)
 class ModelSection:
-    """Backbones of the three networks (registry names plus option overrides)."""
+    """Backbones of the three networks (registry names plus option overrides).
+
+    ``generator_input_skip`` makes the generator correct the identity layers
+    (:class:`blsgan_core.networks.generator.GeneratorConfig`).
+    """
 
     generator_backbone: str = "unet"
     generator_options: dict[str, Any] = field(default_factory=dict)
+    generator_input_skip: bool = False
     supervisor_backbone: str = "unet"
     supervisor_options: dict[str, Any] = field(default_factory=dict)
     supervisor_scale: int = 2
@@ -37,7 +42,9 @@ class ModelSection:
     def generator_config(self) -> GeneratorConfig:
         """The generator's frozen config (validates the backbone name and options)."""
         return GeneratorConfig(
-            backbone=self.generator_backbone, backbone_options=dict(self.generator_options)
+            backbone=self.generator_backbone,
+            backbone_options=dict(self.generator_options),
+            input_skip=self.generator_input_skip,
         )
 
     def supervisor_config(self) -> SupervisorConfig:
@@ -67,6 +74,7 @@ class ModelSection:
         return cls(
             generator_backbone=config.generator.backbone,
             generator_options=dict(config.generator.backbone_options),
+            generator_input_skip=config.generator.input_skip,
             supervisor_backbone=config.supervisor.backbone,
             supervisor_options=dict(config.supervisor.backbone_options),
             supervisor_scale=config.supervisor.scale,

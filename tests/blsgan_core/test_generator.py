@@ -1,4 +1,4 @@
-"""Generator and backbone registry: shapes, masking, config round trip, errors."""
+"""Generator and backbone registry: shapes, masking, input skip, config round trip, errors."""
 
 from typing import Any
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from blsgan_core.networks.backbones import BACKBONES, backbone_config, build_backbone
-from blsgan_core.networks.generator import Generator, GeneratorConfig
+from blsgan_core.networks.generator import SKIP_EPS, Generator, GeneratorConfig
 from blsgan_core.networks.transunet import TransUNet, TransUNetConfig
 
 TINY: dict[str, dict[str, Any]] = {
@@ -43,6 +43,46 @@ def test_every_backbone_gives_masked_layers_in_unit_range(name: str) -> None:
     assert torch.all((inside > 0) & (inside < 1))
 
 
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_input_skip_starts_at_the_identity_layers_and_can_leave_them(name: str) -> None:
+    generator = Generator(
+        GeneratorConfig(backbone=name, backbone_options=TINY[name], input_skip=True)
+    )
+    image, masks = _inputs()
+    layers = generator(image, masks)
+    # Equal to J * M_i up to the clamp of the logit (pixels within SKIP_EPS of 0 or 1).
+    assert (layers - image * masks).abs().max() <= SKIP_EPS + 1e-6
+    torch.manual_seed(2)
+    target = torch.rand_like(layers) * masks
+    optimizer = torch.optim.Adam(generator.parameters(), lr=1e-2)
+    for _ in range(3):
+        optimizer.zero_grad()
+        (generator(image, masks) - target).square().mean().backward()
+        optimizer.step()
+    moved = generator(image, masks)
+    assert (moved - image * masks).abs().max() > 0.01
+    assert torch.all(moved[masks == 0] == 0)
+
+
+def test_input_skip_off_is_the_plain_generator() -> None:
+    options = TINY["unet"]
+    assert GeneratorConfig(backbone_options=options).input_skip is False
+    torch.manual_seed(0)
+    plain = Generator(GeneratorConfig(backbone_options=options))
+    torch.manual_seed(0)
+    skip = Generator(GeneratorConfig(backbone_options=options, input_skip=True))
+    assert plain.state_dict().keys() == skip.state_dict().keys()
+    image, masks = _inputs()
+    # A random head does not copy the input; the skip's zero head does.
+    assert (plain(image, masks) - image * masks).abs().max() > 0.1
+    skip.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        expected = torch.sigmoid(
+            plain.backbone(torch.cat([image, masks], 1)) + torch.logit(image, SKIP_EPS)
+        )
+        assert torch.allclose(skip(image, masks), expected * masks, atol=1e-6)
+
+
 def test_registry_defaults_are_the_documented_sizes() -> None:
     def count(name: str) -> float:
         net = build_backbone(name, in_channels=3, out_channels=2)
@@ -58,8 +98,11 @@ def test_config_round_trip_spells_out_options() -> None:
     data = config.to_dict()
     assert data["backbone_options"]["base_channels"] == BACKBONES["unet"].defaults["base_channels"]
     assert data["backbone_options"]["depth"] == 3
+    assert data["input_skip"] is False
     rebuilt = GeneratorConfig(**data)
     assert rebuilt.to_dict() == data
+    skip = GeneratorConfig(**{**data, "input_skip": True})
+    assert GeneratorConfig(**skip.to_dict()) == skip and skip.input_skip is True
     torch.manual_seed(0)
     first = Generator(config)
     torch.manual_seed(0)
@@ -90,6 +133,8 @@ def test_rejects_bad_configs_and_inputs() -> None:
         GeneratorConfig(backbone_options={"width": 3})
     with pytest.raises(ValueError, match="n_layers"):
         GeneratorConfig(n_layers=0)
+    with pytest.raises(TypeError, match="input_skip must be a bool, got 'yes'"):
+        GeneratorConfig(input_skip="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="multiple of heads"):
         backbone_config("transunet", in_channels=3, out_channels=2, options={"embed_dim": 10})
     generator = Generator(GeneratorConfig(backbone_options=TINY["unet"]))

@@ -1,5 +1,6 @@
 """BLS-GAN model: checkpoint round trip (bit-exact), batched deterministic inference."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,25 @@ def test_checkpoint_round_trip_is_bit_exact_on_real_joints(
         assert torch.equal(getattr(first, name), getattr(second, name))
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key])
+
+
+def test_input_skip_survives_the_checkpoint_and_old_checkpoints_load_without_it(
+    tiny_config: BLSGANConfig, overlapping_batch: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    config = replace(tiny_config, generator=replace(tiny_config.generator, input_skip=True))
+    model = BLSGANModel(config)
+    save_model(tmp_path / "skip.pt", model, "1", half=True)
+    loaded = load_model(tmp_path / "skip.pt")
+    assert loaded.config.generator.input_skip is True
+    images, masks = overlapping_batch
+    layers = separate(images, masks, loaded).layers
+    identity = torch.from_numpy(images)[:, None] * torch.from_numpy(masks).float()
+    assert (layers - identity).abs().max() <= 2e-3
+    # A checkpoint written before the option existed has no such key.
+    old = model_checkpoint(BLSGANModel(tiny_config), "0")
+    del old.config["generator"]["input_skip"]
+    save_checkpoint(tmp_path / "old.pt", old)
+    assert load_model(tmp_path / "old.pt").config == tiny_config
 
 
 def test_supervisor_is_saved_only_on_request(tiny_config: BLSGANConfig, tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
 """Presets are data files; configs validate what they are given."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from trainer.config import PRESETS, load_preset, with_ablations
+from trainer.config import PRESETS, ModelSection, load_preset, with_ablations
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -22,6 +23,19 @@ def test_paper_preset_is_the_papers_schedule() -> None:
     assert config.data.crop_size == 256
     weights = config.optim.weights()
     assert (weights.a0, weights.b0, weights.a1, weights.b1) == (0.5, 0.5, 0.5, 0.5)
+
+
+def test_only_the_skip_preset_turns_on_the_input_skip() -> None:
+    skip = load_preset("cpu-skip")
+    assert skip.model.blsgan_config().generator.input_skip is True
+    for name in ("paper", "cpu", "tiny"):
+        assert load_preset(name).model.blsgan_config().generator.input_skip is False
+    # The same networks as `cpu` otherwise, and fine-tuning keeps the option.
+    cpu = load_preset("cpu").model
+    assert replace(skip.model, generator_input_skip=False) == cpu
+    rebuilt = ModelSection.from_blsgan_config(skip.model.blsgan_config())
+    assert rebuilt.generator_input_skip is True
+    assert rebuilt.blsgan_config() == skip.model.blsgan_config()
 
 
 def test_ablations_drop_phase_one_and_the_correction() -> None:
