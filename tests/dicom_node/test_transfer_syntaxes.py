@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from node_testing import dcmtk, hand_dataset, node_settings, save, store_datasets
+from loopback import system_program
+from node_testing import hand_dataset, node_settings, save, store_datasets
 from pydicom import dcmread
 from pydicom.uid import (
     JPEG2000,
@@ -75,11 +76,12 @@ def make_file(case: Case, folder: Path, seed: int) -> tuple[Path, np.ndarray]:
     target = folder / f"{seed}.dcm"
     if case.syntax in DCMCJPEG_OPTION:
         subprocess.run(
-            [dcmtk("dcmcjpeg"), DCMCJPEG_OPTION[case.syntax], str(plain), str(target)], check=True
+            [system_program("dcmcjpeg"), DCMCJPEG_OPTION[case.syntax], str(plain), str(target)],
+            check=True,
         )
     elif case.syntax == ExplicitVRBigEndian:
         # pydicom writes OW pixel data unswapped; dcmtk converts it properly.
-        subprocess.run([dcmtk("dcmconv"), "+tb", str(plain), str(target)], check=True)
+        subprocess.run([system_program("dcmconv"), "+tb", str(plain), str(target)], check=True)
     elif case.syntax == JPEGLSNearLossless:
         ds.compress(case.syntax, generate_instance_uid=False, jls_error=2)
         save(ds, target)
@@ -118,7 +120,7 @@ def test_transfer_syntax_is_stored_as_received(
     else:
         sent = subprocess.run(
             [
-                dcmtk("storescu"),
+                system_program("storescu"),
                 case.storescu_option,
                 "-aec",
                 "BLSNODE",
