@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from dicom_node.cli.context import emit, json_option, pass_settings
+from dicom_node.cli.context import emit, exit_on_value_error, json_option, pass_settings
 from dicom_node.settings import Settings
 
 SPLITS = ("all", "train", "val")
@@ -192,8 +192,6 @@ def evaluate_separation_command(
 ) -> None:  # fmt: skip
     """Measure layer separation: real overlaps (paper protocol) and synthetic layer error."""
     options.update(manifest=list(manifests), model=model, registry_dir=settings.model_registry_dir)
-    try:
+    with exit_on_value_error():
         report = run_separation_evaluation(options)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from error
     emit(report, as_json, _render)

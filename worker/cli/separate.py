@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from blsgan_core.model import MODEL_KIND
-from dicom_node.cli.context import emit, json_option, pass_settings
+from dicom_node.cli.context import emit, exit_on_value_error, json_option, pass_settings
 from dicom_node.settings import Settings
 from worker.cli import blsgan_model_option, device_option
 from worker.joint_separation import separate_joint_files
@@ -57,12 +57,10 @@ def separate(
                 "promote one (blsnode train, blsnode models promote NAME)"
             )
         model_path = entry.path
-    try:
+    with exit_on_value_error():
         result = separate_joint_files(
             image, upper, lower, out_dir, model_path, device=device or settings.models.device
         )
-    except ValueError as error:
-        raise click.ClickException(str(error)) from error
     emit(result.as_dict(), as_json, _render)
 
 
