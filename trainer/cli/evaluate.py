@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from dicom_node.cli.context import emit, exit_on_value_error, json_option
-from trainer.frontend.splits import SPLITS
+from trainer.splits import SPLITS
 
 TASKS = ("localization", "segmentation")  # "separation": added by the BLS-GAN trainer
 
