@@ -142,15 +142,12 @@ def _secondary_capture(
         series_number=outputs.sc_series_number,
         sop_instance_uid=sop_instance_uid,
         instance_number=instance_number,
-        manufacturer=outputs.manufacturer,
         patient_orientation=(orientation[0], orientation[1])
         if orientation
         else _ORIENTATION_PLACEHOLDER,
         transfer_syntax_uid=ExplicitVRLittleEndian,
         series_description=outputs.sc_series_description,
-        manufacturer_model_name=result.model.name,
-        software_versions=result.model.version,
-        device_serial_number=outputs.device_serial_number,
+        **result.model.equipment(outputs),
     )
     # highdicom insists on an orientation for patient images; Type 2C allows "unknown".
     set_patient_orientation(image, orientation)

@@ -77,12 +77,9 @@ def build_structured_report(
         series_number=outputs.sr_series_number,
         sop_instance_uid=uids.sr_instance,
         instance_number=1,
-        manufacturer=outputs.manufacturer,
         is_complete=True,
         series_description=outputs.sr_series_description,
-        manufacturer_model_name=result.model.name,
-        software_versions=result.model.version,
-        device_serial_number=outputs.device_serial_number,
+        **result.model.equipment(outputs),
         coding_schemes=[codes.private_scheme_item()],
     )
 

@@ -94,3 +94,25 @@ def test_a_source_missing_type_2_attributes_still_gets_valid_outputs(
         header = dcmread(item.path, stop_before_pixels=True)
         for keyword in ("PatientID", "PatientBirthDate", "StudyDate"):
             assert keyword in header and not header[keyword].value, (kind, keyword)
+
+
+def test_every_output_names_this_node_and_this_model_as_its_equipment(
+    dx_left: Dataset, result_left: RadiographResult, tmp_path: Path
+) -> None:
+    outputs = OutputSettings(manufacturer="Test Hospital AI", device_serial_number="node-7")
+    written = write_outputs(dx_left, result_left, outputs, tmp_path / "out")
+    assert {item.kind for item in written} == set(OutputKind)
+    for item in written:
+        header = dcmread(item.path, stop_before_pixels=True)
+        equipment = (
+            header.Manufacturer,
+            header.ManufacturerModelName,
+            header.SoftwareVersions,
+            header.DeviceSerialNumber,
+        )
+        assert equipment == (
+            "Test Hospital AI",
+            result_left.model.name,
+            result_left.model.version,
+            "node-7",
+        ), item.label
