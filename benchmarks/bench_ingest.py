@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 # Free ports, waiting for listeners and dcmtk's programs: the tests' helpers.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from loopback import free_port, system_program, wait_for_port
+from loopback import free_port, stop_process, system_program, wait_for_port
 
 DX = "1.2.840.10008.5.1.4.1.1.1.1"
 
@@ -165,12 +164,7 @@ def timed_run(receiver: str, workload: Workload, storescu: str) -> Run:
             if arrived != workload.count:
                 raise RuntimeError(f"{receiver} stored {arrived} of {workload.count}")
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, 30)
     return Run(receiver, workload.name, seconds, workload.count, workload.total_bytes)
 
 

@@ -13,7 +13,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopback import free_port, listening, stop_process, system_program, wait_until
+from loopback import (
+    free_port,
+    listening,
+    stop_process,
+    system_program,
+    wait_for_port,
+    wait_until,
+)
 from pydicom import dcmread
 
 STORESCP_AE_TITLE = "VIEWER"
@@ -90,9 +97,7 @@ def running_storescp(folder: Path, port: int | None = None) -> Iterator[StoreSCP
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=log, stderr=log)
     try:
-        wait_until(lambda: process.poll() is not None or listening(port), 20, "storescp")
-        if process.poll() is not None:
-            raise RuntimeError(f"storescp exited with {process.returncode}")
+        wait_for_port(port, 20, process)
         yield StoreSCP(port, STORESCP_AE_TITLE, folder)
     finally:
         stop_process(process)
