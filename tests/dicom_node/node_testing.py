@@ -9,9 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from loopback import free_port
+from loopback import free_port, system_program
+from loopback import wait_for_port as wait_for_port
+from loopback import wait_until as wait_until
 
 from dicom_node.settings import Settings, load_settings
+
+# Tests written before tests/loopback.py import these from here; new code imports loopback.
+dcmtk = system_program
 
 # --- DICOM test objects -------------------------------------------------------------
 
