@@ -12,11 +12,8 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypedDict
 
 import numpy as np
-
-from dicom_node.settings import OutputSettings
 
 
 class Side(StrEnum):
@@ -58,15 +55,6 @@ class Layer(StrEnum):
     RECONSTRUCTION = "reconstruction"
 
 
-class Equipment(TypedDict):
-    """The General Equipment keywords of highdicom's constructors (see ``ModelInfo``)."""
-
-    manufacturer: str
-    manufacturer_model_name: str
-    software_versions: str
-    device_serial_number: str
-
-
 @dataclass(frozen=True)
 class ModelInfo:
     """Name and version of the model that produced the results (from its checkpoint).
@@ -85,18 +73,6 @@ class ModelInfo:
                 raise ValueError(f"model {field_name} must be a non-empty string, got {value!r}")
             if len(value) > 64:
                 raise ValueError(f"model {field_name} {value!r} exceeds 64 characters (DICOM LO)")
-
-    def equipment(self, outputs: OutputSettings) -> Equipment:
-        """General Equipment of every derived object: this node and this model.
-
-        One place, so the SEG, the SC images and the SR name their maker alike.
-        """
-        return Equipment(
-            manufacturer=outputs.manufacturer,
-            manufacturer_model_name=self.name,
-            software_versions=self.version,
-            device_serial_number=outputs.device_serial_number,
-        )
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from dicom_node.derived.equipment import equipment
 from dicom_node.derived.model import JointResult, Layer, RadiographResult, Side
 from dicom_node.derived.overview import overlap_text, render_overview, to_uint8
 from dicom_node.derived.source import (
@@ -147,7 +148,7 @@ def _secondary_capture(
         else _ORIENTATION_PLACEHOLDER,
         transfer_syntax_uid=ExplicitVRLittleEndian,
         series_description=outputs.sc_series_description,
-        **result.model.equipment(outputs),
+        **equipment(outputs, result.model),
     )
     # highdicom insists on an orientation for patient images; Type 2C allows "unknown".
     set_patient_orientation(image, orientation)

@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes as dicom_codes
 
 from dicom_node.derived import codes
+from dicom_node.derived.equipment import equipment
 from dicom_node.derived.model import JointResult, RadiographResult, Side
 from dicom_node.derived.segmentation import overlap_frame_numbers, segment_layout
 from dicom_node.derived.source import check_source_grid
@@ -79,7 +80,7 @@ def build_structured_report(
         instance_number=1,
         is_complete=True,
         series_description=outputs.sr_series_description,
-        **result.model.equipment(outputs),
+        **equipment(outputs, result.model),
         coding_schemes=[codes.private_scheme_item()],
     )
 
