@@ -49,7 +49,8 @@ SHARED_DATA = Path(os.environ.get("BLSNODE_SHARED_DATA", REPO_ROOT.parent / "sha
 
 from dicom_factory import make_dx, write_dataset  # noqa: E402
 from e2e_node import ServedNode, destination, served_node  # noqa: E402
-from node_testing import store_datasets, wait_until  # noqa: E402
+from loopback import wait_until  # noqa: E402
+from node_testing import store_datasets  # noqa: E402
 from orthanc_server import Orthanc, running_orthanc  # noqa: E402
 from peers import running_redis  # noqa: E402
 from pydicom import dcmread  # noqa: E402

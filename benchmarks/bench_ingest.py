@@ -15,9 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +26,10 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+# Free ports, waiting for listeners and dcmtk's programs: the tests' helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from loopback import free_port, stop_process, system_program, wait_for_port
 
 DX = "1.2.840.10008.5.1.4.1.1.1.1"
 
@@ -60,35 +61,6 @@ class Run:
     @property
     def mb_per_second(self) -> float:
         return self.total_bytes / self.seconds / 1e6
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"receiver exited with {process.returncode} before listening")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
-
-
-def dcmtk_storescu() -> str:
-    """dcmtk's storescu, not pynetdicom's script of the same name in the venv."""
-    venv_bin = (Path(sys.prefix) / "bin").resolve()
-    for folder in [*os.environ.get("PATH", "").split(os.pathsep), "/usr/bin"]:
-        if folder and Path(folder).resolve() != venv_bin:
-            found = shutil.which("storescu", path=folder)
-            if found:
-                return found
-    raise FileNotFoundError("dcmtk storescu not found (apt-get install dcmtk)")
 
 
 def make_workload(name: str, folder: Path, count: int, rows: int, columns: int) -> Workload:
@@ -180,7 +152,7 @@ def timed_run(receiver: str, workload: Workload, storescu: str) -> Run:
         start = start_baseline if receiver == "baseline" else start_node
         process, ae_title, output = start(port, scratch)
         try:
-            wait_for_port(port, process)
+            wait_for_port(port, 60.0, process)
             command = [storescu, "-aec", ae_title, "127.0.0.1", str(port)]
             command += ["--scan-directories", str(workload.folder)]
             began = time.perf_counter()
@@ -192,12 +164,7 @@ def timed_run(receiver: str, workload: Workload, storescu: str) -> Run:
             if arrived != workload.count:
                 raise RuntimeError(f"{receiver} stored {arrived} of {workload.count}")
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, 30)
     return Run(receiver, workload.name, seconds, workload.count, workload.total_bytes)
 
 
@@ -214,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or args.small < 1 or args.large < 1:
         parser.error("counts and repeats must be positive")
 
-    storescu = dcmtk_storescu()
+    storescu = system_program("storescu")
     workloads = [
         make_workload("small", args.work_dir / "small", args.small, 256, 256),
         make_workload("large", args.work_dir / "large", args.large, 2000, 1700),

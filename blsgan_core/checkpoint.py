@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -38,18 +40,36 @@ class Checkpoint:
             raise ValueError("a checkpoint needs a version string")
 
 
-def write_payload(path: Path, payload: dict[str, Any]) -> None:
-    """``torch.save`` to a temp file, fsync, rename: a kill leaves the old file or the new.
+@contextmanager
+def atomic_file(path: Path, text: bool = False, newline: str | None = None) -> Iterator[IO[Any]]:
+    """Write ``path`` through a temp file beside it, fsync, rename: whole or not at all.
 
-    Shared by checkpoints and training states, which must never be torn.
+    A kill leaves the old file or the new one, never a torn one, so checkpoints, training
+    states, model cards and run logs can be trusted after a crash. ``text`` opens it as
+    UTF-8 text (``newline`` as ``open`` takes it) instead of bytes; the temp file is
+    removed if the block raises.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
+    try:
+        with open(
+            temporary,
+            "w" if text else "wb",
+            encoding="utf-8" if text else None,
+            newline=newline if text else None,
+        ) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_payload(path: Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` atomically (``atomic_file``): checkpoints and training states."""
+    with atomic_file(path) as handle:
         torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
 
 
 def read_payload(path: Path, what: str) -> Any:

@@ -16,7 +16,6 @@ empty) are the fallback, so a fresh install works as soon as weights ship with i
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -24,7 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from blsgan_core.checkpoint import Checkpoint, file_digest, load_checkpoint, save_checkpoint
+from blsgan_core.checkpoint import (
+    Checkpoint,
+    atomic_file,
+    file_digest,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 PROMOTED_FILE = "promoted.json"
@@ -54,13 +59,9 @@ def validate_name(name: str) -> str:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
+    with atomic_file(path, text=True) as handle:
         json.dump(data, handle, indent=2, sort_keys=True, default=str)
         handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -150,9 +151,8 @@ class ModelRegistry:
             save_checkpoint(target, checkpoint)
         else:
             checkpoint = load_checkpoint(Path(source))
-            temporary = target.with_name(f".{target.name}.tmp")
-            shutil.copyfile(source, temporary)
-            temporary.replace(target)
+            with atomic_file(target) as handle, open(source, "rb") as original:
+                shutil.copyfileobj(original, handle)
         _write_json(target.with_suffix(".json"), model_card(checkpoint, name, file_digest(target)))
         if card_markdown is not None:
             target.with_suffix(".md").write_text(card_markdown, encoding="utf-8")

@@ -1,7 +1,8 @@
 """Run dicom3tools' ``dciodvfy`` on a file and sort what it says into errors and warnings.
 
 Tests assert "no errors" and print the warnings, so a reviewer sees what the validator
-still dislikes without failing on it. Import as ``from dicom_validation import dciodvfy``.
+still dislikes without failing on it. Import as ``from dicom_validation import dciodvfy``
+(or ``assert_passes_dciodvfy``, which does both).
 """
 
 from __future__ import annotations
@@ -53,3 +54,17 @@ def dciodvfy(path: Path | str) -> DciodvfyReport:
         errors = (f"dciodvfy exited with {done.returncode}",)
     iods = [line for line in lines if not _ERROR.search(line) and not _WARNING.search(line)]
     return DciodvfyReport(target, iods[0] if iods else "?", errors, warnings)
+
+
+def assert_passes_dciodvfy(path: Path | str, iod: str | None = None) -> DciodvfyReport:
+    """Validate ``path``: no errors, and the IOD ``iod`` if given; warnings are printed.
+
+    The report is returned for further checks.
+    """
+    report = dciodvfy(path)
+    print(report.summary())
+    if iod is not None and report.iod != iod:
+        raise AssertionError(f"dciodvfy read a {report.iod!r}, not {iod!r}\n{report.summary()}")
+    if report.errors:
+        raise AssertionError(report.summary())
+    return report

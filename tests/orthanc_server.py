@@ -2,35 +2,96 @@
 
 Its own JSON configuration, storage and index live in a temporary folder; no plugins are
 loaded and nothing but loopback can reach it. Import as
-``from orthanc_server import running_orthanc``.
+``from orthanc_server import running_orthanc`` (or ``Orthanc`` to configure it first and
+start it later).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from loopback import free_port, listening, wait_until
 
 AE_TITLE = "ORTHANCTEST"
 
 
-@dataclass(frozen=True)
 class Orthanc:
-    """A running Orthanc: its REST root and DICOM address."""
+    """An Orthanc configured on free loopback ports at once, started when asked.
 
-    url: str
-    dicom_port: int
-    ae_title: str
-    log: Path
+    Tests of a destination that is down and comes back need its address before it
+    runs; ``running_orthanc`` is the usual configure-start-stop in one block.
+    """
+
+    def __init__(self, folder: Path, ae_title: str = AE_TITLE) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.ae_title = ae_title
+        self.http_port, self.dicom_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.log = folder / "orthanc.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        config = {
+            "Name": "blsnode-test",
+            "StorageDirectory": str(folder / "storage"),
+            "IndexDirectory": str(folder / "index"),
+            "HttpServerEnabled": True,
+            "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomServerEnabled": True,
+            "DicomAet": ae_title,
+            "DicomPort": self.dicom_port,
+            "DicomCheckCalledAet": True,
+            "DicomAlwaysAllowEcho": True,
+            "DicomAlwaysAllowStore": True,
+            "Plugins": [],
+            "SaveJobs": False,
+            "ConcurrentJobs": 1,
+            "HttpThreadsCount": 4,
+        }
+        self.config = folder / "orthanc.json"
+        self.config.write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+    def start(self, timeout_s: float = 30.0) -> Orthanc:
+        """Run Orthanc and wait until its REST API and its DICOM port answer."""
+        program = shutil.which("Orthanc")
+        if program is None:
+            raise RuntimeError("Orthanc is not installed; see scripts/install-system-packages.sh")
+        with self.log.open("ab") as log_stream:
+            self.process = subprocess.Popen(
+                [program, str(self.config)], stdout=log_stream, stderr=log_stream
+            )
+        self._wait_until_up(self.process, timeout_s)
+        return self
+
+    def stop(self) -> None:
+        """Kill it: its storage is thrown away, so no graceful shutdown (seconds) is needed."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(20)
+        self.process = None
+
+    def _wait_until_up(self, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+        def up() -> bool:
+            if process.poll() is not None:
+                output = self.log.read_text(errors="replace")
+                raise RuntimeError(f"Orthanc exited with {process.returncode}:\n{output}")
+            if not listening(self.dicom_port):
+                return False
+            try:
+                self.get("/system")
+            except (urllib.error.URLError, ConnectionError):
+                return False
+            return True
+
+        wait_until(up, timeout_s, f"Orthanc to answer (log in {self.log})", interval_s=0.2)
 
     def get(self, path: str) -> Any:
         """GET a REST resource and decode its JSON."""
@@ -71,67 +132,20 @@ class Orthanc:
             answer: dict[str, Any] = json.loads(response.read())
         return answer
 
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    def instances(self) -> dict[str, str]:
+        """SOP Instance UID -> transfer syntax UID of every stored instance."""
+        found = {}
+        for item in self.get("/instances?expand"):
+            syntax = self.get_bytes(f"/instances/{item['ID']}/metadata/TransferSyntax")
+            found[item["MainDicomTags"]["SOPInstanceUID"]] = syntax.decode()
+        return found
 
 
 @contextmanager
 def running_orthanc(folder: Path, start_timeout_s: float = 30.0) -> Iterator[Orthanc]:
     """Run Orthanc with storage under ``folder`` until the block ends, then stop it."""
-    program = shutil.which("Orthanc")
-    if program is None:
-        raise RuntimeError("Orthanc is not installed; see scripts/install-system-packages.sh")
-    folder.mkdir(parents=True, exist_ok=True)
-    http_port, dicom_port = free_port(), free_port()
-    config = {
-        "Name": "blsnode-test",
-        "StorageDirectory": str(folder / "storage"),
-        "IndexDirectory": str(folder / "index"),
-        "HttpServerEnabled": True,
-        "HttpPort": http_port,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "DicomServerEnabled": True,
-        "DicomAet": AE_TITLE,
-        "DicomPort": dicom_port,
-        "Plugins": [],
-        "SaveJobs": False,
-        "ConcurrentJobs": 1,
-        "HttpThreadsCount": 4,
-    }
-    config_path = folder / "orthanc.json"
-    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    log = folder / "orthanc.log"
-    with log.open("wb") as log_stream:
-        process = subprocess.Popen(
-            [program, str(config_path)], stdout=log_stream, stderr=log_stream
-        )
-    server = Orthanc(f"http://127.0.0.1:{http_port}", dicom_port, AE_TITLE, log)
+    server = Orthanc(folder)
     try:
-        _wait_until_up(server, process, start_timeout_s)
-        yield server
+        yield server.start(start_timeout_s)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-def _wait_until_up(server: Orthanc, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = server.log.read_text(errors="replace")
-            raise RuntimeError(f"Orthanc exited with {process.returncode}:\n{output}")
-        try:
-            server.get("/system")
-            return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    raise RuntimeError(f"Orthanc did not answer within {timeout_s} s; log in {server.log}")
+        server.stop()

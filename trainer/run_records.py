@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from blsgan_core.checkpoint import atomic_file
 from trainer.config import TrainConfig
 from trainer.datasets import TrainingData
 
@@ -17,12 +18,10 @@ def write_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:
     columns: list[str] = []
     for row in history:
         columns += [key for key in row if key not in columns]
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+    with atomic_file(path, text=True, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(history)
-    temporary.replace(path)
 
 
 def model_metadata(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -70,3 +71,16 @@ def emit(data: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]],
         sys.stdout.write(json.dumps(data, default=str) + "\n")
     else:
         click.echo(render(data))
+
+
+@contextmanager
+def exit_on_value_error() -> Iterator[None]:
+    """A ``ValueError`` inside the block ends the command with its message (exit status 1).
+
+    The plain functions behind commands refuse bad input (an unknown name, an unusable
+    file) with a ``ValueError`` that names it: the user sees that sentence, not a trace.
+    """
+    try:
+        yield
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error

@@ -8,7 +8,7 @@ import click
 from pydantic import ValidationError
 
 from dicom_node.admin import destinations as admin
-from dicom_node.cli.context import emit, json_option, pass_settings
+from dicom_node.cli.context import emit, exit_on_value_error, json_option, pass_settings
 from dicom_node.cli.database import command_database
 from dicom_node.settings import DestinationSettings, SendWhat, Settings
 
@@ -55,11 +55,8 @@ def add(
         )
     except ValidationError as error:
         raise click.UsageError(f"invalid destination: {error}") from error
-    with command_database(settings) as database:
-        try:
-            report = admin.add(settings, database, destination)
-        except ValueError as error:
-            raise click.ClickException(str(error)) from error
+    with command_database(settings) as database, exit_on_value_error():
+        report = admin.add(settings, database, destination)
     emit(report, as_json, lambda r: f"added {r['added']['name']}")
 
 
@@ -69,11 +66,8 @@ def add(
 @pass_settings
 def remove(settings: Settings, name: str, as_json: bool) -> None:
     """Remove a destination added from the command line."""
-    with command_database(settings) as database:
-        try:
-            report = admin.remove(settings, database, name)
-        except ValueError as error:
-            raise click.ClickException(str(error)) from error
+    with command_database(settings) as database, exit_on_value_error():
+        report = admin.remove(settings, database, name)
     emit(report, as_json, lambda r: f"removed {r['removed']}")
 
 
@@ -93,11 +87,8 @@ def list_(settings: Settings, as_json: bool) -> None:
 @pass_settings
 def echo(settings: Settings, name: str, as_json: bool) -> None:
     """C-ECHO a destination; exit status 1 if it does not answer success."""
-    with command_database(settings) as database:
-        try:
-            report = admin.echo_destination(settings, database, name)
-        except ValueError as error:
-            raise click.ClickException(str(error)) from error
+    with command_database(settings) as database, exit_on_value_error():
+        report = admin.echo_destination(settings, database, name)
     emit(
         report,
         as_json,

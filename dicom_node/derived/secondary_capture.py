@@ -24,6 +24,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from dicom_node.derived.equipment import equipment
 from dicom_node.derived.model import JointResult, Layer, RadiographResult, Side
 from dicom_node.derived.overview import overlap_text, render_overview, to_uint8
 from dicom_node.derived.source import (
@@ -142,15 +143,12 @@ def _secondary_capture(
         series_number=outputs.sc_series_number,
         sop_instance_uid=sop_instance_uid,
         instance_number=instance_number,
-        manufacturer=outputs.manufacturer,
         patient_orientation=(orientation[0], orientation[1])
         if orientation
         else _ORIENTATION_PLACEHOLDER,
         transfer_syntax_uid=ExplicitVRLittleEndian,
         series_description=outputs.sc_series_description,
-        manufacturer_model_name=result.model.name,
-        software_versions=result.model.version,
-        device_serial_number=outputs.device_serial_number,
+        **equipment(outputs, result.model),
     )
     # highdicom insists on an orientation for patient images; Type 2C allows "unknown".
     set_patient_orientation(image, orientation)

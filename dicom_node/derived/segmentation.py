@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 
 from dicom_node.derived import codes
+from dicom_node.derived.equipment import equipment
 from dicom_node.derived.model import Joint, JointResult, RadiographResult, Side
 from dicom_node.derived.source import (
     check_source_grid,
@@ -111,10 +112,7 @@ def build_segmentation(
         series_number=outputs.seg_series_number,
         sop_instance_uid=uids.seg_instance,
         instance_number=1,
-        manufacturer=outputs.manufacturer,
-        manufacturer_model_name=result.model.name,
-        software_versions=result.model.version,
-        device_serial_number=outputs.device_serial_number,
+        **equipment(outputs, result.model),
         content_description=f"MCP bone layers by {result.model.name} {result.model.version}"[:64],
         content_label=CONTENT_LABEL,
         omit_empty_frames=False,

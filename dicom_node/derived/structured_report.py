@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes as dicom_codes
 
 from dicom_node.derived import codes
+from dicom_node.derived.equipment import equipment
 from dicom_node.derived.model import JointResult, RadiographResult, Side
 from dicom_node.derived.segmentation import overlap_frame_numbers, segment_layout
 from dicom_node.derived.source import check_source_grid
@@ -77,12 +78,9 @@ def build_structured_report(
         series_number=outputs.sr_series_number,
         sop_instance_uid=uids.sr_instance,
         instance_number=1,
-        manufacturer=outputs.manufacturer,
         is_complete=True,
         series_description=outputs.sr_series_description,
-        manufacturer_model_name=result.model.name,
-        software_versions=result.model.version,
-        device_serial_number=outputs.device_serial_number,
+        **equipment(outputs, result.model),
         coding_schemes=[codes.private_scheme_item()],
     )
 

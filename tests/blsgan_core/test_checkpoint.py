@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from blsgan_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from blsgan_core.checkpoint import Checkpoint, atomic_file, load_checkpoint, save_checkpoint
 from blsgan_core.networks.unet import UNet, UNetConfig
 
 
@@ -59,3 +59,17 @@ def test_refuses_missing_foreign_and_wrong_kind(tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "m.pt", checkpoint)
     with pytest.raises(ValueError, match="not 'blsgan'"):
         load_checkpoint(tmp_path / "m.pt", expected_kind="blsgan")
+
+
+def test_atomic_file_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "card.json"
+    with atomic_file(path, text=True) as handle:
+        handle.write("old")
+    with pytest.raises(RuntimeError, match="disk"), atomic_file(path, text=True) as handle:
+        handle.write("new, torn")
+        raise RuntimeError("disk full")
+    assert path.read_text() == "old"
+    assert [p.name for p in path.parent.iterdir()] == ["card.json"]  # no temp file left
+    with atomic_file(path) as handle:
+        handle.write(b"new")
+    assert path.read_bytes() == b"new"

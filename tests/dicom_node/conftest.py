@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from node_testing import Orthanc, free_port, node_settings
+from loopback import free_port
+from node_testing import node_settings
+from orthanc_server import Orthanc
 from sqlalchemy import create_engine, text
 
 from dicom_node.db import Database, open_database

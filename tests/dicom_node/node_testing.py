@@ -1,52 +1,22 @@
-"""Helpers for the dicom_node tests: free ports, waiting for listeners, finding dcmtk."""
+"""Helpers for the dicom_node tests: DICOM test objects, senders, node settings.
+
+Ports, waiting and system programs come from ``tests/loopback.py``, Orthanc from
+``tests/orthanc_server.py``; both are shared with the other test packages.
+"""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
+from loopback import free_port, system_program
+from loopback import wait_for_port as wait_for_port
+from loopback import wait_until as wait_until
+
 from dicom_node.settings import Settings, load_settings
 
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(
-    port: int, timeout_s: float = 20.0, process: subprocess.Popen | None = None
-) -> None:
-    """Block until something accepts connections on ``port`` (or fail if ``process`` died)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before listening")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port}")
-
-
-def dcmtk(tool: str) -> str:
-    """Path of a dcmtk program, skipping same-named pynetdicom scripts in the venv."""
-    venv_bin = Path(sys.prefix) / "bin"
-    for folder in [*os.environ.get("PATH", "").split(os.pathsep), "/usr/bin", "/usr/local/bin"]:
-        if not folder or Path(folder).resolve() == venv_bin.resolve():
-            continue
-        found = shutil.which(tool, path=folder)
-        if found:
-            return found
-    raise FileNotFoundError(f"dcmtk program {tool!r} not found (apt-get install dcmtk)")
-
+# Tests written before tests/loopback.py import these from here; new code imports loopback.
+dcmtk = system_program
 
 # --- DICOM test objects -------------------------------------------------------------
 
@@ -123,20 +93,6 @@ def save(ds, path: Path) -> Path:
     return path
 
 
-def wait_until(
-    predicate, timeout_s: float = 15.0, interval_s: float = 0.05, what: str = "condition"
-):
-    """Poll ``predicate`` until it returns a truthy value, which is returned."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(interval_s)
-
-
 def store_datasets(
     port: int,
     datasets: list,
@@ -189,72 +145,6 @@ def echo_status(
         return int(response.Status) if "Status" in response else None
     finally:
         assoc.release()
-
-
-class Orthanc:
-    """A real Orthanc (Debian package) with its own configuration on free loopback ports."""
-
-    def __init__(self, root: Path, ae_title: str = "ORTHANC") -> None:
-        import json
-
-        self.root = root
-        self.ae_title = ae_title
-        self.dicom_port = free_port()
-        self.http_port = free_port()
-        self.process: subprocess.Popen | None = None
-        root.mkdir(parents=True, exist_ok=True)
-        self.config = root / "orthanc.json"
-        self.config.write_text(
-            json.dumps(
-                {
-                    "Name": "blsnode-test",
-                    "StorageDirectory": str(root / "storage"),
-                    "IndexDirectory": str(root / "index"),
-                    "DicomAet": ae_title,
-                    "DicomPort": self.dicom_port,
-                    "HttpPort": self.http_port,
-                    "RemoteAccessAllowed": False,
-                    "AuthenticationEnabled": False,
-                    "DicomCheckCalledAet": True,
-                    "DicomAlwaysAllowEcho": True,
-                    "DicomAlwaysAllowStore": True,
-                    "Plugins": [],
-                    "ConcurrentJobs": 1,
-                    "SaveJobs": False,
-                }
-            )
-        )
-
-    def start(self) -> Orthanc:
-        log = (self.root / "orthanc.log").open("ab")
-        self.process = subprocess.Popen(["Orthanc", str(self.config)], stdout=log, stderr=log)
-        log.close()
-        wait_for_port(self.http_port, process=self.process)
-        wait_for_port(self.dicom_port, process=self.process)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            # Its storage is thrown away: no need to wait for a graceful shutdown (seconds).
-            self.process.kill()
-            self.process.wait(20)
-        self.process = None
-
-    def get(self, path: str):
-        import json
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=10) as r:
-            body = r.read()
-        return json.loads(body) if body.startswith((b"{", b"[")) else body.decode()
-
-    def instances(self) -> dict[str, str]:
-        """SOP Instance UID -> transfer syntax UID of every stored instance."""
-        found = {}
-        for item in self.get("/instances?expand"):
-            syntax = self.get(f"/instances/{item['ID']}/metadata/TransferSyntax")
-            found[item["MainDicomTags"]["SOPInstanceUID"]] = syntax
-        return found
 
 
 # --- settings -----------------------------------------------------------------

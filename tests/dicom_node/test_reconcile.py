@@ -6,7 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from node_testing import hand_dataset, node_settings, store_datasets, wait_until
+from loopback import wait_until
+from node_testing import hand_dataset, node_settings, store_datasets
 from sqlalchemy import delete, select
 
 from dicom_node.db import Instance, Job, JobState, open_node_database

@@ -8,16 +8,8 @@ import subprocess
 import threading
 from pathlib import Path
 
-from node_testing import (
-    CT_IMAGE,
-    dcmtk,
-    echo_status,
-    free_port,
-    hand_dataset,
-    save,
-    store_datasets,
-    wait_until,
-)
+from loopback import free_port, system_program, wait_until
+from node_testing import CT_IMAGE, echo_status, hand_dataset, save, store_datasets
 from pydicom import dcmread
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
@@ -43,7 +35,7 @@ def test_echo_from_pynetdicom_and_dcmtk(start_node) -> None:
     node = start_node()
     assert echo_status(node.port) == SUCCESS
     done = subprocess.run(
-        [dcmtk("echoscu"), "-aec", "BLSNODE", "127.0.0.1", str(node.port)],
+        [system_program("echoscu"), "-aec", "BLSNODE", "127.0.0.1", str(node.port)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -57,7 +49,7 @@ def test_store_spools_exact_bytes_books_and_queues_a_job(start_node, tmp_path: P
     path = save(ds, tmp_path / "hand.dcm")
     done = subprocess.run(
         [
-            dcmtk("storescu"),
+            system_program("storescu"),
             "-aet",
             "MODALITY",
             "-aec",
@@ -168,8 +160,8 @@ def test_allow_list_rejects_other_callers_and_hosts(start_node, tmp_path: Path) 
     assert assoc.is_rejected
     assert (assoc.acceptor.primitive.result, assoc.acceptor.primitive.diagnostic) == (0x01, 0x03)
     done = subprocess.run(
-        [dcmtk("storescu"), "-aet", "INTRUDER", "-aec", "BLSNODE", "127.0.0.1", str(node.port),
-         str(save(hand_dataset(), tmp_path / "x.dcm"))],
+        [system_program("storescu"), "-aet", "INTRUDER", "-aec", "BLSNODE", "127.0.0.1",
+         str(node.port), str(save(hand_dataset(), tmp_path / "x.dcm"))],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert done.returncode != 0

@@ -11,15 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from node_testing import (
-    dcmtk,
-    free_port,
-    hand_dataset,
-    node_settings,
-    save,
-    wait_for_port,
-    wait_until,
-)
+from loopback import free_port, system_program, wait_for_port, wait_until
+from node_testing import hand_dataset, node_settings, save
 
 
 def _blsnode(*args: str) -> list[str]:
@@ -63,14 +56,14 @@ def served(tmp_path: Path):
 def test_serve_stores_reports_and_shuts_down_cleanly(served, tmp_path: Path) -> None:
     process, port, http_port, log, data_dir = served
     echo = subprocess.run(
-        [dcmtk("echoscu"), "-aec", "TESTNODE", "127.0.0.1", str(port)],
+        [system_program("echoscu"), "-aec", "TESTNODE", "127.0.0.1", str(port)],
         capture_output=True,
         timeout=30,
     )
     assert echo.returncode == 0, echo.stderr
     files = [save(hand_dataset(seed=n), tmp_path / f"in/{n}.dcm") for n in range(3)]
     sent = subprocess.run(
-        [dcmtk("storescu"), "-aec", "TESTNODE", "127.0.0.1", str(port), *map(str, files)],
+        [system_program("storescu"), "-aec", "TESTNODE", "127.0.0.1", str(port), *map(str, files)],
         capture_output=True,
         timeout=60,
     )

@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from node_testing import dcmtk, echo_status, hand_dataset, store_datasets
+from loopback import system_program
+from node_testing import echo_status, hand_dataset, store_datasets
 
 
 def _openssl(*args: str) -> None:
@@ -102,7 +103,7 @@ def test_tls_listener_serves_tls_clients_only(start_node, pki) -> None:
     assert echo_status(node.port, tls=tls) == 0
     assert store_datasets(node.port, [hand_dataset()], tls=tls) == [0]
     assert echo_status(node.port) is None
-    command = [dcmtk("echoscu"), "+tla", "+cf", str(pki["ca.pem"])]
+    command = [system_program("echoscu"), "+tla", "+cf", str(pki["ca.pem"])]
     done = subprocess.run(
         [*command, "-aec", "BLSNODE", "127.0.0.1", str(node.port)],
         capture_output=True,
@@ -116,7 +117,7 @@ def test_client_certificates_can_be_required(start_node, pki) -> None:
     node = start_node(network=tls_settings(pki, require_client=True))
     assert echo_status(node.port, tls=client_tls(pki, with_certificate=False)) is None
     assert echo_status(node.port, tls=client_tls(pki, with_certificate=True)) == 0
-    command = [dcmtk("echoscu"), "+tls", str(pki["client.key"]), str(pki["client.pem"])]
+    command = [system_program("echoscu"), "+tls", str(pki["client.key"]), str(pki["client.pem"])]
     done = subprocess.run(
         [*command, "+cf", str(pki["ca.pem"]), "-aec", "BLSNODE", "127.0.0.1", str(node.port)],
         capture_output=True,

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from node_testing import node_settings, wait_for_port, wait_until
+from loopback import wait_for_port, wait_until
+from node_testing import node_settings
 from sqlalchemy import select
 
 from dicom_node.db import Database, Dispatch, Instance, Job, open_database

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from e2e_node import ServedNode, served_node
-from node_testing import CT_IMAGE, echo_status, hand_dataset, save, wait_until
+from loopback import wait_until
+from node_testing import CT_IMAGE, echo_status, hand_dataset, save
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate

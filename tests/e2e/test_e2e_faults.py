@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import redis
 from e2e_node import ServedNode, destination, running_worker, served_node
-from node_testing import echo_status, free_port, hand_dataset, save, store_datasets, wait_until
+from loopback import free_port, wait_until
+from node_testing import echo_status, hand_dataset, save, store_datasets
 from peers import running_redis, running_storescp
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE

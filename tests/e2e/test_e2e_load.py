@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from e2e_node import served_node
-from node_testing import dcmtk, hand_dataset, save, wait_until
+from loopback import system_program, wait_until
+from node_testing import hand_dataset, save
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +55,7 @@ def test_concurrent_senders_store_every_instance_exactly_once(tmp_path: Path) ->
             own = files[index * PER_SENDER : (index + 1) * PER_SENDER]
             start = ((index + 1) % SENDERS) * PER_SENDER
             command = [
-                dcmtk("storescu"), "-aet", f"MODALITY{index}", "-aec", node.ae_title,
+                system_program("storescu"), "-aet", f"MODALITY{index}", "-aec", node.ae_title,
                 "127.0.0.1", str(node.port), *map(str, own + files[start : start + RESENT]),
             ]  # fmt: skip
             senders.append(subprocess.Popen(command, stderr=subprocess.PIPE))

@@ -19,7 +19,7 @@ import pytest
 from dicom_factory import make_dx, write_dataset
 from dicom_validation import dciodvfy
 from e2e_node import ServedNode, destination, served_node
-from node_testing import dcmtk, wait_until
+from loopback import system_program, wait_until
 from orthanc_server import Orthanc, running_orthanc
 from peers import StoreSCP, running_redis, running_storescp
 from pydicom import dcmread
@@ -162,7 +162,7 @@ def test_storescu_modality_results_reach_the_viewer_and_the_pacs(
     path = write_dataset(source, tmp_path / "radiograph.dcm")
     node = hospital.node
     sent = subprocess.run(
-        [dcmtk("storescu"), "-aet", MODALITY_AE, "-aec", node.ae_title,
+        [system_program("storescu"), "-aet", MODALITY_AE, "-aec", node.ae_title,
          "127.0.0.1", str(node.port), str(path)],
         capture_output=True, timeout=60,
     )  # fmt: skip

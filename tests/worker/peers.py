@@ -6,64 +6,24 @@ Started by the tests, stopped afterwards; nothing is mocked. Import as
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
+from loopback import (
+    free_port,
+    listening,
+    stop_process,
+    system_program,
+    wait_for_port,
+    wait_until,
+)
 from pydicom import dcmread
 
-T = TypeVar("T")
-# Debian's programs, not same-named scripts a virtual environment may put first on PATH.
-SYSTEM_PATH = "/usr/bin:/usr/local/bin:/usr/sbin"
 STORESCP_AE_TITLE = "VIEWER"
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def system_program(name: str) -> str:
-    """Path of a Debian-packaged program; a clear failure when it is not installed."""
-    found = shutil.which(name, path=SYSTEM_PATH)
-    if found is None:
-        raise RuntimeError(f"{name} is not installed (scripts/install-system-packages.sh)")
-    return found
-
-
-def wait_until(predicate: Callable[[], T], timeout_s: float, what: str, step_s: float = 0.1) -> T:
-    """Poll ``predicate`` until it returns something truthy, which is returned."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(step_s)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
 
 
 @contextmanager
@@ -88,13 +48,13 @@ def running_redis(folder: Path, port: int | None = None) -> Iterator[str]:
     process = subprocess.Popen(command)
     try:
         wait_until(
-            lambda: process.poll() is not None or _listening(port), 20, "redis-server to listen"
+            lambda: process.poll() is not None or listening(port), 20, "redis-server to listen"
         )
         if process.poll() is not None:
             raise RuntimeError(f"redis-server exited: {log.read_text(errors='replace')}")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @dataclass(frozen=True)
@@ -137,10 +97,8 @@ def running_storescp(folder: Path, port: int | None = None) -> Iterator[StoreSCP
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=log, stderr=log)
     try:
-        wait_until(lambda: process.poll() is not None or _listening(port), 20, "storescp")
-        if process.poll() is not None:
-            raise RuntimeError(f"storescp exited with {process.returncode}")
+        wait_for_port(port, 20, process)
         yield StoreSCP(port, STORESCP_AE_TITLE, folder)
     finally:
-        _stop(process)
+        stop_process(process)
         log.close()

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from celery.exceptions import Retry
 from click.testing import CliRunner
-from peers import free_port, running_storescp
+from loopback import free_port
+from peers import running_storescp
 from pydicom import dcmread
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from peers import wait_until
+from loopback import wait_until
 from worker_testing import add_job, node_settings, promote_blsgan
 
 from dicom_node.broker import TaskSender

@@ -20,14 +20,8 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from peers import (
-    StoreSCP,
-    free_port,
-    running_redis,
-    running_storescp,
-    system_program,
-    wait_until,
-)
+from loopback import free_port, system_program, wait_until
+from peers import StoreSCP, running_redis, running_storescp
 from pydicom import dcmread
 from sqlalchemy import select
 from worker_testing import promote_blsgan

@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from dicom_node.cli.context import emit, json_option
-from trainer.frontend.splits import SPLITS
+from dicom_node.cli.context import emit, exit_on_value_error, json_option
+from trainer.splits import SPLITS
 
 TASKS = ("localization", "segmentation")  # "separation": added by the BLS-GAN trainer
 
@@ -116,8 +116,6 @@ def evaluate(
         "seed": seed,
         "variant": variant,
     }
-    try:
+    with exit_on_value_error():  # missing files, bad CSV/manifest, unusable checkpoint
         report = RUNNERS[task](options)
-    except ValueError as error:  # missing files, bad CSV/manifest, unusable checkpoint
-        raise click.ClickException(str(error)) from error
     emit(report, as_json, _render)

@@ -15,10 +15,10 @@ from typing import Any
 
 import click
 
-from dicom_node.cli.context import emit, json_option, pass_settings
+from dicom_node.cli.context import emit, exit_on_value_error, json_option, pass_settings
 from dicom_node.settings import Settings
+from trainer.splits import SPLITS, pick_split
 
-SPLITS = ("all", "train", "val")
 DEFAULT_VALIDATION_FRACTION = 0.2  # the presets' split
 DEFAULT_SYNTHETIC_SEED = 1234  # the presets' validation.synthetic_seed
 
@@ -56,8 +56,13 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
 
     manifests = _manifests(options.get("manifest"))
     split = options.get("split", "all")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    fraction = options.get("validation_fraction") or DEFAULT_VALIDATION_FRACTION
+    contents = read_manifests(manifests)
+    records = pick_split(
+        list(contents.records),
+        split,
+        lambda r: split_by_case(r, validation_fraction=fraction, seed=options.get("seed", 0)),
+    )
     model_path = options.get("model")
     if model_path is None:
         # The node's registry when the caller knows it (settings), else the shipped weights.
@@ -74,14 +79,6 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     device = options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(Path(model_path), device=device)
 
-    contents = read_manifests(manifests)
-    records = list(contents.records)
-    if split != "all":
-        fraction = options.get("validation_fraction") or DEFAULT_VALIDATION_FRACTION
-        train, validation = split_by_case(
-            records, validation_fraction=fraction, seed=options.get("seed", 0)
-        )
-        records = validation if split == "val" else train
     store = SampleStore()
     cap = options.get("max_images")
     real = real_joints(records, store)[:cap]
@@ -192,8 +189,6 @@ def evaluate_separation_command(
 ) -> None:  # fmt: skip
     """Measure layer separation: real overlaps (paper protocol) and synthetic layer error."""
     options.update(manifest=list(manifests), model=model, registry_dir=settings.model_registry_dir)
-    try:
+    with exit_on_value_error():
         report = run_separation_evaluation(options)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from error
     emit(report, as_json, _render)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from dicom_node.cli.context import emit, json_option, pass_settings
+from dicom_node.cli.context import emit, exit_on_value_error, json_option, pass_settings
 from dicom_node.settings import Settings
 
 
@@ -44,11 +44,9 @@ def list_models(settings: Settings, kind: str | None, as_json: bool) -> None:
     from trainer.model_registry import entry_summary, promoted_names, registry_for
 
     registry = registry_for(settings)
-    try:
+    with exit_on_value_error():
         entries = registry.list_models(kind)
         promoted = promoted_names(registry, entries)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from error
     data = {
         "registry": str(registry.directory),
         "models": [entry_summary(e, e.name in promoted) for e in entries],
@@ -65,12 +63,10 @@ def show(settings: Settings, name: str, as_json: bool) -> None:
     from trainer.model_registry import card_markdown, promoted_names, registry_for
 
     registry = registry_for(settings)
-    try:
+    with exit_on_value_error():
         entry = registry.get(name)
         registry.verify(entry)
         promoted = entry.name in promoted_names(registry, [entry])
-    except ValueError as error:
-        raise click.ClickException(str(error)) from error
     markdown_path = entry.path.with_suffix(".md")
     data = {
         **entry.card,
@@ -93,12 +89,10 @@ def promote(settings: Settings, name: str, as_json: bool) -> None:
     from trainer.model_registry import entry_summary, registry_for
 
     registry = registry_for(settings)
-    try:
+    with exit_on_value_error():
         entry = registry.get(name)
         registry.verify(entry)
         entry = registry.promote(name)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from error
     emit(entry_summary(entry, promoted=True), as_json, _render_promoted)
 
 
@@ -111,10 +105,8 @@ def register(settings: Settings, checkpoint: Path, name: str, as_json: bool) -> 
     """Copy CHECKPOINT (e.g. a run's best.pt) into the registry as NAME, with its card."""
     from trainer.model_registry import entry_summary, register_checkpoint, registry_for
 
-    try:
+    with exit_on_value_error():
         entry = register_checkpoint(registry_for(settings), checkpoint, name)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from error
     emit(entry_summary(entry), as_json, lambda d: f"registered {d['name']} ({d['version']})")
 
 
@@ -147,7 +139,7 @@ def export(
     from trainer.export import export_half
     from trainer.model_registry import entry_summary
 
-    try:
+    with exit_on_value_error():  # includes json.JSONDecodeError
         report = None
         if evaluation is not None:
             report = json.loads(evaluation.read_text(encoding="utf-8"))
@@ -160,7 +152,5 @@ def export(
             promote=not no_promote,
             evaluation=report,
         )
-    except ValueError as error:  # includes json.JSONDecodeError
-        raise click.ClickException(str(error)) from error
     summary = {**entry_summary(entry, promoted=not no_promote), "bytes": entry.path.stat().st_size}
     emit(summary, as_json, lambda d: f"exported {d['name']} ({d['bytes'] / 2**20:.1f} MiB)")

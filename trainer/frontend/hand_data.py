@@ -16,7 +16,7 @@ from PIL import Image
 from blsgan_core.crops import warp
 from blsgan_core.joints.anatomy import N_LANDMARKS
 from blsgan_core.joints.preprocess import normalise_intensity
-from trainer.frontend.splits import pick_split
+from trainer.splits import pick_split
 
 N_VALIDATION = 20
 SPLIT_SEED = 0

@@ -17,7 +17,7 @@ import numpy as np
 
 from blsgan_core.data import mask_iou, read_mask
 from trainer.frontend.hand_data import read_grey
-from trainer.frontend.splits import pick_split
+from trainer.splits import pick_split
 
 INVALID_IOU = 0.4
 VAL_FRACTION = 0.15

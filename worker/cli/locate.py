@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dicom_node.cli.context import emit, json_option
+from dicom_node.cli.context import emit, exit_on_value_error, json_option
 
 
 def _render(data: dict[str, Any]) -> str:
@@ -41,8 +41,6 @@ def locate(image: Path, model_path: Path | None, as_json: bool) -> None:
     """
     from worker.frontend import locate_file  # torch loads only when the command runs
 
-    try:
+    with exit_on_value_error():  # NoHandFoundError, unreadable image, bad checkpoint
         result = locate_file(image, model_path)
-    except ValueError as error:  # NoHandFoundError, unreadable image, bad checkpoint
-        raise click.ClickException(str(error)) from error
     emit(result, as_json, _render)

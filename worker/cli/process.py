@@ -9,7 +9,7 @@ import click
 
 from dicom_node.cli.context import emit, json_option, pass_settings
 from dicom_node.settings import Settings
-from worker.cli import quiet_libraries
+from worker.cli import blsgan_model_option, device_option, quiet_libraries
 
 
 @click.command()
@@ -21,13 +21,8 @@ from worker.cli import quiet_libraries
     required=True,
     help="Folder for the SEG, SC and SR files (created if needed).",
 )
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="BLS-GAN checkpoint (default: the promoted model of the registry).",
-)
-@click.option("--device", help="Torch device for BLS-GAN (default from settings: models.device).")
+@blsgan_model_option
+@device_option
 @json_option
 @pass_settings
 def process(

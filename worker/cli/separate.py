@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from blsgan_core.model import MODEL_KIND
-from dicom_node.cli.context import emit, json_option, pass_settings
+from dicom_node.cli.context import emit, exit_on_value_error, json_option, pass_settings
 from dicom_node.settings import Settings
+from worker.cli import blsgan_model_option, device_option
 from worker.joint_separation import separate_joint_files
 from worker.models import registry_for
 
@@ -27,13 +28,8 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     required=True,
     help="Folder for the layer and reconstruction PNGs.",
 )
-@click.option(
-    "--model",
-    "model_path",
-    type=_FILE,
-    help="BLS-GAN checkpoint (default: the promoted model of the registry).",
-)
-@click.option("--device", help="Torch device (default from settings: models.device).")
+@blsgan_model_option
+@device_option
 @json_option
 @pass_settings
 def separate(
@@ -61,12 +57,10 @@ def separate(
                 "promote one (blsnode train, blsnode models promote NAME)"
             )
         model_path = entry.path
-    try:
+    with exit_on_value_error():
         result = separate_joint_files(
             image, upper, lower, out_dir, model_path, device=device or settings.models.device
         )
-    except ValueError as error:
-        raise click.ClickException(str(error)) from error
     emit(result.as_dict(), as_json, _render)
 
 

@@ -56,6 +56,13 @@ def result_both(atlas: AtlasHand, dx_both: Dataset) -> RadiographResult:
     return synthetic_result(atlas, load_radiograph(dx_both).pixels, scale=SCALE, layout="both")
 
 
+@pytest.fixture(params=["left", "both"])
+def radiograph(request: pytest.FixtureRequest) -> tuple[Dataset, RadiographResult]:
+    """Each source with its results in turn: one hand, then two hands."""
+    which = request.param
+    return request.getfixturevalue(f"dx_{which}"), request.getfixturevalue(f"result_{which}")
+
+
 @pytest.fixture
 def outputs() -> OutputSettings:
     """The default naming of derived objects."""

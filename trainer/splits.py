@@ -1,7 +1,7 @@
 """The named parts of a seeded train/validation split, as trainers and ``evaluate`` name them.
 
-Each data set splits its own way (hands by image, joints by case); choosing a part by
-name is the same for all of them.
+Each data set splits its own way (hands by image, front-end joints and BLS-GAN joints by
+case); choosing a part by name is the same for all of them.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Choosing a part of a seeded split by name, shared by the hand and joint data sets."""
+"""Choosing a part of a seeded split by name, shared by every data set the trainer splits."""
 
 from __future__ import annotations
 
 import pytest
 
-from trainer.frontend.splits import pick_split
+from trainer.splits import pick_split
 
 
 def _halves(records: list[int]) -> tuple[list[int], list[int]]:

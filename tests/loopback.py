@@ -1,0 +1,81 @@
+"""Real peer programs on loopback for any test or benchmark: ports, waiting, stopping.
+
+Every test package starts real servers (the node, Orthanc, Redis, dcmtk's storescp) on
+free loopback ports and waits for them; this module is the one place that knows how.
+``tests/`` is on ``sys.path`` (its conftest), so import it as ``from loopback import ...``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+LOOPBACK = "127.0.0.1"
+# Debian's programs, not same-named scripts a virtual environment may put first on PATH.
+SYSTEM_PATH = "/usr/bin:/usr/local/bin:/usr/sbin"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts TCP connections on loopback ``port`` now."""
+    with socket.socket() as sock:
+        return sock.connect_ex((LOOPBACK, port)) == 0
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    timeout_s: float = 15.0,
+    what: str = "condition",
+    interval_s: float = 0.05,
+) -> T:
+    """Poll ``predicate`` until it returns something truthy, which is returned."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def wait_for_port(
+    port: int, timeout_s: float = 20.0, process: subprocess.Popen | None = None
+) -> None:
+    """Block until something listens on ``port``; fail at once if ``process`` has exited."""
+
+    def ready() -> bool:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening")
+        return listening(port)
+
+    wait_until(ready, timeout_s, f"port {port} to listen")
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 15.0) -> None:
+    """Terminate ``process`` and reap it; kill it if it does not end within ``timeout_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def system_program(name: str) -> str:
+    """Path of a Debian-packaged program; a clear failure when it is not installed."""
+    found = shutil.which(name, path=SYSTEM_PATH)
+    if found is None:
+        raise RuntimeError(f"{name} is not installed (scripts/install-system-packages.sh)")
+    return found
