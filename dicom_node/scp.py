@@ -7,6 +7,7 @@ returns the status. A handler never raises; it logs and answers a status.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -34,9 +35,10 @@ from pydicom.uid import (
     RLELossless,
 )
 from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from dicom_node.filemeta import encode_file_meta
 from dicom_node.header import is_valid_uid
@@ -288,6 +290,48 @@ def build_ae(settings: Settings) -> AE:
     return ae
 
 
+class BoundedAssociationSocket(AssociationSocket):
+    """An association socket that refuses to read a PDU longer than ``max_pdu_length``.
+
+    pynetdicom reads a PDU's 6-byte header and then as many bytes as the header
+    announces, whatever maximum PDU length was negotiated: a peer that announced a 4 GiB
+    PDU and kept sending made the listener buffer all of it in memory. The body is read
+    by one ``recv(length)`` call; for a length over the limit the connection is closed
+    there and nothing is read, which pynetdicom then handles as a peer that
+    disconnected in the middle of a PDU (the association's thread ends after the ACSE
+    timeout, as for any such peer).
+    """
+
+    max_pdu_length = MAXIMUM_PDU_SIZE
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        """Read ``nr_bytes``, unless that is more than one acceptable PDU."""
+        if nr_bytes <= self.max_pdu_length:
+            return super().recv(nr_bytes)
+        logger.warning(
+            "peer announced a PDU of %d bytes (at most %d accepted); disconnecting",
+            nr_bytes,
+            self.max_pdu_length,
+        )
+        raw, self.socket, self._is_connected = self.socket, None, False
+        if raw is not None:
+            with contextlib.suppress(OSError):  # already gone: nothing left to shut
+                raw.shutdown(socket.SHUT_RDWR)
+            raw.close()
+        return bytearray()
+
+
+class BoundedRequestHandler(RequestHandler):
+    """pynetdicom's request handler, with the association's socket bounded."""
+
+    def _create_association(self) -> Association:
+        assoc = super()._create_association()
+        # The socket is made (and its connection event queued) inside pynetdicom's
+        # method; narrowing its class adds the bound without a second socket object.
+        assoc.dul.socket.__class__ = BoundedAssociationSocket
+        return assoc
+
+
 class ListenerServer(ThreadedAssociationServer):
     """pynetdicom's threaded server, hardened for a listener on a hospital network.
 
@@ -345,6 +389,7 @@ def start_listener(
         ssl_context=context,
         evt_handlers=service.handlers(),
         server_class=ListenerServer,
+        request_handler=BoundedRequestHandler,
     )
     threading.Thread(target=server.serve_forever, name="dicom-listener", daemon=True).start()
     service.metrics.active_associations.set_function(lambda: requested_associations(ae))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from node_testing import RecordingSCP, hand_dataset, store_datasets
+from node_testing import RecordingSCP, hand_dataset, save, store_datasets
 from sqlalchemy import select
 
 from dicom_node.broker import TaskSender
@@ -135,3 +135,28 @@ def test_one_message_per_destination_and_batch_is_published(start_node, recorder
         sender.close()
     assert sorted(report.dispatches) == sorted(ids)
     assert all(row.published_at is not None for row in dispatch_rows(node).values())
+
+
+def test_files_whose_contexts_exceed_one_association_use_several(tmp_path, recorder) -> None:
+    from pynetdicom import AllStoragePresentationContexts
+
+    from dicom_node.scu import store_files
+    from dicom_node.settings import DestinationSettings, load_settings
+
+    # 70 SOP classes, each proposed in Explicit and Implicit VR Little Endian: 140
+    # presentation contexts, more than the 128 one association may propose.
+    classes = [str(cx.abstract_syntax) for cx in AllStoragePresentationContexts[:70]]
+    paths = []
+    for number, sop_class in enumerate(classes):
+        ds = hand_dataset(seed=number, SOPClassUID=sop_class)
+        ds.file_meta.MediaStorageSOPClassUID = sop_class
+        paths.append(save(ds, tmp_path / f"{number:02d}.dcm"))
+    recorder.start()
+    settings = load_settings(data_dir=tmp_path / "node")
+    target = DestinationSettings(
+        name="VIEWER", ae_title=recorder.ae_title, host="127.0.0.1", port=recorder.port
+    )
+    attempts = store_files(settings, target, paths)
+    assert all(attempt.stored for attempt in attempts), attempts
+    assert len(recorder.received) == len(paths)
+    assert recorder.associations == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import subprocess
 import threading
 from pathlib import Path
@@ -224,6 +225,24 @@ def test_a_peer_stalled_in_the_middle_of_a_pdu_is_disconnected(start_node) -> No
             pass
     finally:
         stalled.close()
+    wait_until(lambda: len(node.node.listener.ae.active_associations) == 0, what="no thread left")
+
+
+def test_a_pdu_longer_than_the_maximum_is_refused_before_it_is_read(start_node) -> None:
+    node = start_node(network={"acse_timeout_s": 1})
+    closed_by_node = False
+    with socket.create_connection(("127.0.0.1", node.port)) as peer:
+        peer.settimeout(10)
+        # An A-ASSOCIATE-RQ announcing 64 MiB, then its "body" streamed: the listener
+        # used to read (and hold in memory) all of it.
+        peer.sendall(struct.pack(">BBL", 0x01, 0x00, 64 << 20))
+        try:
+            for _ in range(64):
+                peer.sendall(bytes(1 << 20))
+        except (BrokenPipeError, ConnectionResetError):
+            closed_by_node = True
+    assert closed_by_node, "the node read 64 MiB of an oversized PDU"
+    assert echo_status(node.port) == SUCCESS
     wait_until(lambda: len(node.node.listener.ae.active_associations) == 0, what="no thread left")
 
 

@@ -22,3 +22,14 @@ def test_end_to_end_benchmark_times_each_stage(tmp_path: Path, shared_data: Path
     assert all(cold[stage] > 0 for stage in stages)
     assert cold["total"] == pytest.approx(sum(cold[stage] for stage in stages), abs=0.05)
     assert report["warm_median"]["total"] == cold["total"]  # one radiograph: cold is all
+
+
+def test_dispatch_benchmark_compares_both_ways_of_sending(tmp_path: Path) -> None:
+    from bench_dispatch import measure as measure_dispatch
+
+    report = measure_dispatch(tmp_path, scale=0.5, preset="tiny", repeats=1)
+    assert report["objects"] == 18
+    for destination in ("orthanc", "storescp"):
+        row = report[destination]
+        assert row["baseline_s"] > 0 and row["ours_s"] > 0 and row["storescu_s"] > 0
+        assert row["baseline_over_ours"] == pytest.approx(row["baseline_s"] / row["ours_s"])

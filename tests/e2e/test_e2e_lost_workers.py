@@ -2,22 +2,25 @@
 
 - ``blsnode serve`` SIGKILLed alone (not its process group): its embedded worker exits
   by itself within seconds instead of living on as an orphan.
-- A worker SIGKILLed in the middle of a job on the embedded filesystem broker, which
-  drops a message once a worker has read it: the sweeper queues the job again when its
-  lease (``worker.job_lease_s``) runs out, a second worker runs it, and the viewer
-  receives every result exactly once (counted by SOP Instance UID).
+- The embedded worker SIGKILLed in the middle of a job on the embedded filesystem
+  broker, which drops a message once a worker has read it: ``serve`` starts a new
+  worker, the sweeper queues the job again when its lease (``worker.job_lease_s``) runs
+  out, the new worker runs it, and the viewer receives every result exactly once
+  (counted by SOP Instance UID).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 from dicom_factory import make_dx, write_dataset
-from e2e_node import destination, running_worker, served_node
+from e2e_node import destination, served_node
 from node_testing import dcmtk, wait_until
 from peers import running_storescp
 from worker_testing import ATLAS_ID
@@ -33,7 +36,8 @@ def _children(pid: int) -> list[int]:
     """Process ids of the children of ``pid`` (Linux ``/proc``)."""
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
+        with suppress(FileNotFoundError):  # a thread that ended meanwhile
+            found += [int(child) for child in (task / "children").read_text().split()]
     return found
 
 
@@ -75,46 +79,48 @@ def test_a_job_whose_worker_was_killed_runs_again_after_its_lease(
         served_node(
             tmp_path / "node",
             models={"registry_dir": str(model_registry)},
-            worker={"job_lease_s": LEASE_S},
+            worker={"embedded": True, "job_lease_s": LEASE_S},  # the single-machine default
             destinations=[destination("viewer", viewer.ae_title, viewer.port)],
         ) as node,
     ):
-        first = node.worker("--queues", "process,dispatch", name="first")
-        first.start()
-        try:
-            sent = subprocess.run(
-                [dcmtk("storescu"), "-aec", node.ae_title, "127.0.0.1", str(node.port),
-                 str(path)],
-                capture_output=True, timeout=60,
-            )  # fmt: skip
-            assert sent.returncode == 0, sent.stderr
-            wait_until(
-                lambda: [job.state for job in node.jobs()] == [JobState.RUNNING],
-                timeout_s=120,
-                interval_s=0.05,
-                what="the first worker to take the job",
-            )
-        finally:
-            first.kill()  # SIGKILL in the middle of the job
+        serve = node.serve.process
+        assert serve is not None
+        sent = subprocess.run(
+            [dcmtk("storescu"), "-aec", node.ae_title, "127.0.0.1", str(node.port), str(path)],
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        wait_until(
+            lambda: [job.state for job in node.jobs()] == [JobState.RUNNING],
+            timeout_s=120,
+            interval_s=0.05,
+            what="the embedded worker to take the job",
+        )
+        (worker,) = _children(serve.pid)
+        os.kill(worker, signal.SIGKILL)  # the OOM killer, in the middle of the job
+        wait_until(lambda: _exited(worker), timeout_s=10, what="the worker to die")
         (job,) = node.jobs()
         assert job.state is JobState.RUNNING and job.attempts == 1
-        with running_worker(node, "--queues", "process,dispatch", name="second"):
-            wait_until(
-                lambda: (
-                    [job.state for job in node.jobs()] == [JobState.DONE]
-                    and node.dispatches()
-                    and all(d.state is DispatchState.SENT for d in node.dispatches())
-                ),
-                timeout_s=LEASE_S + 240,
-                interval_s=0.5,
-                what="the job run again and its results sent",
-            )
+        # serve starts a new worker; the sweeper queues the job again after its lease.
+        wait_until(
+            lambda: (
+                [job.state for job in node.jobs()] == [JobState.DONE]
+                and node.dispatches()
+                and all(d.state is DispatchState.SENT for d in node.dispatches())
+            ),
+            timeout_s=LEASE_S + 240,
+            interval_s=0.5,
+            what="the job run again and its results sent",
+        )
         (job,) = node.jobs()
         assert job.attempts == 2
+        assert [child for child in _children(serve.pid) if child != worker]
         # One dispatch per output (a re-run adds none), each output received once.
         output_ids = {d.output_id for d in node.dispatches()}
         assert len(output_ids) == len(node.dispatches()) >= 4
         counts = viewer.received_counts()
         assert len(counts) == len(node.dispatches())
         assert set(counts.values()) == {1}, counts
-        assert "queued again 1 jobs running past their lease" in node.serve.log_text()
+        log = node.serve.log_text()
+        assert "embedded worker exited with status -9" in log
+        assert "queued again 1 jobs running past their lease" in log
