@@ -14,9 +14,13 @@ Part 2 starts a real ``blsnode worker`` (solo pool, filesystem broker) in a chil
 process, gives it ``--jobs`` jobs, and reads its peak resident memory (``VmHWM``) before
 stopping it (target: under 1.5 GB).
 
-Models: the shipped localiser and segmenter; for BLS-GAN the promoted model, or with
-``--model`` a checkpoint, or else an untrained network of the product's default
-architecture (``--backbone``): the weights do not change the cost. Times depend on the
+OpenMP threads wait passively, as in a worker (``worker/openmp.py``); set
+``OMP_WAIT_POLICY=ACTIVE`` to time spinning threads instead.
+
+Models: the shipped localiser and segmenter; for BLS-GAN ``--model`` if given, else the
+promoted or shipped model (the trained cpu preset, ``unet_small`` generator), else the
+trained candidate in ``blsgan_core/weights/candidates/``, and only if none exists an
+untrained network of the architecture ``--backbone``. Times depend on the
 machine and its load (printed); compare runs made on the same machine.
 """
 
@@ -33,6 +37,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Time what a worker runs: its OpenMP wait policy (worker/openmp.py) must be in the
+# environment before torch loads. Run with OMP_WAIT_POLICY=ACTIVE to compare.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +52,7 @@ from worker_testing import add_job, node_settings  # noqa: E402
 
 from blsgan_core.model import MODEL_KIND, BLSGANConfig, BLSGANModel, save_model  # noqa: E402
 from blsgan_core.networks.generator import GeneratorConfig  # noqa: E402
-from blsgan_core.registry import ModelRegistry  # noqa: E402
+from blsgan_core.registry import SHIPPED_WEIGHTS_DIR, ModelRegistry  # noqa: E402
 from dicom_node.broker import TaskSender  # noqa: E402
 from dicom_node.db import JobState, open_database  # noqa: E402
 from dicom_node.db import jobs as job_rows  # noqa: E402
@@ -57,13 +65,21 @@ TARGET_S = 1.5
 TARGET_RSS_BYTES = 1.5e9
 
 
+# The trained cpu-preset BLS-GAN while it waits as a candidate; once it ships in
+# blsgan_core/weights/, the registry's shipped fallback finds it first.
+CANDIDATE = SHIPPED_WEIGHTS_DIR / "candidates" / "blsgan-cpu.pt"
+
+
 def blsgan_checkpoint(args: argparse.Namespace, folder: Path) -> Path | None:
-    """The BLS-GAN to time: ``--model``, else the promoted one, else an untrained default."""
+    """The BLS-GAN to time: ``--model``, else the promoted or shipped one (``None``: the
+    registry's choice), else the trained candidate, else an untrained ``--backbone``."""
     if args.model is not None:
         return Path(args.model)
     registry = ModelRegistry(folder / "none")
     if registry.promoted(MODEL_KIND) is not None:
         return None
+    if CANDIDATE.is_file():
+        return CANDIDATE
     path = folder / f"untrained-{args.backbone}.pt"
     config = BLSGANConfig(generator=GeneratorConfig(backbone=args.backbone))
     save_model(path, BLSGANModel(config), f"untrained-{args.backbone}")
@@ -160,8 +176,13 @@ def main() -> None:
     parser.add_argument("--atlas-id", default="3149", help="atlas image (validation split)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--model", help="BLS-GAN checkpoint (default: promoted, or untrained)")
-    parser.add_argument("--backbone", default="unet", choices=["unet", "unet_small"])
+    parser.add_argument("--model", help="BLS-GAN checkpoint (default: shipped/candidate model)")
+    parser.add_argument(
+        "--backbone",
+        default="unet_small",
+        choices=["unet", "unet_small"],
+        help="untrained BLS-GAN generator, only when no trained model ships",
+    )
     parser.add_argument("--localiser", help="localiser checkpoint (default: the shipped one)")
     parser.add_argument("--segmenter", help="segmenter checkpoint (default: the shipped one)")
     parser.add_argument("--jobs", type=int, default=3, help="jobs for the memory measurement")
@@ -184,7 +205,8 @@ def main() -> None:
         described = cache.models().describe()
         files = sources(args.data, args.atlas_id, folder)
         print(
-            f"torch threads {args.threads}, load average {os.getloadavg()[0]:.1f} "
+            f"torch threads {args.threads} (OMP_WAIT_POLICY {os.environ['OMP_WAIT_POLICY']}), "
+            f"load average {os.getloadavg()[0]:.1f} "
             f"on {os.cpu_count()} CPUs; BLS-GAN {described[MODEL_KIND]['name']} "
             f"({described[MODEL_KIND]['version']}), localiser "
             f"{described['localiser']['version']}, segmenter {described['segmenter']['version']}"
