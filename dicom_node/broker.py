@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Celery
+from kombu import Producer
 
 from dicom_node.settings import Settings
 
@@ -122,6 +125,21 @@ class TaskSender:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app = make_celery_app(settings, name="blsnode-sender")
+        self._producer: Producer | None = None
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Probe the broker once and send everything in the block through one producer.
+
+        A burst of ids then costs one connection check and one producer, not one per id.
+        """
+        probe_broker(self.settings)
+        with self.app.producer_or_acquire() as producer:
+            self._producer = producer
+            try:
+                yield
+            finally:
+                self._producer = None
 
     def send_process(self, job_id: int) -> None:
         """Ask a worker to process job ``job_id``; raises if the broker cannot take it."""
@@ -134,9 +152,12 @@ class TaskSender:
     def _send(self, task: str, queue: str, identifier: int) -> None:
         if not isinstance(identifier, int) or isinstance(identifier, bool):
             raise TypeError(f"task argument must be an integer id, not {identifier!r}")
-        probe_broker(self.settings)
+        if self._producer is None:
+            probe_broker(self.settings)
         # No retry here: a failed publish leaves the row unpublished for the sweeper.
-        self.app.send_task(task, args=[identifier], queue=queue, retry=False)
+        self.app.send_task(
+            task, args=[identifier], queue=queue, retry=False, producer=self._producer
+        )
 
     def queue_depths(self) -> dict[str, int]:
         """Messages waiting in each of the node's queues; raises if the broker is down."""

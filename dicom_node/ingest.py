@@ -18,7 +18,6 @@ from pathlib import Path
 from pydicom.errors import InvalidDicomError
 from pynetdicom.dsutils import split_dataset
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from dicom_node.db import Database
 from dicom_node.db import dispatches as dispatch_rows
@@ -98,14 +97,15 @@ class Ingestor:
         self._destinations_guard = threading.Lock()
         self._destinations_cache: tuple[float, list[DestinationSettings]] | None = None
 
-    def _destinations(self, session: Session) -> list[DestinationSettings]:
+    def _destinations(self) -> list[DestinationSettings]:
         """All destinations, re-read at most every few seconds (the CLI may add some)."""
         now = time.monotonic()
         with self._destinations_guard:
             if self._destinations_cache is None or now - self._destinations_cache[0] > (
                 DESTINATIONS_TTL_S
             ):
-                self._destinations_cache = (now, all_destinations(self.settings, session))
+                with self.database.reader() as session:
+                    self._destinations_cache = (now, all_destinations(self.settings, session))
             return self._destinations_cache[1]
 
     def ingest(self, received: Received) -> IngestResult:
@@ -145,8 +145,8 @@ class Ingestor:
     def _store(self, received: Received, header: InstanceHeader) -> IngestResult:
         uid = header.sop_instance_uid
         try:
-            with self.database.reader() as session:
-                known = instance_id(session, uid)
+            with self.database.reading.connect() as connection:
+                known = instance_id(connection, uid)
         except SQLAlchemyError as error:
             logger.exception("database unavailable", extra={"sop_instance_uid": uid})
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
@@ -200,8 +200,8 @@ class Ingestor:
             )
         calling = file_meta.get("SourceApplicationEntityTitle")
         with self._locks.hold(header.sop_instance_uid):
-            with self.database.reader() as session:
-                known = instance_id(session, header.sop_instance_uid)
+            with self.database.reading.connect() as connection:
+                known = instance_id(connection, header.sop_instance_uid)
             if known is not None:
                 return IngestResult(
                     DicomStatus.SUCCESS, "duplicate", header.sop_instance_uid, instance_id=known
@@ -211,20 +211,18 @@ class Ingestor:
     def _book(
         self, calling_ae_title: str | None, header: InstanceHeader, path: Path, size: int
     ) -> IngestResult:
-        with self.database.sessions.begin() as session:
-            decision = decide(
-                header, self.settings.rules, self._destinations(session), self.settings.outputs
-            )
-            record = self._record(calling_ae_title, header, path, size, decision)
-            new_id = add_instance(session, record)
+        # Decided before the transaction, so the write lock is held for the inserts only.
+        decision = decide(header, self.settings.rules, self._destinations(), self.settings.outputs)
+        record = self._record(calling_ae_title, header, path, size, decision)
+        with self.database.engine.begin() as connection:
+            new_id = add_instance(connection, record)
             job_id = None
             if decision.process:
                 job_id = job_rows.create_job(
-                    session, new_id, decision.rule or "", decision.result_destinations
+                    connection, new_id, decision.rule or "", decision.result_destinations
                 )
-            dispatch_ids = tuple(
-                dispatch_rows.create_dispatch(session, name, instance_id=new_id).id
-                for name in decision.original_destinations
+            dispatch_ids = dispatch_rows.add_instance_dispatches(
+                connection, new_id, decision.original_destinations
             )
         return IngestResult(
             DicomStatus.SUCCESS,

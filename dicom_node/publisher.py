@@ -10,7 +10,6 @@ message may be lost, or whose dispatch is due for its next attempt.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 # How long the publisher gathers ids before it publishes them (a job waits this much more).
 BATCH_WINDOW_S = 0.1
+# Ids per publishing round (one database query and one update each).
+PUBLISH_CHUNK = 500
 
 # What a failed publish can raise: the broker (kombu/celery), the network, our probe.
 PUBLISH_ERRORS = (KombuError, CeleryError, OSError)
@@ -65,6 +66,8 @@ def publish_ids(
     next sweep.
     """
     report = PublishReport()
+    if not job_ids and not dispatch_ids:
+        return report
     groups: list[list[int]] = []
     if dispatch_ids:
         with database.reader() as session:
@@ -72,12 +75,13 @@ def publish_ids(
                 session, dispatch_ids, sender.settings.dispatch.batch_size
             )
     try:
-        for job_id in job_ids:
-            sender.send_process(job_id)
-            report.jobs.append(job_id)
-        for group in groups:
-            sender.send_dispatch(group[0])
-            report.dispatches.extend(group)
+        with sender.batch():
+            for job_id in job_ids:
+                sender.send_process(job_id)
+                report.jobs.append(job_id)
+            for group in groups:
+                sender.send_dispatch(group[0])
+                report.dispatches.extend(group)
     except PUBLISH_ERRORS as error:
         report.failed = len(job_ids) + len(dispatch_ids) - len(report.jobs) - len(report.dispatches)
         logger.warning("broker unavailable, %d ids left for the sweeper: %s", report.failed, error)
@@ -137,18 +141,27 @@ class Publisher:
         self.settings = settings
         self.database = database
         self.metrics = metrics
-        self._queue: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
+        # Ids wait in plain lists and only the first id of a batch wakes the thread: a
+        # wake-up per received instance made the listener hand over the GIL every time.
+        self._pending_lock = threading.Lock()
+        self._pending_jobs: list[int] = []
+        self._pending_dispatches: list[int] = []
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="blsnode-publisher", daemon=True)
         self._sender: TaskSender | None = None
         self.sweeps = 0
 
     def submit(self, job_ids: list[int], dispatch_ids: list[int]) -> None:
-        """Queue ids for publishing; never blocks and never touches the network."""
-        for job_id in job_ids:
-            self._queue.put(("job", job_id))
-        for dispatch_id in dispatch_ids:
-            self._queue.put(("dispatch", dispatch_id))
+        """Queue ids for publishing; never blocks on the broker or the database."""
+        if not job_ids and not dispatch_ids:
+            return
+        with self._pending_lock:
+            idle = not self._pending_jobs and not self._pending_dispatches
+            self._pending_jobs.extend(job_ids)
+            self._pending_dispatches.extend(dispatch_ids)
+        if idle:
+            self._wake.set()
 
     def start(self) -> None:
         """Start the thread (it sweeps once at once, to catch work left by a crash)."""
@@ -157,49 +170,54 @@ class Publisher:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop after the current round; unpublished ids stay in the database."""
         self._stop.set()
-        self._queue.put(("stop", 0))
+        self._wake.set()
         self._thread.join(timeout_s)
 
     def _run(self) -> None:
         self._sender = TaskSender(self.settings)
         try:
+            interval = self.settings.broker.sweep_interval_s
             self._sweep()
+            last_sweep = time.monotonic()
             while not self._stop.is_set():
-                try:
-                    first = self._queue.get(timeout=self.settings.broker.sweep_interval_s)
-                except queue.Empty:
+                if self._wake.wait(timeout=interval):
+                    # Gather for a moment: one database write marks a whole burst as
+                    # published, instead of one write (competing with the listener's)
+                    # per received instance.
+                    if self._stop.wait(BATCH_WINDOW_S):
+                        break
+                    self._publish_pending()
+                # A steady stream of ids must not starve the sweeper.
+                if time.monotonic() - last_sweep >= interval:
                     self._sweep()
-                    continue
-                self._publish_batch(first)
+                    last_sweep = time.monotonic()
         finally:
             self._sender.close()
 
-    def _publish_batch(self, first: tuple[str, int]) -> None:
-        # Gather for a moment: one database write marks a whole burst as published,
-        # instead of one write (competing with the listener's) per received instance.
-        batch = [first]
-        deadline = time.monotonic() + BATCH_WINDOW_S
-        while len(batch) < 500:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=remaining))
-            except queue.Empty:
-                break
-        job_ids = [identifier for kind, identifier in batch if kind == "job"]
-        dispatch_ids = [identifier for kind, identifier in batch if kind == "dispatch"]
-        if not job_ids and not dispatch_ids:
-            return
+    def _take_pending(self) -> tuple[list[int], list[int]]:
+        # Clear before taking: an id submitted after the take sets the event again.
+        self._wake.clear()
+        with self._pending_lock:
+            job_ids, self._pending_jobs = self._pending_jobs, []
+            dispatch_ids, self._pending_dispatches = self._pending_dispatches, []
+        return job_ids, dispatch_ids
 
-        def publish_fresh(sender: TaskSender) -> PublishReport:
-            # A sweep may have published some of these already: send each once.
-            with self.database.reader() as session:
-                jobs = job_rows.unpublished_jobs(session, job_ids)
-                dispatches = dispatch_rows.unpublished_dispatches(session, dispatch_ids)
-            return publish_ids(sender, self.database, jobs, dispatches)
+    def _publish_pending(self) -> None:
+        job_ids, dispatch_ids = self._take_pending()
+        for start in range(0, max(len(job_ids), len(dispatch_ids)), PUBLISH_CHUNK):
+            jobs = job_ids[start : start + PUBLISH_CHUNK]
+            dispatches = dispatch_ids[start : start + PUBLISH_CHUNK]
 
-        self._guarded(publish_fresh)
+            def publish_fresh(
+                sender: TaskSender, jobs: list[int] = jobs, dispatches: list[int] = dispatches
+            ) -> PublishReport:
+                # A sweep may have published some of these already: send each once.
+                with self.database.reader() as session:
+                    fresh_jobs = job_rows.unpublished_jobs(session, jobs)
+                    fresh_dispatches = dispatch_rows.unpublished_dispatches(session, dispatches)
+                return publish_ids(sender, self.database, fresh_jobs, fresh_dispatches)
+
+            self._guarded(publish_fresh)
 
     def _sweep(self) -> None:
         self.sweeps += 1

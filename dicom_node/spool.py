@@ -8,10 +8,11 @@ file system), and the directory is fsynced so the rename survives a power cut.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
-import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,12 @@ from dicom_node.header import is_valid_uid
 logger = logging.getLogger(__name__)
 
 INCOMING = ".incoming"
+# How long a free-space reading is trusted (minus what this spool wrote since): statvfs on
+# every C-STORE costs a system call for a figure that moves slowly.
+FREE_SPACE_TTL_S = 1.0
+# Attempts at a fresh temporary name before giving up (names left by a dead process with
+# the same pid are skipped).
+_TEMPORARY_ATTEMPTS = 100
 
 
 class DiskFullError(OSError):
@@ -44,6 +51,16 @@ def _fsync_directory(path: Path) -> None:
         os.close(descriptor)
 
 
+def _write_all(descriptor: int, data: bytes | memoryview) -> None:
+    """``os.write`` until all of ``data`` is written (a write may take only part of it)."""
+    view = memoryview(data).cast("B")
+    while view:
+        written = os.write(descriptor, view)
+        if written == 0:
+            raise OSError(f"write made no progress with {len(view)} bytes left")
+        view = view[written:]
+
+
 class Spool:
     """Durable writes of received instances under one directory."""
 
@@ -54,19 +71,32 @@ class Spool:
         self.min_free_bytes = min_free_bytes
         self.incoming = self.root / INCOMING
         self.incoming.mkdir(parents=True, exist_ok=True)
+        self._names = itertools.count()
+        self._free_lock = threading.Lock()
+        # (monotonic time of the reading, free bytes then minus bytes spooled since)
+        self._free: tuple[float, int] | None = None
 
     def free_bytes(self) -> int:
         """Free bytes on the spool's file system (for unprivileged users)."""
         return shutil.disk_usage(self.root).free
 
     def check_space(self, incoming_bytes: int) -> None:
-        """Raise ``DiskFullError`` if storing ``incoming_bytes`` would breach the guard."""
-        free = self.free_bytes()
-        if free - incoming_bytes < self.min_free_bytes:
-            raise DiskFullError(
-                f"free space {free} B minus {incoming_bytes} B incoming is under the "
-                f"guard of {self.min_free_bytes} B"
-            )
+        """Raise ``DiskFullError`` if storing ``incoming_bytes`` would breach the guard.
+
+        The file system is asked at most every ``FREE_SPACE_TTL_S``; in between, the bytes
+        accepted here are subtracted from the last reading.
+        """
+        with self._free_lock:
+            now = time.monotonic()
+            if self._free is None or now - self._free[0] > FREE_SPACE_TTL_S:
+                self._free = (now, self.free_bytes())
+            read_at, free = self._free
+            if free - incoming_bytes < self.min_free_bytes:
+                raise DiskFullError(
+                    f"free space {free} B minus {incoming_bytes} B incoming is under the "
+                    f"guard of {self.min_free_bytes} B"
+                )
+            self._free = (read_at, free - incoming_bytes)
 
     def path_for(self, study_uid: str, series_uid: str, sop_instance_uid: str) -> Path:
         """Where an instance lives; UIDs are validated because they become file names."""
@@ -79,16 +109,16 @@ class Spool:
         """Write ``parts`` to ``target`` durably; on any error nothing is left behind."""
         size = sum(len(part) for part in parts)
         self.check_space(size)
-        descriptor, temporary_name = tempfile.mkstemp(dir=self.incoming, suffix=".part")
-        temporary = Path(temporary_name)
+        temporary, descriptor = self._create_temporary()
         placed = False
         try:
-            with os.fdopen(descriptor, "wb") as handle:
+            try:
                 for part in parts:
-                    handle.write(part)
-                handle.flush()
+                    _write_all(descriptor, part)
                 # Data and size; the name is made durable by the directory fsync below.
-                os.fdatasync(handle.fileno())
+                os.fdatasync(descriptor)
+            finally:
+                os.close(descriptor)
             created = self._make_parents(target.parent)
             os.replace(temporary, target)
             placed = True
@@ -104,8 +134,28 @@ class Spool:
             raise
         return SpooledFile(path=target, size_bytes=size)
 
+    def _create_temporary(self) -> tuple[Path, int]:
+        """A new, empty temporary file in ``.incoming`` and its descriptor.
+
+        Named by process id and a counter (``tempfile.mkstemp`` spends more on its random
+        names than the open itself); ``O_EXCL`` still refuses to reuse an existing file.
+        """
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        for _ in range(_TEMPORARY_ATTEMPTS):
+            path = self.incoming / f"{os.getpid()}-{next(self._names)}.part"
+            try:
+                return path, os.open(path, flags, 0o600)
+            except FileExistsError:
+                logger.warning("temporary file %s exists (left by a crash?); trying another", path)
+        raise FileExistsError(
+            f"no free temporary name in {self.incoming} after {_TEMPORARY_ATTEMPTS} attempts"
+        )
+
     def _make_parents(self, directory: Path) -> list[Path]:
         """Create missing directories up to the spool root; return those created."""
+        if directory.is_dir():
+            # The series folder exists for every instance but the first of a series.
+            return []
         created: list[Path] = []
         current = directory
         while not current.exists() and current != self.root:

@@ -5,12 +5,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dicom_node.db.models import Dispatch, DispatchState, Instance, Output
-from dicom_node.db.types import utc_now
+from dicom_node.db.types import Executor, core_connection, utc_now
+
+_INSERT_DISPATCH = insert(Dispatch).returning(Dispatch.id)
+
+
+def _pending(destination: str, when: datetime, **source: int | None) -> dict[str, Any]:
+    """Column values of a new pending dispatch of ``source`` (instance_id or output_id)."""
+    if not destination:
+        raise ValueError("destination name must not be empty")
+    return {
+        "destination": destination,
+        **source,
+        "state": DispatchState.PENDING,
+        "attempts": 0,
+        "next_attempt_at": when,
+        "created_at": when,
+        "updated_at": when,
+    }
 
 
 def create_dispatch(
@@ -29,8 +47,6 @@ def create_dispatch(
         raise ValueError(
             f"give exactly one of instance_id ({instance_id}) and output_id ({output_id})"
         )
-    if not destination:
-        raise ValueError("destination name must not be empty")
     existing = session.scalars(
         select(Dispatch).where(
             Dispatch.destination == destination,
@@ -41,19 +57,35 @@ def create_dispatch(
     ).one_or_none()
     if existing is not None:
         return existing
-    when = now or utc_now()
     dispatch = Dispatch(
-        destination=destination,
-        instance_id=instance_id,
-        output_id=output_id,
-        state=DispatchState.PENDING,
-        next_attempt_at=when,
-        created_at=when,
-        updated_at=when,
+        **_pending(destination, now or utc_now(), instance_id=instance_id, output_id=output_id)
     )
     session.add(dispatch)
     session.flush()
     return dispatch
+
+
+def add_instance_dispatches(
+    executor: Executor,
+    instance_id: int,
+    destinations: Sequence[str],
+    now: datetime | None = None,
+) -> tuple[int, ...]:
+    """Pending dispatches of a just-added instance (it has none yet); returns their ids.
+
+    Core inserts, no lookup: this runs on the C-STORE path, in the transaction that adds
+    the instance, so no dispatch of it can exist before.
+    """
+    when = now or utc_now()
+    connection = core_connection(executor)
+    return tuple(
+        int(
+            connection.execute(
+                _INSERT_DISPATCH, _pending(name, when, instance_id=instance_id)
+            ).scalar_one()
+        )
+        for name in destinations
+    )
 
 
 def get_dispatch(session: Session, dispatch_id: int) -> Dispatch | None:

@@ -58,8 +58,14 @@ def create_db_engine(url: str, sqlite_synchronous: str = "normal") -> Engine:
         database = parsed.database
         if not database or database == ":memory:":
             raise ValueError(f"database URL {url!r}: the node needs an SQLite file, not memory")
+        # LIFO: a listener thread gets back the connection it used last, whose page cache
+        # is still valid; FIFO handed out the connection that another thread's write had
+        # made stale, so every C-STORE re-read its index pages.
         engine = create_engine(
-            parsed, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=10,
+            pool_use_lifo=True,
         )
         if sqlite_synchronous not in ("normal", "full"):
             raise ValueError(
@@ -75,12 +81,14 @@ class Database:
     """An engine and its session factories, built once per process and passed down.
 
     ``sessions`` for work that writes; ``reader`` for work that only reads (on SQLite it
-    does not take the write lock).
+    does not take the write lock). ``engine.begin()`` and ``reading.connect()`` are the
+    same without the ORM, for the C-STORE path.
     """
 
     engine: Engine
     sessions: sessionmaker[Session]
     reader: sessionmaker[Session]
+    reading: Engine
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -97,6 +105,7 @@ def open_database(url: str, migrate: bool = True, sqlite_synchronous: str = "nor
         engine=engine,
         sessions=sessionmaker(engine, expire_on_commit=False),
         reader=sessionmaker(reading, expire_on_commit=False),
+        reading=reading,
     )
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from dicom_node.db._upsert import upsert_id
 from dicom_node.db.models import Instance, Series, Study
-from dicom_node.db.types import utc_now
+from dicom_node.db.types import Executor, core_connection, utc_now
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,9 @@ _SERIES_ID = select(Series.id).where(Series.series_instance_uid == bindparam("ui
 _INSERT_INSTANCE = insert(Instance).returning(Instance.id)
 
 
-def instance_id(session: Session, sop_instance_uid: str) -> int | None:
+def instance_id(executor: Executor, sop_instance_uid: str) -> int | None:
     """The id of the instance with this SOP Instance UID, if stored (one cheap query)."""
-    found = session.connection().execute(_INSTANCE_ID, {"uid": sop_instance_uid}).scalar()
+    found = core_connection(executor).execute(_INSTANCE_ID, {"uid": sop_instance_uid}).scalar()
     return None if found is None else int(found)
 
 
@@ -67,13 +67,13 @@ def known_uids(session: Session, sop_instance_uids: list[str]) -> set[str]:
     return known
 
 
-def _series_id(session: Session, record: InstanceRecord, now: datetime) -> int:
+def _series_id(connection: Connection, record: InstanceRecord, now: datetime) -> int:
     # Nearly every instance belongs to a known series: one read, and no write, then.
-    known = session.connection().execute(_SERIES_ID, {"uid": record.series_instance_uid}).scalar()
+    known = connection.execute(_SERIES_ID, {"uid": record.series_instance_uid}).scalar()
     if known is not None:
         return int(known)
     study_id = upsert_id(
-        session,
+        connection,
         Study.__table__,  # type: ignore[arg-type]
         {
             "study_instance_uid": record.study_instance_uid,
@@ -83,7 +83,7 @@ def _series_id(session: Session, record: InstanceRecord, now: datetime) -> int:
         "study_instance_uid",
     )
     return upsert_id(
-        session,
+        connection,
         Series.__table__,  # type: ignore[arg-type]
         {
             "series_instance_uid": record.series_instance_uid,
@@ -98,17 +98,18 @@ def _series_id(session: Session, record: InstanceRecord, now: datetime) -> int:
     )
 
 
-def add_instance(session: Session, record: InstanceRecord, now: datetime | None = None) -> int:
+def add_instance(executor: Executor, record: InstanceRecord, now: datetime | None = None) -> int:
     """Add an instance, creating its study and series rows on first sight; return its id.
 
     Core statements rather than ORM objects: this runs once per C-STORE, and every
     round trip is time the sender waits for its response.
     """
     when = now or utc_now()
+    connection = core_connection(executor)
     values = {
         "sop_instance_uid": record.sop_instance_uid,
         "sop_class_uid": record.sop_class_uid,
-        "series_id": _series_id(session, record, when),
+        "series_id": _series_id(connection, record, when),
         "transfer_syntax_uid": record.transfer_syntax_uid,
         "view_position": record.view_position,
         "path": record.path,
@@ -117,7 +118,7 @@ def add_instance(session: Session, record: InstanceRecord, now: datetime | None 
         "own_output": record.own_output,
         "received_at": when,
     }
-    return int(session.connection().execute(_INSERT_INSTANCE, values).scalar_one())
+    return int(connection.execute(_INSERT_INSTANCE, values).scalar_one())
 
 
 def count_instances(session: Session) -> int:

@@ -10,13 +10,13 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dicom_node.db.models import Job, JobState
-from dicom_node.db.types import utc_now
+from dicom_node.db.types import Executor, core_connection, utc_now
 
 _INSERT_JOB = insert(Job).returning(Job.id)
 
 
 def create_job(
-    session: Session,
+    executor: Executor,
     instance_id: int,
     rule: str,
     result_destinations: Sequence[str],
@@ -33,7 +33,7 @@ def create_job(
         "created_at": when,
         "updated_at": when,
     }
-    return int(session.connection().execute(_INSERT_JOB, values).scalar_one())
+    return int(core_connection(executor).execute(_INSERT_JOB, values).scalar_one())
 
 
 def get_job(session: Session, job_id: int) -> Job | None:

@@ -5,9 +5,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import Connection, DateTime
 from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
+
+# The C-STORE path books on a Core ``Connection`` (an ORM ``Session`` costs about as much
+# as the statements themselves); every other caller passes a ``Session``.
+Executor = Session | Connection
+
+
+def core_connection(executor: Executor) -> Connection:
+    """The Core connection behind ``executor`` (a session's, in its transaction)."""
+    if isinstance(executor, Session):
+        return executor.connection()
+    if isinstance(executor, Connection):
+        return executor
+    raise TypeError(f"expected a Session or a Connection, not {type(executor).__name__}")
 
 
 def utc_now() -> datetime:

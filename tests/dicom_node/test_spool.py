@@ -1,0 +1,57 @@
+"""The spool's durable write: exact bytes in place, nothing half-written, the disk guard."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from dicom_node.spool import DiskFullError, Spool
+
+
+def test_write_places_the_exact_bytes_and_leaves_no_temporary(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 0)
+    target = spool.path_for("1.2", "1.2.3", "1.2.3.4")
+    body = bytes(range(256)) * 1000
+    spooled = spool.write(target, [b"meta", memoryview(body)[10:]])
+    assert spooled.path == target
+    assert spooled.size_bytes == 4 + len(body) - 10
+    assert target.read_bytes() == b"meta" + body[10:]
+    assert list(spool.incoming.iterdir()) == []
+    # A second instance of the series goes into the existing folder.
+    second = spool.write(spool.path_for("1.2", "1.2.3", "1.2.3.5"), [b"x"])
+    assert sorted(p.name for p in target.parent.iterdir()) == ["1.2.3.4.dcm", "1.2.3.5.dcm"]
+    assert second.path.read_bytes() == b"x"
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 0)
+    (spool.root / "1.2").write_bytes(b"a file where the study folder belongs")
+    target = spool.path_for("1.2", "1.2.3", "1.2.3.4")
+    with pytest.raises(OSError):
+        spool.write(target, [b"meta", b"body"])
+    assert not target.exists()
+    assert list(spool.incoming.iterdir()) == []
+
+
+def test_a_temporary_name_left_by_a_crash_is_skipped_not_overwritten(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 0)
+    stale = spool.incoming / f"{os.getpid()}-0.part"
+    stale.write_bytes(b"left by a process that died")
+    target = spool.path_for("1.2", "1.2.3", "1.2.3.4")
+    spool.write(target, [b"new"])
+    assert target.read_bytes() == b"new"
+    assert stale.read_bytes() == b"left by a process that died"
+
+
+def test_disk_guard_counts_what_was_accepted_since_the_last_reading(tmp_path: Path) -> None:
+    margin = 64 << 20
+    spool = Spool(tmp_path / "spool", 0)
+    spool.min_free_bytes = spool.free_bytes() - margin
+    chunk = 40 << 20
+    spool.check_space(chunk)
+    # The file system has not changed, but the first 40 MiB are already promised.
+    with pytest.raises(DiskFullError, match="under the guard"):
+        spool.check_space(chunk)
+    spool.check_space(margin - chunk - (8 << 20))
