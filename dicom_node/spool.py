@@ -84,7 +84,8 @@ class Spool:
         """Raise ``DiskFullError`` if storing ``incoming_bytes`` would breach the guard.
 
         The file system is asked at most every ``FREE_SPACE_TTL_S``; in between, the bytes
-        accepted here are subtracted from the last reading.
+        accepted here are subtracted from the last reading. A refusal is never cached: the
+        next instance asks again, so a sender's retry succeeds as soon as space returns.
         """
         with self._free_lock:
             now = time.monotonic()
@@ -92,6 +93,7 @@ class Spool:
                 self._free = (now, self.free_bytes())
             read_at, free = self._free
             if free - incoming_bytes < self.min_free_bytes:
+                self._free = None
                 raise DiskFullError(
                     f"free space {free} B minus {incoming_bytes} B incoming is under the "
                     f"guard of {self.min_free_bytes} B"

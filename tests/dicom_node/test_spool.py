@@ -55,3 +55,25 @@ def test_disk_guard_counts_what_was_accepted_since_the_last_reading(tmp_path: Pa
     with pytest.raises(DiskFullError, match="under the guard"):
         spool.check_space(chunk)
     spool.check_space(margin - chunk - (8 << 20))
+
+
+class _ScriptedDisk(Spool):
+    """A spool whose file system reports the free space the test sets."""
+
+    free = 0
+
+    def free_bytes(self) -> int:
+        return self.free
+
+
+def test_a_refusal_is_not_cached(tmp_path: Path) -> None:
+    spool = _ScriptedDisk(tmp_path / "spool", 1000)
+    spool.free = 500
+    with pytest.raises(DiskFullError):
+        spool.check_space(1)
+    # Space returns within a reading's lifetime: the sender's retry is accepted at once.
+    spool.free = 10_000
+    spool.check_space(1)
+    # An accepted reading is trusted for a while (minus what was accepted since).
+    spool.free = 0
+    spool.check_space(1)
