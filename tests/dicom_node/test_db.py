@@ -306,6 +306,35 @@ def test_a_batch_claims_the_due_dispatches_of_one_destination(database: Database
         assert groups == [[ids[1], ids[2]], [ids[4], ids[5]], [ids[6]], [ids[3]]]
 
 
+def test_workers_claiming_at_once_never_take_the_same_dispatch(database: Database) -> None:
+    with database.sessions.begin() as session:
+        ids = [
+            dispatches.create_dispatch(
+                session, "PACS", instance_id=add_instance(session, record(n)), now=T0
+            ).id
+            for n in range(1, 41)
+        ]
+    claims: list[list[int]] = []
+    start = threading.Barrier(4)
+
+    def worker(own: int) -> None:
+        start.wait()
+        for _ in range(5):
+            with database.sessions.begin() as session:
+                batch = dispatches.claim_due_batch(session, own, T0, limit=3)
+            claims.append([c.dispatch_id for c in batch])
+
+    threads = [threading.Thread(target=worker, args=(ids[n],)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    taken = [identifier for batch in claims for identifier in batch]
+    assert len(taken) == len(set(taken)) == 40  # 4 x 5 claims of 3 cover all 40, once each
+    with database.sessions() as session:
+        assert all(dispatches.get_dispatch(session, i).attempts == 1 for i in ids)
+
+
 def test_stale_sending_dispatches_become_pending(database: Database) -> None:
     with database.sessions.begin() as session:
         instance = add_instance(session, record(1))
