@@ -194,10 +194,16 @@ def test_jobs_running_past_their_lease_are_queued_again_then_failed(database: Da
         # Unpublished again, so the sweep that requeued it publishes it at once.
         assert jobs.jobs_to_publish(session, later, timedelta(hours=1)) == [lost]
         assert jobs.get_job(session, busy).state is JobState.RUNNING
+        # A live worker renews its job's lease: busy does not expire, however long it runs.
+        assert jobs.touch_running_job(session, busy, now=T0 + timedelta(minutes=45))
+        assert (
+            jobs.expire_running_jobs(session, T0 + timedelta(minutes=70), lease, 2).requeued == []
+        )
+        assert not jobs.touch_running_job(session, lost, now=later)  # queued: nothing to renew
     with database.sessions.begin() as session:
         # Its second worker is lost too: the job fails instead of killing a third.
         assert jobs.claim_job(session, lost, now=later).attempts == 2
-        expired = jobs.expire_running_jobs(session, later + lease * 2, lease, 2)
+        expired = jobs.expire_running_jobs(session, T0 + timedelta(minutes=80), lease, 2)
         assert expired.requeued == [busy] and expired.failed == [lost]
         failed = jobs.get_job(session, lost)
         assert failed.state is JobState.FAILED and "worker lost 2 times" in failed.reason
