@@ -299,9 +299,9 @@ class WorkerSettings(_Section):
     embedded: bool = True
     concurrency: int = Field(default=1, ge=1)
     queues: list[str] = Field(default_factory=lambda: ["process", "dispatch"])
-    # A job "running" longer than this lost its worker (killed, out of memory): the
-    # sweeper queues it again. Must exceed the slowest job.
-    job_lease_s: float = Field(default=1800.0, gt=0)
+    # A worker renews the lease of its running job five times per lease; a job whose
+    # lease ran out lost its worker (killed, out of memory): the sweeper queues it again.
+    job_lease_s: float = Field(default=300.0, ge=1)
     # Workers lost on one job this many times: the job fails instead of killing more.
     max_job_attempts: int = Field(default=3, ge=1)
 

@@ -8,10 +8,15 @@ no transaction is open while the pipeline runs or the network is used.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_node.db import JobState
 from dicom_node.db import dispatches as dispatch_rows
@@ -74,6 +79,38 @@ def _record(output: WrittenOutput) -> OutputRecord:
     )
 
 
+# A running job's lease is renewed this many times per ``worker.job_lease_s``.
+HEARTBEATS_PER_LEASE = 5
+
+
+@contextmanager
+def lease_renewed(context: WorkerContext, job_id: int) -> Iterator[None]:
+    """Renew the lease of a running job from a thread while the block runs.
+
+    The sweeper of ``serve`` queues again a job whose lease ran out (its worker died);
+    a worker that is alive, however slow its job, keeps renewing it. A failed renewal
+    (database away for a moment) is logged and tried again at the next beat.
+    """
+    interval_s = context.settings.worker.job_lease_s / HEARTBEATS_PER_LEASE
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval_s):
+            try:
+                with context.database.sessions.begin() as session:
+                    job_rows.touch_running_job(session, job_id)
+            except SQLAlchemyError:
+                logger.warning("could not renew the lease of job %d", job_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"blsnode-lease-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def fail_job(context: WorkerContext, job_id: int, reason: str) -> None:
     """Record that a job failed and why (shown by ``blsnode jobs list/show``)."""
     with context.database.sessions.begin() as session:
@@ -103,13 +140,14 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
     try:
         if not source.is_file():
             raise PermanentError(f"source file missing: {source}")
-        models = context.models.models()
-        result = run_pipeline(
-            source,
-            models,
-            context.settings.outputs,
-            output_folder(context.settings, claimed.sop_instance_uid),
-        )
+        with lease_renewed(context, job_id):
+            models = context.models.models()
+            result = run_pipeline(
+                source,
+                models,
+                context.settings.outputs,
+                output_folder(context.settings, claimed.sop_instance_uid),
+            )
     except PermanentError as failure:
         fail_job(context, job_id, failure.reason)
         return JobOutcome(job_id, JobState.FAILED, failure.reason)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dicom_node.db.models import Dispatch, DispatchState, Instance, Output
@@ -112,24 +112,30 @@ def claim_due_batch(
     if it is pending and due; the others are the destination's due pending dispatches,
     oldest due first, up to ``limit`` in all. A message whose own dispatch was already
     sent (it went with another's batch) still takes what is due, so every message drains
-    its destination. The update re-checks the state row by row, so two workers claiming
-    at once never take the same dispatch (PostgreSQL re-reads a row another transaction
-    changed; SQLite writers queue).
+    its destination. Two workers claiming at once never take the same dispatch: on
+    PostgreSQL the rows are locked and a concurrent claim skips them, and the update
+    re-checks each row's state; SQLite writers queue.
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
     own = _require(session, dispatch_id)
     due = (Dispatch.state == DispatchState.PENDING, Dispatch.next_attempt_at <= now)
+    # SKIP LOCKED (PostgreSQL; SQLite ignores it, its writers queue): a worker claiming
+    # at the same time takes the next due rows instead of waiting for these and then
+    # finding them gone, so every message still takes a full batch.
     candidates = list(
         session.scalars(
             select(Dispatch.id)
-            .where(Dispatch.destination == own.destination, Dispatch.id != dispatch_id, *due)
-            .order_by(Dispatch.next_attempt_at, Dispatch.id)
+            .where(Dispatch.destination == own.destination, *due)
+            .order_by(
+                case((Dispatch.id == dispatch_id, 0), else_=1),
+                Dispatch.next_attempt_at,
+                Dispatch.id,
+            )
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
     )
-    if own.state is DispatchState.PENDING and own.next_attempt_at <= now:
-        candidates = [dispatch_id, *candidates[: limit - 1]]
     if not candidates:
         return []
     claimed = set(

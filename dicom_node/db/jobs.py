@@ -170,12 +170,26 @@ class ExpiredLeases:
     failed: list[int]
 
 
+def touch_running_job(session: Session, job_id: int, now: datetime | None = None) -> bool:
+    """Renew the lease of a running job (its worker is alive); False if it is not running."""
+    when = now or utc_now()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.RUNNING)
+        .values(updated_at=when)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 def expire_running_jobs(
     session: Session, now: datetime, lease: timedelta, max_attempts: int
 ) -> ExpiredLeases:
-    """Jobs ``running`` for longer than ``lease`` lost their worker: queue them again.
+    """Jobs ``running`` without a sign of life for ``lease`` lost their worker: queue them again.
 
-    With Redis, ``acks_late`` redelivers the message of a worker that died, but only
+    A worker renews the lease of its job while it runs (``touch_running_job``, the
+    ``updated_at`` column), so only a job whose worker died expires, however long the
+    job takes. With Redis, ``acks_late`` redelivers the message of a worker that died, but only
     after the broker's visibility timeout; the filesystem broker of the embedded default
     has dropped it for good. The database knows the job is unfinished, so the sweeper
     queues it again and publishes it; the pipeline's outputs are idempotent (same UIDs,
@@ -189,7 +203,7 @@ def expire_running_jobs(
         raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
     expired = session.scalars(
         select(Job)
-        .where(Job.state == JobState.RUNNING, Job.started_at < now - lease)
+        .where(Job.state == JobState.RUNNING, Job.updated_at < now - lease)
         .order_by(Job.id)
     ).all()
     requeued, failed = [], []

@@ -194,10 +194,16 @@ def test_jobs_running_past_their_lease_are_queued_again_then_failed(database: Da
         # Unpublished again, so the sweep that requeued it publishes it at once.
         assert jobs.jobs_to_publish(session, later, timedelta(hours=1)) == [lost]
         assert jobs.get_job(session, busy).state is JobState.RUNNING
+        # A live worker renews its job's lease: busy does not expire, however long it runs.
+        assert jobs.touch_running_job(session, busy, now=T0 + timedelta(minutes=45))
+        assert (
+            jobs.expire_running_jobs(session, T0 + timedelta(minutes=70), lease, 2).requeued == []
+        )
+        assert not jobs.touch_running_job(session, lost, now=later)  # queued: nothing to renew
     with database.sessions.begin() as session:
         # Its second worker is lost too: the job fails instead of killing a third.
         assert jobs.claim_job(session, lost, now=later).attempts == 2
-        expired = jobs.expire_running_jobs(session, later + lease * 2, lease, 2)
+        expired = jobs.expire_running_jobs(session, T0 + timedelta(minutes=80), lease, 2)
         assert expired.requeued == [busy] and expired.failed == [lost]
         failed = jobs.get_job(session, lost)
         assert failed.state is JobState.FAILED and "worker lost 2 times" in failed.reason
@@ -304,6 +310,35 @@ def test_a_batch_claims_the_due_dispatches_of_one_destination(database: Database
             dispatches.claim_due_batch(session, ids[3], T0, limit=0)
         groups = dispatches.publishing_groups(session, list(ids.values()), batch_size=2)
         assert groups == [[ids[1], ids[2]], [ids[4], ids[5]], [ids[6]], [ids[3]]]
+
+
+def test_workers_claiming_at_once_never_take_the_same_dispatch(database: Database) -> None:
+    with database.sessions.begin() as session:
+        ids = [
+            dispatches.create_dispatch(
+                session, "PACS", instance_id=add_instance(session, record(n)), now=T0
+            ).id
+            for n in range(1, 41)
+        ]
+    claims: list[list[int]] = []
+    start = threading.Barrier(4)
+
+    def worker(own: int) -> None:
+        start.wait()
+        for _ in range(5):
+            with database.sessions.begin() as session:
+                batch = dispatches.claim_due_batch(session, own, T0, limit=3)
+            claims.append([c.dispatch_id for c in batch])
+
+    threads = [threading.Thread(target=worker, args=(ids[n],)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    taken = [identifier for batch in claims for identifier in batch]
+    assert len(taken) == len(set(taken)) == 40  # 4 x 5 claims of 3 cover all 40, once each
+    with database.sessions() as session:
+        assert all(dispatches.get_dispatch(session, i).attempts == 1 for i in ids)
 
 
 def test_stale_sending_dispatches_become_pending(database: Database) -> None:

@@ -29,7 +29,7 @@ from dicom_node.db import DispatchState, JobState
 
 pytestmark = pytest.mark.e2e
 
-LEASE_S = 25.0
+LEASE_S = 6.0
 
 
 def _children(pid: int) -> list[int]:

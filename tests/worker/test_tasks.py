@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -150,6 +152,34 @@ def test_transient_errors_propagate_for_a_retry_and_leave_the_job_running(
     assert _rows(app, Job)[0].state is JobState.RUNNING
     settings.output_dir.unlink()
     assert app.tasks[PROCESS_TASK](job_id)["state"] == "done"
+
+
+def test_a_running_job_renews_its_lease_so_the_sweeper_leaves_it(
+    tmp_path: Path, dx_left: Path
+) -> None:
+    # A one-second lease, a job of several seconds: only the renewals keep it running.
+    settings = node_settings(tmp_path / "node", worker={"job_lease_s": 1})
+    promote_blsgan(settings.model_registry_dir)
+    app = create_app(settings)
+    try:
+        job_id = add_job(settings, dx_left, [])
+        outcome: dict[str, Any] = {}
+        run = threading.Thread(target=lambda: outcome.update(app.tasks[PROCESS_TASK](job_id)))
+        run.start()
+        requeued, checks = [], 0
+        while run.is_alive():
+            with app.context.database.sessions.begin() as session:
+                expired = job_rows.expire_running_jobs(session, utc_now(), timedelta(seconds=1), 3)
+            requeued += expired.requeued + expired.failed
+            checks += 1
+            time.sleep(0.1)
+        run.join()
+        assert checks > 20  # the job ran for seconds, many lease lengths
+        assert requeued == []
+        assert outcome["state"] == "done"
+        assert _rows(app, Job)[0].attempts == 1
+    finally:
+        app.context.close()
 
 
 def test_an_unreachable_database_is_transient(tmp_path: Path, dx_left: Path) -> None:
