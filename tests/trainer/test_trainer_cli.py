@@ -14,7 +14,6 @@ from blsgan_core.inference import separate
 from blsgan_core.model import load_model
 from blsgan_core.registry import ModelRegistry
 from dicom_node.cli.main import cli
-from trainer.cli.evaluate_separation import evaluate_separation_command
 from trainer.datasets import SampleStore
 from trainer.evaluation.separation import (
     evaluate_separation,
@@ -65,11 +64,10 @@ def test_train_resume_register_promote_show_and_fine_tune(
     assert tuned["completed_epochs"] == tuned["total_epochs"] == 1
 
     report_result = CliRunner().invoke(
-        evaluate_separation_command,
-        ["--manifest", str(small_manifest), "--split", "val", "--seed", "0",
+        cli,
+        ["--data-dir", str(tmp_path), "evaluate", "--task", "separation",
+         "--manifest", str(small_manifest), "--split", "val", "--seed", "0",
          "--validation-fraction", "0.25", "--baseline", "--json"],
-        obj=None,
-        env={"BLSNODE_MODELS__REGISTRY_DIR": str(tmp_path / "models")},
     )  # fmt: skip
     assert report_result.exit_code == 0, report_result.output
     report = json.loads(report_result.stdout)
@@ -97,6 +95,12 @@ def test_usage_errors_are_clear(tmp_path: Path, small_manifest: Path) -> None:
     result = runner.invoke(cli, ["--data-dir", str(tmp_path), "train", "--resume", "--out",
                                  str(tmp_path / "none")])  # fmt: skip
     assert result.exit_code == 1 and "nothing to resume" in result.output
+    result = runner.invoke(cli, ["--data-dir", str(tmp_path), "evaluate", "--task", "separation"])
+    assert result.exit_code == 2 and "needs --manifest" in result.output
+    result = runner.invoke(cli, ["--data-dir", str(tmp_path), "evaluate", "--task", "segmentation",
+                                 "--manifest", str(small_manifest), "--manifest",
+                                 str(small_manifest)])  # fmt: skip
+    assert result.exit_code == 2 and "exactly one --manifest" in result.output
 
 
 def test_export_writes_a_half_precision_shipped_model_with_its_evaluation(

@@ -157,24 +157,27 @@ def test_transient_errors_propagate_for_a_retry_and_leave_the_job_running(
 def test_a_running_job_renews_its_lease_so_the_sweeper_leaves_it(
     tmp_path: Path, dx_left: Path
 ) -> None:
-    # A one-second lease, a job of several seconds: only the renewals keep it running.
+    # A one-second lease renewed every 0.2 s; the sweeper here is stricter (0.5 s), so a
+    # job of a second or more (three models load first) outlives it twice: only the
+    # renewals keep it running.
     settings = node_settings(tmp_path / "node", worker={"job_lease_s": 1})
+    sweeper_lease = timedelta(seconds=0.5)
     promote_blsgan(settings.model_registry_dir)
     app = create_app(settings)
     try:
         job_id = add_job(settings, dx_left, [])
         outcome: dict[str, Any] = {}
         run = threading.Thread(target=lambda: outcome.update(app.tasks[PROCESS_TASK](job_id)))
+        started = time.monotonic()
         run.start()
-        requeued, checks = [], 0
+        requeued: list[int] = []
         while run.is_alive():
             with app.context.database.sessions.begin() as session:
-                expired = job_rows.expire_running_jobs(session, utc_now(), timedelta(seconds=1), 3)
+                expired = job_rows.expire_running_jobs(session, utc_now(), sweeper_lease, 3)
             requeued += expired.requeued + expired.failed
-            checks += 1
-            time.sleep(0.1)
+            time.sleep(0.05)
         run.join()
-        assert checks > 20  # the job ran for seconds, many lease lengths
+        assert time.monotonic() - started > 2 * sweeper_lease.total_seconds()
         assert requeued == []
         assert outcome["state"] == "done"
         assert _rows(app, Job)[0].attempts == 1

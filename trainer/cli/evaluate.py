@@ -1,9 +1,9 @@
 """``blsnode evaluate --task ...``: measure a model against annotated data, one JSON report.
 
 Each task is a plain function in ``trainer.evaluation``; this command parses options,
-loads the data and the model, calls that function and prints its report. To add a task
-(``separation`` comes next), add its name to ``TASKS`` and a ``_run_<task>`` function
-with the same signature, and list it in ``RUNNERS``.
+loads the data and the model, calls that function and prints its report. To add a task,
+add a runner (``options -> report``) to ``RUNNERS`` and, if its report is nested, a
+renderer to ``RENDERERS``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,22 @@ from typing import Any
 
 import click
 
-from dicom_node.cli.context import emit, exit_on_value_error, json_option
+from dicom_node.cli.context import emit, exit_on_value_error, json_option, pass_settings
+from dicom_node.settings import Settings
+from trainer.cli.evaluate_separation import (
+    render_separation,
+    run_separation_evaluation,
+    separation_options,
+)
 from trainer.splits import SPLITS
 
-TASKS = ("localization", "segmentation")  # "separation": added by the BLS-GAN trainer
+
+def _one_manifest(options: dict[str, Any], task: str) -> Path:
+    manifests = options["manifest"]
+    if len(manifests) != 1:
+        raise click.UsageError(f"--task {task} needs exactly one --manifest PATH")
+    path: Path = manifests[0]
+    return path
 
 
 def _run_localization(options: dict[str, Any]) -> dict[str, Any]:
@@ -40,28 +52,30 @@ def _run_segmentation(options: dict[str, Any]) -> dict[str, Any]:
     from trainer.evaluation.segmentation import evaluate_segmentation
     from trainer.frontend.joint_data import read_manifest, select_split
 
-    if options["manifest"] is None:
-        raise click.UsageError("--task segmentation needs --manifest PATH")
-    records = select_split(
-        read_manifest(options["manifest"]), options["split"], seed=options["seed"]
-    )
+    manifest = _one_manifest(options, "segmentation")
+    records = select_split(read_manifest(manifest), options["split"], seed=options["seed"])
     model = load_segmenter(options["model"])
     report = evaluate_segmentation(records, model)
     return {**report, "model": model.version, "split": options["split"]}
 
 
 RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "separation": run_separation_evaluation,
     "localization": _run_localization,
     "segmentation": _run_segmentation,
 }
+TASKS = tuple(RUNNERS)
 
 
-def _render(data: dict[str, Any]) -> str:
+def _render_flat(data: dict[str, Any]) -> str:
     return "\n".join(
         f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}"
         for key, value in data.items()
         if not isinstance(value, list)
     )
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"separation": render_separation}
 
 
 @click.command()
@@ -73,13 +87,15 @@ def _render(data: dict[str, Any]) -> str:
 )
 @click.option(
     "--manifest",
+    multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Segmentation: a manifest.json in the format of mcp_joints.",
+    help="Separation (repeatable) and segmentation: a manifest.json in the format of mcp_joints.",
 )
 @click.option(
     "--model",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Checkpoint to measure (default: the weights shipped with the package).",
+    help="Checkpoint to measure (default: the promoted BLS-GAN for separation, the shipped "
+    "weights otherwise).",
 )
 @click.option(
     "--split",
@@ -96,26 +112,27 @@ def _render(data: dict[str, Any]) -> str:
     show_default=True,
     help="Localization: images as given, mirrored (right hands), or pairs side by side.",
 )
+@separation_options
 @json_option
+@pass_settings
 def evaluate(
+    settings: Settings,
     task: str,
     landmarks: Path | None,
-    manifest: Path | None,
+    manifest: tuple[Path, ...],
     model: Path | None,
-    split: str,
-    seed: int,
-    variant: str,
     as_json: bool,
+    **task_options: Any,
 ) -> None:
-    """Measure localisation or segmentation against annotated data."""
+    """Measure separation, localisation or segmentation against annotated data."""
     options = {
+        **task_options,
         "landmarks": landmarks,
-        "manifest": manifest,
+        "manifest": list(manifest),
         "model": model,
-        "split": split,
-        "seed": seed,
-        "variant": variant,
+        "registry_dir": settings.model_registry_dir,
+        "use_shipped_weights": settings.models.use_shipped_weights,
     }
     with exit_on_value_error():  # missing files, bad CSV/manifest, unusable checkpoint
         report = RUNNERS[task](options)
-    emit(report, as_json, _render)
+    emit(report, as_json, RENDERERS.get(task, _render_flat))

@@ -1,10 +1,9 @@
-"""``evaluate --task separation``: the runner and its options, for the shared ``evaluate``.
+"""``blsnode evaluate --task separation``: the runner, its options and its text report.
 
 :func:`run_separation_evaluation` has the signature of the runners of
 ``trainer/cli/evaluate.py`` (``options -> report``); :data:`SEPARATION_OPTIONS` are the
 click options it reads beyond the shared ``--manifest``, ``--model``, ``--split`` and
-``--seed``. :func:`evaluate_separation_command` is a standalone command with all of
-them, until the shared command is wired.
+``--seed``.
 """
 
 from __future__ import annotations
@@ -15,16 +14,14 @@ from typing import Any
 
 import click
 
-from dicom_node.cli.context import emit, exit_on_value_error, json_option, pass_settings
-from dicom_node.settings import Settings
-from trainer.splits import SPLITS, pick_split
+from trainer.splits import pick_split
 
 DEFAULT_VALIDATION_FRACTION = 0.2  # the presets' split
 DEFAULT_SYNTHETIC_SEED = 1234  # the presets' validation.synthetic_seed
 
 
 def _manifests(value: Path | Sequence[Path] | None) -> list[Path]:
-    if value is None:
+    if not value:
         raise click.UsageError("--task separation needs --manifest PATH")
     return [value] if isinstance(value, Path) else list(value)
 
@@ -35,7 +32,8 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     ``options``: ``manifest`` (path or paths), ``model`` (checkpoint or ``None``),
     ``split`` (all/train/val) and ``seed`` of the joint-disjoint split, and optionally
     ``validation_fraction``, ``baseline``, ``synthetic_seed``, ``max_images``,
-    ``device``, ``plots`` (folder for PNG figures) and ``registry_dir``.
+    ``device``, ``plots`` (folder for PNG figures), ``registry_dir`` and
+    ``use_shipped_weights`` (the node's registry and its fallback).
     """
     import torch
 
@@ -68,13 +66,13 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
         # The node's registry when the caller knows it (settings), else the shipped weights.
         directory = options.get("registry_dir")
         registry = (
-            ModelRegistry(Path(directory))
+            ModelRegistry.for_node(Path(directory), options.get("use_shipped_weights", True))
             if directory is not None
             else ModelRegistry(SHIPPED_WEIGHTS_DIR, shipped_dir=None)
         )
         entry = registry.promoted(MODEL_KIND)
         if entry is None:
-            raise ValueError("no BLS-GAN model is promoted and none ships: pass --model PATH")
+            raise ValueError(f"{registry.nothing_promoted(MODEL_KIND)}: pass --model PATH")
         model_path = entry.path
     device = options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(Path(model_path), device=device)
@@ -105,7 +103,9 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _render(data: dict[str, Any]) -> str:
+def render_separation(data: dict[str, Any]) -> str:
+    """The report as four lines: model, identity baseline (if measured), the paper."""
+
     def line(name: str, part: dict[str, Any]) -> str:
         real, synthetic = part["real"], part["synthetic"]
         values = (
@@ -162,33 +162,3 @@ def separation_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(SEPARATION_OPTIONS):
         function = option(function)
     return function
-
-
-@click.command("evaluate-separation")
-@click.option(
-    "--manifest",
-    "manifests",
-    multiple=True,
-    required=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Joint manifest (repeatable).",
-)
-@click.option(
-    "--model",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="BLS-GAN checkpoint (default: the promoted model).",
-)
-@click.option("--split", type=click.Choice(SPLITS), default="all", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
-@separation_options
-@json_option
-@pass_settings
-def evaluate_separation_command(
-    settings: Settings, manifests: tuple[Path, ...], model: Path | None, as_json: bool,
-    **options: Any,
-) -> None:  # fmt: skip
-    """Measure layer separation: real overlaps (paper protocol) and synthetic layer error."""
-    options.update(manifest=list(manifests), model=model, registry_dir=settings.model_registry_dir)
-    with exit_on_value_error():
-        report = run_separation_evaluation(options)
-    emit(report, as_json, _render)
