@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -51,13 +52,13 @@ def build_secondary_captures(
 ) -> list[hd.sc.SCImage]:
     """The overview (instance 1), then every joint's L1, L2 and R, in report order."""
     check_source_grid(source, result.grid_shape, uids)
-    equipment = acquisition_equipment(source)
-    images = [build_overview(source, result, outputs, uids, equipment)]
+    acquisition = acquisition_equipment(source)
+    images = [build_overview(source, result, outputs, uids, acquisition)]
     number = 2
     for side, joint in result.joints():
         for layer in Layer:
             images.append(
-                _joint_image(source, result, outputs, uids, equipment, side, joint, layer, number)
+                _joint_image(source, result, outputs, uids, acquisition, side, joint, layer, number)
             )
             number += 1
     return images
@@ -81,11 +82,11 @@ def build_overview(
     result: RadiographResult,
     outputs: OutputSettings,
     uids: OutputUids,
-    equipment: Sequence[hd.ContributingEquipment] | None = None,
+    acquisition: Sequence[hd.ContributingEquipment] | None = None,
 ) -> hd.sc.SCImage:
     """The labelled montage of all joints with their layers.
 
-    ``equipment``: ``acquisition_equipment(source)``, computed here if not given.
+    ``acquisition``: ``acquisition_equipment(source)``, computed here if not given.
     """
     spacing, _ = pixel_spacing(source)
     pixels = render_overview(result, spacing)
@@ -99,7 +100,7 @@ def build_overview(
         instance_number=1,
         orientation=None,
         laterality=None,
-        equipment=acquisition_equipment(source) if equipment is None else equipment,
+        acquisition=acquisition_equipment(source) if acquisition is None else acquisition,
     )
     image.DerivationDescription = (
         f"Overview of BLS-GAN layer separation of {len(list(result.joints()))} MCP joints "
@@ -117,7 +118,7 @@ def _joint_image(
     result: RadiographResult,
     outputs: OutputSettings,
     uids: OutputUids,
-    equipment: Sequence[hd.ContributingEquipment],
+    acquisition: Sequence[hd.ContributingEquipment],
     side: Side,
     joint: JointResult,
     layer: Layer,
@@ -133,7 +134,7 @@ def _joint_image(
         instance_number=number,
         orientation=crop_orientation(source),
         laterality=side.value,
-        equipment=equipment,
+        acquisition=acquisition,
     )
     spacing, _ = pixel_spacing(source)
     image.DerivationDescription = (
@@ -158,7 +159,7 @@ def _secondary_capture(
     instance_number: int,
     orientation: Sequence[str] | None,
     laterality: str | None,
-    equipment: Sequence[hd.ContributingEquipment],
+    acquisition: Sequence[hd.ContributingEquipment],
 ) -> hd.sc.SCImage:
     # What SCImage.from_ref_dataset does, with the acquisition equipment built once.
     image = hd.sc.SCImage(
@@ -166,27 +167,16 @@ def _secondary_capture(
         photometric_interpretation=hd.PhotometricInterpretationValues.MONOCHROME2,
         bits_allocated=8,
         coordinate_system=hd.CoordinateSystemNames.PATIENT,
-        study_instance_uid=source.StudyInstanceUID,
+        **_patient_and_study(source, acquisition),
         series_instance_uid=uids.sc_series,
         series_number=outputs.sc_series_number,
         sop_instance_uid=sop_instance_uid,
         instance_number=instance_number,
         manufacturer=outputs.manufacturer,
-        patient_id=source.get("PatientID"),
-        patient_name=source.get("PatientName"),
-        patient_birth_date=source.get("PatientBirthDate"),
-        patient_sex=source.get("PatientSex"),
-        accession_number=source.get("AccessionNumber"),
-        study_id=source.get("StudyID"),
-        study_date=source.get("StudyDate"),
-        study_time=source.get("StudyTime"),
-        referring_physician_name=source.get("ReferringPhysicianName"),
         patient_orientation=(orientation[0], orientation[1])
         if orientation
         else _ORIENTATION_PLACEHOLDER,
         transfer_syntax_uid=ExplicitVRLittleEndian,
-        contributing_equipment=[copy.deepcopy(item) for item in equipment],
-        specific_character_set=source.get("SpecificCharacterSet"),
         series_description=outputs.sc_series_description,
         manufacturer_model_name=result.model.name,
         software_versions=result.model.version,
@@ -199,6 +189,26 @@ def _secondary_capture(
     image.LossyImageCompression = "00"
     image.SourceImageSequence = [_source_reference(source)]
     return image
+
+
+def _patient_and_study(
+    source: Dataset, acquisition: Sequence[hd.ContributingEquipment]
+) -> dict[str, Any]:
+    """The arguments ``SCImage.from_ref_dataset`` takes from its reference dataset."""
+    return {
+        "study_instance_uid": source.StudyInstanceUID,
+        "patient_id": source.get("PatientID"),
+        "patient_name": source.get("PatientName"),
+        "patient_birth_date": source.get("PatientBirthDate"),
+        "patient_sex": source.get("PatientSex"),
+        "accession_number": source.get("AccessionNumber"),
+        "study_id": source.get("StudyID"),
+        "study_date": source.get("StudyDate"),
+        "study_time": source.get("StudyTime"),
+        "referring_physician_name": source.get("ReferringPhysicianName"),
+        "contributing_equipment": [copy.deepcopy(item) for item in acquisition],
+        "specific_character_set": source.get("SpecificCharacterSet"),
+    }
 
 
 def _source_reference(source: Dataset) -> Dataset:
