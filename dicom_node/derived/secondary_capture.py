@@ -17,7 +17,9 @@ finger-up crop (``source.crop_orientation``), the overview, a montage, none.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -51,19 +53,42 @@ def build_secondary_captures(
 ) -> list[hd.sc.SCImage]:
     """The overview (instance 1), then every joint's L1, L2 and R, in report order."""
     check_source_grid(source, result.grid_shape, uids)
-    images = [build_overview(source, result, outputs, uids)]
+    acquisition = acquisition_equipment(source)
+    images = [build_overview(source, result, outputs, uids, acquisition)]
     number = 2
     for side, joint in result.joints():
         for layer in Layer:
-            images.append(_joint_image(source, result, outputs, uids, side, joint, layer, number))
+            images.append(
+                _joint_image(source, result, outputs, uids, acquisition, side, joint, layer, number)
+            )
             number += 1
     return images
 
 
+def acquisition_equipment(source: Dataset) -> list[hd.ContributingEquipment]:
+    """The source's acquisition equipment, the item ``SCImage.from_ref_dataset`` adds.
+
+    Built once per radiograph: highdicom first checks the source's IOD against the
+    standard's module tables, about 5 ms each time, the same answer for all 1 + 3 x
+    joints images. As in ``from_ref_dataset``, a source without a manufacturer gets no
+    item (highdicom needs one to describe the equipment).
+    """
+    if not source.get("Manufacturer"):
+        return []
+    return [hd.ContributingEquipment.for_image_acquisition(source)]
+
+
 def build_overview(
-    source: Dataset, result: RadiographResult, outputs: OutputSettings, uids: OutputUids
+    source: Dataset,
+    result: RadiographResult,
+    outputs: OutputSettings,
+    uids: OutputUids,
+    acquisition: Sequence[hd.ContributingEquipment] | None = None,
 ) -> hd.sc.SCImage:
-    """The labelled montage of all joints with their layers."""
+    """The labelled montage of all joints with their layers.
+
+    ``acquisition``: ``acquisition_equipment(source)``, computed here if not given.
+    """
     spacing, _ = pixel_spacing(source)
     pixels = render_overview(result, spacing)
     image = _secondary_capture(
@@ -76,6 +101,7 @@ def build_overview(
         instance_number=1,
         orientation=None,
         laterality=None,
+        acquisition=acquisition_equipment(source) if acquisition is None else acquisition,
     )
     image.DerivationDescription = (
         f"Overview of BLS-GAN layer separation of {len(list(result.joints()))} MCP joints "
@@ -93,6 +119,7 @@ def _joint_image(
     result: RadiographResult,
     outputs: OutputSettings,
     uids: OutputUids,
+    acquisition: Sequence[hd.ContributingEquipment],
     side: Side,
     joint: JointResult,
     layer: Layer,
@@ -108,6 +135,7 @@ def _joint_image(
         instance_number=number,
         orientation=crop_orientation(source),
         laterality=side.value,
+        acquisition=acquisition,
     )
     spacing, _ = pixel_spacing(source)
     image.DerivationDescription = (
@@ -132,13 +160,15 @@ def _secondary_capture(
     instance_number: int,
     orientation: Sequence[str] | None,
     laterality: str | None,
+    acquisition: Sequence[hd.ContributingEquipment],
 ) -> hd.sc.SCImage:
-    image = hd.sc.SCImage.from_ref_dataset(
-        ref_dataset=source,
+    # What SCImage.from_ref_dataset does, with the acquisition equipment built once.
+    image = hd.sc.SCImage(
         pixel_array=pixels,
         photometric_interpretation=hd.PhotometricInterpretationValues.MONOCHROME2,
         bits_allocated=8,
         coordinate_system=hd.CoordinateSystemNames.PATIENT,
+        **_patient_and_study(source, acquisition),
         series_instance_uid=uids.sc_series,
         series_number=outputs.sc_series_number,
         sop_instance_uid=sop_instance_uid,
@@ -157,6 +187,26 @@ def _secondary_capture(
     image.LossyImageCompression = "00"
     image.SourceImageSequence = [_source_reference(source)]
     return image
+
+
+def _patient_and_study(
+    source: Dataset, acquisition: Sequence[hd.ContributingEquipment]
+) -> dict[str, Any]:
+    """The arguments ``SCImage.from_ref_dataset`` takes from its reference dataset."""
+    return {
+        "study_instance_uid": source.StudyInstanceUID,
+        "patient_id": source.get("PatientID"),
+        "patient_name": source.get("PatientName"),
+        "patient_birth_date": source.get("PatientBirthDate"),
+        "patient_sex": source.get("PatientSex"),
+        "accession_number": source.get("AccessionNumber"),
+        "study_id": source.get("StudyID"),
+        "study_date": source.get("StudyDate"),
+        "study_time": source.get("StudyTime"),
+        "referring_physician_name": source.get("ReferringPhysicianName"),
+        "contributing_equipment": [copy.deepcopy(item) for item in acquisition],
+        "specific_character_set": source.get("SpecificCharacterSet"),
+    }
 
 
 def _source_reference(source: Dataset) -> Dataset:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import highdicom as hd
@@ -13,7 +14,7 @@ from pydicom.dataset import Dataset
 
 from dicom_node.derived.model import Layer, RadiographResult, Side
 from dicom_node.derived.overview import COLUMNS, LABEL_WIDTH, TITLE_HEIGHT, render_overview
-from dicom_node.derived.secondary_capture import build_secondary_captures
+from dicom_node.derived.secondary_capture import acquisition_equipment, build_secondary_captures
 from dicom_node.derived.uids import OutputUids
 from dicom_node.settings import OutputSettings
 
@@ -112,3 +113,29 @@ def test_crop_orientation_follows_the_source(
     unknown.PatientOrientation = ""
     images = build_secondary_captures(unknown, result_left, outputs, uids)
     assert images[1].PatientOrientation == ""
+
+
+def _acquisition_items(image: Dataset) -> list[Dataset]:
+    acquisition = hd.sr.CodedConcept("109101", "DCM", "Acquisition Equipment")
+    return [
+        item
+        for item in image.get("ContributingEquipmentSequence", [])
+        if item.PurposeOfReferenceCodeSequence[0].CodeValue == acquisition.value
+    ]
+
+
+def test_every_image_names_the_acquisition_equipment_once_if_the_source_has_a_maker(
+    dx_left: Dataset, result_left: RadiographResult, outputs: OutputSettings, uids_left: OutputUids
+) -> None:
+    assert dx_left.Manufacturer
+    images = build_secondary_captures(dx_left, result_left, outputs, uids_left)
+    for image in images:
+        (item,) = _acquisition_items(image)
+        assert item.Manufacturer == dx_left.Manufacturer
+    # The item is built once but every image holds its own copy.
+    assert len({id(_acquisition_items(image)[0]) for image in images}) == len(images)
+    anonymous = copy.deepcopy(dx_left)
+    anonymous.Manufacturer = ""
+    assert acquisition_equipment(anonymous) == []
+    images = build_secondary_captures(anonymous, result_left, outputs, uids_left)
+    assert all(not _acquisition_items(image) for image in images)

@@ -47,6 +47,24 @@ def test_a_rerun_replaces_instead_of_duplicating(
     assert not [f for f in files if f.name.startswith(".partial-")]
 
 
+def test_a_failed_write_is_raised_after_the_others_and_leaves_no_partial_file(
+    dx_left: Dataset, result_left: RadiographResult, outputs: OutputSettings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "out"
+    names = sorted(item.path.name for item in write_outputs(dx_left, result_left, outputs, folder))
+    for path in folder.iterdir():
+        path.unlink()
+    # A directory where the SR belongs: its rename fails, while other threads write.
+    blocked = next(name for name in names if name.startswith("SR_"))
+    (folder / blocked).mkdir()
+    with pytest.raises(OSError):
+        write_outputs(dx_left, result_left, outputs, folder)
+    left = sorted(path.name for path in folder.iterdir())
+    assert not [name for name in left if name.startswith(".partial-")]
+    assert left == names  # every other object was written completely
+    assert (folder / blocked).is_dir()
+
+
 def test_another_uid_prefix_gives_other_uids(
     dx_left: Dataset, result_left: RadiographResult, tmp_path: Path
 ) -> None:
