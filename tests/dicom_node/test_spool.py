@@ -33,14 +33,18 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
         spool.write(target, [b"meta", b"body"])
     assert not target.exists()
     assert list(spool.incoming.iterdir()) == []
+    assert [p.name for p in spool.root.iterdir() if p.name != ".incoming"] == ["1.2"]
 
 
 def test_a_temporary_name_left_by_a_crash_is_skipped_not_overwritten(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", 0)
-    stale = spool.incoming / f"{os.getpid()}-0.part"
-    stale.write_bytes(b"left by a process that died")
     target = spool.path_for("1.2", "1.2.3", "1.2.3.4")
+    target.parent.mkdir(parents=True)
+    # Temporary files live beside their target, hidden and never named *.dcm.
+    stale = target.parent / f".blsnode-{os.getpid()}-0.part"
+    stale.write_bytes(b"left by a process that died")
     spool.write(target, [b"new"])
+    assert list(spool.spooled_files()) == [target]
     assert target.read_bytes() == b"new"
     assert stale.read_bytes() == b"left by a process that died"
 
