@@ -89,14 +89,18 @@ class Spool:
     def check_space(self, incoming_bytes: int) -> None:
         """Raise ``DiskFullError`` if storing ``incoming_bytes`` would breach the guard.
 
-        The file system is asked at most every ``FREE_SPACE_TTL_S``; in between, the bytes
-        accepted here are subtracted from the last reading.
+        The file system is asked at most every ``FREE_SPACE_TTL_S`` while instances are
+        accepted (the bytes accepted since are subtracted from the last reading), and
+        always before one is refused, so a refusal never outlasts the shortage.
         """
         with self._free_lock:
             now = time.monotonic()
             if self._free is None or now - self._free[0] > FREE_SPACE_TTL_S:
                 self._free = (now, self.free_bytes())
             read_at, free = self._free
+            if free - incoming_bytes < self.min_free_bytes and read_at != now:
+                read_at, free = now, self.free_bytes()
+                self._free = (read_at, free)
             if free - incoming_bytes < self.min_free_bytes:
                 raise DiskFullError(
                     f"free space {free} B minus {incoming_bytes} B incoming is under the "
