@@ -7,7 +7,7 @@ each data set to a file; the node also fsyncs it, renames it into the spool, and
 the Instance row (plus a Job row, and publishes the job id) before it answers. The
 ratio node/baseline of instances per second is the figure of merit (target >= 0.8).
 
-    PYTHONPATH=. python benchmarks/bench_ingest.py [--repeats 3] [--json]
+    PYTHONPATH=. python benchmarks/bench_ingest.py [--repeats 3] [--scratch-dir DIR] [--json]
 """
 
 from __future__ import annotations
@@ -144,9 +144,9 @@ def stored_count(receiver: str, output: Path) -> int:
     return sum(1 for _ in (output / "spool").rglob("*.dcm"))
 
 
-def timed_run(receiver: str, workload: Workload, storescu: str) -> Run:
+def timed_run(receiver: str, workload: Workload, storescu: str, scratch_root: Path) -> Run:
     """Start a fresh receiver, send the workload once, check everything arrived, stop it."""
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=workload.folder.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=scratch_root) as tmp:
         scratch = Path(tmp)
         port = free_port()
         start = start_baseline if receiver == "baseline" else start_node
@@ -176,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--work-dir", type=Path, default=Path("runs/bench_ingest"), help="generated files"
     )
+    parser.add_argument(
+        "--scratch-dir",
+        type=Path,
+        default=None,
+        help="where the receivers store (default: beside the generated files); a tmpfs "
+        "such as /dev/shm takes the disk flushes out and leaves the software path",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.small < 1 or args.large < 1:
@@ -186,14 +193,16 @@ def main(argv: list[str] | None = None) -> int:
         make_workload("small", args.work_dir / "small", args.small, 256, 256),
         make_workload("large", args.work_dir / "large", args.large, 2000, 1700),
     ]
-    flush_before = flush_latency_ms(args.work_dir)
+    scratch_root = args.scratch_dir or args.work_dir
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    flush_before = flush_latency_ms(scratch_root)
     results: dict[str, dict[str, float]] = {}
     for workload in workloads:
         runs: dict[str, list[Run]] = {"baseline": [], "node": []}
         for repeat in range(args.repeats):
             order = ("baseline", "node") if repeat % 2 == 0 else ("node", "baseline")
             for receiver in order:
-                runs[receiver].append(timed_run(receiver, workload, storescu))
+                runs[receiver].append(timed_run(receiver, workload, storescu, scratch_root))
         summary: dict[str, float] = {}
         for receiver, measured in runs.items():
             summary[f"{receiver}_instances_per_s"] = statistics.median(
@@ -205,12 +214,23 @@ def main(argv: list[str] | None = None) -> int:
         summary["megabytes"] = workload.total_bytes / 1e6
         results[workload.name] = summary
 
-    flush_ms = (flush_before + flush_latency_ms(args.work_dir)) / 2
+    flush_ms = (flush_before + flush_latency_ms(scratch_root)) / 2
     if args.json:
-        print(json.dumps({"repeats": args.repeats, "flush_ms": flush_ms, "results": results}))
+        load = os.getloadavg()[0]
+        print(
+            json.dumps(
+                {
+                    "repeats": args.repeats,
+                    "flush_ms": flush_ms,
+                    "load_average": load,
+                    "results": results,
+                }
+            )
+        )
     else:
         print(f"C-STORE ingest by dcmtk storescu, median of {args.repeats} alternating runs")
         print(f"disk flush (fdatasync + directory fsync of 128 KiB): {flush_ms:.2f} ms median")
+        print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}")
         print(f"{'workload':24} {'baseline':>18} {'blsnode':>18} {'ratio':>7}")
         for name, s in results.items():
             label = f"{name} ({s['instances']:.0f} x {s['megabytes'] / s['instances']:.2f} MB)"

@@ -145,7 +145,7 @@ class Ingestor:
     def _store(self, received: Received, header: InstanceHeader) -> IngestResult:
         uid = header.sop_instance_uid
         try:
-            with self.database.reading.connect() as connection:
+            with self.database.lookups.connect() as connection:
                 known = instance_id(connection, uid)
         except SQLAlchemyError as error:
             logger.exception("database unavailable", extra={"sop_instance_uid": uid})
@@ -200,7 +200,7 @@ class Ingestor:
             )
         calling = file_meta.get("SourceApplicationEntityTitle")
         with self._locks.hold(header.sop_instance_uid):
-            with self.database.reading.connect() as connection:
+            with self.database.lookups.connect() as connection:
                 known = instance_id(connection, header.sop_instance_uid)
             if known is not None:
                 return IngestResult(

@@ -45,10 +45,10 @@ class ReconcileReport:
 
 def reconcile_spool(spool: Spool, database: Database, ingestor: Ingestor) -> ReconcileReport:
     """Book spooled files that have no row; remove stale temporary files."""
-    report = ReconcileReport(stale_parts_removed=spool.remove_stale_parts(STALE_PART_S))
     marker = spool.root / MARKER
     started = time.time()
     since = marker.stat().st_mtime - MARGIN.total_seconds() if marker.exists() else 0.0
+    report = ReconcileReport(stale_parts_removed=spool.remove_stale_parts(STALE_PART_S, since))
     batch: list[Path] = []
     for path in spool.spooled_files(since):
         batch.append(path)

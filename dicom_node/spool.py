@@ -2,8 +2,11 @@
 
 Layout: ``<spool>/<study UID>/<series UID>/<SOP Instance UID>.dcm``, exactly the bytes
 that arrived (Part 10 file meta, then the data set as encoded by the sender). A file is
-written to ``<spool>/.incoming``, flushed and fsynced, renamed into place (atomic on one
-file system), and the directory is fsynced so the rename survives a power cut.
+written to a hidden temporary file in its series folder, fdatasynced, renamed into place
+(atomic), and the folder is fsynced so the rename survives a power cut. The temporary
+file sits beside its target because a rename within one folder journals one directory,
+not two: on ext4 both flushes took about half as long as with a separate ``.incoming``
+folder (which older versions used and which is still cleaned at start-up).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from dicom_node.header import is_valid_uid
 logger = logging.getLogger(__name__)
 
 INCOMING = ".incoming"
+# Temporary files: hidden, and never ``*.dcm``, so no scan mistakes them for instances.
+PART_PREFIX = ".blsnode-"
+PART_SUFFIX = ".part"
 # How long a free-space reading is trusted (minus what this spool wrote since): statvfs on
 # every C-STORE costs a system call for a figure that moves slowly.
 FREE_SPACE_TTL_S = 1.0
@@ -83,17 +89,19 @@ class Spool:
     def check_space(self, incoming_bytes: int) -> None:
         """Raise ``DiskFullError`` if storing ``incoming_bytes`` would breach the guard.
 
-        The file system is asked at most every ``FREE_SPACE_TTL_S``; in between, the bytes
-        accepted here are subtracted from the last reading. A refusal is never cached: the
-        next instance asks again, so a sender's retry succeeds as soon as space returns.
+        The file system is asked at most every ``FREE_SPACE_TTL_S`` while instances are
+        accepted (the bytes accepted since are subtracted from the last reading), and
+        always before one is refused, so a refusal never outlasts the shortage.
         """
         with self._free_lock:
             now = time.monotonic()
             if self._free is None or now - self._free[0] > FREE_SPACE_TTL_S:
                 self._free = (now, self.free_bytes())
             read_at, free = self._free
+            if free - incoming_bytes < self.min_free_bytes and read_at != now:
+                read_at, free = now, self.free_bytes()
+                self._free = (read_at, free)
             if free - incoming_bytes < self.min_free_bytes:
-                self._free = None
                 raise DiskFullError(
                     f"free space {free} B minus {incoming_bytes} B incoming is under the "
                     f"guard of {self.min_free_bytes} B"
@@ -111,7 +119,8 @@ class Spool:
         """Write ``parts`` to ``target`` durably; on any error nothing is left behind."""
         size = sum(len(part) for part in parts)
         self.check_space(size)
-        temporary, descriptor = self._create_temporary()
+        created = self._make_parents(target.parent)
+        temporary, descriptor = self._create_temporary(target.parent)
         placed = False
         try:
             try:
@@ -121,7 +130,6 @@ class Spool:
                 os.fdatasync(descriptor)
             finally:
                 os.close(descriptor)
-            created = self._make_parents(target.parent)
             os.replace(temporary, target)
             placed = True
             _fsync_directory(target.parent)
@@ -136,21 +144,21 @@ class Spool:
             raise
         return SpooledFile(path=target, size_bytes=size)
 
-    def _create_temporary(self) -> tuple[Path, int]:
-        """A new, empty temporary file in ``.incoming`` and its descriptor.
+    def _create_temporary(self, directory: Path) -> tuple[Path, int]:
+        """A new, empty temporary file in ``directory`` and its descriptor.
 
         Named by process id and a counter (``tempfile.mkstemp`` spends more on its random
         names than the open itself); ``O_EXCL`` still refuses to reuse an existing file.
         """
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         for _ in range(_TEMPORARY_ATTEMPTS):
-            path = self.incoming / f"{os.getpid()}-{next(self._names)}.part"
+            path = directory / f"{PART_PREFIX}{os.getpid()}-{next(self._names)}{PART_SUFFIX}"
             try:
                 return path, os.open(path, flags, 0o600)
             except FileExistsError:
                 logger.warning("temporary file %s exists (left by a crash?); trying another", path)
         raise FileExistsError(
-            f"no free temporary name in {self.incoming} after {_TEMPORARY_ATTEMPTS} attempts"
+            f"no free temporary name in {directory} after {_TEMPORARY_ATTEMPTS} attempts"
         )
 
     def _make_parents(self, directory: Path) -> list[Path]:
@@ -166,20 +174,31 @@ class Spool:
         directory.mkdir(parents=True, exist_ok=True)
         return created
 
-    def spooled_files(self, changed_since: float = 0.0) -> Iterator[Path]:
-        """Spooled files in series folders modified at or after ``changed_since`` (epoch s)."""
+    def _series_folders(self, changed_since: float) -> Iterator[Path]:
         for study in sorted(self.root.iterdir()):
             if study.name.startswith(".") or not study.is_dir():
                 continue
             for series in sorted(study.iterdir()):
                 if series.is_dir() and series.stat().st_mtime >= changed_since:
-                    yield from sorted(series.glob("*.dcm"))
+                    yield series
 
-    def remove_stale_parts(self, older_than_s: float) -> int:
-        """Delete temporary files left by writes that never finished (a crash)."""
+    def spooled_files(self, changed_since: float = 0.0) -> Iterator[Path]:
+        """Spooled files in series folders modified at or after ``changed_since`` (epoch s)."""
+        for series in self._series_folders(changed_since):
+            yield from sorted(series.glob("*.dcm"))
+
+    def remove_stale_parts(self, older_than_s: float, changed_since: float = 0.0) -> int:
+        """Delete temporary files left by writes that never finished (a crash).
+
+        Looks in ``.incoming`` and in series folders modified at or after
+        ``changed_since`` (a crash in the middle of a write modified its folder).
+        """
         limit = time.time() - older_than_s
+        parts = list(self.incoming.glob(f"*{PART_SUFFIX}"))
+        for series in self._series_folders(changed_since):
+            parts.extend(series.glob(f"{PART_PREFIX}*{PART_SUFFIX}"))
         removed = 0
-        for part in self.incoming.glob("*.part"):
+        for part in parts:
             if part.stat().st_mtime < limit:
                 part.unlink(missing_ok=True)
                 removed += 1

@@ -17,6 +17,9 @@ logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "blsnode_read_only"
+# Connections that run one SELECT at a time need no transaction of their own: SQLite
+# gives a lone statement its own consistent snapshot (saves BEGIN and ROLLBACK).
+SINGLE_STATEMENT_OPTION = "blsnode_single_statement"
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
@@ -41,7 +44,10 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        if connection.get_execution_options().get(READ_ONLY_OPTION):
+        options = connection.get_execution_options()
+        if options.get(SINGLE_STATEMENT_OPTION):
+            return
+        if options.get(READ_ONLY_OPTION):
             connection.exec_driver_sql("BEGIN")
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -81,14 +87,15 @@ class Database:
     """An engine and its session factories, built once per process and passed down.
 
     ``sessions`` for work that writes; ``reader`` for work that only reads (on SQLite it
-    does not take the write lock). ``engine.begin()`` and ``reading.connect()`` are the
-    same without the ORM, for the C-STORE path.
+    does not take the write lock). The C-STORE path skips the ORM: ``engine.begin()``
+    for its one write transaction and ``lookups.connect()`` for single-statement reads
+    (outside any transaction: autocommit on PostgreSQL, no ``BEGIN`` on SQLite).
     """
 
     engine: Engine
     sessions: sessionmaker[Session]
     reader: sessionmaker[Session]
-    reading: Engine
+    lookups: Engine
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -101,11 +108,15 @@ def open_database(url: str, migrate: bool = True, sqlite_synchronous: str = "nor
     if migrate:
         upgrade_to_head(engine)
     reading = engine.execution_options(**{READ_ONLY_OPTION: True})
+    if engine.dialect.name == "sqlite":
+        lookups = engine.execution_options(**{SINGLE_STATEMENT_OPTION: True})
+    else:
+        lookups = engine.execution_options(isolation_level="AUTOCOMMIT")
     return Database(
         engine=engine,
         sessions=sessionmaker(engine, expire_on_commit=False),
         reader=sessionmaker(reading, expire_on_commit=False),
-        reading=reading,
+        lookups=lookups,
     )
 
 

@@ -30,6 +30,7 @@ from dicom_node.db.instances import (
     count_instances,
     count_studies_and_series,
     find_instance,
+    instance_id,
 )
 from dicom_node.db.migrate import alembic_config, current_revision
 from dicom_node.db.models import Base
@@ -120,6 +121,35 @@ def test_a_second_row_for_one_sop_instance_uid_is_refused(database: Database) ->
         add_instance(session, record(1))
     with pytest.raises(IntegrityError), database.sessions.begin() as session:
         add_instance(session, record(1))
+
+
+def test_core_booking_and_lookups_outside_a_transaction(database: Database) -> None:
+    # The C-STORE path: one Core write transaction, then single-statement lookups.
+    with database.engine.begin() as connection:
+        first = add_instance(connection, record(1), now=T0)
+        job_id = jobs.create_job(connection, first, "hand-pa", ["PACS"], now=T0)
+        dispatch_ids = dispatches.add_instance_dispatches(connection, first, ["A", "B"], T0)
+    with database.lookups.connect() as connection:
+        assert instance_id(connection, "1.2.3.1.1") == first
+        assert instance_id(connection, "1.2.3.1.2") is None
+        driver = connection.connection.driver_connection
+        if database.engine.dialect.name == "sqlite":
+            assert not driver.in_transaction  # type: ignore[union-attr]
+        else:
+            assert driver.autocommit  # type: ignore[union-attr]
+        # A writer commits while the lookup connection is open, and the next lookup sees it.
+        with database.engine.begin() as writer:
+            second = add_instance(writer, record(2), now=T0)
+        assert instance_id(connection, "1.2.3.1.2") == second
+    with database.sessions() as session:
+        job = jobs.get_job(session, job_id)
+        assert job is not None and job.state is JobState.QUEUED
+        assert job.result_destinations == ["PACS"]
+        sent = [dispatches.get_dispatch(session, number) for number in dispatch_ids]
+        assert [(d.destination, d.instance_id, d.state) for d in sent if d is not None] == [
+            ("A", first, DispatchState.PENDING),
+            ("B", first, DispatchState.PENDING),
+        ]
 
 
 def test_concurrent_first_instances_of_one_series_share_its_row(database: Database) -> None:

@@ -39,12 +39,17 @@ def test_restart_books_orphaned_spool_files(tmp_path: Path) -> None:
     finally:
         first.stop()
     _forget(settings, lost.SOPInstanceUID)
+    # Temporary files of writes that died: beside their target (and, from older
+    # versions, in .incoming); only those older than an hour are removed.
     incoming = settings.spool_dir / ".incoming"
+    series = next(settings.spool_dir.glob("*/*/"))
     stale, fresh = incoming / "old.part", incoming / "new.part"
-    stale.write_bytes(b"half")
-    fresh.write_bytes(b"half")
+    stale_beside, fresh_beside = series / ".blsnode-1-1.part", series / ".blsnode-1-2.part"
     two_hours_ago = time.time() - 7200
-    os.utime(stale, (two_hours_ago, two_hours_ago))
+    for part in (stale, fresh, stale_beside, fresh_beside):
+        part.write_bytes(b"half")
+    for part in (stale, stale_beside):
+        os.utime(part, (two_hours_ago, two_hours_ago))
 
     second = Node(settings)
     second.start()
@@ -65,8 +70,8 @@ def test_restart_books_orphaned_spool_files(tmp_path: Path) -> None:
         wait_until(published, what="re-booked job published")
     finally:
         second.stop()
-    assert not stale.exists()
-    assert fresh.exists()
+    assert not stale.exists() and not stale_beside.exists()
+    assert fresh.exists() and fresh_beside.exists()
 
 
 def test_reconciliation_skips_old_series_and_reports_unreadable_files(tmp_path: Path) -> None:

@@ -33,28 +33,37 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
         spool.write(target, [b"meta", b"body"])
     assert not target.exists()
     assert list(spool.incoming.iterdir()) == []
+    assert [p.name for p in spool.root.iterdir() if p.name != ".incoming"] == ["1.2"]
 
 
 def test_a_temporary_name_left_by_a_crash_is_skipped_not_overwritten(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", 0)
-    stale = spool.incoming / f"{os.getpid()}-0.part"
-    stale.write_bytes(b"left by a process that died")
     target = spool.path_for("1.2", "1.2.3", "1.2.3.4")
+    target.parent.mkdir(parents=True)
+    # Temporary files live beside their target, hidden and never named *.dcm.
+    stale = target.parent / f".blsnode-{os.getpid()}-0.part"
+    stale.write_bytes(b"left by a process that died")
     spool.write(target, [b"new"])
+    assert list(spool.spooled_files()) == [target]
     assert target.read_bytes() == b"new"
     assert stale.read_bytes() == b"left by a process that died"
 
 
-def test_disk_guard_counts_what_was_accepted_since_the_last_reading(tmp_path: Path) -> None:
-    margin = 64 << 20
+def test_disk_guard_refuses_on_a_fresh_reading_and_accepts_as_soon_as_space_returns(
+    tmp_path: Path,
+) -> None:
     spool = Spool(tmp_path / "spool", 0)
-    spool.min_free_bytes = spool.free_bytes() - margin
-    chunk = 40 << 20
-    spool.check_space(chunk)
-    # The file system has not changed, but the first 40 MiB are already promised.
+    free = spool.free_bytes()
+    spool.min_free_bytes = free - (64 << 20)
+    spool.check_space(40 << 20)  # accepted; this reading is reused for a second
+    # The guard moves above the free space (as if the disk filled up): refused at once.
+    spool.min_free_bytes = free + (1 << 30)
     with pytest.raises(DiskFullError, match="under the guard"):
-        spool.check_space(chunk)
-    spool.check_space(margin - chunk - (8 << 20))
+        spool.check_space(1)
+    # Space is back within the same second: accepted at once, not after the reading ages.
+    spool.min_free_bytes = free - (64 << 20)
+    spool.check_space(40 << 20)
+    spool.check_space(40 << 20)
 
 
 class _ScriptedDisk(Spool):
