@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -32,6 +31,7 @@ from dicom_node.db import jobs as job_rows
 from dicom_node.db.types import utc_now
 from dicom_node.settings import Settings
 from worker.celery_app import WorkerApp, create_app
+from worker.jobs import lease_renewed
 
 
 @pytest.fixture
@@ -157,30 +157,32 @@ def test_transient_errors_propagate_for_a_retry_and_leave_the_job_running(
 def test_a_running_job_renews_its_lease_so_the_sweeper_leaves_it(
     tmp_path: Path, dx_left: Path
 ) -> None:
-    # A one-second lease renewed every 0.2 s; the sweeper here is stricter (0.5 s), so a
-    # job of a second or more (three models load first) outlives it twice: only the
-    # renewals keep it running.
+    # A one-second lease renewed every 0.2 s by the worker's heartbeat, held for several
+    # leases; then the heartbeat stops (as when its worker dies) and the lease runs out.
     settings = node_settings(tmp_path / "node", worker={"job_lease_s": 1})
-    sweeper_lease = timedelta(seconds=0.5)
-    promote_blsgan(settings.model_registry_dir)
+    lease = timedelta(seconds=settings.worker.job_lease_s)
     app = create_app(settings)
+
+    def expire() -> list[int]:
+        with app.context.database.sessions.begin() as session:
+            expired = job_rows.expire_running_jobs(session, utc_now(), lease, 3)
+        return [*expired.requeued, *expired.failed]
+
     try:
         job_id = add_job(settings, dx_left, [])
-        outcome: dict[str, Any] = {}
-        run = threading.Thread(target=lambda: outcome.update(app.tasks[PROCESS_TASK](job_id)))
-        started = time.monotonic()
-        run.start()
+        with app.context.database.sessions.begin() as session:
+            assert job_rows.claim_job(session, job_id) is not None
         requeued: list[int] = []
-        while run.is_alive():
-            with app.context.database.sessions.begin() as session:
-                expired = job_rows.expire_running_jobs(session, utc_now(), sweeper_lease, 3)
-            requeued += expired.requeued + expired.failed
-            time.sleep(0.05)
-        run.join()
-        assert time.monotonic() - started > 2 * sweeper_lease.total_seconds()
+        with lease_renewed(app.context, job_id):
+            deadline = time.monotonic() + 3 * lease.total_seconds()
+            while time.monotonic() < deadline:
+                requeued += expire()
+                time.sleep(0.1)
         assert requeued == []
-        assert outcome["state"] == "done"
-        assert _rows(app, Job)[0].attempts == 1
+        assert _rows(app, Job)[0].state is JobState.RUNNING
+        time.sleep(1.5 * lease.total_seconds())
+        assert expire() == [job_id]
+        assert _rows(app, Job)[0].state is JobState.QUEUED
     finally:
         app.context.close()
 
