@@ -129,6 +129,7 @@ def peak_rss(pid: int) -> int:
 def worker_memory(files: list[Path], models: dict[str, Path], threads: int, folder: Path) -> int:
     """Peak RSS of a real ``blsnode worker`` after it processed every file once."""
     settings = node_settings(folder / "node")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # serve would have made it
     registry = ModelRegistry(settings.model_registry_dir)
     for kind, path in models.items():
         registry.register(path, f"bench-{kind}")
