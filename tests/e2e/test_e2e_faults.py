@@ -188,7 +188,7 @@ def test_destination_down_for_a_while_receives_everything_once(
         with running_storescp(tmp_path / "viewer", port=viewer_port) as viewer:
             wait_until(
                 lambda: all(d.state is DispatchState.SENT for d in node.dispatches()),
-                timeout_s=60,
+                timeout_s=120,  # backoff at most 1 s; the margin is for a loaded CI machine
                 what="every dispatch sent once the destination is back",
             )
             assert viewer.received_counts() == dict.fromkeys(files, 1)

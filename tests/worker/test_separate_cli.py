@@ -149,6 +149,6 @@ def test_without_a_promotion_the_shipped_trained_model_separates(
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["version"] == shipped.version
-    # A trained model reconstructs a real joint far better than chance (24.7 dB on this one,
-    # ~30 dB on average on held-out joints, see its model card); an untrained one does not.
-    assert data["psnr"] > 20 and data["ssim"] > 0.75
+    # The shipped model reconstructs this real joint at 39.6 dB (43.8 dB on average over
+    # held-out joints, see its model card); a model loaded wrongly (weights, config) does not.
+    assert data["psnr"] > 33 and data["ssim"] > 0.9
