@@ -54,11 +54,10 @@ from node_testing import store_datasets  # noqa: E402
 from orthanc_server import Orthanc, running_orthanc  # noqa: E402
 from peers import running_redis  # noqa: E402
 from pydicom import dcmread  # noqa: E402
-from sqlalchemy import select  # noqa: E402
 
 from blsgan_core.model import BLSGANModel, save_model  # noqa: E402
 from blsgan_core.registry import ModelRegistry  # noqa: E402
-from dicom_node.db import Instance, Job, JobState, Output  # noqa: E402
+from dicom_node.db import Job, JobState  # noqa: E402
 
 DEFAULT_IMAGES = ("3149", "3143", "3146")
 TIMEOUT_S = 600.0
@@ -136,18 +135,13 @@ def measure_one(node: ServedNode, pacs: Orthanc, image: str, source: Path) -> Ti
     acknowledged = datetime.now(UTC)
 
     def finished() -> tuple[Job, set[str]] | None:
-        with node.database.reader() as session:
-            job = session.scalars(
-                select(Job).join(Instance).where(Instance.sop_instance_uid == uid)
-            ).one_or_none()
-            if job is None or job.state in {JobState.QUEUED, JobState.RUNNING}:
-                return None
-            if job.state is JobState.FAILED:
-                raise RuntimeError(f"job of {image} failed: {job.reason}")
-            outputs = set(
-                session.scalars(select(Output.sop_instance_uid).where(Output.job_id == job.id))
-            )
-        return job, outputs
+        found = node.finished_job(uid)
+        if found is None:
+            return None
+        job, outputs = found
+        if job.state is JobState.FAILED:
+            raise RuntimeError(f"job of {image} failed: {job.reason}")
+        return job, {output.sop_instance_uid for output in outputs}
 
     job, outputs = wait_until(finished, TIMEOUT_S, interval_s=0.05, what=f"{image} processed")
     wait_until(

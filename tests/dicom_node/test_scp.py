@@ -177,16 +177,21 @@ def test_called_ae_title_is_checked(start_node) -> None:
     assert echo_status(node.port, called="BLSNODE") == SUCCESS
 
 
-def test_association_limit(start_node) -> None:
-    node = start_node(network={"max_associations": 1})
+def _assert_the_only_slot_is_taken_by_one_caller(port: int) -> None:
+    """With ``max_associations = 1``: a second caller is refused while a first one holds on."""
     ae = AE(ae_title="FIRST")
     ae.add_requested_context(Verification)
-    first = ae.associate("127.0.0.1", node.port, ae_title="BLSNODE")
+    first = ae.associate("127.0.0.1", port, ae_title="BLSNODE")
     assert first.is_established
     try:
-        assert echo_status(node.port, calling="SECOND") is None
+        assert echo_status(port, calling="SECOND") is None
     finally:
         first.release()
+
+
+def test_association_limit(start_node) -> None:
+    node = start_node(network={"max_associations": 1})
+    _assert_the_only_slot_is_taken_by_one_caller(node.port)
     wait_until(lambda: echo_status(node.port) == SUCCESS, what="a free association slot")
 
 
@@ -199,15 +204,8 @@ def test_tcp_probes_do_not_take_association_slots(start_node) -> None:
         for _ in range(3):
             socket.create_connection(("127.0.0.1", node.port)).close()
         assert echo_status(node.port) == SUCCESS
-        ae = AE(ae_title="FIRST")
-        ae.add_requested_context(Verification)
-        first = ae.associate("127.0.0.1", node.port, ae_title="BLSNODE")
-        assert first.is_established
-        try:
-            # The limit still holds for callers that ask for an association.
-            assert echo_status(node.port, calling="SECOND") is None
-        finally:
-            first.release()
+        # The limit still holds for callers that ask for an association.
+        _assert_the_only_slot_is_taken_by_one_caller(node.port)
     finally:
         held.close()
 

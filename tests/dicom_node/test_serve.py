@@ -9,10 +9,14 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from loopback import free_port, system_program, wait_for_port, wait_until
 from node_testing import hand_dataset, node_settings, save
+
+if TYPE_CHECKING:
+    from dicom_node.node import Node
 
 
 def _blsnode(*args: str) -> list[str]:
@@ -160,12 +164,18 @@ def test_worker_command_carries_the_global_options(tmp_path: Path) -> None:
     assert worker_command(None, None)[-1] == "worker"
 
 
-def test_embedded_worker_is_started_and_stopped_with_the_node(tmp_path: Path) -> None:
+def _node_with_an_idle_worker(tmp_path: Path) -> Node:
+    """A started node whose embedded "worker" is a process that only sleeps."""
     from dicom_node.node import Node
 
     settings = node_settings(tmp_path / "data", worker={"embedded": True})
-    embedded = Node(settings, [sys.executable, "-c", "import time; time.sleep(120)"])
-    embedded.start()
+    node = Node(settings, [sys.executable, "-c", "import time; time.sleep(120)"])
+    node.start()
+    return node
+
+
+def test_embedded_worker_is_started_and_stopped_with_the_node(tmp_path: Path) -> None:
+    embedded = _node_with_an_idle_worker(tmp_path)
     try:
         worker = embedded.worker
         assert worker is not None and worker.poll() is None
@@ -177,11 +187,7 @@ def test_embedded_worker_is_started_and_stopped_with_the_node(tmp_path: Path) ->
 
 
 def test_an_embedded_worker_that_dies_is_started_again(tmp_path: Path) -> None:
-    from dicom_node.node import Node
-
-    settings = node_settings(tmp_path / "data", worker={"embedded": True})
-    embedded = Node(settings, [sys.executable, "-c", "import time; time.sleep(120)"])
-    embedded.start()
+    embedded = _node_with_an_idle_worker(tmp_path)
     try:
         first = embedded.worker
         assert first is not None

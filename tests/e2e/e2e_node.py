@@ -26,7 +26,7 @@ from loopback import wait_for_port, wait_until
 from node_testing import node_settings
 from sqlalchemy import select
 
-from dicom_node.db import Database, Dispatch, Instance, Job, open_database
+from dicom_node.db import Database, Dispatch, Instance, Job, JobState, Output, open_database
 from dicom_node.settings import ENV_PREFIX, Settings, load_settings
 from dicom_node.status import node_status
 
@@ -199,6 +199,16 @@ class ServedNode:
         """Every dispatch row (detached copies)."""
         with self.database.reader() as session:
             return list(session.scalars(select(Dispatch).order_by(Dispatch.id)))
+
+    def finished_job(self, sop_instance_uid: str) -> tuple[Job, list[Output]] | None:
+        """The job of an instance once it is done or failed, with its outputs; else None."""
+        with self.database.reader() as session:
+            job = session.scalars(
+                select(Job).join(Instance).where(Instance.sop_instance_uid == sop_instance_uid)
+            ).one_or_none()
+            if job is None or job.state in {JobState.QUEUED, JobState.RUNNING}:
+                return None
+            return job, list(session.scalars(select(Output).where(Output.job_id == job.id)))
 
     def spooled_files(self) -> list[Path]:
         """Files in the spool's study/series folders (not temporary files)."""

@@ -26,7 +26,7 @@ from pydicom import dcmread
 from sqlalchemy import select
 from worker_testing import ATLAS_ID
 
-from dicom_node.db import Dispatch, DispatchState, Instance, Job, JobState, Output, OutputKind
+from dicom_node.db import Dispatch, DispatchState, JobState, Output, OutputKind
 
 pytestmark = pytest.mark.e2e
 
@@ -72,14 +72,12 @@ def _processed(node: ServedNode, sop_instance_uid: str) -> list[Output]:
     """Wait until the job of an instance is done and every result sent; its outputs."""
 
     def finished() -> list[Output] | None:
+        found = node.finished_job(sop_instance_uid)
+        if found is None:
+            return None
+        job, outputs = found
+        assert job.state is JobState.DONE, job.reason
         with node.database.reader() as session:
-            job = session.scalars(
-                select(Job).join(Instance).where(Instance.sop_instance_uid == sop_instance_uid)
-            ).one_or_none()
-            if job is None or job.state in {JobState.QUEUED, JobState.RUNNING}:
-                return None
-            assert job.state is JobState.DONE, job.reason
-            outputs = list(session.scalars(select(Output).where(Output.job_id == job.id)))
             dispatches = list(
                 session.scalars(
                     select(Dispatch).where(Dispatch.output_id.in_([o.id for o in outputs]))

@@ -21,6 +21,7 @@ from trainer.cli.evaluate_separation import (
     run_separation_evaluation,
     separation_options,
 )
+from trainer.model_registry import registry_for
 from trainer.splits import SPLITS
 
 
@@ -130,8 +131,7 @@ def evaluate(
         "landmarks": landmarks,
         "manifest": list(manifest),
         "model": model,
-        "registry_dir": settings.model_registry_dir,
-        "use_shipped_weights": settings.models.use_shipped_weights,
+        "registry": registry_for(settings),
     }
     with exit_on_value_error():  # missing files, bad CSV/manifest, unusable checkpoint
         report = RUNNERS[task](options)

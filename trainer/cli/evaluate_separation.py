@@ -32,14 +32,14 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     ``options``: ``manifest`` (path or paths), ``model`` (checkpoint or ``None``),
     ``split`` (all/train/val) and ``seed`` of the joint-disjoint split, and optionally
     ``validation_fraction``, ``baseline``, ``synthetic_seed``, ``max_images``,
-    ``device``, ``plots`` (folder for PNG figures), ``registry_dir`` and
-    ``use_shipped_weights`` (the node's registry and its fallback).
+    ``device``, ``plots`` (folder for PNG figures) and ``registry`` (the node's
+    :class:`~blsgan_core.registry.ModelRegistry`, asked when ``model`` is ``None``).
     """
     import torch
 
     from blsgan_core.data import read_manifests, split_by_case
     from blsgan_core.model import MODEL_KIND, load_model
-    from blsgan_core.registry import SHIPPED_WEIGHTS_DIR, ModelRegistry
+    from blsgan_core.registry import ModelRegistry
     from trainer import plots
     from trainer.datasets import SampleStore
     from trainer.evaluation.separation import (
@@ -63,13 +63,7 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     )
     model_path = options.get("model")
     if model_path is None:
-        # The node's registry when the caller knows it (settings), else the shipped weights.
-        directory = options.get("registry_dir")
-        registry = (
-            ModelRegistry.for_node(Path(directory), options.get("use_shipped_weights", True))
-            if directory is not None
-            else ModelRegistry(SHIPPED_WEIGHTS_DIR, shipped_dir=None)
-        )
+        registry: ModelRegistry = options["registry"]
         entry = registry.promoted(MODEL_KIND)
         if entry is None:
             raise ValueError(f"{registry.nothing_promoted(MODEL_KIND)}: pass --model PATH")
