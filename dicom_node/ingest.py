@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.errors import InvalidDicomError
-from pynetdicom.dsutils import split_dataset
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from dicom_node.db import Database
@@ -24,12 +22,12 @@ from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
 from dicom_node.db.instances import InstanceRecord, add_instance, instance_id
 from dicom_node.destinations import all_destinations
-from dicom_node.header import InstanceHeader, is_valid_uid, read_header
+from dicom_node.header import InstanceHeader, is_valid_uid, read_file_header, read_header
 from dicom_node.rules import Decision, decide
 from dicom_node.settings import DestinationSettings, Settings
 from dicom_node.spool import DiskFullError, Spool
 from dicom_node.statuses import DicomStatus
-from dicom_node.wire import MalformedDatasetError
+from dicom_node.wire import DatasetTooLargeError, MalformedDatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +109,13 @@ class Ingestor:
     def ingest(self, received: Received) -> IngestResult:
         """Store one instance and return the status to answer; never raises for bad input."""
         try:
-            header = read_header(received.body, received.transfer_syntax_uid)
+            header = read_header(
+                received.body,
+                received.transfer_syntax_uid,
+                self.settings.storage.max_dataset_bytes,
+            )
+        except DatasetTooLargeError as error:
+            return IngestResult(DicomStatus.OUT_OF_RESOURCES, "too_large", reason=str(error))
         except MalformedDatasetError as error:
             return IngestResult(DicomStatus.CANNOT_UNDERSTAND, "unreadable", reason=str(error))
         mismatch = self._mismatch(received, header)
@@ -183,11 +187,10 @@ class Ingestor:
         belongs is left alone.
         """
         try:
-            file_meta, offset = split_dataset(path)
-            data = path.read_bytes()
-            header = read_header(memoryview(data)[offset:], str(file_meta.TransferSyntaxUID))
-        except (OSError, ValueError, AttributeError, KeyError, InvalidDicomError) as error:
+            spooled = read_file_header(path, self.settings.storage.max_dataset_bytes)
+        except (OSError, MalformedDatasetError, DatasetTooLargeError) as error:
             return IngestResult(DicomStatus.CANNOT_UNDERSTAND, "unreadable", reason=str(error))
+        header, file_meta = spooled.header, spooled.file_meta
         expected = self.spool.path_for(
             header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
         )
@@ -206,7 +209,9 @@ class Ingestor:
                 return IngestResult(
                     DicomStatus.SUCCESS, "duplicate", header.sop_instance_uid, instance_id=known
                 )
-            return self._book(str(calling).strip() if calling else None, header, path, len(data))
+            return self._book(
+                str(calling).strip() if calling else None, header, path, spooled.size_bytes
+            )
 
     def _book(
         self, calling_ae_title: str | None, header: InstanceHeader, path: Path, size: int

@@ -156,6 +156,10 @@ class StorageSettings(_Section):
 
     min_free_bytes: int = Field(default=1 << 30, ge=0)
     retention_days: int | None = Field(default=None, ge=1)
+    # The largest data set accepted, as received or, if deflated, once inflated; a larger
+    # one is refused (0xA700) before it is inflated further. A hand radiograph is a few
+    # tens of MB; a deflated megabyte of zeros can claim gigabytes.
+    max_dataset_bytes: int = Field(default=256 << 20, ge=1 << 16)
 
 
 class SQLiteSynchronous(StrEnum):
@@ -302,8 +306,13 @@ class WorkerSettings(_Section):
     # A worker renews the lease of its running job five times per lease; a job whose
     # lease ran out lost its worker (killed, out of memory): the sweeper queues it again.
     job_lease_s: float = Field(default=300.0, ge=1)
-    # Workers lost on one job this many times: the job fails instead of killing more.
-    max_job_attempts: int = Field(default=3, ge=1)
+    # Workers lost on one job this many times: the job fails as poison instead of killing
+    # more (and stalling the queue behind the restarts); ``blsnode jobs retry`` runs it again.
+    max_job_attempts: int = Field(default=1, ge=1)
+    # The largest image decoded: Rows x Columns x frames x Bits Allocated / 8, checked
+    # from the header before any pixel is decoded (decoding needs about ten times as
+    # much memory). A 43 x 43 cm detector at 0.1 mm is 37 MB.
+    max_image_bytes: int = Field(default=64 << 20, ge=1 << 10)
 
 
 class OutputSettings(_Section):

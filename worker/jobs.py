@@ -26,11 +26,12 @@ from dicom_node.db.outputs import OutputRecord, record_job_results
 from dicom_node.db.types import utc_now
 from dicom_node.derived.write import WrittenOutput
 from dicom_node.dispatch import BatchOutcome, send_due_batch
+from dicom_node.header import InstanceIdentity
 from dicom_node.publisher import publish_ids
 from dicom_node.settings import Settings
 from worker.context import WorkerContext
 from worker.failures import PermanentError
-from worker.pipeline import run_pipeline
+from worker.pipeline import SourceLimits, run_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -129,24 +130,41 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
     UnknownIdError
         No job has this id.
     """
+    settings = context.settings
     with context.database.sessions.begin() as session:
-        if job_rows.get_job(session, job_id) is None:
+        job = job_rows.get_job(session, job_id)
+        if job is None:
             raise UnknownIdError(f"no job with id {job_id}")
-        claimed = job_rows.claim_job(session, job_id)
+        was_running = job.state is JobState.RUNNING
+        claimed = job_rows.claim_job(session, job_id, max_attempts=settings.worker.max_job_attempts)
     if claimed is None:
+        if was_running:
+            logger.error(
+                "job %d failed as poison: its worker was lost while running it",
+                job_id,
+                extra={"job_id": job_id},
+            )
+            return JobOutcome(job_id, JobState.FAILED, "poison")
         logger.info("job %d is already finished; duplicate message ignored", job_id)
         return JobOutcome(job_id, None)
     source = Path(claimed.path)
+    booked = InstanceIdentity(
+        claimed.sop_class_uid,
+        claimed.sop_instance_uid,
+        claimed.study_instance_uid,
+        claimed.series_instance_uid,
+    )
     try:
         if not source.is_file():
             raise PermanentError(f"source file missing: {source}")
         with lease_renewed(context, job_id):
-            models = context.models.models()
             result = run_pipeline(
                 source,
-                models,
-                context.settings.outputs,
-                output_folder(context.settings, claimed.sop_instance_uid),
+                context.models.models,
+                settings.outputs,
+                output_folder(settings, claimed.sop_instance_uid),
+                SourceLimits.from_settings(settings),
+                booked,
             )
     except PermanentError as failure:
         fail_job(context, job_id, failure.reason)

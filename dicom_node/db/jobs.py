@@ -113,21 +113,41 @@ class ClaimedJob:
     path: str
     result_destinations: tuple[str, ...]
     attempts: int
+    # What the listener booked: the worker processes the file only if it says the same.
+    sop_class_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
 
 
-def claim_job(session: Session, job_id: int, now: datetime | None = None) -> ClaimedJob | None:
+def poison_reason(job_id: int, attempts: int) -> str:
+    """Why a job whose worker died under it is not run again by itself."""
+    return (
+        f"poison: the worker running this job was lost {attempts} time(s) (crashed, killed, "
+        f"out of memory); not run again by itself. 'blsnode jobs retry {job_id}' runs it again"
+    )
+
+
+def claim_job(
+    session: Session, job_id: int, now: datetime | None = None, max_attempts: int | None = None
+) -> ClaimedJob | None:
     """Mark a queued (or interrupted running) job as running; ``None`` if it is finished.
 
     A job found running belongs to a worker that died with the message unacknowledged
-    (the broker delivers it again); jobs are idempotent, so it is simply run again. A
-    done or failed job is left alone: its message is a duplicate, and ``blsnode jobs
-    retry`` re-queues a failed one before publishing it again.
+    (the broker delivers it again); jobs are idempotent, so it is run again, unless its
+    workers were lost ``max_attempts`` times already: then it fails as poison, since
+    running it again would likely kill this worker too. A done or failed job is left
+    alone: its message is a duplicate, and ``blsnode jobs retry`` re-queues a failed one
+    before publishing it again.
     """
     job = _require(session, job_id)
     if job.state not in (JobState.QUEUED, JobState.RUNNING):
         return None
+    if job.state is JobState.RUNNING and max_attempts is not None and job.attempts >= max_attempts:
+        mark_failed(session, job_id, poison_reason(job_id, job.attempts), now)
+        return None
     mark_running(session, job_id, now)
     instance = job.instance
+    series = instance.series
     return ClaimedJob(
         job_id=job.id,
         instance_id=instance.id,
@@ -135,6 +155,9 @@ def claim_job(session: Session, job_id: int, now: datetime | None = None) -> Cla
         path=instance.path,
         result_destinations=tuple(job.result_destinations),
         attempts=job.attempts,
+        sop_class_uid=instance.sop_class_uid,
+        study_instance_uid=series.study.study_instance_uid,
+        series_instance_uid=series.series_instance_uid,
     )
 
 
@@ -211,10 +234,7 @@ def expire_running_jobs(
         job.updated_at = now
         if job.attempts >= max_attempts:
             job.state = JobState.FAILED
-            job.reason = (
-                f"worker lost {job.attempts} times while running this job (killed, out of "
-                f"memory?); 'blsnode jobs retry {job.id}' runs it again"
-            )
+            job.reason = poison_reason(job.id, job.attempts)
             job.finished_at = now
             failed.append(job.id)
         else:
