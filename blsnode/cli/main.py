@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "blsnode.cli.evaluate:evaluate",
     "models": "blsnode.cli.models:models",
     "config": "blsnode.cli.config:config",
+    "import-image": "blsnode.cli.import_image:import_image",
 }
 
 # One line per command for ``blsnode --help``, without importing the command's module.
@@ -45,6 +46,7 @@ SUMMARIES: dict[str, str] = {
     "evaluate": "Measure separation, localisation or segmentation against data.",
     "models": "List, inspect and promote trained models.",
     "config": "Show the effective settings.",
+    "import-image": "Wrap a hand image file (PNG, JPEG) as a DX radiograph to send.",
 }
 
 
