@@ -48,10 +48,10 @@ from dicom_node.derived.model import (
     Side,
 )
 from dicom_node.derived.write import WrittenOutput, write_outputs
-from dicom_node.header import InstanceIdentity, read_file_header
 from dicom_node.pixels import Radiograph, RadiographError, load_radiograph
+from dicom_node.receive.header import InstanceIdentity, read_file_header
+from dicom_node.receive.wire import DatasetTooLargeError, MalformedDatasetError
 from dicom_node.settings import OutputSettings, Settings, StorageSettings, WorkerSettings
-from dicom_node.wire import DatasetTooLargeError, MalformedDatasetError
 from worker.failures import PermanentError
 from worker.models import Models
 

@@ -1,0 +1,152 @@
+"""Jobs on hostile sources: identity as booked, bounded decoding, poison after one crash.
+
+The process task is called directly on jobs booked as the listener books them; a
+source that must not be processed fails its job with a clear reason, before the models
+load and before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hostile_files import pixel_bomb
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from sqlalchemy import func, select
+from worker_testing import add_job, node_settings
+
+from dicom_node.db import Job, JobState, Output
+from dicom_node.db import jobs as job_rows
+from dicom_node.queue.broker import PROCESS_TASK
+from dicom_node.settings import Settings
+from worker.celery_app import WorkerApp, create_app
+
+# Peak resident memory allowed to ``blsnode process`` refusing a bomb (torch imported).
+PROCESS_PEAK_RSS_BYTES = 700 << 20
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[tuple[Settings, WorkerApp]]:
+    """Settings of a node and its worker app (no models needed: nothing gets that far)."""
+    settings = node_settings(tmp_path / "node")
+    app = create_app(settings)
+    yield settings, app
+    app.context.close()
+
+
+def _finished(app: WorkerApp, job_id: int) -> Job:
+    with app.context.database.sessions() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        assert session.scalar(select(func.count(Output.id))) == 0
+        session.expunge(job)
+        return job
+
+
+def _element(keyword: str, value: object) -> bytes:
+    ds = Dataset()
+    setattr(ds, keyword, value)
+    stream = DicomBytesIO()
+    stream.is_little_endian, stream.is_implicit_VR = True, False
+    write_dataset(stream, ds)
+    return stream.getvalue()
+
+
+def test_a_spooled_file_with_other_uids_than_booked_is_not_processed(
+    node: tuple[Settings, WorkerApp], dx_left: Path, tmp_path: Path
+) -> None:
+    settings, app = node
+    source = shutil.copy(dx_left, tmp_path / "source.dcm")
+    job_id = add_job(settings, Path(source), [])
+    changed = dcmread(source)
+    changed.StudyInstanceUID = changed.StudyInstanceUID + ".9"
+    changed.save_as(source)
+    summary = app.tasks[PROCESS_TASK](job_id)
+    assert summary["state"] == "failed"
+    job = _finished(app, job_id)
+    assert job.state is JobState.FAILED
+    assert job.reason is not None
+    assert "differ from those booked at ingest: study_instance_uid" in job.reason
+
+
+def test_identity_repeated_after_pixel_data_is_not_processed(
+    node: tuple[Settings, WorkerApp], dx_left: Path, tmp_path: Path
+) -> None:
+    settings, app = node
+    source = Path(shutil.copy(dx_left, tmp_path / "source.dcm"))
+    job_id = add_job(settings, source, [])
+    # As a listener without the tag-order check booked it: the first Patient ID counted.
+    source.write_bytes(source.read_bytes() + _element("PatientID", "OTHER-PATIENT"))
+    app.tasks[PROCESS_TASK](job_id)
+    job = _finished(app, job_id)
+    assert job.state is JobState.FAILED and job.reason is not None
+    assert "(0010,0020)" in job.reason and "tags must rise strictly" in job.reason
+    assert "OTHER-PATIENT" not in job.reason
+
+
+def test_a_pixel_bomb_fails_its_job_before_decoding(
+    node: tuple[Settings, WorkerApp], tmp_path: Path
+) -> None:
+    settings, app = node
+    job_id = add_job(settings, pixel_bomb(tmp_path / "bomb.dcm"), [])
+    assert app.tasks[PROCESS_TASK](job_id)["state"] == "failed"
+    job = _finished(app, job_id)
+    assert job.reason is not None
+    assert job.reason.startswith("image too large: 65535 x 65535")
+    assert "worker.max_image_bytes" in job.reason
+
+
+def test_a_decoder_panic_fails_its_job(node: tuple[Settings, WorkerApp], tmp_path: Path) -> None:
+    settings, app = node
+    # Runs longer than the 16 x 16 frame: pylibjpeg-rle panics (a BaseException).
+    job_id = add_job(settings, pixel_bomb(tmp_path / "panic.dcm", rows=16, columns=16), [])
+    assert app.tasks[PROCESS_TASK](job_id)["state"] == "failed"
+    job = _finished(app, job_id)
+    assert job.reason is not None
+    assert job.reason.startswith("pixel data cannot be decoded: PanicException")
+
+
+def test_a_job_whose_worker_died_fails_as_poison(
+    node: tuple[Settings, WorkerApp], dx_left: Path
+) -> None:
+    settings, app = node
+    assert settings.worker.max_job_attempts == 1
+    job_id = add_job(settings, dx_left, [])
+    with app.context.database.sessions.begin() as session:
+        assert job_rows.claim_job(session, job_id) is not None  # the worker that then died
+    # The broker delivers the message again to the next worker: it must not run the job.
+    summary = app.tasks[PROCESS_TASK](job_id)
+    assert summary["state"] == "failed" and summary["reason"] == "poison"
+    job = _finished(app, job_id)
+    assert job.state is JobState.FAILED and job.attempts == 1
+    assert job.reason is not None and job.reason.startswith("poison: the worker running")
+    assert f"blsnode jobs retry {job_id}" in job.reason
+
+
+def test_blsnode_process_refuses_a_pixel_bomb_with_little_memory(tmp_path: Path) -> None:
+    bomb = pixel_bomb(tmp_path / "bomb.dcm")
+    blsnode = str(Path(sys.executable).with_name("blsnode"))
+    command = [blsnode, "--data-dir", str(tmp_path / "node"), "process", str(bomb)]
+    process = subprocess.Popen(
+        [*command, "--out", str(tmp_path / "out")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    stderr = process.stderr.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.returncode == 1, stderr
+    assert "image too large: 65535 x 65535" in stderr
+    assert "Traceback" not in stderr
+    # ru_maxrss is in KiB on Linux; decoding the claimed image would take 8.6 GB.
+    assert usage.ru_maxrss * 1024 < PROCESS_PEAK_RSS_BYTES, usage.ru_maxrss
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
