@@ -324,10 +324,15 @@ def pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
     detector); non-positive values are ignored with a warning.
     """
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = ds.get(keyword)
-        if value is None or len(value) != 2:
+        try:
+            value = ds.get(keyword)
+            if value is None or len(value) != 2:
+                continue
+            row, column = float(value[0]), float(value[1])
+        except (ValueError, TypeError, OverflowError):
+            # The value is not logged: a malformed attribute may hold anything.
+            logger.warning("ignoring %s: not two decimal numbers", keyword)
             continue
-        row, column = float(value[0]), float(value[1])
         if row > 0 and column > 0:
             return (row, column), keyword
         logger.warning("ignoring %s %s: not positive", keyword, list(value))

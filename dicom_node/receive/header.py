@@ -81,7 +81,7 @@ class InstanceHeader:
         )
 
 
-# Inflated in steps of this many bytes, so the bound is checked before memory is spent.
+# Inflation is counted in steps of this many bytes before any of it is kept.
 _INFLATE_STEP = 16 << 20
 
 
@@ -91,31 +91,40 @@ def _too_large(max_bytes: int) -> DatasetTooLargeError:
     )
 
 
-def _inflate(body: bytes | memoryview, max_bytes: int) -> bytearray:
-    """The inflated data set; refused as soon as it grows beyond ``max_bytes``.
+def _inflated_size(body: bytes | memoryview, max_bytes: int) -> int:
+    """Bytes the deflated ``body`` inflates to, counted step by step and not kept.
 
-    Inflated step by step into one growing buffer: never more than ``max_bytes`` plus
-    one step is held, and no second copy of the whole is made.
+    Refused as soon as the count passes ``max_bytes``: a bomb costs one step of memory.
     """
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    data = bytearray()
+    size = 0
     pending: bytes | memoryview = body
     try:
-        while True:
-            data += inflater.decompress(pending, _INFLATE_STEP)
-            if len(data) > max_bytes:
+        while pending:
+            size += len(inflater.decompress(pending, _INFLATE_STEP))
+            if size > max_bytes:
                 raise _too_large(max_bytes)
             pending = inflater.unconsumed_tail
-            if not pending:
-                break
-        data += inflater.flush()
+        size += len(inflater.flush())
     except zlib.error as error:
         raise MalformedDatasetError(f"deflated data set does not inflate: {error}") from error
-    if len(data) > max_bytes:
+    if size > max_bytes:
         raise _too_large(max_bytes)
     if not inflater.eof:
         raise MalformedDatasetError("deflated data set is truncated")
-    return data
+    return size
+
+
+def _inflate(body: bytes | memoryview, max_bytes: int) -> bytes:
+    """The inflated data set, once its size is known to be within ``max_bytes``."""
+    _inflated_size(body, max_bytes)
+    return zlib.decompressobj(-zlib.MAX_WBITS).decompress(body)
+
+
+def _ignored(keyword: str, error: Exception) -> None:
+    """Log an undecodable attribute by name; the error quotes the value: DEBUG only."""
+    logger.warning("ignoring undecodable %s", keyword)
+    logger.debug("undecodable %s: %s", keyword, error)
 
 
 def _text(dataset: Dataset, keyword: str, limit: int) -> str | None:
@@ -123,7 +132,7 @@ def _text(dataset: Dataset, keyword: str, limit: int) -> str | None:
     try:
         value: Any = dataset.get(keyword)
     except (ValueError, TypeError, UnicodeError, KeyError, OverflowError) as error:
-        logger.warning("ignoring undecodable %s: %s", keyword, error)
+        _ignored(keyword, error)
         return None
     if value is None or value == "":
         return None
@@ -138,7 +147,7 @@ def _integer(dataset: Dataset, keyword: str) -> int | None:
         value: Any = dataset.get(keyword)
         return None if value is None or value == "" else int(value)
     except (ValueError, TypeError, OverflowError) as error:
-        logger.warning("ignoring undecodable %s: %s", keyword, error)
+        _ignored(keyword, error)
         return None
 
 
@@ -165,7 +174,7 @@ def read_header(
         raise DatasetTooLargeError(
             f"the data set has {len(body)} bytes, more than {max_bytes} (storage.max_dataset_bytes)"
         )
-    data: bytes | bytearray | memoryview = body
+    data: bytes | memoryview = body
     if syntax == DeflatedExplicitVRLittleEndian:
         data = _inflate(body, max_bytes)
     implicit, little = syntax.is_implicit_VR, syntax.is_little_endian

@@ -15,14 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hostile_files import pixel_bomb
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
+from pydicom.uid import generate_uid
 from sqlalchemy import func, select
-from worker_testing import add_job, node_settings
+from worker_testing import add_job, node_settings, promote_blsgan
 
+from blsnode.cli.main import cli
 from dicom_node.db import Job, JobState, Output
 from dicom_node.db import jobs as job_rows
 from dicom_node.queue.broker import PROCESS_TASK
@@ -30,7 +33,7 @@ from dicom_node.settings import Settings
 from worker.celery_app import WorkerApp, create_app
 
 # Peak resident memory allowed to ``blsnode process`` refusing a bomb (torch imported).
-PROCESS_PEAK_RSS_BYTES = 700 << 20
+PROCESS_PEAK_RSS_BYTES = 450 << 20
 
 
 @pytest.fixture
@@ -67,7 +70,7 @@ def test_a_spooled_file_with_other_uids_than_booked_is_not_processed(
     source = shutil.copy(dx_left, tmp_path / "source.dcm")
     job_id = add_job(settings, Path(source), [])
     changed = dcmread(source)
-    changed.StudyInstanceUID = changed.StudyInstanceUID + ".9"
+    changed.StudyInstanceUID = generate_uid()
     changed.save_as(source)
     summary = app.tasks[PROCESS_TASK](job_id)
     assert summary["state"] == "failed"
@@ -129,6 +132,29 @@ def test_a_job_whose_worker_died_fails_as_poison(
     assert job.state is JobState.FAILED and job.attempts == 1
     assert job.reason is not None and job.reason.startswith("poison: the worker running")
     assert f"blsnode jobs retry {job_id}" in job.reason
+
+
+def test_malformed_optional_attributes_never_fail_a_job_nor_show(
+    node: tuple[Settings, WorkerApp], dx_left: Path, tmp_path: Path
+) -> None:
+    settings, app = node
+    promote_blsgan(settings.model_registry_dir)
+    sloppy = dcmread(dx_left)
+    sloppy.PatientBirthDate, sloppy.PatientSex, sloppy.StudyTime = "PHI-19700101", "PHI", "PHI-1"
+    source = tmp_path / "sloppy.dcm"
+    sloppy.save_as(source)
+    job_id = add_job(settings, source, [])
+    summary = app.tasks[PROCESS_TASK](job_id)
+    assert summary["state"] == "done" and summary["outputs"] == 18
+    listed = CliRunner().invoke(cli, ["--data-dir", str(settings.data_dir), "jobs", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert f"{job_id}" in listed.output and "PHI" not in listed.output
+    with app.context.database.sessions() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.state is JobState.DONE and job.reason is None
+        paths = list(session.scalars(select(Output.path)))
+    for path in paths:
+        assert not dcmread(path, stop_before_pixels=True).get("PatientBirthDate")
 
 
 def test_blsnode_process_refuses_a_pixel_bomb_with_little_memory(tmp_path: Path) -> None:
