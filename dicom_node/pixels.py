@@ -17,6 +17,7 @@ allocate all of them.
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -51,6 +52,7 @@ class RejectReason(StrEnum):
     UNREADABLE_PIXEL_DATA = "pixel data cannot be decoded"
     BLANK_IMAGE = "blank image"
     TOO_LARGE = "image too large"
+    INVALID_GREYSCALE_TRANSFORM = "invalid modality LUT, VOI LUT or window"
 
 
 class RadiographError(ValueError):
@@ -154,7 +156,24 @@ def _from_dataset(ds: Dataset, max_image_bytes: int | None) -> Radiograph:
         ) from error
     if stored.ndim != 2:
         raise RadiographError(RejectReason.MULTI_FRAME, f"decoded shape {stored.shape}")
-    grey = _display_values(stored, ds)
+    try:
+        grey = _display_values(stored, ds)
+    except (
+        ValueError,
+        IndexError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        OverflowError,
+        struct.error,
+    ) as error:
+        if isinstance(error, RadiographError):
+            raise
+        # A LUT shorter than its descriptor says, a window width of 0, a rescale that
+        # is not a number: the sender's data, not our bug.
+        raise RadiographError(
+            RejectReason.INVALID_GREYSCALE_TRANSFORM, f"{type(error).__name__}: {error}"
+        ) from error
     if _inverted(ds):
         grey = 1.0 - grey
     spacing, spacing_attribute = pixel_spacing(ds)

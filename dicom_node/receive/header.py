@@ -21,12 +21,14 @@ from pydicom.filereader import read_dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from pynetdicom.dsutils import split_dataset
 
-from dicom_node.receive.wire import DatasetTooLargeError, MalformedDatasetError, check_complete
+from dicom_node.receive.wire import DatasetTooLargeError, MalformedDatasetError, walk
 
 logger = logging.getLogger(__name__)
 
-# UIDs become file names, so only digits and dots pass (PS3.5 9.1), 64 characters at most.
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+# UIDs become file names, so only digits and dots pass (PS3.5 9.1), 64 characters at most;
+# a component with a leading zero ("1.02") is not a UID either: "1.02" and "1.2" would name
+# one instance to a reader that compares numbers, two to one that compares text.
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
 def is_valid_uid(value: object) -> bool:
@@ -151,6 +153,20 @@ def _integer(dataset: Dataset, keyword: str) -> int | None:
         return None
 
 
+def _check_pixel_encoding(syntax: UID, encapsulated: bool | None) -> None:
+    """Pixel Data must be encapsulated exactly when the transfer syntax says so.
+
+    Stored as received, a JPEG-LS data set with native pixels is a file every decoder
+    downstream refuses, or misreads.
+    """
+    if encapsulated is None or encapsulated == syntax.is_encapsulated:
+        return
+    raise MalformedDatasetError(
+        f"Pixel Data is {'encapsulated' if encapsulated else 'native'} but the transfer "
+        f"syntax {syntax.name} is {'encapsulated' if syntax.is_encapsulated else 'native'}"
+    )
+
+
 def read_header(
     body: bytes | memoryview, transfer_syntax_uid: str, max_bytes: int
 ) -> InstanceHeader:
@@ -178,7 +194,9 @@ def read_header(
     if syntax == DeflatedExplicitVRLittleEndian:
         data = _inflate(body, max_bytes)
     implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
-    header_length = check_complete(data, implicit, little)
+    structure = walk(data, implicit, little)
+    _check_pixel_encoding(syntax, structure.pixel_data_encapsulated)
+    header_length = structure.header_end
     stream = DicomBytesIO(bytes(memoryview(data)[:header_length]))
     stream.is_little_endian = little
     stream.is_implicit_VR = implicit

@@ -118,18 +118,34 @@ class AccessPolicy:
         if self.open:
             return True
         title = calling_ae_title.strip()
+        peer = canonical_address(address)
         return any(
-            title == allowed_title and (not hosts or address in hosts)
+            title == allowed_title and (not hosts or peer in hosts)
             for allowed_title, hosts in self.allowed
         )
 
 
+def canonical_address(address: str) -> str:
+    """``address`` as the allow-list spells it: an IPv4-mapped IPv6 peer as plain IPv4.
+
+    A listener bound to ``::`` sees every IPv4 caller as ``::ffff:a.b.c.d``; without this
+    every host-pinned entry refused them.
+    """
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(parsed)
+
+
 def _addresses(host: str) -> set[str]:
     try:
-        return {str(ipaddress.ip_address(host))}
+        return {canonical_address(str(ipaddress.ip_address(host)))}
     except ValueError:
         infos = socket.getaddrinfo(host, None)
-        return {str(info[4][0]) for info in infos}
+        return {canonical_address(str(info[4][0])) for info in infos}
 
 
 def server_tls_context(tls: TLSSettings) -> ssl.SSLContext:
@@ -321,14 +337,42 @@ class BoundedAssociationSocket(AssociationSocket):
         return bytearray()
 
 
+class AnsweringAssociation(Association):
+    """An acceptor association that answers every C-STORE request it can address.
+
+    pynetdicom drops a request that lacks a required element (an empty Affected SOP
+    Instance UID) with a log line and no response: the sender waited for its own DIMSE
+    timeout. A C-STORE request with a Message ID gets 0xC210 (cannot understand).
+    """
+
+    def _serve_request(self, msg: Any, context_id: int) -> None:
+        if isinstance(msg, C_STORE) and not msg.is_valid_request and msg.MessageID is not None:
+            logger.warning(
+                "C-STORE request %s lacks a required element (Affected SOP Class or "
+                "Instance UID, Priority); answering 0xC210",
+                msg.MessageID,
+                extra={"peer": self.requestor.address},
+            )
+            response = C_STORE()
+            response.MessageIDBeingRespondedTo = msg.MessageID
+            if msg.AffectedSOPClassUID:
+                response.AffectedSOPClassUID = msg.AffectedSOPClassUID
+            response.Status = int(DicomStatus.CANNOT_UNDERSTAND)
+            self.dimse.send_msg(response, context_id)
+            return
+        super()._serve_request(msg, context_id)
+
+
 class BoundedRequestHandler(RequestHandler):
     """pynetdicom's request handler, with the association's socket bounded."""
 
     def _create_association(self) -> Association:
         assoc = super()._create_association()
         # The socket is made (and its connection event queued) inside pynetdicom's
-        # method; narrowing its class adds the bound without a second socket object.
+        # method; narrowing the classes adds the bound and the answers without second
+        # objects.
         assoc.dul.socket.__class__ = BoundedAssociationSocket
+        assoc.__class__ = AnsweringAssociation
         return assoc
 
 

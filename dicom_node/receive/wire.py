@@ -15,6 +15,7 @@ worker with the second: results filed under another patient.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 from pydicom.datadict import DicomDictionary
 
@@ -55,6 +56,8 @@ class _Walker:
         self.data = memoryview(data)
         # Offset of the first top-level element at or after Pixel Data: the header ends there.
         self.header_end: int | None = None
+        # Whether the top-level Pixel Data is encapsulated (undefined length); None: absent.
+        self.encapsulated: bool | None = None
         self.implicit_vr = implicit_vr
         prefix = "<" if little_endian else ">"
         self.tag = struct.Struct(prefix + "HH")
@@ -91,6 +94,8 @@ class _Walker:
             if depth == 0 and self.header_end is None and (group, element) >= _PIXEL_DATA:
                 self.header_end = pos
             vr, length, header = self._element_header(pos, end, implicit)
+            if depth == 0 and (group, element) == _PIXEL_DATA:
+                self.encapsulated = length == UNDEFINED_LENGTH
             pos += header
             if length == UNDEFINED_LENGTH:
                 if not implicit and vr not in (b"SQ", b"OB", b"OW", b"UN"):
@@ -165,17 +170,31 @@ class _Walker:
         return pos
 
 
-def check_complete(
-    data: bytes | bytearray | memoryview, implicit_vr: bool, little_endian: bool
-) -> int:
+@dataclass(frozen=True)
+class Structure:
+    """What the walk learnt: where the header ends, and how Pixel Data is encoded."""
+
+    header_end: int
+    pixel_data_encapsulated: bool | None
+
+
+def walk(data: bytes | bytearray | memoryview, implicit_vr: bool, little_endian: bool) -> Structure:
     """Raise ``MalformedDatasetError`` unless ``data`` is a whole data set in that encoding.
 
-    Returns the length of the header: the offset of the Pixel Data element (or of the
-    first element after it), or the whole length when there is none.
+    ``header_end`` is the offset of the Pixel Data element (or of the first element
+    after it), or the whole length when there is none.
     """
     walker = _Walker(data, implicit_vr, little_endian)
     size = len(walker.data)
     if size == 0:
         raise MalformedDatasetError("the data set is empty")
     walker.dataset(0, size, implicit_vr, depth=0, in_item=False)
-    return size if walker.header_end is None else walker.header_end
+    end = size if walker.header_end is None else walker.header_end
+    return Structure(end, walker.encapsulated)
+
+
+def check_complete(
+    data: bytes | bytearray | memoryview, implicit_vr: bool, little_endian: bool
+) -> int:
+    """``walk(...).header_end``: the length of the header of a whole data set."""
+    return walk(data, implicit_vr, little_endian).header_end

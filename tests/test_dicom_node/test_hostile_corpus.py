@@ -8,6 +8,7 @@ to one real node on a loopback port over its own association, exactly as built
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +29,15 @@ from hostile_inputs import (
     sequence,
     split_at_pixel_data,
 )
-from node_testing import echo_status, hand_dataset, node_settings
+from node_testing import CT_IMAGE, DX_PRESENTATION, echo_status, hand_dataset, node_settings, save
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
 )
 from pynetdicom import _config
 from sqlalchemy import select
@@ -150,6 +154,101 @@ def _oversized_native(folder: Path, seed: int) -> Path:
     return hand_file(folder / "f.dcm", seed, rows=2100, columns=2048)
 
 
+def _with_uids(**uids: str) -> Callable[[Path, int], Path]:
+    """A hand radiograph with these UIDs (the file meta, and so the request, follows)."""
+
+    def build(folder: Path, seed: int) -> Path:
+        return hand_file(folder / "f.dcm", seed, **uids)
+
+    return build
+
+
+def _raw_body(body: bytes, syntax: str = ExplicitVRLittleEndian) -> Callable[[Path, int], Path]:
+    """The bytes ``body`` sent as the data set of a DX instance with fresh UIDs."""
+
+    def build(folder: Path, seed: int) -> Path:
+        ds = hand_dataset(seed=seed)
+        return part10(folder / "f.dcm", body, ds.SOPClassUID, ds.SOPInstanceUID, syntax)
+
+    return build
+
+
+def _spliced(
+    before_pixels: bytes = b"", after_pixels: bytes = b"", insert: tuple[int, bytes] | None = None
+) -> Callable[[Path, int], Path]:
+    def build(folder: Path, seed: int) -> Path:
+        return hand_file(
+            folder / "f.dcm", seed, before_pixels=before_pixels, after_pixels=after_pixels,
+            insert=insert,
+        )  # fmt: skip
+
+    return build
+
+
+def _edited(edit: Callable[[bytes], bytes]) -> Callable[[Path, int], Path]:
+    """A valid hand radiograph whose encoded data set ``edit`` changes."""
+
+    def build(folder: Path, seed: int) -> Path:
+        ds = hand_dataset(seed=seed)
+        body = edit(encode(ds))
+        return part10(folder / "f.dcm", body, ds.SOPClassUID, ds.SOPInstanceUID)
+
+    return build
+
+
+def _cut(count: int) -> Callable[[bytes], bytes]:
+    return lambda body: body[:-count]
+
+
+def _header_edit(edit: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
+    def apply(body: bytes) -> bytes:
+        header, pixels = split_at_pixel_data(body)
+        return edit(header) + pixels
+
+    return apply
+
+
+def _replace_first(old: bytes, new: bytes) -> Callable[[bytes], bytes]:
+    return lambda data: data.replace(old, new, 1)
+
+
+def _encapsulated_in(syntax: str) -> Callable[[Path, int], Path]:
+    """Encapsulated (undefined-length) pixel data under ``syntax``."""
+
+    def build(folder: Path, seed: int) -> Path:
+        ds = hand_dataset(seed=seed)
+        header, _ = split_at_pixel_data(encode(ds))
+        fragment = bytes(64)
+        pixels = (
+            long_element_header((0x7FE0, 0x0010), b"OB", 0xFFFFFFFF)
+            + struct.pack("<HHL", 0xFFFE, 0xE000, 0)
+            + struct.pack("<HHL", 0xFFFE, 0xE000, len(fragment))
+            + fragment
+            + struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
+        )
+        return part10(folder / "f.dcm", header + pixels, ds.SOPClassUID, ds.SOPInstanceUID, syntax)
+
+    return build
+
+
+def _rle(folder: Path, seed: int) -> Path:
+    ds = hand_dataset(seed=seed)
+    ds.compress(RLELossless, encoding_plugin="pydicom")
+    return save(ds, folder / "f.dcm")
+
+
+def _other_class(folder: Path, seed: int) -> Path:
+    return hand_file(folder / "f.dcm", seed, SOPClassUID=CT_IMAGE, Modality="CT")
+
+
+_TAG_ITEM = struct.pack("<HHL", 0xFFFE, 0xE000, 0)
+_PRIVATE = (
+    struct.pack("<HH2sH", 0x0009, 0x0010, b"LO", 6) + b"ACME 1"
+    + struct.pack("<HH2sH", 0x0009, 0x1001, b"LO", 2) + b"v1"
+)  # fmt: skip
+_PRIVATE_TWICE = _PRIVATE + struct.pack("<HH2sH", 0x0009, 0x1001, b"LO", 2) + b"v2"
+
+
 CASES = [
     # Controls: what must keep working.
     Case("valid, explicit VR little endian", _native(ExplicitVRLittleEndian), SUCCESS),
@@ -196,6 +295,144 @@ CASES = [
         OUT_OF_RESOURCES,
     ),
     Case("native data set over the limit", _oversized_native, OUT_OF_RESOURCES),
+    # UIDs.
+    Case(
+        "SOP Instance UID with a leading zero",
+        _with_uids(SOPInstanceUID="1.2.03.4"),
+        CANNOT_UNDERSTAND,
+    ),
+    Case(
+        "Study Instance UID with a leading zero",
+        _with_uids(StudyInstanceUID="1.2.3.04"),
+        CANNOT_UNDERSTAND,
+    ),
+    Case(
+        "Series Instance UID with a leading zero",
+        _with_uids(SeriesInstanceUID="01.2.3"),
+        CANNOT_UNDERSTAND,
+    ),
+    Case("UID component 0 is fine", _with_uids(SeriesInstanceUID="1.2.0.3"), SUCCESS),
+    Case(
+        "Study Instance UID of 65 characters",
+        _with_uids(StudyInstanceUID="1." + "2" * 63),
+        CANNOT_UNDERSTAND,
+    ),
+    Case(
+        "Series Instance UID with letters",
+        _with_uids(SeriesInstanceUID="1.2.abc"),
+        CANNOT_UNDERSTAND,
+    ),
+    Case(
+        "Study Instance UID with a trailing dot",
+        _with_uids(StudyInstanceUID="1.2.3."),
+        CANNOT_UNDERSTAND,
+    ),
+    Case("Series Instance UID empty", _with_uids(SeriesInstanceUID=""), CANNOT_UNDERSTAND),
+    Case(
+        "SOP Class of the data set differs from the request",
+        _edited(
+            _replace_first(DX_PRESENTATION.encode() + b"\x00", b"1.2.840.10008.5.1.4.1.1.1.2\x00")
+        ),
+        int(DicomStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS),
+    ),
+    # Transfer syntax and pixel encoding.
+    Case("JPEG-LS transfer syntax with native pixels", _native(JPEGLSLossless), CANNOT_UNDERSTAND),
+    Case("RLE transfer syntax with native pixels", _native(RLELossless), CANNOT_UNDERSTAND),
+    Case(
+        "JPEG 2000 transfer syntax with native pixels", _native(JPEG2000Lossless), CANNOT_UNDERSTAND
+    ),
+    Case(
+        "native syntax with encapsulated pixels",
+        _encapsulated_in(ExplicitVRLittleEndian),
+        CANNOT_UNDERSTAND,
+    ),
+    Case("valid RLE Lossless", _rle, SUCCESS),
+    Case(
+        "deflated syntax, body not deflated",
+        _raw_body(b"\x08\x00\x16\x00UI\x04\x001.2\x00", DeflatedExplicitVRLittleEndian),
+        CANNOT_UNDERSTAND,
+    ),
+    # Encoding.
+    Case("cut by 1 byte", _edited(_cut(1)), CANNOT_UNDERSTAND),
+    Case(
+        "cut inside the header",
+        _edited(lambda body: split_at_pixel_data(body)[0][:-3]),
+        CANNOT_UNDERSTAND,
+    ),
+    Case(
+        "cut inside the Pixel Data element header",
+        _edited(lambda body: split_at_pixel_data(body)[0] + split_at_pixel_data(body)[1][:6]),
+        CANNOT_UNDERSTAND,
+    ),
+    Case("empty data set", _raw_body(b""), CANNOT_UNDERSTAND),
+    Case("four bytes of data set", _raw_body(b"\x08\x00\x16\x00"), CANNOT_UNDERSTAND),
+    Case(
+        "unknown VR",
+        _edited(_header_edit(_replace_first(b"\x08\x00\x60\x00CS", b"\x08\x00\x60\x00ZZ"))),
+        CANNOT_UNDERSTAND,
+    ),
+    Case(
+        "undefined length on a CS element",
+        _edited(
+            _header_edit(
+                _replace_first(
+                    b"\x08\x00\x60\x00CS\x02\x00", b"\x08\x00\x60\x00UN\x00\x00\xff\xff\xff\xff"
+                )
+            )
+        ),
+        CANNOT_UNDERSTAND,
+    ),
+    Case(
+        "element length beyond the data set",
+        _spliced(after_pixels=long_element_header((0xFFFC, 0xFFFC), b"OB", 1 << 20)),
+        CANNOT_UNDERSTAND,
+    ),
+    Case("item tag at the top level", _spliced(after_pixels=_TAG_ITEM), CANNOT_UNDERSTAND),
+    Case(
+        "undefined-length sequence without delimiter",
+        _spliced(
+            insert=(
+                0x00082218,
+                long_element_header(ANATOMIC_REGION_SEQUENCE, b"SQ", 0xFFFFFFFF) + item_of(_CODE),
+            )
+        ),
+        CANNOT_UNDERSTAND,
+    ),
+    Case(
+        "defined-length sequence shorter than its item",
+        _spliced(
+            insert=(
+                0x00082218,
+                long_element_header(ANATOMIC_REGION_SEQUENCE, b"SQ", 12) + item_of(_CODE),
+            )
+        ),
+        CANNOT_UNDERSTAND,
+    ),
+    Case(
+        "item longer than its sequence",
+        _spliced(
+            insert=(
+                0x00082218,
+                long_element_header(ANATOMIC_REGION_SEQUENCE, b"SQ", 8) + item_of(_CODE)[:8],
+            )
+        ),
+        CANNOT_UNDERSTAND,
+    ),
+    Case("private block in order", _spliced(insert=(0x00090010, _PRIVATE)), SUCCESS),
+    Case(
+        "private element repeated", _spliced(insert=(0x00090010, _PRIVATE_TWICE)), CANNOT_UNDERSTAND
+    ),
+    Case(
+        "Patient Name with the VR of a date is stored as received",
+        _edited(_header_edit(_replace_first(b"\x10\x00\x10\x00PN", b"\x10\x00\x10\x00DA"))),
+        SUCCESS,
+    ),
+    Case("another storage class is stored", _other_class, SUCCESS),
+    Case(
+        "sequences nested 40 deep, defined length",
+        _nested(40, defined_length=True),
+        CANNOT_UNDERSTAND,
+    ),
 ]
 
 
@@ -230,7 +467,7 @@ def _booked(node: Node, sop_instance_uid: str) -> bool:
 def test_the_corpus_is_large_enough() -> None:
     names = [case.name for case in CASES]
     assert len(set(names)) == len(names)
-    assert len(CASES) >= 25
+    assert len(CASES) >= 60
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[case.name for case in CASES])

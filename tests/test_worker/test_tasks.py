@@ -42,6 +42,9 @@ def node(tmp_path: Path) -> Iterator[tuple[Settings, WorkerApp]]:
         tmp_path / "node",
         destinations=[destination | {"port": free_port()}],
         dispatch={"backoff_initial_s": 30, "max_attempts": 2},
+        # Re-runs after a lost worker are tested here; the default (1) makes such a job
+        # poison (tests/test_worker/test_hostile_jobs.py).
+        worker={"embedded": False, "max_job_attempts": 3},
     )
     promote_blsgan(settings.model_registry_dir)
     app = create_app(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -152,7 +153,8 @@ def test_malformed_optional_values_are_left_out_and_never_logged(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    sloppy = dx_left.copy()
+    sloppy = copy.deepcopy(dx_left)  # a shallow copy shares the session fixture's elements
+    sloppy.PatientID = "PID-7"
     for keyword, value in MALFORMED.items():
         setattr(sloppy, keyword, value)
     with caplog.at_level("INFO"):
@@ -165,7 +167,7 @@ def test_malformed_optional_values_are_left_out_and_never_logged(
         header = dcmread(item.path, stop_before_pixels=True)
         assert not header.get("PatientBirthDate") and not header.get("StudyTime")
         assert "PatientAge" not in header
-        assert header.PatientID == dx_left.PatientID  # the well-formed values stay
+        assert header.PatientID == "PID-7"  # the well-formed values stay
     # pydicom's own warnings quote values; configure_logging keeps them for DEBUG
     # (tests/test_dicom_node/test_logging.py), so only the node's records count here.
     logged = [r for r in caplog.records if r.levelno >= logging.INFO and r.name != "pydicom"]
