@@ -90,7 +90,11 @@ class Node:
         self.publisher.start()
         if settings.http.enabled:
             self.http = HealthServer(
-                settings.http.host, settings.http.port, self.metrics, self.health
+                settings.http.host,
+                settings.http.port,
+                self.metrics,
+                self.health,
+                settings.http.client_timeout_s,
             )
             self.http.start()
         self._start_worker()
@@ -99,7 +103,12 @@ class Node:
         self.publisher.submit(recovered.job_ids, recovered.dispatch_ids)
         policy = AccessPolicy.from_settings(settings.network.allowed_callers)
         service = StorageService(
-            ingestor, self.publisher, self.metrics, policy, settings.network.max_associations
+            ingestor,
+            self.publisher,
+            self.metrics,
+            policy,
+            settings.network.max_associations,
+            settings.network.max_associations_per_host,
         )
         self.listener = start_listener(settings, service, build_ae(settings))
 

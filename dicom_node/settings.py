@@ -140,6 +140,13 @@ class NetworkSettings(_Section):
     require_called_ae_title: bool = True
     allowed_callers: list[AllowedCaller] = Field(default_factory=list)
     max_associations: int = Field(default=10, ge=1)
+    # Associations one calling host may hold at once: a single host (or one that lost
+    # count of its connections) cannot take every slot.
+    max_associations_per_host: int = Field(default=5, ge=1)
+    # A PDU must arrive whole within this many seconds of its first byte (a 1 MiB PDU
+    # needs 35 kB/s): a peer trickling a byte every few seconds, each read within
+    # ``network_timeout_s``, no longer holds its slot for as long as it likes.
+    pdu_deadline_s: float = Field(default=30.0, gt=0)
     acse_timeout_s: float = Field(default=30.0, gt=0)
     dimse_timeout_s: float = Field(default=60.0, gt=0)
     network_timeout_s: float = Field(default=60.0, gt=0)
@@ -202,6 +209,8 @@ class HTTPSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=9110, ge=0, le=65535)
+    # A client that sends nothing for this long is disconnected (its thread ends).
+    client_timeout_s: float = Field(default=10.0, gt=0)
 
 
 class ModelSettings(_Section):

@@ -82,12 +82,15 @@ _REJECT_LOCAL_LIMIT = (0x02, 0x03, 0x02)
 _CONNECTION_CEILING = 1 << 16
 
 
-def requested_associations(ae: AE) -> int:
-    """Associations this AE accepts whose peer has sent an A-ASSOCIATE-RQ."""
+def requested_associations(ae: AE, host: str | None = None) -> int:
+    """Associations this AE accepts whose peer has sent an A-ASSOCIATE-RQ (from ``host``)."""
+    wanted = None if host is None else canonical_address(host)
     return sum(
         1
         for association in ae.active_associations
-        if association.is_acceptor and association.requestor.primitive is not None
+        if association.is_acceptor
+        and association.requestor.primitive is not None
+        and (wanted is None or canonical_address(association.requestor.address) == wanted)
     )
 
 
@@ -174,15 +177,22 @@ class StorageService:
         metrics: NodeMetrics,
         policy: AccessPolicy,
         max_associations: int | None = None,
+        max_associations_per_host: int | None = None,
     ) -> None:
-        """``max_associations``: requested associations at once (``None``: no limit)."""
-        if max_associations is not None and max_associations < 1:
-            raise ValueError(f"max_associations must be at least 1, not {max_associations}")
+        """``max_associations``: requested associations at once, and from one host at
+        once (``None``: no limit)."""
+        for name, limit in (
+            ("max_associations", max_associations),
+            ("max_associations_per_host", max_associations_per_host),
+        ):
+            if limit is not None and limit < 1:
+                raise ValueError(f"{name} must be at least 1, not {limit}")
         self.ingestor = ingestor
         self.publisher = publisher
         self.metrics = metrics
         self.policy = policy
         self.max_associations = max_associations
+        self.max_associations_per_host = max_associations_per_host
 
     def handlers(self) -> list[Any]:
         """The (event, handler) pairs to bind."""
@@ -213,6 +223,18 @@ class StorageService:
             logger.warning(
                 "rejecting association: %d open (network.max_associations)",
                 self.max_associations,
+                extra=extra,
+            )
+            self._reject(event, _REJECT_LOCAL_LIMIT)
+            return
+        if (
+            self.max_associations_per_host is not None
+            and requested_associations(event.assoc.ae, requestor.address)
+            > self.max_associations_per_host
+        ):
+            logger.warning(
+                "rejecting association: %d open from this host (network.max_associations_per_host)",
+                self.max_associations_per_host,
                 extra=extra,
             )
             self._reject(event, _REJECT_LOCAL_LIMIT)
@@ -319,11 +341,18 @@ class BoundedAssociationSocket(AssociationSocket):
     """
 
     max_pdu_length = MAXIMUM_PDU_SIZE
+    # Set per connection by the request handler from ``network.pdu_deadline_s``.
+    pdu_deadline_s: float | None = None
 
     def recv(self, nr_bytes: int) -> bytearray:
-        """Read ``nr_bytes``, unless that is more than one acceptable PDU."""
+        """Read ``nr_bytes``, unless that is more than one acceptable PDU.
+
+        The read must finish within ``pdu_deadline_s``: pynetdicom reads a PDU's header,
+        then its body, each with one call, so a peer that trickles bytes loses the
+        connection (``TimeoutError``, which pynetdicom handles as a closed connection).
+        """
         if nr_bytes <= self.max_pdu_length:
-            return super().recv(nr_bytes)
+            return self._read_within_deadline(nr_bytes)
         logger.warning(
             "peer announced a PDU of %d bytes (at most %d accepted); disconnecting",
             nr_bytes,
@@ -335,6 +364,34 @@ class BoundedAssociationSocket(AssociationSocket):
                 raw.shutdown(socket.SHUT_RDWR)
             raw.close()
         return bytearray()
+
+    def _read_within_deadline(self, nr_bytes: int) -> bytearray:
+        raw = self.socket
+        if self.pdu_deadline_s is None or raw is None:
+            return super().recv(nr_bytes)
+        deadline = time.monotonic() + self.pdu_deadline_s
+        idle_timeout = raw.gettimeout()
+        data = bytearray()
+        try:
+            while len(data) < nr_bytes:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    logger.warning(
+                        "peer sent %d of %d bytes in %.0f s (network.pdu_deadline_s); "
+                        "disconnecting",
+                        len(data),
+                        nr_bytes,
+                        self.pdu_deadline_s,
+                    )
+                    raise TimeoutError("PDU not received within network.pdu_deadline_s")
+                raw.settimeout(left if idle_timeout is None else min(left, idle_timeout))
+                chunk = raw.recv(min(nr_bytes - len(data), 1 << 16))
+                if not chunk:
+                    return data
+                data += chunk
+        finally:
+            raw.settimeout(idle_timeout)
+        return data
 
 
 class AnsweringAssociation(Association):
@@ -372,6 +429,8 @@ class BoundedRequestHandler(RequestHandler):
         # method; narrowing the classes adds the bound and the answers without second
         # objects.
         assoc.dul.socket.__class__ = BoundedAssociationSocket
+        bounded = cast(BoundedAssociationSocket, assoc.dul.socket)
+        bounded.pdu_deadline_s = getattr(self.server, "pdu_deadline_s", None)
         assoc.__class__ = AnsweringAssociation
         return assoc
 
@@ -386,6 +445,9 @@ class ListenerServer(ThreadedAssociationServer):
     accepted socket gets the network timeout, and the TLS handshake runs in the
     connection's own thread.
     """
+
+    # The deadline each connection's PDUs must meet (``network.pdu_deadline_s``).
+    pdu_deadline_s: float | None = None
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         """Accept a connection; give it the timeout; wrap it for TLS without handshaking."""
@@ -435,6 +497,7 @@ def start_listener(
         server_class=ListenerServer,
         request_handler=BoundedRequestHandler,
     )
+    cast(ListenerServer, server).pdu_deadline_s = network.pdu_deadline_s
     threading.Thread(target=server.serve_forever, name="dicom-listener", daemon=True).start()
     service.metrics.active_associations.set_function(lambda: requested_associations(ae))
     logger.info(
