@@ -46,6 +46,7 @@ from dicom_node.queue.publisher import Publisher
 from dicom_node.receive.filemeta import encode_file_meta
 from dicom_node.receive.header import is_valid_uid
 from dicom_node.receive.ingest import Ingestor, Received
+from dicom_node.receive.refusals import Refusals
 from dicom_node.settings import AllowedCaller, Settings, TLSSettings
 
 logger = logging.getLogger(__name__)
@@ -193,6 +194,7 @@ class StorageService:
         self.policy = policy
         self.max_associations = max_associations
         self.max_associations_per_host = max_associations_per_host
+        self.refusals = Refusals()
 
     def handlers(self) -> list[Any]:
         """The (event, handler) pairs to bind."""
@@ -271,6 +273,7 @@ class StorageService:
         except Exception:  # the handler must answer; the failure is logged in full
             logger.exception("C-STORE handler failed")
             status, outcome = DicomStatus.OUT_OF_RESOURCES, "error"
+        self.refusals.record(status, outcome)
         self.metrics.stores.labels(outcome=outcome).inc()
         self.metrics.store_seconds.observe(time.perf_counter() - started)
         return int(status)
