@@ -158,6 +158,18 @@ class NetworkSettings(_Section):
         return validate_ae_title(value)
 
 
+class DuplicatePolicy(StrEnum):
+    """What a C-STORE of a known SOP Instance UID with other content gets.
+
+    An identical resend is always a success that changes nothing.
+    """
+
+    # Keep the first instance; answer warning 0xB006 and log the resend at INFO.
+    IGNORE = "ignore"
+    # Refuse the resend with 0x0111 (duplicate SOP instance) and log it at INFO.
+    REJECT = "reject"
+
+
 class StorageSettings(_Section):
     """The spool of received instances and the disk guard."""
 
@@ -167,6 +179,16 @@ class StorageSettings(_Section):
     # one is refused (0xA700) before it is inflated further. A hand radiograph is a few
     # tens of MB; a deflated megabyte of zeros can claim gigabytes.
     max_dataset_bytes: int = Field(default=256 << 20, ge=1 << 16)
+    # Resends of a known SOP Instance UID with other content: the default, and per
+    # calling AE title.
+    duplicates: DuplicatePolicy = DuplicatePolicy.IGNORE
+    duplicates_by_caller: dict[str, DuplicatePolicy] = Field(default_factory=dict)
+
+    def duplicate_policy(self, calling_ae_title: str | None) -> DuplicatePolicy:
+        """The policy for resends from ``calling_ae_title``."""
+        if calling_ae_title is None:
+            return self.duplicates
+        return self.duplicates_by_caller.get(calling_ae_title.strip(), self.duplicates)
 
 
 class SQLiteSynchronous(StrEnum):

@@ -20,17 +20,19 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from dicom_node.db import Database
 from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
-from dicom_node.db.instances import InstanceRecord, add_instance, instance_id
+from dicom_node.db.instances import InstanceRecord, add_instance, find_instance, instance_id
 from dicom_node.dimse_status import DicomStatus
 from dicom_node.receive.header import InstanceHeader, is_valid_uid, read_file_header, read_header
-from dicom_node.receive.spool import DiskFullError, Spool
+from dicom_node.receive.spool import DiskFullError, Spool, spooled_body_equals
 from dicom_node.receive.wire import DatasetTooLargeError, MalformedDatasetError
 from dicom_node.route.rules import Decision, decide
 from dicom_node.send.destinations import all_destinations
-from dicom_node.settings import DestinationSettings, Settings
+from dicom_node.settings import DestinationSettings, DuplicatePolicy, Settings
 
 logger = logging.getLogger(__name__)
 
+# Resends with other content, answered by ``storage.duplicates`` (logged at INFO here).
+DUPLICATE_OUTCOMES = frozenset({"duplicate_ignored", "duplicate_rejected"})
 # Destinations added with ``blsnode destinations add`` reach a running listener this fast.
 DESTINATIONS_TTL_S = 5.0
 
@@ -155,7 +157,7 @@ class Ingestor:
             logger.exception("database unavailable", extra={"sop_instance_uid": uid})
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
         if known is not None:
-            return IngestResult(DicomStatus.SUCCESS, "duplicate", uid, instance_id=known)
+            return self._duplicate(received, known)
         target = self.spool.path_for(header.study_instance_uid, header.series_instance_uid, uid)
         try:
             spooled = self.spool.write(target, [received.file_meta, received.body])
@@ -179,6 +181,44 @@ class Ingestor:
             )
             self.spool.remove(target)
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
+
+    def _duplicate(self, received: Received, known: int) -> IngestResult:
+        """Answer a resend of a stored SOP Instance UID by ``storage.duplicates``.
+
+        Identical content (the data set's bytes, whatever the file meta) is a success
+        that changes nothing; other content is ignored (warning) or rejected, and said
+        at INFO either way: it may be a correction the sender expects to see.
+        """
+        uid = received.sop_instance_uid
+        try:
+            with self.database.reader() as session:
+                booked = find_instance(session, uid)
+                path = None if booked is None else Path(booked.path)
+            same = path is not None and spooled_body_equals(path, received.body)
+        except (SQLAlchemyError, OSError) as error:
+            logger.exception("could not compare a resend", extra={"sop_instance_uid": uid})
+            return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
+        if same:
+            return IngestResult(DicomStatus.SUCCESS, "duplicate", uid, instance_id=known)
+        policy = self.settings.storage.duplicate_policy(received.calling_ae_title)
+        extra = {"sop_instance_uid": uid, "calling_ae_title": received.calling_ae_title}
+        if policy is DuplicatePolicy.REJECT:
+            logger.info("resend with other content rejected (storage.duplicates)", extra=extra)
+            return IngestResult(
+                DicomStatus.DUPLICATE_SOP_INSTANCE,
+                "duplicate_rejected",
+                uid,
+                instance_id=known,
+                reason="an instance with this SOP Instance UID and other content is stored",
+            )
+        logger.info("resend with other content ignored (storage.duplicates)", extra=extra)
+        return IngestResult(
+            DicomStatus.ELEMENTS_DISCARDED,
+            "duplicate_ignored",
+            uid,
+            instance_id=known,
+            reason="an instance with this SOP Instance UID and other content is kept",
+        )
 
     def book_spooled(self, path: Path) -> IngestResult:
         """Book a file already in the spool that has no row (re-booking after a power cut).

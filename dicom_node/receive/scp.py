@@ -45,7 +45,7 @@ from dicom_node.metrics import NodeMetrics
 from dicom_node.queue.publisher import Publisher
 from dicom_node.receive.filemeta import encode_file_meta
 from dicom_node.receive.header import is_valid_uid
-from dicom_node.receive.ingest import Ingestor, Received
+from dicom_node.receive.ingest import DUPLICATE_OUTCOMES, Ingestor, Received
 from dicom_node.receive.refusals import Refusals
 from dicom_node.settings import AllowedCaller, Settings, TLSSettings
 
@@ -306,6 +306,8 @@ class StorageService:
             logger.debug("C-STORE answered", extra=extra)
             if result.outcome == "stored":
                 self.metrics.received_bytes.inc(size)
+        elif result.outcome in DUPLICATE_OUTCOMES:
+            logger.debug("C-STORE of a resend answered: %s", result.reason, extra=extra)
         else:
             logger.warning("C-STORE refused: %s", result.reason, extra=extra)
         if self.publisher is not None and (result.job_id is not None or result.dispatch_ids):

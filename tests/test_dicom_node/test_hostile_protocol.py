@@ -6,26 +6,35 @@ checking that a well-behaved caller is still served.
 
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 import threading
 import time
 import urllib.request
 from io import BytesIO
+from pathlib import Path
 
 from hostile_inputs import encode
 from loopback import wait_until
-from node_testing import echo_status, hand_dataset
+from node_testing import echo_status, hand_dataset, store_datasets
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from sqlalchemy import select
 
+from dicom_node.db import Instance
 from dicom_node.dimse_status import DicomStatus
 
 SUCCESS = int(DicomStatus.SUCCESS)
 # A-ASSOCIATE-RJ: rejected-transient, service provider (presentation), local limit exceeded.
 LOCAL_LIMIT = (0x02, 0x03, 0x02)
+
+
+def rows(running, model) -> list:
+    with running.database.sessions() as session:
+        return list(session.scalars(select(model)))
 
 
 def _established(port: int, calling: str = "TESTSCU", sop_class: str = Verification) -> object:
@@ -140,3 +149,33 @@ def test_a_silent_http_client_is_disconnected(start_node) -> None:
             connection.close()
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
         assert response.status == 200
+
+
+def test_resends_with_other_content_follow_the_duplicate_policy_of_their_source(
+    start_node, caplog
+) -> None:
+    node = start_node(storage={"min_free_bytes": 0, "duplicates_by_caller": {"STRICT": "reject"}})
+    first = hand_dataset(seed=1)
+    uids = {
+        keyword: first.get(keyword)
+        for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+    }
+    other = hand_dataset(seed=2, **uids)  # the same UIDs, other pixels
+    assert store_datasets(node.port, [first]) == [SUCCESS]
+    stored = rows(node, Instance)[0]
+    content = Path(stored.path).read_bytes()
+    with caplog.at_level(logging.INFO, logger="dicom_node.receive.ingest"):
+        assert store_datasets(node.port, [first]) == [SUCCESS]  # identical: nothing to say
+        assert store_datasets(node.port, [other]) == [int(DicomStatus.ELEMENTS_DISCARDED)]
+        assert store_datasets(node.port, [other], calling="STRICT") == [
+            int(DicomStatus.DUPLICATE_SOP_INSTANCE)
+        ]
+    said = [r for r in caplog.records if r.name == "dicom_node.receive.ingest"]
+    assert [r.levelno for r in said] == [logging.INFO] * 2
+    assert [r.getMessage() for r in said] == [
+        "resend with other content ignored (storage.duplicates)",
+        "resend with other content rejected (storage.duplicates)",
+    ]
+    assert [r.sop_instance_uid for r in said] == [first.SOPInstanceUID] * 2
+    assert len(rows(node, Instance)) == 1
+    assert Path(stored.path).read_bytes() == content  # the first instance is kept
