@@ -252,8 +252,10 @@ class DispatchSettings(_Section):
     max_attempts: int = Field(default=6, ge=1)
     backoff_initial_s: float = Field(default=30.0, gt=0)
     backoff_max_s: float = Field(default=3600.0, gt=0)
-    # A dispatch left "sending" this long belongs to a sender that died; send it again.
-    stale_after_s: float = Field(default=900.0, gt=0)
+    # A dispatch left "sending" this long without progress belongs to a sender that died;
+    # it is sent again. A live sender renews its batch after every file, so this only
+    # has to outlast one C-STORE (network.dimse_timeout_s and a file's transfer).
+    stale_after_s: float = Field(default=120.0, gt=0)
     # Due files of one destination sent over one association, at most this many at once.
     batch_size: int = Field(default=50, ge=1, le=1000)
 

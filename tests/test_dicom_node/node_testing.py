@@ -6,6 +6,7 @@ Ports, waiting and system programs come from ``tests/loopback.py``, Orthanc from
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +180,8 @@ class RecordingSCP:
 
     ``refuse`` maps SOP Instance UIDs to the failure status to answer for them;
     ``abort_on`` names UIDs whose C-STORE aborts the association instead, as a peer that
-    crashes in the middle of a batch would.
+    crashes in the middle of a batch would; ``on_received(uid, count)`` runs after each
+    stored instance is counted, before the answer goes back.
     """
 
     def __init__(
@@ -187,6 +189,7 @@ class RecordingSCP:
         ae_title: str = "RECORDER",
         refuse: dict[str, int] | None = None,
         abort_on: set[str] | None = None,
+        on_received: Callable[[str, int], None] | None = None,
     ) -> None:
         from collections import Counter
 
@@ -194,6 +197,7 @@ class RecordingSCP:
         self.port = free_port()
         self.refuse = dict(refuse or {})
         self.abort_on = set(abort_on or ())
+        self.on_received = on_received
         self.associations = 0
         self.received: Counter[str] = Counter()
         self._server: Any = None
@@ -213,6 +217,8 @@ class RecordingSCP:
             if uid in self.refuse:
                 return self.refuse[uid]
             self.received[uid] += 1
+            if self.on_received is not None:
+                self.on_received(uid, self.received.total())
             return 0x0000
 
         ae = AE(ae_title=self.ae_title)
