@@ -32,7 +32,12 @@ from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db.types import utc_now
 from dicom_node.send.destinations import find_destination
 from dicom_node.send.scu import ResultCallback, StoreAttempt, store_files
-from dicom_node.settings import DestinationSettings, DispatchSettings, Settings
+from dicom_node.settings import (
+    DestinationProtocol,
+    DestinationSettings,
+    DispatchSettings,
+    Settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +194,12 @@ def _attempt(
             on_result(index, StoreAttempt(False, error=f"file missing: {path}", permanent=True))
         else:
             present.append((index, path))
-    store_files(
+    send = store_files
+    if destination.protocol is DestinationProtocol.DICOMWEB:
+        from dicom_node.send.stow import stow_files  # requests loads only for DICOMweb
+
+        send = stow_files
+    send(
         settings,
         destination,
         [path for _, path in present],

@@ -28,7 +28,7 @@ from pydicom.uid import (
 )
 from pynetdicom.association import Association
 
-from dicom_node.send.destinations import requestor_ae
+from dicom_node.send.destinations import requestor_ae, tls_arguments
 from dicom_node.settings import DestinationSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,8 @@ def _send_group(
     for sop_class, syntax in requested:
         ae.add_requested_context(sop_class, [syntax])
     try:
-        assoc = ae.associate(destination.host, destination.port, ae_title=destination.ae_title)
+        host, port, ae_title = destination.dimse_address()
+        assoc = ae.associate(host, port, ae_title=ae_title, tls_args=tls_arguments(destination))
     except (OSError, RuntimeError) as error:
         _fail_all(group, results, f"cannot reach {destination.name}: {error}")
         return []
