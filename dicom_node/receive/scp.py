@@ -36,6 +36,7 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
@@ -425,6 +426,36 @@ class AnsweringAssociation(Association):
         super()._serve_request(msg, context_id)
 
 
+class BoundedDIMSE(DIMSEServiceProvider):
+    """pynetdicom's DIMSE provider, refusing to gather a data set beyond the limit.
+
+    pynetdicom collects every P-DATA fragment of a message in memory before the C-STORE
+    handler sees it: a peer that kept sending one data set could take all of it. Past
+    ``max_data_set_bytes`` (``storage.max_dataset_bytes``) the fragments are dropped and
+    the association is aborted as for an invalid PDU (Evt19: A-ABORT to the peer).
+    """
+
+    # Set per association by the request handler.
+    max_data_set_bytes: int | None = None
+
+    def receive_primitive(self, primitive: Any) -> None:
+        """Gather the fragments, unless they would grow the data set beyond the limit."""
+        message, limit = self.message, self.max_data_set_bytes
+        if limit is not None and message is not None and isinstance(message.data_set, BytesIO):
+            # Each value starts with its one-byte message control header.
+            incoming = sum(len(value) - 1 for _, value in primitive.presentation_data_value_list)
+            if message.data_set.tell() + incoming > limit:
+                logger.warning(
+                    "data set larger than %d bytes (storage.max_dataset_bytes); aborting",
+                    limit,
+                    extra={"peer": self.assoc.requestor.address},
+                )
+                self.message = None
+                self.dul.event_queue.put("Evt19")
+                return
+        super().receive_primitive(primitive)
+
+
 class BoundedRequestHandler(RequestHandler):
     """pynetdicom's request handler, with the association's socket bounded."""
 
@@ -436,6 +467,10 @@ class BoundedRequestHandler(RequestHandler):
         assoc.dul.socket.__class__ = BoundedAssociationSocket
         bounded = cast(BoundedAssociationSocket, assoc.dul.socket)
         bounded.pdu_deadline_s = getattr(self.server, "pdu_deadline_s", None)
+        assoc.dimse.__class__ = BoundedDIMSE
+        cast(BoundedDIMSE, assoc.dimse).max_data_set_bytes = getattr(
+            self.server, "max_dataset_bytes", None
+        )
         assoc.__class__ = AnsweringAssociation
         return assoc
 
@@ -453,6 +488,8 @@ class ListenerServer(ThreadedAssociationServer):
 
     # The deadline each connection's PDUs must meet (``network.pdu_deadline_s``).
     pdu_deadline_s: float | None = None
+    # The largest data set gathered from the network (``storage.max_dataset_bytes``).
+    max_dataset_bytes: int | None = None
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         """Accept a connection; give it the timeout; wrap it for TLS without handshaking."""
@@ -503,6 +540,7 @@ def start_listener(
         request_handler=BoundedRequestHandler,
     )
     cast(ListenerServer, server).pdu_deadline_s = network.pdu_deadline_s
+    cast(ListenerServer, server).max_dataset_bytes = settings.storage.max_dataset_bytes
     threading.Thread(target=server.serve_forever, name="dicom-listener", daemon=True).start()
     service.metrics.active_associations.set_function(lambda: requested_associations(ae))
     logger.info(
