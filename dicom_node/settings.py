@@ -168,6 +168,10 @@ class DuplicatePolicy(StrEnum):
     IGNORE = "ignore"
     # Refuse the resend with 0x0111 (duplicate SOP instance) and log it at INFO.
     REJECT = "reject"
+    # Store the resend in place of the first (same study and series only), queue its
+    # finished job again; answer 0x0000 and log it at INFO. Results already sent are
+    # not sent again: their UIDs derive from the source UID, which did not change.
+    REPLACE = "replace"
 
 
 class StorageSettings(_Section):

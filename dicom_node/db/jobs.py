@@ -267,6 +267,27 @@ def requeue_failed_jobs(
     return requeued
 
 
+def requeue_job_of_instance(
+    session: Session, instance_id: int, now: datetime | None = None
+) -> int | None:
+    """Queue a finished job of this instance again (its file was replaced); its id.
+
+    A queued job reads the new file when it runs; a running one is left alone (it may
+    have read the previous content: ``None`` is returned for both).
+    """
+    job = session.scalars(select(Job).where(Job.instance_id == instance_id)).one_or_none()
+    if job is None or job.state not in (JobState.DONE, JobState.FAILED):
+        return None
+    when = now or utc_now()
+    job.state = JobState.QUEUED
+    job.reason = None
+    job.attempts = 0
+    job.published_at = None
+    job.finished_at = None
+    job.updated_at = when
+    return job.id
+
+
 def _require(session: Session, job_id: int) -> Job:
     job = session.get(Job, job_id)
     if job is None:

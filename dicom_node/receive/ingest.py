@@ -20,7 +20,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from dicom_node.db import Database
 from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
-from dicom_node.db.instances import InstanceRecord, add_instance, find_instance, instance_id
+from dicom_node.db.instances import (
+    InstanceRecord,
+    add_instance,
+    find_instance,
+    instance_id,
+    replace_instance_file,
+)
 from dicom_node.dimse_status import DicomStatus
 from dicom_node.receive.header import InstanceHeader, is_valid_uid, read_file_header, read_header
 from dicom_node.receive.spool import DiskFullError, Spool, spooled_body_equals
@@ -157,7 +163,7 @@ class Ingestor:
             logger.exception("database unavailable", extra={"sop_instance_uid": uid})
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
         if known is not None:
-            return self._duplicate(received, known)
+            return self._duplicate(received, header, known)
         target = self.spool.path_for(header.study_instance_uid, header.series_instance_uid, uid)
         try:
             spooled = self.spool.write(target, [received.file_meta, received.body])
@@ -182,7 +188,7 @@ class Ingestor:
             self.spool.remove(target)
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
 
-    def _duplicate(self, received: Received, known: int) -> IngestResult:
+    def _duplicate(self, received: Received, header: InstanceHeader, known: int) -> IngestResult:
         """Answer a resend of a stored SOP Instance UID by ``storage.duplicates``.
 
         Identical content (the data set's bytes, whatever the file meta) is a success
@@ -202,6 +208,16 @@ class Ingestor:
             return IngestResult(DicomStatus.SUCCESS, "duplicate", uid, instance_id=known)
         policy = self.settings.storage.duplicate_policy(received.calling_ae_title)
         extra = {"sop_instance_uid": uid, "calling_ae_title": received.calling_ae_title}
+        if policy is DuplicatePolicy.REPLACE and path is not None:
+            target = self.spool.path_for(header.study_instance_uid, header.series_instance_uid, uid)
+            if target.resolve() == path.resolve():
+                return self._replace(received, header, known, path, extra)
+            logger.info(
+                "resend with other content in another study or series rejected "
+                "(storage.duplicates replace keeps an instance where it is)",
+                extra=extra,
+            )
+            policy = DuplicatePolicy.REJECT
         if policy is DuplicatePolicy.REJECT:
             logger.info("resend with other content rejected (storage.duplicates)", extra=extra)
             return IngestResult(
@@ -219,6 +235,36 @@ class Ingestor:
             instance_id=known,
             reason="an instance with this SOP Instance UID and other content is kept",
         )
+
+    def _replace(
+        self,
+        received: Received,
+        header: InstanceHeader,
+        known: int,
+        path: Path,
+        extra: dict[str, str | None],
+    ) -> IngestResult:
+        uid = header.sop_instance_uid
+        try:
+            spooled = self.spool.write(path, [received.file_meta, received.body])
+            with self.database.sessions.begin() as session:
+                replace_instance_file(
+                    session,
+                    known,
+                    spooled.size_bytes,
+                    header.transfer_syntax_uid,
+                    received.calling_ae_title,
+                )
+                job_id = job_rows.requeue_job_of_instance(session, known)
+        except DiskFullError as error:
+            return IngestResult(DicomStatus.OUT_OF_RESOURCES, "disk_full", uid, reason=str(error))
+        except (OSError, SQLAlchemyError) as error:
+            logger.exception("replacing failed", extra=extra)
+            return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
+        logger.info(
+            "resend with other content replaced the instance (storage.duplicates)", extra=extra
+        )
+        return IngestResult(DicomStatus.SUCCESS, "replaced", uid, instance_id=known, job_id=job_id)
 
     def book_spooled(self, path: Path) -> IngestResult:
         """Book a file already in the spool that has no row (re-booking after a power cut).

@@ -18,13 +18,15 @@ from pathlib import Path
 from hostile_inputs import encode
 from loopback import wait_until
 from node_testing import echo_status, hand_dataset, store_datasets
+from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from sqlalchemy import select
 
-from dicom_node.db import Instance
+from dicom_node.db import Instance, Job, JobState
+from dicom_node.db import jobs as job_rows
 from dicom_node.dimse_status import DicomStatus
 
 SUCCESS = int(DicomStatus.SUCCESS)
@@ -179,3 +181,34 @@ def test_resends_with_other_content_follow_the_duplicate_policy_of_their_source(
     assert [r.sop_instance_uid for r in said] == [first.SOPInstanceUID] * 2
     assert len(rows(node, Instance)) == 1
     assert Path(stored.path).read_bytes() == content  # the first instance is kept
+
+
+def test_a_resend_replaces_the_instance_under_the_replace_policy(start_node, caplog) -> None:
+    node = start_node(storage={"min_free_bytes": 0, "duplicates_by_caller": {"FIXER": "replace"}})
+    first = hand_dataset(seed=1)
+    uids = {
+        keyword: first.get(keyword)
+        for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+    }
+    corrected = hand_dataset(seed=2, **uids)
+    assert store_datasets(node.port, [first]) == [SUCCESS]
+    (job,) = rows(node, Job)
+    with node.database.sessions.begin() as session:
+        job_rows.mark_running(session, job.id)
+        job_rows.mark_done(session, job.id)
+    with caplog.at_level(logging.INFO, logger="dicom_node.receive.ingest"):
+        assert store_datasets(node.port, [corrected], calling="FIXER") == [SUCCESS]
+    said = [r.getMessage() for r in caplog.records if r.name == "dicom_node.receive.ingest"]
+    assert said == ["resend with other content replaced the instance (storage.duplicates)"]
+    (instance,) = rows(node, Instance)
+    assert dcmread(instance.path).PixelData == corrected.PixelData
+    assert instance.calling_ae_title == "FIXER"
+    assert instance.size_bytes == Path(instance.path).stat().st_size
+    (job,) = rows(node, Job)
+    assert job.state is JobState.QUEUED and job.attempts == 0  # processed again
+    # Replacing never moves an instance to another study: that resend is refused.
+    moved = hand_dataset(seed=3, SOPInstanceUID=first.SOPInstanceUID)
+    assert store_datasets(node.port, [moved], calling="FIXER") == [
+        int(DicomStatus.DUPLICATE_SOP_INSTANCE)
+    ]
+    assert dcmread(instance.path).PixelData == corrected.PixelData
