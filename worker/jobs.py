@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -134,16 +135,25 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
         if job is None:
             raise UnknownIdError(f"no job with id {job_id}")
         was_running = job.state is JobState.RUNNING
-        claimed = job_rows.claim_job(session, job_id, max_attempts=settings.worker.max_job_attempts)
+        claimed = job_rows.claim_job(
+            session,
+            job_id,
+            max_attempts=settings.worker.max_job_attempts,
+            lease=timedelta(seconds=settings.worker.job_lease_s),
+        )
+        state_now = job.state
     if claimed is None:
-        if was_running:
+        if was_running and state_now is JobState.FAILED:
             logger.error(
                 "job %d failed as poison: its worker was lost while running it",
                 job_id,
                 extra={"job_id": job_id},
             )
             return JobOutcome(job_id, JobState.FAILED, "poison")
-        logger.info("job %d is already finished; duplicate message ignored", job_id)
+        if was_running:
+            logger.info("job %d runs in a live worker; duplicate message ignored", job_id)
+        else:
+            logger.info("job %d is already finished; duplicate message ignored", job_id)
         return JobOutcome(job_id, None)
     source = Path(claimed.path)
     booked = InstanceIdentity(

@@ -128,24 +128,34 @@ def poison_reason(job_id: int, attempts: int) -> str:
 
 
 def claim_job(
-    session: Session, job_id: int, now: datetime | None = None, max_attempts: int | None = None
+    session: Session,
+    job_id: int,
+    now: datetime | None = None,
+    max_attempts: int | None = None,
+    lease: timedelta | None = None,
 ) -> ClaimedJob | None:
-    """Mark a queued (or interrupted running) job as running; ``None`` if it is finished.
+    """Mark a queued (or interrupted running) job as running; ``None`` if it is not to run.
 
-    A job found running belongs to a worker that died with the message unacknowledged
-    (the broker delivers it again); jobs are idempotent, so it is run again, unless its
-    workers were lost ``max_attempts`` times already: then it fails as poison, since
-    running it again would likely kill this worker too. A done or failed job is left
-    alone: its message is a duplicate, and ``blsnode jobs retry`` re-queues a failed one
-    before publishing it again.
+    A job found running whose ``lease`` is still renewed runs in a live worker: the
+    message is a duplicate and changes nothing. A job found running without that sign of
+    life belongs to a worker that died with the message unacknowledged (the broker
+    delivers it again); jobs are idempotent, so it is run again, unless its workers were
+    lost ``max_attempts`` times already: then it fails as poison, since running it again
+    would likely kill this worker too. A done or failed job is left alone: its message
+    is a duplicate, and ``blsnode jobs retry`` re-queues a failed one before publishing
+    it again.
     """
     job = _require(session, job_id)
     if job.state not in (JobState.QUEUED, JobState.RUNNING):
         return None
-    if job.state is JobState.RUNNING and max_attempts is not None and job.attempts >= max_attempts:
-        mark_failed(session, job_id, poison_reason(job_id, job.attempts), now)
-        return None
-    mark_running(session, job_id, now)
+    when = now or utc_now()
+    if job.state is JobState.RUNNING:
+        if lease is not None and job.updated_at > when - lease:
+            return None
+        if max_attempts is not None and job.attempts >= max_attempts:
+            mark_failed(session, job_id, poison_reason(job_id, job.attempts), when)
+            return None
+    mark_running(session, job_id, when)
     instance = job.instance
     series = instance.series
     return ClaimedJob(

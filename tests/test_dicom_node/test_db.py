@@ -258,9 +258,16 @@ def test_a_job_claimed_again_after_its_worker_died_is_poison(database: Database)
             "1.2.840.10008.5.1.4.1.1.1.1",
         )
         assert (claimed.study_instance_uid, claimed.series_instance_uid) == ("1.2.3", "1.2.3.1")
+    lease = timedelta(minutes=5)
     with database.sessions.begin() as session:
-        # The worker died; the broker delivers the message again: not run a second time.
-        assert jobs.claim_job(session, job_id, now=T0, max_attempts=1) is None
+        # Its worker renews the lease: a duplicate message changes nothing.
+        soon = T0 + timedelta(minutes=1)
+        assert jobs.claim_job(session, job_id, now=soon, max_attempts=1, lease=lease) is None
+        assert jobs.get_job(session, job_id).state is JobState.RUNNING
+    with database.sessions.begin() as session:
+        # The worker died (no renewal for a lease); the message comes again: not run again.
+        later = T0 + timedelta(minutes=6)
+        assert jobs.claim_job(session, job_id, now=later, max_attempts=1, lease=lease) is None
         job = jobs.get_job(session, job_id)
         assert job.state is JobState.FAILED and job.attempts == 1
         assert job.reason.startswith("poison: the worker running this job was lost 1 time(s)")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ from worker_testing import add_job, node_settings, promote_blsgan
 from blsnode.cli.main import cli
 from dicom_node.db import Job, JobState, Output
 from dicom_node.db import jobs as job_rows
+from dicom_node.db.types import utc_now
 from dicom_node.queue.broker import PROCESS_TASK
 from dicom_node.settings import Settings
 from worker.celery_app import WorkerApp, create_app
@@ -184,14 +186,29 @@ def test_each_hostile_source_fails_its_job_with_a_clear_reason(
     assert "internal error" not in job.reason
 
 
+def test_a_duplicate_message_for_a_job_in_a_live_worker_changes_nothing(
+    node: tuple[Settings, WorkerApp], dx_left: Path
+) -> None:
+    settings, app = node
+    job_id = add_job(settings, dx_left, [])
+    with app.context.database.sessions.begin() as session:
+        assert job_rows.claim_job(session, job_id) is not None  # its worker renews the lease
+    assert app.tasks[PROCESS_TASK](job_id)["state"] == "skipped"
+    with app.context.database.sessions() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.state is JobState.RUNNING and job.attempts == 1
+
+
 def test_a_job_whose_worker_died_fails_as_poison(
     node: tuple[Settings, WorkerApp], dx_left: Path
 ) -> None:
     settings, app = node
     assert settings.worker.max_job_attempts == 1
     job_id = add_job(settings, dx_left, [])
+    lost_at = utc_now() - timedelta(seconds=settings.worker.job_lease_s + 1)
     with app.context.database.sessions.begin() as session:
-        assert job_rows.claim_job(session, job_id) is not None  # the worker that then died
+        # Taken by a worker that then died: its lease ran out.
+        assert job_rows.claim_job(session, job_id, now=lost_at) is not None
     # The broker delivers the message again to the next worker: it must not run the job.
     summary = app.tasks[PROCESS_TASK](job_id)
     assert summary["state"] == "failed" and summary["reason"] == "poison"
