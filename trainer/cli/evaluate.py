@@ -16,6 +16,7 @@ import click
 
 from dicom_node.cli.context import emit, exit_on_value_error, json_option, pass_settings
 from dicom_node.settings import Settings
+from trainer.cli.evaluate_jsn import render_jsn, run_jsn_evaluation
 from trainer.cli.evaluate_separation import (
     render_separation,
     run_separation_evaluation,
@@ -64,6 +65,7 @@ RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "separation": run_separation_evaluation,
     "localization": _run_localization,
     "segmentation": _run_segmentation,
+    "jsn": run_jsn_evaluation,
 }
 TASKS = tuple(RUNNERS)
 
@@ -76,7 +78,10 @@ def _render_flat(data: dict[str, Any]) -> str:
     )
 
 
-RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"separation": render_separation}
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "separation": render_separation,
+    "jsn": render_jsn,
+}
 
 
 @click.command()
@@ -90,7 +95,8 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"separation": render_se
     "--manifest",
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Separation (repeatable) and segmentation: a manifest.json in the format of mcp_joints.",
+    help="Separation (repeatable), segmentation and jsn: a manifest.json in the format of "
+    "mcp_joints.",
 )
 @click.option(
     "--model",
@@ -113,6 +119,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"separation": render_se
     show_default=True,
     help="Localization: images as given, mirrored (right hands), or pairs side by side.",
 )
+@click.option("--limit", type=click.IntRange(min=1), help="JSN: only the first N follow-up pairs.")
 @separation_options
 @json_option
 @pass_settings
