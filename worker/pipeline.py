@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from dicom_node.derived.write import WrittenOutput, write_outputs
 from dicom_node.pixels import Radiograph, RadiographError, load_radiograph
 from dicom_node.settings import OutputSettings
 from worker.failures import PermanentError
+from worker.joint_space import joint_space
 from worker.models import Models
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ class PipelineResult:
                         "mse": joint.error.mse,
                         "ssim": joint.error.ssim,
                         "psnr": joint.error.psnr,
+                        "joint_space": asdict(joint.space) if joint.space is not None else None,
                     }
                 )
             hands.append(
@@ -224,9 +226,9 @@ def joint_result(
     joints: JointCrops,
     masks: np.ndarray,
     separation: SeparationResult,
-    shape: tuple[int, int],
+    radiograph: Radiograph,
 ) -> JointResult:
-    """One joint's masks on the source grid, its layers, k and reconstruction error.
+    """One joint's masks on the source grid, its layers, k, reconstruction error and JSW.
 
     Eq. 1 can leave [0, 1] where a generated layer is darker than k allows; the
     reconstruction is clipped to grey values before it is shown and measured.
@@ -240,6 +242,10 @@ def joint_result(
     layers = np.ascontiguousarray(np.clip(separation.layers[index].numpy(), 0.0, 1.0))
     metrics = image_metrics(reconstruction, crop, upper | lower)
     psnr = metrics["psnr"] if math.isfinite(metrics["psnr"]) else MAX_PSNR_DB
+    shape = radiograph.shape
+    space = joint_space(
+        upper, lower, geometry, radiograph.pixel_spacing_mm, radiograph.spacing_attribute
+    )
     return JointResult(
         joint=Joint(joints.names[index]),
         upper_mask=uncrop_mask(upper, geometry, shape),
@@ -250,6 +256,7 @@ def joint_result(
         reconstruction=reconstruction,
         k=float(separation.k[index]),
         error=ReconstructionError(metrics["mse"], metrics["ssim"], min(psnr, MAX_PSNR_DB)),
+        space=space,
     )
 
 
@@ -289,7 +296,7 @@ def run_pipeline(
         per_side: dict[str, list[JointResult]] = {}
         for index in range(len(joints)):
             per_side.setdefault(joints.sides[index], []).append(
-                joint_result(index, joints, masks, separation, radiograph.shape)
+                joint_result(index, joints, masks, separation, radiograph)
             )
         result = RadiographResult(
             models.info,
