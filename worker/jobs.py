@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dicom_node.db import JobState
 from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
+from dicom_node.db.measurements import record_joint_measurements
 from dicom_node.db.models import OutputKind
 from dicom_node.db.outputs import OutputRecord, record_job_results
 from dicom_node.db.types import utc_now
@@ -30,6 +31,7 @@ from dicom_node.send.dispatch import BatchOutcome, send_due_batch
 from dicom_node.settings import Settings
 from worker.context import WorkerContext
 from worker.failures import PermanentError
+from worker.joint_space import joint_rows
 from worker.pipeline import run_pipeline
 
 logger = logging.getLogger(__name__)
@@ -152,7 +154,9 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
         fail_job(context, job_id, failure.reason)
         return JobOutcome(job_id, JobState.FAILED, failure.reason)
     records = [_record(output) for output in result.outputs]
+    measurements = joint_rows(result.result, result.pixel_spacing_mm, result.spacing_source)
     with context.database.sessions.begin() as session:
+        record_joint_measurements(session, job_id, measurements)
         pending = record_job_results(session, job_id, records, claimed.result_destinations)
     # A broker that cannot take them now leaves them unpublished for the sweeper.
     publish_ids(context.sender, context.database, [], pending)

@@ -15,7 +15,8 @@ import numpy as np
 
 from blsgan_core.crops import CropGeometry
 from blsgan_core.jsw import NoJointSpaceError, crop_mm_per_pixel, measure_jsw
-from dicom_node.derived.model import JointSpace, LengthUnit, SpacingSource
+from dicom_node.db.measurements import JointRow
+from dicom_node.derived.model import JointSpace, LengthUnit, RadiographResult, SpacingSource
 
 
 def joint_space(
@@ -48,3 +49,39 @@ def joint_space(
         unit=unit,
         spacing=source,
     )
+
+
+def spacing_source(spacing_attribute: str | None) -> SpacingSource:
+    """The scale of a radiograph's measurements from the attribute its spacing came from."""
+    return SpacingSource.NONE if spacing_attribute is None else SpacingSource(spacing_attribute)
+
+
+def joint_rows(
+    result: RadiographResult, spacing_mm: tuple[float, float] | None, source: SpacingSource
+) -> list[JointRow]:
+    """One bookkeeping row per joint of ``result``: JSW, overlap depth and area, k."""
+    unit = LengthUnit.PIXELS if source is SpacingSource.NONE else LengthUnit.MILLIMETER
+    rows = []
+    for side, joint in result.joints():
+        space = joint.space
+        if spacing_mm is None:
+            area, area_unit = float(joint.overlap_area_px), LengthUnit.PIXELS.value
+        else:
+            area, area_unit = joint.overlap_area_mm2(spacing_mm), "mm2"
+        rows.append(
+            JointRow(
+                side=side.value,
+                joint=joint.joint.value,
+                model_name=result.model.name,
+                model_version=result.model.version,
+                jsw_min=space.min_width if space else None,
+                jsw_mean=space.mean_width if space else None,
+                overlap_depth=space.overlap_depth if space else None,
+                length_unit=unit.value,
+                spacing_source=source.value,
+                overlap_area=area,
+                area_unit=area_unit,
+                k=float(joint.k),
+            )
+        )
+    return rows

@@ -46,12 +46,13 @@ from dicom_node.derived.model import (
     RadiographResult,
     ReconstructionError,
     Side,
+    SpacingSource,
 )
 from dicom_node.derived.write import WrittenOutput, write_outputs
 from dicom_node.pixels import Radiograph, RadiographError, load_radiograph
 from dicom_node.settings import OutputSettings
 from worker.failures import PermanentError
-from worker.joint_space import joint_space
+from worker.joint_space import joint_space, spacing_source
 from worker.models import Models
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ class PipelineResult:
     timings_s: dict[str, float]
     cpu_s: dict[str, float]
     pixel_spacing_mm: tuple[float, float] | None
+    spacing_source: SpacingSource
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON: hands and joints found, k per joint, outputs, timings."""
@@ -321,4 +323,5 @@ def run_pipeline(
         timings_s=timings,
         cpu_s=timer.report(timer.cpu_seconds),
         pixel_spacing_mm=radiograph.pixel_spacing_mm,
+        spacing_source=spacing_source(radiograph.spacing_attribute),
     )

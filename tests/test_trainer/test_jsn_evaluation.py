@@ -10,8 +10,8 @@ import numpy as np
 from click.testing import CliRunner
 
 from blsgan_core.data import ManifestContents
-from blsnode.cli.main import cli
 from blsnode.cli.evaluate_jsn import render_jsn
+from blsnode.cli.main import cli
 from trainer.evaluation.jsn import evaluate_jsn, follow_up_pairs
 
 
