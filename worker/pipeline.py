@@ -52,7 +52,7 @@ from dicom_node.derived.write import WrittenOutput, write_outputs
 from dicom_node.pixels import Radiograph, RadiographError, load_radiograph
 from dicom_node.settings import OutputSettings
 from worker.failures import PermanentError
-from worker.joint_space import joint_space, spacing_source
+from worker.joint_space import FollowUp, joint_change, joint_space, spacing_source
 from worker.models import Models
 
 logger = logging.getLogger(__name__)
@@ -152,6 +152,9 @@ class PipelineResult:
                         "ssim": joint.error.ssim,
                         "psnr": joint.error.psnr,
                         "joint_space": asdict(joint.space) if joint.space is not None else None,
+                        "joint_space_change": (
+                            asdict(joint.change) if joint.change is not None else None
+                        ),
                     }
                 )
             hands.append(
@@ -229,6 +232,7 @@ def joint_result(
     masks: np.ndarray,
     separation: SeparationResult,
     radiograph: Radiograph,
+    followup: FollowUp,
 ) -> JointResult:
     """One joint's masks on the source grid, its layers, k, reconstruction error and JSW.
 
@@ -259,13 +263,25 @@ def joint_result(
         k=float(separation.k[index]),
         error=ReconstructionError(metrics["mse"], metrics["ssim"], min(psnr, MAX_PSNR_DB)),
         space=space,
+        change=joint_change(
+            space,
+            followup.priors.get((joints.sides[index], joints.names[index])),
+            followup.study_date,
+        ),
     )
 
 
 def run_pipeline(
-    source: Path, models: Models, outputs: OutputSettings, folder: Path
+    source: Path,
+    models: Models,
+    outputs: OutputSettings,
+    folder: Path,
+    followup: FollowUp | None = None,
 ) -> PipelineResult:
     """Process the radiograph at ``source`` and write its SEG, SC and SR into ``folder``.
+
+    ``followup`` holds the patient's earlier joints: each joint measured on the same
+    scale then reports its change in joint space width.
 
     Raises
     ------
@@ -298,7 +314,7 @@ def run_pipeline(
         per_side: dict[str, list[JointResult]] = {}
         for index in range(len(joints)):
             per_side.setdefault(joints.sides[index], []).append(
-                joint_result(index, joints, masks, separation, radiograph)
+                joint_result(index, joints, masks, separation, radiograph, followup or FollowUp())
             )
         result = RadiographResult(
             models.info,

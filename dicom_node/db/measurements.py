@@ -35,6 +35,23 @@ class JointRow:
     overlap_area: float
     area_unit: str
     k: float
+    patient_pseudonym: str | None = None
+    prior_sop_instance_uid: str | None = None
+    interval_days: int | None = None
+    jsw_min_change: float | None = None
+    jsw_mean_change: float | None = None
+
+
+@dataclass(frozen=True)
+class PriorJoint:
+    """A joint as measured on the patient's previous radiograph of that hand."""
+
+    sop_instance_uid: str
+    study_date: str | None
+    jsw_min: float | None
+    jsw_mean: float | None
+    length_unit: str
+    spacing_source: str
 
 
 EXPORT_COLUMNS = (
@@ -53,6 +70,11 @@ EXPORT_COLUMNS = (
     "overlap_area",
     "area_unit",
     "k",
+    "prior_sop_instance_uid",
+    "interval_days",
+    "jsw_min_change",
+    "jsw_mean_change",
+    "jsw_min_change_per_year",
     "model_name",
     "model_version",
     "measured_at",
@@ -105,9 +127,59 @@ def export_rows(session: Session, study_instance_uid: str | None = None) -> list
                 "overlap_area": measurement.overlap_area,
                 "area_unit": measurement.area_unit,
                 "k": measurement.k,
+                "prior_sop_instance_uid": measurement.prior_sop_instance_uid,
+                "interval_days": measurement.interval_days,
+                "jsw_min_change": measurement.jsw_min_change,
+                "jsw_mean_change": measurement.jsw_mean_change,
+                "jsw_min_change_per_year": _per_year(
+                    measurement.jsw_min_change, measurement.interval_days
+                ),
                 "model_name": measurement.model_name,
                 "model_version": measurement.model_version,
                 "measured_at": measurement.created_at.isoformat(),
             }
         )
     return rows
+
+
+def _per_year(change: float | None, days: int | None) -> float | None:
+    return None if change is None or not days else change * 365.25 / days
+
+
+def prior_joints(
+    session: Session, pseudonym: str, study_date: str, sop_instance_uid: str
+) -> dict[tuple[str, str], PriorJoint]:
+    """Each joint of the patient's latest radiograph per hand from before ``study_date``.
+
+    Only radiographs with an earlier study date (DICOM DA, ``YYYYMMDD``) count, so a
+    re-send of the same or a later study is never its own baseline. Keys are
+    ``(side, joint)``; a hand seen on no earlier radiograph has no keys.
+    """
+    query = (
+        select(JointMeasurement, Instance.sop_instance_uid, Study.study_date)
+        .join(Job, JointMeasurement.job_id == Job.id)
+        .join(Instance, Job.instance_id == Instance.id)
+        .join(Series, Instance.series_id == Series.id)
+        .join(Study, Series.study_id == Study.id)
+        .where(JointMeasurement.patient_pseudonym == pseudonym)
+        .where(Instance.sop_instance_uid != sop_instance_uid)
+        .where(Study.study_date.is_not(None), Study.study_date != "")
+        .where(Study.study_date < study_date)
+        .order_by(Study.study_date, JointMeasurement.job_id)
+    )
+    latest: dict[str, int] = {}
+    found: dict[tuple[str, str], PriorJoint] = {}
+    for measurement, uid, date in session.execute(query):
+        # Ordered oldest first: a later radiograph of the hand replaces all its joints.
+        if latest.get(measurement.side, measurement.job_id) != measurement.job_id:
+            found = {key: v for key, v in found.items() if key[0] != measurement.side}
+        latest[measurement.side] = measurement.job_id
+        found[(measurement.side, measurement.joint)] = PriorJoint(
+            sop_instance_uid=uid,
+            study_date=date,
+            jsw_min=measurement.jsw_min,
+            jsw_mean=measurement.jsw_mean,
+            length_unit=measurement.length_unit,
+            spacing_source=measurement.spacing_source,
+        )
+    return found

@@ -187,7 +187,8 @@ class JointMeasurement(Base):
 
     Widths are in ``length_unit`` (UCUM ``mm``, or ``{pixels}`` without spacing) on the
     scale ``spacing_source`` names; negative widths are overlaps; ``None`` when the
-    joint's masks share no column. A re-run replaces the job's rows.
+    joint's masks share no column. With a follow-up, the change since the prior
+    radiograph of the same hand. A re-run replaces the job's rows.
     """
 
     __tablename__ = "joint_measurements"
@@ -207,6 +208,12 @@ class JointMeasurement(Base):
     overlap_area: Mapped[float] = mapped_column(Float)
     area_unit: Mapped[str] = mapped_column(String(16))
     k: Mapped[float] = mapped_column(Float)
+    # Keyed pseudonym of the patient (HMAC, see settings.followup); never the Patient ID.
+    patient_pseudonym: Mapped[str | None] = mapped_column(String(64), index=True)
+    prior_sop_instance_uid: Mapped[str | None] = mapped_column(String(UID_LENGTH))
+    interval_days: Mapped[int | None] = mapped_column(Integer)
+    jsw_min_change: Mapped[float | None] = mapped_column(Float)
+    jsw_mean_change: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
     job: Mapped[Job] = relationship()

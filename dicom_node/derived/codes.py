@@ -74,6 +74,8 @@ RECONSTRUCTION_PSNR = Code("BLS013", PRIVATE_SCHEME, "Reconstruction peak signal
 # (CID 7464), the pixel scale it rests on as its method.
 JOINT_SPACE_WIDTH = Code("BLS020", PRIVATE_SCHEME, "Joint space width")
 OVERLAP_DEPTH = Code("BLS021", PRIVATE_SCHEME, "Bone overlap depth along the finger axis")
+JSW_CHANGE = Code("BLS022", PRIVATE_SCHEME, "Change in joint space width since prior")
+JSW_CHANGE_RATE = Code("BLS023", PRIVATE_SCHEME, "Rate of change in joint space width")
 MINIMUM = codes.SCT.Minimum  # 255605001
 MEAN = codes.SCT.Mean  # 373098007
 SCALE_METHODS: dict[SpacingSource, Code] = {
@@ -95,4 +97,9 @@ MILLIMETER = codes.UCUM.Millimeter  # mm
 LENGTH_UNITS: dict[LengthUnit, Code] = {
     LengthUnit.MILLIMETER: MILLIMETER,
     LengthUnit.PIXELS: PIXELS,
+}
+# UCUM "a" is the Julian year (365.25 days), the year the rates are computed with.
+RATE_UNITS: dict[LengthUnit, Code] = {
+    LengthUnit.MILLIMETER: Code("mm/a", "UCUM", "millimeter per year"),
+    LengthUnit.PIXELS: Code("{pixels}/a", "UCUM", "pixels per year"),
 }

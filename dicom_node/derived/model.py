@@ -154,6 +154,39 @@ class JointSpace:
             raise ValueError(f"unit {self.unit} does not fit the spacing source {self.spacing}")
 
 
+@dataclass(frozen=True)
+class JointSpaceChange:
+    """JSW now minus JSW on the patient's previous radiograph of this hand (same scale).
+
+    Negative = the joint space narrowed. ``interval_days`` from the two study dates
+    (``None`` if either is unknown, and then no rate).
+    """
+
+    min_change: float
+    mean_change: float
+    unit: LengthUnit
+    interval_days: int | None
+    prior_sop_instance_uid: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unit", LengthUnit(self.unit))
+        for name in ("min_change", "mean_change"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"joint space {name} must be a finite number, got {value!r}")
+        if self.interval_days is not None and self.interval_days <= 0:
+            raise ValueError(f"a prior must be older, got {self.interval_days} days")
+        if not self.prior_sop_instance_uid:
+            raise ValueError("a change needs the prior radiograph's SOP Instance UID")
+
+    @property
+    def min_change_per_year(self) -> float | None:
+        """Change of the minimum width per year (365.25 days), if the interval is known."""
+        if self.interval_days is None:
+            return None
+        return self.min_change * 365.25 / self.interval_days
+
+
 @dataclass(frozen=True, eq=False)
 class JointResult:
     """One joint: bone masks on the source grid and the separated layers of its crop.
@@ -175,6 +208,8 @@ class JointResult:
         Reconstruction error of R against J.
     space
         Joint space width along the finger axis, ``None`` when the masks share no column.
+    change
+        JSW change since the patient's previous radiograph of this hand, if there is one.
     """
 
     joint: Joint
@@ -187,11 +222,14 @@ class JointResult:
     k: float
     error: ReconstructionError
     space: JointSpace | None = None
+    change: JointSpaceChange | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "joint", Joint(self.joint))
         if self.space is not None and not isinstance(self.space, JointSpace):
             raise TypeError(f"{self.joint} space must be a JointSpace or None")
+        if self.change is not None and (self.space is None or self.change.unit != self.space.unit):
+            raise ValueError(f"{self.joint} change needs a joint space in the same unit")
         for name in ("upper_mask", "lower_mask"):
             mask = getattr(self, name)
             if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.ndim != 2:

@@ -170,7 +170,34 @@ def _space_measurements(joint: JointResult) -> list[hd.sr.Measurement]:
         hd.sr.Measurement(
             name=codes.OVERLAP_DEPTH, value=float(space.overlap_depth), unit=unit, method=method
         ),
+        *_change_measurements(joint),
     ]
+
+
+def _change_measurements(joint: JointResult) -> list[hd.sr.Measurement]:
+    """Change of the minimum JSW since the prior radiograph, and per year if dated."""
+    change = joint.change
+    if change is None:
+        return []
+    found = [
+        hd.sr.Measurement(
+            name=codes.JSW_CHANGE,
+            value=float(change.min_change),
+            unit=codes.LENGTH_UNITS[change.unit],
+            derivation=codes.MINIMUM,
+        )
+    ]
+    rate = change.min_change_per_year
+    if rate is not None:
+        found.append(
+            hd.sr.Measurement(
+                name=codes.JSW_CHANGE_RATE,
+                value=float(rate),
+                unit=codes.RATE_UNITS[change.unit],
+                derivation=codes.MINIMUM,
+            )
+        )
+    return found
 
 
 def _joint_group(

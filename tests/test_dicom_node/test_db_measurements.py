@@ -16,11 +16,12 @@ from dicom_node.db.measurements import (
     EXPORT_COLUMNS,
     JointRow,
     export_rows,
+    prior_joints,
     record_joint_measurements,
 )
 
 
-def _job(database: Database, n: int, study: str) -> int:
+def _job(database: Database, n: int, study: str, date: str | None = None) -> int:
     with database.sessions.begin() as session:
         instance_id = add_instance(
             session,
@@ -32,12 +33,13 @@ def _job(database: Database, n: int, study: str) -> int:
                 transfer_syntax_uid="1.2.840.10008.1.2.1",
                 path=f"/spool/{n}.dcm",
                 size_bytes=1000,
+                study_date=date,
             ),
         )
         return job_rows.create_job(session, instance_id, "hand-pa", [])
 
 
-def _row(joint: str, jsw: float | None, side: str = "L") -> JointRow:
+def _row(joint: str, jsw: float | None, side: str = "L", patient: str | None = None) -> JointRow:
     return JointRow(
         side=side,
         joint=joint,
@@ -51,6 +53,7 @@ def _row(joint: str, jsw: float | None, side: str = "L") -> JointRow:
         overlap_area=4.5,
         area_unit="mm2",
         k=0.75,
+        patient_pseudonym=patient,
     )
 
 
@@ -87,3 +90,29 @@ def test_bad_rows_are_refused(database: Database) -> None:
         record_joint_measurements(session, job, [_row("MCP2", 1.0), _row("MCP2", 1.0)])
     with database.sessions.begin() as session, pytest.raises(ValueError, match="no job"):
         record_joint_measurements(session, 999, [_row("MCP2", 1.0)])
+
+
+def test_prior_is_the_latest_earlier_radiograph_of_the_same_patient_and_hand(
+    database: Database,
+) -> None:
+    dates = {1: "20220105", 2: "20230110", 3: "20240101", 4: "20230601", 5: ""}
+    jobs = {n: _job(database, 10 + n, f"1.2.4.{n}", date or None) for n, date in dates.items()}
+    with database.sessions.begin() as session:
+        record_joint_measurements(session, jobs[1], [_row("MCP2", 1.5, patient="p")])
+        record_joint_measurements(
+            session, jobs[2], [_row("MCP2", 1.3, patient="p"), _row("MCP3", 1.0, patient="p")]
+        )
+        record_joint_measurements(session, jobs[4], [_row("MCP2", 0.2, patient="other")])
+        record_joint_measurements(session, jobs[5], [_row("MCP2", 0.1, patient="p")])
+        record_joint_measurements(session, jobs[3], [_row("MCP2", 1.2, patient="p")])
+    with database.sessions.begin() as session:
+        priors = prior_joints(session, "p", "20240101", "1.2.3.9.13")
+        first = prior_joints(session, "p", "20220105", "1.2.3.9.11")
+        other_hand = prior_joints(session, "p", "20240101", "1.2.3.9.13")
+    # Job 2 (2023) is the latest earlier one; job 1 is older, job 4 another patient,
+    # job 5 undated, job 3 the radiograph itself.
+    assert set(priors) == {("L", "MCP2"), ("L", "MCP3")}
+    assert priors[("L", "MCP2")].jsw_min == 1.3
+    assert priors[("L", "MCP2")].sop_instance_uid == "1.2.3.9.12"
+    assert priors[("L", "MCP2")].study_date == "20230110"
+    assert first == {} and ("R", "MCP2") not in other_hand

@@ -9,8 +9,9 @@ import pytest
 from blsgan_core.crops import CropGeometry
 from blsgan_core.data import load_sample, read_manifests
 from blsgan_core.jsw import measure_jsw
-from dicom_node.derived.model import LengthUnit, SpacingSource
-from worker.joint_space import joint_space
+from dicom_node.db.measurements import PriorJoint
+from dicom_node.derived.model import JointSpace, LengthUnit, SpacingSource
+from worker.joint_space import joint_change, joint_space
 
 
 def test_real_joint_in_mm_and_pixels(mcp_joints_dir: Path) -> None:
@@ -36,3 +37,19 @@ def test_real_joint_in_mm_and_pixels(mcp_joints_dir: Path) -> None:
     assert joint_space(sample.upper, empty, geometry, None, None) is None
     with pytest.raises(ValueError, match="attribute"):
         joint_space(sample.upper, sample.lower, geometry, (0.1, 0.1), None)
+
+
+def test_change_only_between_widths_on_one_scale() -> None:
+    space = JointSpace(1.1, 1.4, 0.0, LengthUnit.MILLIMETER, SpacingSource.PIXEL_SPACING)
+    prior = PriorJoint("1.2.3", "20230101", 1.5, 1.6, "mm", "PixelSpacing")
+    change = joint_change(space, prior, "20240101")
+    assert change is not None and change.interval_days == 365
+    assert change.min_change == pytest.approx(-0.4) and change.mean_change == pytest.approx(-0.2)
+    assert change.min_change_per_year == pytest.approx(-0.4 * 365.25 / 365)
+    undated = joint_change(space, prior, None)
+    assert undated is not None and undated.min_change_per_year is None
+    detector = PriorJoint("1.2.3", "20230101", 1.5, 1.6, "mm", "ImagerPixelSpacing")
+    assert joint_change(space, detector, "20240101") is None
+    unmeasured = PriorJoint("1.2.3", "20230101", None, None, "mm", "PixelSpacing")
+    assert joint_change(space, unmeasured, "20240101") is None
+    assert joint_change(None, prior, "20240101") is None

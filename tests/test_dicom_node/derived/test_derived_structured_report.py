@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import highdicom as hd
@@ -12,7 +13,7 @@ from dicom_validation import assert_passes_dciodvfy
 from pydicom.dataset import Dataset
 
 from dicom_node.derived import codes
-from dicom_node.derived.model import Joint, RadiographResult
+from dicom_node.derived.model import HandResult, Joint, JointSpaceChange, RadiographResult
 from dicom_node.derived.segmentation import build_segmentation
 from dicom_node.derived.structured_report import build_structured_report
 from dicom_node.derived.uids import OutputUids
@@ -130,6 +131,28 @@ def test_joint_space_width_is_coded_per_joint_and_found_by_mcp_query(
     thumb, index = found[0], found[1]
     assert _space(thumb)["Minimum"][0] > 0  # the thumb's discs are apart
     assert _space(index)["Minimum"][0] < 0 and _space(index)["depth"][0] > 0
+
+
+def test_follow_up_change_is_reported_and_passes_dciodvfy(
+    dx_left: Dataset, result_left: RadiographResult, outputs: OutputSettings, tmp_path: Path
+) -> None:
+    hand = result_left.hands[0]
+    changed = []
+    for number, joint in enumerate(hand.joints):
+        assert joint.space is not None
+        change = JointSpaceChange(-0.1 * number, 0.05, joint.space.unit, 730, "1.2.3.4.5")
+        changed.append(replace(joint, change=change))
+    result = RadiographResult(result_left.model, (HandResult(hand.side, tuple(changed)),))
+    _, _, path = _report(dx_left, result, outputs, tmp_path / "sr-followup.dcm")
+    groups = hd.sr.srread(path).content.get_planar_roi_measurement_groups()
+    for number, group in enumerate(groups):
+        found = {m.name.value: (m.value, m.unit.value) for m in group.get_measurements()}
+        assert found[codes.JSW_CHANGE.value] == (pytest.approx(-0.1 * number), "mm")
+        assert found[codes.JSW_CHANGE_RATE.value] == (
+            pytest.approx(-0.1 * number * 365.25 / 730),
+            "mm/a",
+        )
+    assert_passes_dciodvfy(path, "ComprehensiveSR")
 
 
 def test_area_in_pixels_without_spacing(

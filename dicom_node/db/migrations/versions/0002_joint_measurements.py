@@ -1,4 +1,4 @@
-"""Joint measurements: one row per MCP joint of every processed radiograph.
+"""Joint measurements: one row per MCP joint of every processed radiograph, with follow-up.
 
 Revision ID: 0002
 Revises: 0001
@@ -34,6 +34,11 @@ def upgrade() -> None:
         sa.Column("overlap_area", sa.Float(), nullable=False),
         sa.Column("area_unit", sa.String(length=16), nullable=False),
         sa.Column("k", sa.Float(), nullable=False),
+        sa.Column("patient_pseudonym", sa.String(length=64), nullable=True),
+        sa.Column("prior_sop_instance_uid", sa.String(length=64), nullable=True),
+        sa.Column("interval_days", sa.Integer(), nullable=True),
+        sa.Column("jsw_min_change", sa.Float(), nullable=True),
+        sa.Column("jsw_mean_change", sa.Float(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"], ["jobs.id"], name=op.f("fk_joint_measurements_job_id_jobs")
@@ -44,9 +49,16 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_joint_measurements_job_id"), "joint_measurements", ["job_id"], unique=False
     )
+    op.create_index(
+        op.f("ix_joint_measurements_patient_pseudonym"),
+        "joint_measurements",
+        ["patient_pseudonym"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_index(op.f("ix_joint_measurements_patient_pseudonym"), table_name="joint_measurements")
     op.drop_index(op.f("ix_joint_measurements_job_id"), table_name="joint_measurements")
     op.drop_table("joint_measurements")
