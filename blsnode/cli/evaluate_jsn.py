@@ -1,7 +1,8 @@
 """``blsnode evaluate --task jsn``: follow-up registration with and without separation.
 
 :func:`run_jsn_evaluation` has the signature of the runners of ``blsnode/cli/evaluate.py``
-(``options -> report``); it reads ``--manifest``, ``--model``, ``--split``, ``--seed`` and
+(``options -> report``); it reads ``--manifest``, ``--model``, ``--split``, ``--seed``,
+``--validation-fraction`` (the BLS-GAN's joint split, as for ``--task separation``) and
 ``--limit`` (pairs).
 """
 
@@ -34,7 +35,11 @@ def run_jsn_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     records = pick_split(
         list(contents.records),
         split,
-        lambda r: split_by_case(r, seed=options.get("seed", 0)),
+        lambda r: split_by_case(
+            r,
+            validation_fraction=options.get("validation_fraction") or 0.2,
+            seed=options.get("seed", 0),
+        ),
     )
     model_path = options["model"]  # resolved by the command: --model, else the registry's
     device = options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
