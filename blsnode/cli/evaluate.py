@@ -138,7 +138,7 @@ def evaluate(
     as_json: bool,
     **task_options: Any,
 ) -> None:
-    """Measure separation, localisation or segmentation against annotated data."""
+    """Measure separation, localisation, segmentation or follow-up registration (jsn)."""
     options = {
         **task_options,
         "landmarks": landmarks,

@@ -44,7 +44,7 @@ SUMMARIES: dict[str, str] = {
     "locate": "Find the hands and MCP joints in a radiograph.",
     "separate": "Separate the two bones of one joint crop into layer images.",
     "train": "Train or fine-tune models (two-phase BLS-GAN training).",
-    "evaluate": "Measure separation, localisation or segmentation against data.",
+    "evaluate": "Measure separation, localisation, segmentation or JSN registration.",
     "models": "List, inspect and promote trained models.",
     "config": "Show the effective settings.",
     "import-image": "Wrap a hand image file (PNG, JPEG) as a DX radiograph to send.",
