@@ -424,6 +424,18 @@ class OutputSettings(_Section):
         return None if value is None else validate_uid_prefix(value)
 
 
+class FollowUpSettings(_Section):
+    """Linking a patient's radiographs for follow-up, without storing who the patient is.
+
+    With ``site_secret`` set, each processed radiograph gets a keyed pseudonym,
+    HMAC-SHA256(secret, Patient ID + Issuer of Patient ID): the same patient at this site
+    always gets the same pseudonym, and without the secret it cannot be traced back or
+    recomputed elsewhere. Without a secret no pseudonym is kept and no prior is looked up.
+    """
+
+    site_secret: SecretStr | None = Field(default=None, min_length=16)
+
+
 class Settings(BaseSettings):
     """Effective configuration of one node process."""
 
@@ -448,6 +460,7 @@ class Settings(BaseSettings):
     rules: list[RuleSettings] = Field(default_factory=lambda: [RuleSettings(name="hand-pa")])
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     outputs: OutputSettings = Field(default_factory=OutputSettings)
+    followup: FollowUpSettings = Field(default_factory=FollowUpSettings)
 
     @field_validator("destinations")
     @classmethod

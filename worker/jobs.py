@@ -16,20 +16,25 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
 from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_node.db import JobState
 from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
+from dicom_node.db.measurements import prior_joints, record_joint_measurements
 from dicom_node.db.models import OutputKind
 from dicom_node.db.outputs import OutputRecord, record_job_results
 from dicom_node.derived.write import WrittenOutput
+from dicom_node.pseudonym import dataset_pseudonym
 from dicom_node.queue.publisher import publish_ids
 from dicom_node.receive.header import InstanceIdentity
 from dicom_node.send.dispatch import BatchOutcome, send_due_batch
 from dicom_node.settings import Settings
 from worker.context import WorkerContext
 from worker.failures import PermanentError
+from worker.joint_space import FollowUp, joint_rows
 from worker.pipeline import SourceLimits, run_pipeline
 
 logger = logging.getLogger(__name__)
@@ -118,6 +123,28 @@ def fail_job(context: WorkerContext, job_id: int, reason: str) -> None:
     logger.warning("job %d failed: %s", job_id, reason, extra={"job_id": job_id})
 
 
+def find_followup(context: WorkerContext, source: Path, sop_instance_uid: str) -> FollowUp:
+    """The patient's pseudonym and earlier joints (empty without a site secret).
+
+    A header that cannot be read is left to the pipeline, which fails the job with the
+    reason; no Patient ID or no study date means nothing to link.
+    """
+    secret = context.settings.followup.site_secret
+    if secret is None:
+        return FollowUp()
+    try:
+        header = dcmread(source, stop_before_pixels=True)
+    except (InvalidDicomError, OSError):
+        return FollowUp()
+    pseudonym = dataset_pseudonym(header, secret.get_secret_value())
+    study_date = str(header.get("StudyDate") or "") or None
+    if pseudonym is None or study_date is None:
+        return FollowUp(pseudonym, study_date)
+    with context.database.sessions.begin() as session:
+        priors = prior_joints(session, pseudonym, study_date, sop_instance_uid)
+    return FollowUp(pseudonym, study_date, priors)
+
+
 def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
     """Run job ``job_id`` through the pipeline and record its outputs and dispatches.
 
@@ -166,6 +193,7 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
         if not source.is_file():
             raise PermanentError(f"source file missing: {source}")
         with lease_renewed(context, job_id):
+            followup = find_followup(context, source, claimed.sop_instance_uid)
             result = run_pipeline(
                 source,
                 context.models.models,
@@ -173,12 +201,17 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
                 output_folder(settings, claimed.sop_instance_uid),
                 SourceLimits.from_settings(settings),
                 booked,
+                followup,
             )
     except PermanentError as failure:
         fail_job(context, job_id, failure.reason)
         return JobOutcome(job_id, JobState.FAILED, failure.reason)
     records = [_record(output) for output in result.outputs]
+    measurements = joint_rows(
+        result.result, result.pixel_spacing_mm, result.spacing_source, followup.pseudonym
+    )
     with context.database.sessions.begin() as session:
+        record_joint_measurements(session, job_id, measurements)
         pending = record_job_results(session, job_id, records, claimed.result_destinations)
     # A broker that cannot take them now leaves them unpublished for the sweeper.
     publish_ids(context.sender, context.database, [], pending)

@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from dicom_node.derived.model import (
     RadiographResult,
     ReconstructionError,
     Side,
+    SpacingSource,
 )
 from dicom_node.derived.write import WrittenOutput, write_outputs
 from dicom_node.pixels import Radiograph, RadiographError, load_radiograph
@@ -53,6 +54,7 @@ from dicom_node.receive.header import InstanceIdentity, read_file_header
 from dicom_node.receive.wire import DatasetTooLargeError, MalformedDatasetError
 from dicom_node.settings import OutputSettings, Settings, StorageSettings, WorkerSettings
 from worker.failures import PermanentError
+from worker.joint_space import FollowUp, joint_change, joint_space, spacing_source
 from worker.models import Models
 
 logger = logging.getLogger(__name__)
@@ -126,6 +128,7 @@ class PipelineResult:
     timings_s: dict[str, float]
     cpu_s: dict[str, float]
     pixel_spacing_mm: tuple[float, float] | None
+    spacing_source: SpacingSource
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON: hands and joints found, k per joint, outputs, timings."""
@@ -150,6 +153,10 @@ class PipelineResult:
                         "mse": joint.error.mse,
                         "ssim": joint.error.ssim,
                         "psnr": joint.error.psnr,
+                        "joint_space": asdict(joint.space) if joint.space is not None else None,
+                        "joint_space_change": (
+                            asdict(joint.change) if joint.change is not None else None
+                        ),
                     }
                 )
             hands.append(
@@ -279,9 +286,10 @@ def joint_result(
     joints: JointCrops,
     masks: np.ndarray,
     separation: SeparationResult,
-    shape: tuple[int, int],
+    radiograph: Radiograph,
+    followup: FollowUp,
 ) -> JointResult:
-    """One joint's masks on the source grid, its layers, k and reconstruction error.
+    """One joint's masks on the source grid, its layers, k, reconstruction error and JSW.
 
     Eq. 1 can leave [0, 1] where a generated layer is darker than k allows; the
     reconstruction is clipped to grey values before it is shown and measured.
@@ -295,6 +303,10 @@ def joint_result(
     layers = np.ascontiguousarray(np.clip(separation.layers[index].numpy(), 0.0, 1.0))
     metrics = image_metrics(reconstruction, crop, upper | lower)
     psnr = metrics["psnr"] if math.isfinite(metrics["psnr"]) else MAX_PSNR_DB
+    shape = radiograph.shape
+    space = joint_space(
+        upper, lower, geometry, radiograph.pixel_spacing_mm, radiograph.spacing_attribute
+    )
     return JointResult(
         joint=Joint(joints.names[index]),
         upper_mask=uncrop_mask(upper, geometry, shape),
@@ -305,6 +317,12 @@ def joint_result(
         reconstruction=reconstruction,
         k=float(separation.k[index]),
         error=ReconstructionError(metrics["mse"], metrics["ssim"], min(psnr, MAX_PSNR_DB)),
+        space=space,
+        change=joint_change(
+            space,
+            followup.priors.get((joints.sides[index], joints.names[index])),
+            followup.study_date,
+        ),
     )
 
 
@@ -315,12 +333,15 @@ def run_pipeline(
     folder: Path,
     limits: SourceLimits | None = None,
     booked: InstanceIdentity | None = None,
+    followup: FollowUp | None = None,
 ) -> PipelineResult:
     """Process the radiograph at ``source`` and write its SEG, SC and SR into ``folder``.
 
     ``models`` may be a function that loads them: it is called after the source decoded,
     so a file that cannot be processed never costs the models' memory. ``limits`` and
-    ``booked`` are checked by ``read_source``.
+    ``booked`` are checked by ``read_source``. ``followup`` holds the patient's earlier
+    joints: each joint measured on the same scale then reports its change in joint
+    space width.
 
     Raises
     ------
@@ -356,7 +377,7 @@ def run_pipeline(
         per_side: dict[str, list[JointResult]] = {}
         for index in range(len(joints)):
             per_side.setdefault(joints.sides[index], []).append(
-                joint_result(index, joints, masks, separation, radiograph.shape)
+                joint_result(index, joints, masks, separation, radiograph, followup or FollowUp())
             )
         result = RadiographResult(
             models.info,
@@ -381,4 +402,5 @@ def run_pipeline(
         timings_s=timings,
         cpu_s=timer.report(timer.cpu_seconds),
         pixel_spacing_mm=radiograph.pixel_spacing_mm,
+        spacing_source=spacing_source(radiograph.spacing_attribute),
     )

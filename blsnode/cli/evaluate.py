@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from blsnode.cli.context import emit, exit_on_value_error, json_option, pass_settings
+from blsnode.cli.evaluate_jsn import render_jsn, run_jsn_evaluation
 from blsnode.cli.evaluate_separation import (
     render_separation,
     run_separation_evaluation,
@@ -64,10 +65,16 @@ RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "separation": run_separation_evaluation,
     "localization": _run_localization,
     "segmentation": _run_segmentation,
+    "jsn": run_jsn_evaluation,
 }
 TASKS = tuple(RUNNERS)
 # The model kind each task measures (names as in the checkpoints and the registry).
-MODEL_KINDS = {"separation": "blsgan", "localization": "localiser", "segmentation": "segmenter"}
+MODEL_KINDS = {
+    "separation": "blsgan",
+    "localization": "localiser",
+    "segmentation": "segmenter",
+    "jsn": "blsgan",
+}
 
 
 def _render_flat(data: dict[str, Any]) -> str:
@@ -78,7 +85,10 @@ def _render_flat(data: dict[str, Any]) -> str:
     )
 
 
-RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"separation": render_separation}
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "separation": render_separation,
+    "jsn": render_jsn,
+}
 
 
 @click.command()
@@ -92,7 +102,8 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"separation": render_se
     "--manifest",
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Separation (repeatable) and segmentation: a manifest.json in the format of mcp_joints.",
+    help="Separation (repeatable), segmentation and jsn: a manifest.json in the format of "
+    "mcp_joints.",
 )
 @click.option(
     "--model",
@@ -114,6 +125,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"separation": render_se
     show_default=True,
     help="Localization: images as given, mirrored (right hands), or pairs side by side.",
 )
+@click.option("--limit", type=click.IntRange(min=1), help="JSN: only the first N follow-up pairs.")
 @separation_options
 @json_option
 @pass_settings
@@ -126,7 +138,7 @@ def evaluate(
     as_json: bool,
     **task_options: Any,
 ) -> None:
-    """Measure separation, localisation or segmentation against annotated data."""
+    """Measure separation, localisation, segmentation or follow-up registration (jsn)."""
     options = {
         **task_options,
         "landmarks": landmarks,

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "models": "blsnode.cli.models:models",
     "config": "blsnode.cli.config:config",
     "import-image": "blsnode.cli.import_image:import_image",
+    "results": "blsnode.cli.results:results",
 }
 
 # One line per command for ``blsnode --help``, without importing the command's module.
@@ -43,10 +44,11 @@ SUMMARIES: dict[str, str] = {
     "locate": "Find the hands and MCP joints in a radiograph.",
     "separate": "Separate the two bones of one joint crop into layer images.",
     "train": "Train or fine-tune models (two-phase BLS-GAN training).",
-    "evaluate": "Measure separation, localisation or segmentation against data.",
+    "evaluate": "Measure separation, localisation, segmentation or JSN registration.",
     "models": "List, inspect and promote trained models.",
     "config": "Show the effective settings.",
     "import-image": "Wrap a hand image file (PNG, JPEG) as a DX radiograph to send.",
+    "results": "Export per-joint measurements (joint space width, overlap) as CSV or JSON.",
 }
 
 

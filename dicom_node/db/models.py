@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -179,6 +180,43 @@ class Output(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
     job: Mapped[Job] = relationship(back_populates="outputs")
+
+
+class JointMeasurement(Base):
+    """One MCP joint's numbers from one processed radiograph (the export's rows).
+
+    Widths are in ``length_unit`` (UCUM ``mm``, or ``{pixels}`` without spacing) on the
+    scale ``spacing_source`` names; negative widths are overlaps; ``None`` when the
+    joint's masks share no column. With a follow-up, the change since the prior
+    radiograph of the same hand. A re-run replaces the job's rows.
+    """
+
+    __tablename__ = "joint_measurements"
+    __table_args__ = (UniqueConstraint("job_id", "side", "joint"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    side: Mapped[str] = mapped_column(String(1))
+    joint: Mapped[str] = mapped_column(String(8))
+    model_name: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(64))
+    jsw_min: Mapped[float | None] = mapped_column(Float)
+    jsw_mean: Mapped[float | None] = mapped_column(Float)
+    overlap_depth: Mapped[float | None] = mapped_column(Float)
+    length_unit: Mapped[str] = mapped_column(String(16))
+    spacing_source: Mapped[str] = mapped_column(String(32))
+    overlap_area: Mapped[float] = mapped_column(Float)
+    area_unit: Mapped[str] = mapped_column(String(16))
+    k: Mapped[float] = mapped_column(Float)
+    # Keyed pseudonym of the patient (HMAC, see settings.followup); never the Patient ID.
+    patient_pseudonym: Mapped[str | None] = mapped_column(String(64), index=True)
+    prior_sop_instance_uid: Mapped[str | None] = mapped_column(String(UID_LENGTH))
+    interval_days: Mapped[int | None] = mapped_column(Integer)
+    jsw_min_change: Mapped[float | None] = mapped_column(Float)
+    jsw_mean_change: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    job: Mapped[Job] = relationship()
 
 
 class Dispatch(Base):

@@ -95,6 +95,98 @@ class ReconstructionError:
             raise ValueError(f"ssim must be in [-1, 1], got {self.ssim}")
 
 
+class LengthUnit(StrEnum):
+    """Unit of a joint's widths, as its UCUM code: mm with a pixel spacing, else pixels."""
+
+    MILLIMETER = "mm"
+    PIXELS = "{pixels}"
+
+
+class SpacingSource(StrEnum):
+    """Where the millimetres come from (the attribute), or that there are none."""
+
+    PIXEL_SPACING = "PixelSpacing"
+    IMAGER_PIXEL_SPACING = "ImagerPixelSpacing"
+    NONE = "none"
+
+    @property
+    def caveat(self) -> str | None:
+        """What a reader must know about widths on this scale (``None``: calibrated)."""
+        return _CAVEATS.get(self)
+
+
+_CAVEATS = {
+    SpacingSource.IMAGER_PIXEL_SPACING: (
+        "mm at the detector (Imager Pixel Spacing): not corrected for the radiographic "
+        "magnification, so anatomy is slightly overestimated"
+    ),
+    SpacingSource.NONE: "no pixel spacing in the source: widths in source pixels",
+}
+
+
+@dataclass(frozen=True)
+class JointSpace:
+    """Joint space width of one joint along the finger axis (negative = bones overlap).
+
+    ``min_width`` and ``mean_width`` over the central part of the joint, ``overlap_depth``
+    = ``max(0, -min_width)``; all in ``unit`` (mm, or source pixels without spacing).
+    """
+
+    min_width: float
+    mean_width: float
+    overlap_depth: float
+    unit: LengthUnit
+    spacing: SpacingSource
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unit", LengthUnit(self.unit))
+        object.__setattr__(self, "spacing", SpacingSource(self.spacing))
+        for name in ("min_width", "mean_width", "overlap_depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"joint space {name} must be a finite number, got {value!r}")
+        if self.overlap_depth < 0 or self.min_width > self.mean_width + 1e-9:
+            raise ValueError(
+                f"inconsistent joint space: min {self.min_width}, mean {self.mean_width}, "
+                f"depth {self.overlap_depth}"
+            )
+        if (self.unit is LengthUnit.PIXELS) != (self.spacing is SpacingSource.NONE):
+            raise ValueError(f"unit {self.unit} does not fit the spacing source {self.spacing}")
+
+
+@dataclass(frozen=True)
+class JointSpaceChange:
+    """JSW now minus JSW on the patient's previous radiograph of this hand (same scale).
+
+    Negative = the joint space narrowed. ``interval_days`` from the two study dates
+    (``None`` if either is unknown, and then no rate).
+    """
+
+    min_change: float
+    mean_change: float
+    unit: LengthUnit
+    interval_days: int | None
+    prior_sop_instance_uid: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unit", LengthUnit(self.unit))
+        for name in ("min_change", "mean_change"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"joint space {name} must be a finite number, got {value!r}")
+        if self.interval_days is not None and self.interval_days <= 0:
+            raise ValueError(f"a prior must be older, got {self.interval_days} days")
+        if not self.prior_sop_instance_uid:
+            raise ValueError("a change needs the prior radiograph's SOP Instance UID")
+
+    @property
+    def min_change_per_year(self) -> float | None:
+        """Change of the minimum width per year (365.25 days), if the interval is known."""
+        if self.interval_days is None:
+            return None
+        return self.min_change * 365.25 / self.interval_days
+
+
 @dataclass(frozen=True, eq=False)
 class JointResult:
     """One joint: bone masks on the source grid and the separated layers of its crop.
@@ -114,6 +206,10 @@ class JointResult:
         Eq. 1's correction parameter (soft-tissue transmittance), > 0.
     error
         Reconstruction error of R against J.
+    space
+        Joint space width along the finger axis, ``None`` when the masks share no column.
+    change
+        JSW change since the patient's previous radiograph of this hand, if there is one.
     """
 
     joint: Joint
@@ -125,9 +221,15 @@ class JointResult:
     reconstruction: np.ndarray
     k: float
     error: ReconstructionError
+    space: JointSpace | None = None
+    change: JointSpaceChange | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "joint", Joint(self.joint))
+        if self.space is not None and not isinstance(self.space, JointSpace):
+            raise TypeError(f"{self.joint} space must be a JointSpace or None")
+        if self.change is not None and (self.space is None or self.change.unit != self.space.unit):
+            raise ValueError(f"{self.joint} change needs a joint space in the same unit")
         for name in ("upper_mask", "lower_mask"):
             mask = getattr(self, name)
             if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.ndim != 2:

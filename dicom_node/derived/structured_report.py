@@ -7,6 +7,11 @@ measurements:
 
 - overlap area: SCT "Area" in mm2 (UCUM ``mm2``) when the source has a pixel spacing,
   else in pixels (UCUM ``{pixels}``);
+- joint space width along the finger axis (private ``99BLSGAN`` "Joint space width",
+  derivation SCT Minimum and SCT Mean) and the bone overlap depth, in mm (UCUM ``mm``)
+  or source pixels (``{pixels}``) without spacing; the method names the scale (Pixel
+  Spacing, or Imager Pixel Spacing uncorrected for magnification). Negative widths are
+  overlaps. Absent when the two masks share no column;
 - BLS-GAN's correction parameter k (Eq. 1, soft-tissue transmittance, no units);
 - the reconstruction error of R against the crop J: MSE and SSIM (no units), PSNR (dB).
 
@@ -140,6 +145,61 @@ def _observation_context(
     )
 
 
+def _space_measurements(joint: JointResult) -> list[hd.sr.Measurement]:
+    """JSW min and mean and the overlap depth of ``joint`` (none if not measurable)."""
+    space = joint.space
+    if space is None:
+        return []
+    unit = codes.LENGTH_UNITS[space.unit]
+    method = codes.SCALE_METHODS[space.spacing]
+    return [
+        hd.sr.Measurement(
+            name=codes.JOINT_SPACE_WIDTH,
+            value=float(space.min_width),
+            unit=unit,
+            derivation=codes.MINIMUM,
+            method=method,
+        ),
+        hd.sr.Measurement(
+            name=codes.JOINT_SPACE_WIDTH,
+            value=float(space.mean_width),
+            unit=unit,
+            derivation=codes.MEAN,
+            method=method,
+        ),
+        hd.sr.Measurement(
+            name=codes.OVERLAP_DEPTH, value=float(space.overlap_depth), unit=unit, method=method
+        ),
+        *_change_measurements(joint),
+    ]
+
+
+def _change_measurements(joint: JointResult) -> list[hd.sr.Measurement]:
+    """Change of the minimum JSW since the prior radiograph, and per year if dated."""
+    change = joint.change
+    if change is None:
+        return []
+    found = [
+        hd.sr.Measurement(
+            name=codes.JSW_CHANGE,
+            value=float(change.min_change),
+            unit=codes.LENGTH_UNITS[change.unit],
+            derivation=codes.MINIMUM,
+        )
+    ]
+    rate = change.min_change_per_year
+    if rate is not None:
+        found.append(
+            hd.sr.Measurement(
+                name=codes.JSW_CHANGE_RATE,
+                value=float(rate),
+                unit=codes.RATE_UNITS[change.unit],
+                derivation=codes.MINIMUM,
+            )
+        )
+    return found
+
+
 def _joint_group(
     segmentation: Dataset,
     side: Side,
@@ -161,6 +221,7 @@ def _joint_group(
         )
     numbers = [
         area,
+        *_space_measurements(joint),
         hd.sr.Measurement(name=codes.CORRECTION_K, value=float(joint.k), unit=codes.NO_UNITS),
         hd.sr.Measurement(
             name=codes.RECONSTRUCTION_MSE, value=float(joint.error.mse), unit=codes.NO_UNITS

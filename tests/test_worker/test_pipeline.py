@@ -163,6 +163,17 @@ def test_report_and_timings(left_result) -> None:
     sr_file = next(o for o in result.outputs if o.kind is OutputKind.STRUCTURED_REPORT)
     groups = hd.sr.srread(sr_file.path).content.get_planar_roi_measurement_groups()
     assert len(groups) == 5
+    # Joint space in mm at the detector (the fixture has Imager Pixel Spacing only).
+    for joint, group in zip(joints, groups, strict=True):
+        space = joint["joint_space"]
+        assert space["unit"] == "mm" and space["spacing"] == "ImagerPixelSpacing"
+        # An MCP joint space is a few mm at most; overlaps are a few mm deep at most.
+        assert -4.0 < space["min_width"] <= space["mean_width"] < 5.0
+        assert space["overlap_depth"] == pytest.approx(max(0.0, -space["min_width"]))
+        widths = [m for m in group.get_measurements() if m.name.meaning == "Joint space width"]
+        assert sorted(m.value for m in widths) == pytest.approx(
+            [space["min_width"], space["mean_width"]]
+        )
 
 
 def test_two_hands_monochrome1(models: Models, dx_both: Path, tmp_path: Path) -> None:
@@ -177,6 +188,8 @@ def test_two_hands_monochrome1(models: Models, dx_both: Path, tmp_path: Path) ->
         assert on_left == (hand.side == "R")
     assert [side for side, _ in result.result.joints()][::5] == [Side.RIGHT, Side.LEFT]
     assert len(result.outputs) == 1 + 1 + 10 * 3 + 1
+    spaces = [joint.space for _, joint in result.result.joints()]
+    assert all(s is not None and s.spacing == "PixelSpacing" for s in spaces)
     check_joints(result)
     check_every_output(result, dx_both)
     check_segmentation(result, dx_both)

@@ -6,6 +6,8 @@ job publishes can be counted without a server; dispatches go to a real dcmtk sto
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 import time
@@ -24,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from worker_testing import add_job, node_settings, promote_blsgan
 
 from blsnode.cli.main import cli
-from dicom_node.db import Dispatch, DispatchState, Job, JobState, Output
+from dicom_node.db import Dispatch, DispatchState, Job, JobState, JointMeasurement, Output
 from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
 from dicom_node.db.types import utc_now
@@ -102,6 +104,24 @@ def test_a_rerun_replaces_outputs_without_duplicating(
     # A duplicate message for a finished job does nothing.
     assert app.tasks[PROCESS_TASK](job_id)["state"] == "skipped"
     assert _rows(app, Job)[0].attempts == 3  # two runs and the simulated crash
+    # The re-run replaced the five joints' measurements; the export lists each once.
+    assert len(_rows(app, JointMeasurement)) == 5
+    source = dcmread(dx_left, stop_before_pixels=True)
+    export = ["--data-dir", str(settings.data_dir), "results", "export"]
+    as_csv = CliRunner().invoke(cli, [*export, "--format", "csv"])
+    assert as_csv.exit_code == 0, as_csv.output
+    table = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [row["joint"] for row in table] == ["MCP1", "MCP2", "MCP3", "MCP4", "MCP5"]
+    assert {row["sop_instance_uid"] for row in table} == {source.SOPInstanceUID}
+    assert {row["length_unit"] for row in table} == {"mm"}
+    assert {row["spacing_source"] for row in table} == {"ImagerPixelSpacing"}
+    as_json = CliRunner().invoke(cli, [*export, "--format", "json", "--study", "2.25.0"])
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout) == []
+    study = CliRunner().invoke(
+        cli, [*export, "--format", "json", "--study", source.StudyInstanceUID]
+    )
+    rows = json.loads(study.stdout)
+    assert [float(row["jsw_min"]) for row in table] == [row["jsw_min"] for row in rows]
 
 
 def test_a_blank_image_fails_with_its_reason_in_jobs_list(

@@ -93,6 +93,7 @@ def add_job(settings: Settings, source: Path, destinations: list[str]) -> int:
                     path=str(source),
                     size_bytes=source.stat().st_size,
                     modality=header.Modality,
+                    study_date=header.get("StudyDate"),
                 ),
             )
             return job_rows.create_job(session, instance_id, "hand-pa", destinations)

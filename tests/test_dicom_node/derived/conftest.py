@@ -9,7 +9,7 @@ from derived_fixtures import AtlasHand, atlas_hand, synthetic_result
 from dicom_factory import make_dx
 from pydicom.dataset import Dataset
 
-from dicom_node.derived.model import RadiographResult
+from dicom_node.derived.model import RadiographResult, SpacingSource
 from dicom_node.derived.uids import OutputUids
 from dicom_node.pixels import load_radiograph
 from dicom_node.settings import OutputSettings
@@ -47,13 +47,26 @@ def dx_both(atlas: AtlasHand) -> Dataset:
 @pytest.fixture(scope="session")
 def result_left(atlas: AtlasHand, dx_left: Dataset) -> RadiographResult:
     """Synthetic results for the five joints of the left hand."""
-    return synthetic_result(atlas, load_radiograph(dx_left).pixels, scale=SCALE)
+    return synthetic_result(
+        atlas,
+        load_radiograph(dx_left).pixels,
+        scale=SCALE,
+        mm_per_px=0.3,
+        spacing=SpacingSource.IMAGER_PIXEL_SPACING,
+    )
 
 
 @pytest.fixture(scope="session")
 def result_both(atlas: AtlasHand, dx_both: Dataset) -> RadiographResult:
     """Synthetic results for ten joints of two hands."""
-    return synthetic_result(atlas, load_radiograph(dx_both).pixels, scale=SCALE, layout="both")
+    return synthetic_result(
+        atlas,
+        load_radiograph(dx_both).pixels,
+        scale=SCALE,
+        layout="both",
+        mm_per_px=0.294,
+        spacing=SpacingSource.PIXEL_SPACING,
+    )
 
 
 @pytest.fixture(params=["left", "both"])

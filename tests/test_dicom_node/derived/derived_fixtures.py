@@ -22,10 +22,13 @@ from dicom_node.derived.model import (
     HandResult,
     Joint,
     JointResult,
+    JointSpace,
+    LengthUnit,
     ModelInfo,
     RadiographResult,
     ReconstructionError,
     Side,
+    SpacingSource,
 )
 
 CROP = 256
@@ -64,11 +67,15 @@ def synthetic_result(
     scale: float,
     layout: str = "left",
     model: ModelInfo = MODEL,
+    mm_per_px: float | None = None,
+    spacing: SpacingSource = SpacingSource.NONE,
 ) -> RadiographResult:
     """Results for the hand(s) of a radiograph made by ``dicom_factory`` with ``scale``.
 
     ``layout`` is ``left`` (the atlas as is), ``right`` (mirrored) or ``both``.
     ``pixels`` is the decoded radiograph ([0, 1], bright = bone) the crops are cut from.
+    The joint space is the discs' gap along the axis, in mm with ``mm_per_px`` (from
+    ``spacing``), else in pixels.
     """
     width = round(hand.width * scale)
     placements: list[tuple[Side, np.ndarray]] = []
@@ -86,13 +93,22 @@ def synthetic_result(
     else:
         raise ValueError(f"unknown layout {layout!r}")
     hands = tuple(
-        HandResult(side, tuple(_joint(joint, landmarks, pixels) for joint in Joint))
+        HandResult(
+            side,
+            tuple(_joint(joint, landmarks, pixels, mm_per_px, spacing) for joint in Joint),
+        )
         for side, landmarks in placements
     )
     return RadiographResult(model=model, hands=hands)
 
 
-def _joint(joint: Joint, landmarks: np.ndarray, pixels: np.ndarray) -> JointResult:
+def _joint(
+    joint: Joint,
+    landmarks: np.ndarray,
+    pixels: np.ndarray,
+    mm_per_px: float | None,
+    spacing: SpacingSource,
+) -> JointResult:
     centre = landmarks[_MCP[joint]]
     axis = landmarks[_DISTAL[joint]] - centre
     axis /= np.linalg.norm(axis)
@@ -115,6 +131,11 @@ def _joint(joint: Joint, landmarks: np.ndarray, pixels: np.ndarray) -> JointResu
         ssim=float(structural_similarity(reconstruction, crop, data_range=1.0)),
         psnr=10.0 * math.log10(1.0 / max(mse, 1e-12)),
     )
+    # Gap between the discs along the axis: centre distance minus both radii.
+    gap_px = (gap - 0.30) * size
+    unit = LengthUnit.PIXELS if mm_per_px is None else LengthUnit.MILLIMETER
+    width = gap_px * (mm_per_px or 1.0)
+    space = JointSpace(width, width + 0.5 * abs(width), max(0.0, -width), unit, spacing)
     return JointResult(
         joint=joint,
         upper_mask=upper,
@@ -125,6 +146,7 @@ def _joint(joint: Joint, landmarks: np.ndarray, pixels: np.ndarray) -> JointResu
         reconstruction=reconstruction,
         k=k,
         error=error,
+        space=space,
     )
 
 

@@ -11,11 +11,14 @@ from dicom_node.derived.model import (
     HandResult,
     Joint,
     JointResult,
+    JointSpace,
     Layer,
+    LengthUnit,
     ModelInfo,
     RadiographResult,
     ReconstructionError,
     Side,
+    SpacingSource,
 )
 
 ERROR = ReconstructionError(mse=1e-4, ssim=0.98, psnr=40.0)
@@ -109,3 +112,17 @@ def test_hands_and_radiograph_validation() -> None:
         RadiographResult(model, ())
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.model = model  # type: ignore[misc]
+
+
+def test_joint_space_refuses_inconsistent_numbers_and_units() -> None:
+    space = JointSpace(-0.4, 0.2, 0.4, "mm", "ImagerPixelSpacing")
+    assert space.unit is LengthUnit.MILLIMETER and space.spacing.caveat is not None
+    assert SpacingSource.PIXEL_SPACING.caveat is None
+    with pytest.raises(ValueError, match="does not fit"):
+        JointSpace(1.0, 1.0, 0.0, LengthUnit.PIXELS, SpacingSource.PIXEL_SPACING)
+    with pytest.raises(ValueError, match="does not fit"):
+        JointSpace(1.0, 1.0, 0.0, LengthUnit.MILLIMETER, SpacingSource.NONE)
+    with pytest.raises(ValueError, match="inconsistent"):
+        JointSpace(2.0, 1.0, 0.0, LengthUnit.PIXELS, SpacingSource.NONE)
+    with pytest.raises(ValueError, match="finite"):
+        JointSpace(float("nan"), 1.0, 0.0, LengthUnit.PIXELS, SpacingSource.NONE)

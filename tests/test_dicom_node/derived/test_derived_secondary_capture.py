@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import highdicom as hd
@@ -13,7 +14,13 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from dicom_node.derived.model import Layer, RadiographResult, Side
-from dicom_node.derived.overview import COLUMNS, LABEL_WIDTH, TITLE_HEIGHT, render_overview
+from dicom_node.derived.overview import (
+    COLUMNS,
+    LABEL_WIDTH,
+    TITLE_HEIGHT,
+    render_overview,
+    space_text,
+)
 from dicom_node.derived.secondary_capture import acquisition_equipment, build_secondary_captures
 from dicom_node.derived.uids import OutputUids
 from dicom_node.settings import OutputSettings
@@ -139,3 +146,14 @@ def test_every_image_names_the_acquisition_equipment_once_if_the_source_has_a_ma
     assert acquisition_equipment(anonymous) == []
     images = build_secondary_captures(anonymous, result_left, outputs, uids_left)
     assert all(not _acquisition_items(image) for image in images)
+
+
+def test_overview_lists_joint_space_width_and_its_scale(result_left: RadiographResult) -> None:
+    thumb, index = result_left.hands[0].joints[:2]
+    assert thumb.space is not None and index.space is not None
+    width, depth = space_text(index)
+    # Imager Pixel Spacing: mm at the detector, marked with an asterisk.
+    assert width == f"JSW min {index.space.min_width:.2f} mean {index.space.mean_width:.2f} mm*"
+    assert depth == f"overlap depth {index.space.overlap_depth:.2f} mm*"
+    assert index.space.min_width < 0 < index.space.overlap_depth
+    assert space_text(replace(thumb, space=None)) == ("JSW not measurable", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import highdicom as hd
@@ -12,7 +13,7 @@ from dicom_validation import assert_passes_dciodvfy
 from pydicom.dataset import Dataset
 
 from dicom_node.derived import codes
-from dicom_node.derived.model import Joint, RadiographResult
+from dicom_node.derived.model import HandResult, Joint, JointSpaceChange, RadiographResult
 from dicom_node.derived.segmentation import build_segmentation
 from dicom_node.derived.structured_report import build_structured_report
 from dicom_node.derived.uids import OutputUids
@@ -88,6 +89,72 @@ def test_report_round_trip(
     assert thumb["Area"][0] == 0.0 and result_left.hands[0].joints[0].joint == Joint.MCP1
 
 
+def _space(
+    group: hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations,
+) -> dict[str, tuple[float, str, str]]:
+    """JSW min/mean and overlap depth: value, unit and method of each."""
+    found = {}
+    for item in group.get_measurements():
+        if item.name.value not in (codes.JOINT_SPACE_WIDTH.value, codes.OVERLAP_DEPTH.value):
+            continue
+        derivation = item.derivation.meaning if item.derivation is not None else "depth"
+        assert item.method is not None
+        found[derivation] = (item.value, item.unit.value, item.method.value)
+    return found
+
+
+def test_joint_space_width_is_coded_per_joint_and_found_by_mcp_query(
+    radiograph: tuple[Dataset, RadiographResult], outputs: OutputSettings, tmp_path: Path
+) -> None:
+    source, result = radiograph
+    _, _, path = _report(source, result, outputs, tmp_path / "sr.dcm")
+    read = hd.sr.srread(path)
+    # A query for MCP joints (finding site SCT 70420003) finds every joint's group.
+    found = read.content.get_planar_roi_measurement_groups(
+        finding_site=codes.METACARPOPHALANGEAL_JOINT
+    )
+    assert len(found) == len(list(result.joints()))
+    schemes = {item.CodingSchemeDesignator for item in read.CodingSchemeIdentificationSequence}
+    assert codes.PRIVATE_SCHEME in schemes
+    for group, (_, joint) in zip(found, result.joints(), strict=True):
+        space = joint.space
+        assert space is not None
+        values = _space(group)
+        method = codes.SCALE_METHODS[space.spacing].value
+        assert values == {
+            "Minimum": (pytest.approx(space.min_width), "mm", method),
+            "Mean": (pytest.approx(space.mean_width), "mm", method),
+            "depth": (pytest.approx(space.overlap_depth), "mm", method),
+        }
+        name = next(m.name for m in group.get_measurements() if m.derivation is not None)
+        assert name.meaning == "Joint space width" and name.scheme_designator == "99BLSGAN"
+    thumb, index = found[0], found[1]
+    assert _space(thumb)["Minimum"][0] > 0  # the thumb's discs are apart
+    assert _space(index)["Minimum"][0] < 0 and _space(index)["depth"][0] > 0
+
+
+def test_follow_up_change_is_reported_and_passes_dciodvfy(
+    dx_left: Dataset, result_left: RadiographResult, outputs: OutputSettings, tmp_path: Path
+) -> None:
+    hand = result_left.hands[0]
+    changed = []
+    for number, joint in enumerate(hand.joints):
+        assert joint.space is not None
+        change = JointSpaceChange(-0.1 * number, 0.05, joint.space.unit, 730, "1.2.3.4.5")
+        changed.append(replace(joint, change=change))
+    result = RadiographResult(result_left.model, (HandResult(hand.side, tuple(changed)),))
+    _, _, path = _report(dx_left, result, outputs, tmp_path / "sr-followup.dcm")
+    groups = hd.sr.srread(path).content.get_planar_roi_measurement_groups()
+    for number, group in enumerate(groups):
+        found = {m.name.value: (m.value, m.unit.value) for m in group.get_measurements()}
+        assert found[codes.JSW_CHANGE.value] == (pytest.approx(-0.1 * number), "mm")
+        assert found[codes.JSW_CHANGE_RATE.value] == (
+            pytest.approx(-0.1 * number * 365.25 / 730),
+            "mm/a",
+        )
+    assert_passes_dciodvfy(path, "ComprehensiveSR")
+
+
 def test_area_in_pixels_without_spacing(
     atlas: AtlasHand, outputs: OutputSettings, tmp_path: Path
 ) -> None:
@@ -98,6 +165,8 @@ def test_area_in_pixels_without_spacing(
     groups = hd.sr.srread(path).content.get_planar_roi_measurement_groups()
     for group, (_, joint) in zip(groups, result.joints(), strict=True):
         assert _measurements(group)["Area"] == (float(joint.overlap_area_px), "{pixels}")
+        units = {unit for _, unit, _ in _space(group).values()}
+        assert units == {"{pixels}"}
     assert_passes_dciodvfy(path)
 
 
