@@ -15,7 +15,7 @@ from typing import Any
 
 import pydicom.uid
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -200,6 +200,35 @@ class HTTPSettings(_Section):
     port: int = Field(default=9110, ge=0, le=65535)
 
 
+class WebSettings(_Section):
+    """The web dashboard: its own port, loopback by default, optional TLS.
+
+    ``enabled`` unset: the dashboard runs once at least one user exists (``blsnode users
+    add``), so a node without users exposes no login page at all.
+    """
+
+    enabled: bool | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=9120, ge=0, le=65535)
+    certificate: Path | None = None
+    private_key: Path | None = None
+    session_hours: float = Field(default=8.0, gt=0)
+    # Failed logins from one address (and for one name) within the window before refusal.
+    login_attempts: int = Field(default=5, ge=1)
+    login_window_s: float = Field(default=300.0, gt=0)
+
+    @property
+    def tls(self) -> bool:
+        """True if both a certificate and its private key are given."""
+        return self.certificate is not None and self.private_key is not None
+
+    @model_validator(mode="after")
+    def _pair(self) -> WebSettings:
+        if (self.certificate is None) != (self.private_key is None):
+            raise ValueError("web TLS needs both certificate and private_key")
+        return self
+
+
 class ModelSettings(_Section):
     """Where model checkpoints live and which device runs them."""
 
@@ -342,6 +371,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     http: HTTPSettings = Field(default_factory=HTTPSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     destinations: list[DestinationSettings] = Field(default_factory=list)

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "models": "blsnode.cli.models:models",
     "config": "blsnode.cli.config:config",
     "import-image": "blsnode.cli.import_image:import_image",
+    "users": "blsnode.cli.users:users",
 }
 
 # One line per command for ``blsnode --help``, without importing the command's module.
@@ -47,6 +48,7 @@ SUMMARIES: dict[str, str] = {
     "models": "List, inspect and promote trained models.",
     "config": "Show the effective settings.",
     "import-image": "Wrap a hand image file (PNG, JPEG) as a DX radiograph to send.",
+    "users": "Add, remove and list the users of the web dashboard.",
 }
 
 

@@ -15,8 +15,10 @@ from dicom_node.db.models import (
     JobState,
     Output,
     OutputKind,
+    Role,
     Series,
     Study,
+    User,
 )
 
 __all__ = [
@@ -29,8 +31,10 @@ __all__ = [
     "JobState",
     "Output",
     "OutputKind",
+    "Role",
     "Series",
     "Study",
+    "User",
     "database_error",
     "open_database",
     "open_node_database",

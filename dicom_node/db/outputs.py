@@ -56,6 +56,11 @@ def record_output(
     return output
 
 
+def get_output(session: Session, output_id: int) -> Output | None:
+    """The output with this id, if recorded."""
+    return session.get(Output, output_id)
+
+
 def outputs_of_job(session: Session, job_id: int) -> list[Output]:
     """The outputs of one job, in the order they were recorded."""
     return list(session.scalars(select(Output).where(Output.job_id == job_id).order_by(Output.id)))
