@@ -49,7 +49,9 @@ USER_POSTS = (("/rules/test", {"instance_id": "{instance}"}), ("/logout", {}))
 def _pages(node: WebNode) -> list[str]:
     output_id = _sc_output(node)
     return [
-        page.format(job=node.processed_job_id, instance=node.processed_instance_id, output=output_id)
+        page.format(
+            job=node.processed_job_id, instance=node.processed_instance_id, output=output_id
+        )
         for page in PAGES
     ]
 
@@ -83,7 +85,9 @@ def _unchanged(node: WebNode) -> None:
     with node.database.reader() as session:
         dispatch = dispatch_rows.get_dispatch(session, node.dead_dispatch_id)
         assert dispatch is not None and dispatch.state is DispatchState.DEAD
-    names = {d["name"] for d in destination_admin.listing(node.settings, node.database)["destinations"]}
+    names = {
+        d["name"] for d in destination_admin.listing(node.settings, node.database)["destinations"]
+    }
     assert names == {DESTINATION}
     assert not (node.settings.model_registry_dir / "promoted.json").exists()
 

@@ -16,10 +16,11 @@ from starlette.testclient import TestClient
 from worker_testing import ATLAS_ID, SCALE, add_job
 
 from blsnode.web_models import CommandModels
-from dicom_node.admin import users as user_admin
-from dicom_node.db import Database, JobState, open_node_database
+from dicom_node.admin.users import hash_password
+from dicom_node.db import Database, JobState, Role, open_node_database
 from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
+from dicom_node.db import users as user_rows
 from dicom_node.db.instances import find_instance
 from dicom_node.db.types import utc_now
 from dicom_node.node_report import node_status
@@ -30,6 +31,15 @@ ADMIN = ("alice", "admin", "alice-password-1")
 VIEWER = ("victor", "viewer", "victor-password-1")
 DESTINATION = "pacs"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+# Argon2 takes about a second per hash on the test machine: each test user's is made once.
+_HASHES: dict[str, str] = {}
+
+
+def password_hash(password: str) -> str:
+    """The Argon2 hash of a test password, computed once per session."""
+    if password not in _HASHES:
+        _HASHES[password] = hash_password(password)
+    return _HASHES[password]
 
 
 @dataclass
@@ -88,10 +98,10 @@ def open_web_node(
     source = _radiograph(data_dir.parent, hand_radiographs_dir, "failed")
     failed_job = add_job(settings, source, [DESTINATION])
     database = open_node_database(settings)
-    for name, role, password in users:
-        user_admin.add(database, name, role, password)
     uid = dcmread(source, stop_before_pixels=True).SOPInstanceUID
     with database.sessions.begin() as session:
+        for name, role, password in users:
+            user_rows.add_user(session, name, Role(role), password_hash(password))
         job_rows.mark_failed(session, failed_job, "pipeline stopped: no hand found")
         instance = find_instance(session, uid)
         assert instance is not None
