@@ -27,17 +27,18 @@ class CommandModels:
         if data_dir is not None:
             self.prefix += ["--data-dir", str(data_dir)]
 
-    def _run(self, *arguments: str) -> dict[str, Any]:
+    def _run(self, command: str, *arguments: str) -> dict[str, Any]:
+        # "--": a name from a URL is never taken for an option.
         try:
             done = subprocess.run(
-                [*self.prefix, "models", *arguments, "--json"],
+                [*self.prefix, "models", command, "--json", "--", *arguments],
                 capture_output=True,
                 text=True,
                 timeout=COMMAND_TIMEOUT_S,
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as error:
-            raise ValueError(f"blsnode models {arguments[0]} did not answer: {error}") from error
+            raise ValueError(f"blsnode models {command} did not answer: {error}") from error
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
             raise ValueError(lines[-1].removeprefix("Error: "))
@@ -52,4 +53,4 @@ class CommandModels:
 
     def promote(self, name: str) -> dict[str, Any]:
         """What ``blsnode models promote NAME --json`` says."""
-        return self._run("promote", "--", name)
+        return self._run("promote", name)
