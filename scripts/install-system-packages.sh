@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian programs the test suite starts for real (Redis, dcmtk, dicom3tools,
-# Orthanc, PostgreSQL; openssl makes the TLS test certificates). Idempotent: does nothing
+# Orthanc, PostgreSQL; openssl makes the TLS test certificates; Chromium, headless, shows
+# the web dashboard to the browser tests). Idempotent: does nothing
 # when every program is already present.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ declare -A wanted=(
   [Orthanc]=orthanc
   [pg_ctl]=postgresql
   [openssl]=openssl
+  [chromium]=chromium
 )
 
 missing=()
