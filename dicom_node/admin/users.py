@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -103,6 +104,19 @@ def any_user(database: Database) -> bool:
     """True once at least one user exists."""
     with database.reader() as session:
         return user_rows.count_users(session) > 0
+
+
+def current_identity(database: Database, name: str, logged_in_at: datetime) -> Identity | None:
+    """The user's identity now, ``None`` if removed or re-passworded since ``logged_in_at``.
+
+    Checked on every request, so removing a user or changing a password (from the command
+    line, another process) ends their sessions at once, and a role change applies at once.
+    """
+    with database.reader() as session:
+        user = user_rows.find_user(session, name)
+        if user is None or user.password_changed_at > logged_in_at:
+            return None
+        return Identity(user.name, user.role)
 
 
 def authenticate(database: Database, name: str, password: str) -> Identity | None:

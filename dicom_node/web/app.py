@@ -31,7 +31,7 @@ from dicom_node.admin import destinations as destination_admin
 from dicom_node.admin import jobs as job_admin
 from dicom_node.admin import results as result_admin
 from dicom_node.admin import rules as rule_admin
-from dicom_node.admin.users import Identity, authenticate
+from dicom_node.admin.users import Identity, authenticate, current_identity
 from dicom_node.db import Database, DispatchState, JobState
 from dicom_node.settings import DestinationSettings, SendWhat, Settings
 from dicom_node.web import pictures
@@ -130,15 +130,23 @@ class Dashboard:
     def _session(self, request: Request) -> WebSession | None:
         return self.sessions.get(request.cookies.get(COOKIE_NAME))
 
-    def _user(self, request: Request) -> WebSession:
+    async def _user(self, request: Request) -> WebSession:
+        """The session of a logged-in user whose account is unchanged since the login."""
         session = self._session(request)
         if session is None or session.identity is None:
             raise LoginRequiredError
+        identity = await run_in_threadpool(
+            current_identity, self.context.database, session.identity.name, session.logged_in_at
+        )
+        if identity is None:
+            self.sessions.end(session.token)
+            raise LoginRequiredError
+        session.identity = identity
         return session
 
     async def _form(self, request: Request, admin: bool) -> tuple[WebSession, FormData]:
         """The form of a POST by a logged-in user with a valid CSRF token (and admin role)."""
-        session = self._user(request)
+        session = await self._user(request)
         form = await request.form()
         token = form.get("csrf")
         if not session.csrf_matches(token if isinstance(token, str) else None):
@@ -250,7 +258,7 @@ class Dashboard:
 
     async def status(self, request: Request) -> Response:
         """Queues, workers, disk, and the last failures."""
-        self._user(request)
+        await self._user(request)
         database = self.context.database
         report = await run_in_threadpool(self.context.status)
         health = await run_in_threadpool(self.context.health) if self.context.health else None
@@ -271,7 +279,7 @@ class Dashboard:
 
     async def jobs(self, request: Request) -> Response:
         """Jobs, newest first, filtered by state."""
-        self._user(request)
+        await self._user(request)
         state = _enum_or_none(JobState, request.query_params.get("state"))
         listing = await run_in_threadpool(
             job_admin.list_jobs, self.context.database, state, LIST_LIMIT
@@ -286,7 +294,7 @@ class Dashboard:
 
     async def job(self, request: Request) -> Response:
         """One job with its instance, outputs and dispatches."""
-        self._user(request)
+        await self._user(request)
         job_id = _int_param(request, "job_id")
         details = await run_in_threadpool(job_admin.show_job, self.context.database, job_id)
         if details is None:
@@ -309,7 +317,7 @@ class Dashboard:
 
     async def dispatches(self, request: Request) -> Response:
         """Dispatches, newest first, filtered by state (``dead`` for the dead letters)."""
-        self._user(request)
+        await self._user(request)
         state = _enum_or_none(DispatchState, request.query_params.get("state"))
         listing = await run_in_threadpool(
             result_admin.list_dispatches, self.context.database, state, LIST_LIMIT
@@ -340,7 +348,7 @@ class Dashboard:
 
     async def destinations(self, request: Request) -> Response:
         """Every destination; forms to add, remove and C-ECHO."""
-        self._user(request)
+        await self._user(request)
         listing = await run_in_threadpool(
             destination_admin.listing, self.context.settings, self.context.database
         )
@@ -417,7 +425,7 @@ class Dashboard:
 
     async def rules(self, request: Request) -> Response:
         """The routing rules, and a form to test a stored instance against them."""
-        self._user(request)
+        await self._user(request)
         return self._rules_page(request, None, None)
 
     async def test_rules(self, request: Request) -> Response:
@@ -448,7 +456,7 @@ class Dashboard:
 
     async def models(self, request: Request) -> Response:
         """The model in use per kind and why, every model with its card's metrics."""
-        self._user(request)
+        await self._user(request)
         provider = self.context.models
         listing: dict[str, Any] | None = None
         error = None
@@ -481,7 +489,7 @@ class Dashboard:
 
     async def instance(self, request: Request) -> Response:
         """The result page of one radiograph."""
-        self._user(request)
+        await self._user(request)
         instance_id = _int_param(request, "instance_id")
         details = await run_in_threadpool(
             result_admin.instance_results, self.context.database, instance_id
@@ -493,7 +501,7 @@ class Dashboard:
 
     async def overlay_png(self, request: Request) -> Response:
         """The radiograph with bone outlines and overlap contours."""
-        self._user(request)
+        await self._user(request)
         instance_id = _int_param(request, "instance_id")
         details = await run_in_threadpool(
             result_admin.instance_results, self.context.database, instance_id
@@ -505,7 +513,7 @@ class Dashboard:
 
     async def region_png(self, request: Request) -> Response:
         """One joint's region of the source radiograph."""
-        self._user(request)
+        await self._user(request)
         instance_id = _int_param(request, "instance_id")
         details = await run_in_threadpool(
             result_admin.instance_results, self.context.database, instance_id
@@ -521,13 +529,13 @@ class Dashboard:
 
     async def output(self, request: Request) -> Response:
         """An output's page is its radiograph's result page."""
-        self._user(request)
+        await self._user(request)
         found = await self._output(request)
         return RedirectResponse(f"/instances/{found['instance_id']}", status_code=303)
 
     async def output_png(self, request: Request) -> Response:
         """A Secondary Capture output as PNG."""
-        self._user(request)
+        await self._user(request)
         found = await self._output(request)
         if found["kind"] != "sc":
             raise HTTPException(404, "only Secondary Capture outputs are shown as pictures")

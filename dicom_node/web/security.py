@@ -16,8 +16,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from dicom_node.admin.users import Identity
+from dicom_node.db.types import utc_now
 
 COOKIE_NAME = "blsnode_session"
 _TOKEN_BYTES = 32
@@ -35,6 +37,8 @@ class WebSession:
     csrf: str
     expires_at: float
     identity: Identity | None = None
+    # Wall-clock time of the login: a password changed later ends the session.
+    logged_in_at: datetime = field(default_factory=utc_now)
     # Messages for the next page (the outcome of a form, shown after its redirect).
     notices: list[str] = field(default_factory=list)
 
@@ -87,14 +91,6 @@ class SessionStore:
         if token:
             with self._lock:
                 self._sessions.pop(token, None)
-
-    def end_user(self, name: str) -> None:
-        """End every session of user ``name`` (after removal or a password change)."""
-        with self._lock:
-            for token in [
-                t for t, s in self._sessions.items() if s.identity and s.identity.name == name
-            ]:
-                del self._sessions[token]
 
     def _drop_expired(self) -> None:
         now = self.clock()

@@ -259,3 +259,17 @@ def test_pages_forbid_scripts_and_framing(web_node: WebNode) -> None:
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "<script" not in response.text
+
+
+def test_removing_a_user_or_changing_the_password_ends_their_sessions(web_node: WebNode) -> None:
+    from dicom_node.admin import users as user_admin
+
+    viewer, admin = web_node.client(), web_node.client()
+    log_in(viewer, *VIEWER[::2])
+    log_in(admin, *ADMIN[::2])
+    user_admin.remove(web_node.database, VIEWER[0])  # as `blsnode users remove` does
+    assert viewer.get("/").status_code == 303
+    user_admin.change_password(web_node.database, ADMIN[0], "a-new-password-2")
+    assert admin.get("/").status_code == 303
+    log_in(admin, ADMIN[0], "a-new-password-2")
+    assert admin.get("/").status_code == 200
