@@ -365,14 +365,7 @@ class Dashboard:
         assert session.identity is not None
         name = str(form.get("name") or "")
         try:
-            destination = DestinationSettings(
-                name=name,
-                ae_title=str(form.get("ae_title") or ""),
-                host=str(form.get("host") or ""),
-                port=int(str(form.get("port") or "0")),
-                send=SendWhat(str(form.get("send") or SendWhat.RESULTS.value)),
-                transfer_syntax=str(form.get("transfer_syntax") or "") or None,
-            )
+            destination = DestinationSettings(**_destination_fields(form))
             await run_in_threadpool(
                 destination_admin.add, self.context.settings, self.context.database, destination
             )
@@ -622,6 +615,17 @@ def _enum_or_none(enum_class: Any, value: str | None) -> Any:
         return enum_class(value)
     except ValueError as error:
         raise HTTPException(400, f"unknown state {value!r}") from error
+
+
+def _destination_fields(form: FormData) -> dict[str, Any]:
+    """The form's destination fields, empty ones left out (so each protocol's defaults hold)."""
+    names = ("name", "ae_title", "host", "port", "send", "transfer_syntax")
+    fields: dict[str, Any] = {}
+    for name in names:
+        value = str(form.get(name) or "").strip()
+        if value:
+            fields[name] = value
+    return fields
 
 
 def _safe_next(request: Request, submitted: object = None) -> str:
