@@ -402,6 +402,8 @@ class OutputSettings(_Section):
     sc_series_description: str = "BLS-GAN MCP bone layers"
     sr_series_number: int = Field(default=9103, ge=1)
     sr_series_description: str = "BLS-GAN MCP measurements"
+    pr_series_number: int = Field(default=9104, ge=1)
+    pr_series_description: str = "BLS-GAN MCP bone outlines"
 
     @field_validator("uid_prefix")
     @classmethod
