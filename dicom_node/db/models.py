@@ -67,6 +67,7 @@ class OutputKind(enum.StrEnum):
     SEG = "seg"
     SC = "sc"
     SR = "sr"
+    PR = "pr"  # Grayscale Softcopy Presentation State
 
 
 def _enum(enum_class: type[enum.Enum], name: str) -> Enum:
