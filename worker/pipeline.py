@@ -256,7 +256,7 @@ def joint_result(
 def run_pipeline(
     source: Path, models: Models, outputs: OutputSettings, folder: Path
 ) -> PipelineResult:
-    """Process the radiograph at ``source`` and write its SEG, SC and SR into ``folder``.
+    """Process the radiograph at ``source`` and write its SEG, SC, SR and GSPS into ``folder``.
 
     Raises
     ------
