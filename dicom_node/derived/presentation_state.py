@@ -41,6 +41,17 @@ _LABEL_LAYER = ("LABELS", "Joint labels")
 _WHITE = (255, 255, 255)
 
 
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of a mask, bounds inclusive; ``None`` if empty.
+
+    Two boolean reductions: far cheaper than ``np.nonzero`` on a radiograph-sized mask.
+    """
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(rows[0]), int(rows[-1]), int(columns[0]), int(columns[-1])
+
+
 def mask_outlines(mask: np.ndarray) -> list[np.ndarray]:
     """Closed outlines of a mask as (column, row) points in DICOM pixel coordinates.
 
@@ -48,11 +59,11 @@ def mask_outlines(mask: np.ndarray) -> list[np.ndarray]:
     at index + 0.5. Traced on the mask's bounding box only (a joint is a small part of the
     radiograph), padded so that outlines touching the border close too.
     """
-    rows, columns = np.nonzero(mask)
-    if rows.size == 0:
+    found = bounding_box(mask)
+    if found is None:
         return []
-    top, left = int(rows.min()), int(columns.min())
-    box = mask[top : int(rows.max()) + 1, left : int(columns.max()) + 1]
+    top, bottom, left, right = found
+    box = mask[top : bottom + 1, left : right + 1]
     outlines = []
     for contour in find_contours(np.pad(box.astype(np.float32), 1), 0.5):
         if len(contour) < MIN_CONTOUR_POINTS:
@@ -90,13 +101,15 @@ def _label(
     side: Side, joint: JointResult, spacing: tuple[float, float] | None
 ) -> hd.pr.TextObject | None:
     """``MCP2 L`` beside the joint (left of its bones), with the overlap if there is one."""
-    rows, columns = np.nonzero(joint.upper_mask | joint.lower_mask)
-    if rows.size == 0:
+    boxes = [b for b in (bounding_box(joint.upper_mask), bounding_box(joint.lower_mask)) if b]
+    if not boxes:
         return None
+    top, bottom = min(b[0] for b in boxes), max(b[1] for b in boxes)
+    left = min(b[2] for b in boxes)
     text = f"{joint.joint} {side}"
     if joint.overlap_area_px:
         text += f" {overlap_text(joint, spacing)}"
-    anchor = (float(columns.min()) + 0.5, float(rows.mean()) + 0.5)
+    anchor = (float(left) + 0.5, (top + bottom) / 2 + 0.5)
     return hd.pr.TextObject(
         text_value=text[:64],
         units=hd.pr.AnnotationUnitsValues.PIXEL,
