@@ -271,6 +271,15 @@ class DestinationTLSSettings(_Section):
     check_hostname: bool = True
 
 
+class ResultKind(StrEnum):
+    """Kinds of derived object a destination may take (the values of ``db.OutputKind``)."""
+
+    SEG = "seg"
+    SC = "sc"
+    SR = "sr"
+    PR = "pr"
+
+
 class DestinationSettings(_Section):
     """A peer that results and/or originals are sent to: DIMSE C-STORE or DICOMweb STOW-RS.
 
@@ -291,6 +300,9 @@ class DestinationSettings(_Section):
     ca_certificates: Path | None = None
     send: SendWhat = SendWhat.RESULTS
     transfer_syntax: str | None = None
+    # Which results it takes (a viewer that shows only presentation states: ["pr"]);
+    # None: every kind. Destinations added from the command line take every kind.
+    results: list[ResultKind] | None = None
 
     @field_validator("ae_title")
     @classmethod

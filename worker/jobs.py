@@ -24,6 +24,7 @@ from dicom_node.db.models import OutputKind
 from dicom_node.db.outputs import OutputRecord, record_job_results
 from dicom_node.derived.write import WrittenOutput
 from dicom_node.queue.publisher import publish_ids
+from dicom_node.send.destinations import result_kinds
 from dicom_node.send.dispatch import BatchOutcome, send_due_batch
 from dicom_node.settings import Settings
 from worker.context import WorkerContext
@@ -151,7 +152,10 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
         return JobOutcome(job_id, JobState.FAILED, failure.reason)
     records = [_record(output) for output in result.outputs]
     with context.database.sessions.begin() as session:
-        pending = record_job_results(session, job_id, records, claimed.result_destinations)
+        kinds = result_kinds(context.settings, session)
+        pending = record_job_results(
+            session, job_id, records, claimed.result_destinations, kinds=kinds
+        )
     # A broker that cannot take them now leaves them unpublished for the sweeper.
     publish_ids(context.sender, context.database, [], pending)
     logger.info(

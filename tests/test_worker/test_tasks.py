@@ -258,3 +258,29 @@ def test_a_job_whose_retries_are_spent_records_why(
     assert job.reason == "gave up after 0 retries: OSError: No space left on device"
     task.on_failure(KeyError("x"), "task-id", (job_id,), {}, None)
     assert _rows(app, Job)[0].reason == "internal error: KeyError: 'x'"
+
+
+def test_a_destination_gets_only_the_kinds_of_result_it_takes(
+    tmp_path: Path, dx_left: Path
+) -> None:
+    viewer = {"ae_title": "VIEWER", "host": "127.0.0.1", "port": free_port()}
+    settings = node_settings(
+        tmp_path / "node",
+        destinations=[
+            viewer | {"name": "pacs"},
+            viewer | {"name": "gsps", "results": ["pr", "sr"]},
+        ],
+    )
+    promote_blsgan(settings.model_registry_dir)
+    app = create_app(settings)
+    try:
+        job_id = add_job(settings, dx_left, ["pacs", "gsps"])
+        assert app.tasks[PROCESS_TASK](job_id)["state"] == "done"
+        outputs = {o.id: o.kind.value for o in _rows(app, Output)}
+        sent = {}
+        for dispatch in _rows(app, Dispatch):
+            sent.setdefault(dispatch.destination, []).append(outputs[dispatch.output_id])
+    finally:
+        app.context.close()
+    assert sorted(sent["pacs"]) == sorted(outputs.values())  # all 19
+    assert sorted(sent["gsps"]) == ["pr", "sr"]
