@@ -43,6 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SEG = "1.2.840.10008.5.1.4.1.1.66.4"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
+GRAYSCALE_PRESENTATION_STATE = "1.2.840.10008.5.1.4.1.1.11.1"
 
 
 @pytest.fixture
@@ -153,7 +154,12 @@ def test_worker_processes_and_dispatches_through_redis(
     assert len(dispatches) == 19 and {d.destination for d in dispatches} == {"viewer"}
     received = viewer.received()
     assert received == {o.sop_instance_uid: o.sop_class_uid for o in outputs}
-    assert set(received.values()) == {SEG, SECONDARY_CAPTURE, COMPREHENSIVE_SR}
+    assert set(received.values()) == {
+        SEG,
+        SECONDARY_CAPTURE,
+        COMPREHENSIVE_SR,
+        GRAYSCALE_PRESENTATION_STATE,
+    }
     source_study = dcmread(dx_left, stop_before_pixels=True).StudyInstanceUID
     for path in viewer.folder.iterdir():
         assert dcmread(path, stop_before_pixels=True).StudyInstanceUID == source_study
