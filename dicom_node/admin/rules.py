@@ -16,12 +16,12 @@ from dicom_node.send.destinations import all_destinations
 from dicom_node.settings import Settings
 
 
-def file_header(path: Path) -> InstanceHeader:
+def file_header(path: Path, max_bytes: int) -> InstanceHeader:
     """The routing header of a stored file; ``ValueError`` if it cannot be read."""
     try:
         file_meta, offset = split_dataset(path)
         data = path.read_bytes()
-        return read_header(memoryview(data)[offset:], str(file_meta.TransferSyntaxUID))
+        return read_header(memoryview(data)[offset:], str(file_meta.TransferSyntaxUID), max_bytes)
     except (OSError, AttributeError, KeyError, InvalidDicomError) as error:
         raise ValueError(f"cannot read {path}: {error}") from error
 
@@ -34,7 +34,7 @@ def check_rules(settings: Settings, database: Database, instance_id: int) -> dic
             raise ValueError(f"no stored instance with id {instance_id}")
         path = Path(instance.path)
         destinations = all_destinations(settings, session)
-    header = file_header(path)
+    header = file_header(path, settings.storage.max_dataset_bytes)
     decision = decide(header, settings.rules, destinations, settings.outputs)
     return {
         "instance_id": instance_id,
