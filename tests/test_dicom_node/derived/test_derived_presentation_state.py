@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset
 
 from dicom_node.derived.model import RadiographResult
 from dicom_node.derived.presentation_state import build_presentation_state, mask_outlines
+from dicom_node.derived.source import with_usable_copied_attributes
 from dicom_node.derived.uids import OutputUids
 from dicom_node.settings import OutputSettings
 
@@ -50,8 +51,9 @@ def test_presentation_state_round_trip_and_dciodvfy(
     uids_left: OutputUids,
     tmp_path: Path,
 ) -> None:
+    source = with_usable_copied_attributes(dx_left)  # as build_outputs hands it over
     path = write_dataset(
-        build_presentation_state(dx_left, result_left, outputs, uids_left), tmp_path / "pr.dcm"
+        build_presentation_state(source, result_left, outputs, uids_left), tmp_path / "pr.dcm"
     )
     assert_passes_dciodvfy(path)
     read = dcmread(path)

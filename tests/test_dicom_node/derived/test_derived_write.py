@@ -160,7 +160,7 @@ def test_malformed_optional_values_are_left_out_and_never_logged(
         setattr(sloppy, keyword, value)
     with caplog.at_level("INFO"):
         written = write_outputs(sloppy, result_left, outputs, tmp_path / "out")
-    assert len(written) == 1 + 16 + 1
+    assert len(written) == 1 + 16 + 1 + 1
     assert sloppy.PatientBirthDate == "PHI-19700101"  # the source is not altered
     for kind in OutputKind:
         item = next(item for item in written if item.kind == kind)
