@@ -1,6 +1,6 @@
 """Sending one radiograph's results: one association per object against one per batch.
 
-The 18 SEG, SC and SR objects of one full-size atlas hand (written by the worker's
+The 19 SEG, SC, SR and GSPS objects of one full-size atlas hand (written by the worker's
 pipeline: the shipped localiser and segmenter, a BLS-GAN of the ``cpu`` preset's
 architecture with random weights) are sent by ``dicom_node.send.scu`` to a real Orthanc and
 to dcmtk's ``storescp``, baseline and ours alternating:

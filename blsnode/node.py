@@ -18,6 +18,7 @@ from typing import Any
 from pynetdicom.transport import ThreadedAssociationServer
 
 from blsnode.embedded_worker import EmbeddedWorker
+from dicom_node.admin.users import any_user
 from dicom_node.db import Database, open_node_database
 from dicom_node.http_server import HealthServer
 from dicom_node.metrics import NodeMetrics
@@ -29,6 +30,8 @@ from dicom_node.receive.reconcile import reconcile_spool
 from dicom_node.receive.scp import AccessPolicy, StorageService, build_ae, start_listener
 from dicom_node.receive.spool import Spool
 from dicom_node.settings import Settings
+from dicom_node.web.app import ModelsProvider, WebContext, create_app
+from dicom_node.web.server import WebServer
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +61,23 @@ def worker_command(config_file: Path | None, data_dir: Path | None) -> list[str]
 class Node:
     """The parts of ``blsnode serve``, started and stopped together."""
 
-    def __init__(self, settings: Settings, worker_argv: list[str] | None = None) -> None:
-        """``worker_argv``: the embedded worker's command line, ``None`` if not installed."""
+    def __init__(
+        self,
+        settings: Settings,
+        worker_argv: list[str] | None = None,
+        models: ModelsProvider | None = None,
+    ) -> None:
+        """``worker_argv``: the embedded worker's command line, ``None`` if not installed;
+        ``models``: what the dashboard's models page reads."""
         self.settings = settings
         self.worker_argv = worker_argv
+        self.models = models
         self.metrics = NodeMetrics()
         self.database: Database | None = None
         self.publisher: Publisher | None = None
         self.listener: ThreadedAssociationServer | None = None
         self.http: HealthServer | None = None
+        self.web: WebServer | None = None
         self.service: StorageService | None = None
         self.embedded_worker: EmbeddedWorker | None = None
         self._status_lock = threading.Lock()
@@ -98,6 +109,7 @@ class Node:
                 settings.http.client_timeout_s,
             )
             self.http.start()
+        self._start_web(self.database)
         self._start_worker()
         ingestor = Ingestor(settings, self.database, spool)
         recovered = reconcile_spool(spool, self.database, ingestor)
@@ -112,6 +124,17 @@ class Node:
             settings.network.max_associations_per_host,
         )
         self.listener = start_listener(settings, self.service, build_ae(settings))
+
+    def _start_web(self, database: Database) -> None:
+        web = self.settings.web
+        enabled = web.enabled if web.enabled is not None else any_user(database)
+        if not enabled:
+            logger.info("web dashboard off: no user exists yet (blsnode users add NAME ...)")
+            return
+        context = WebContext(self.settings, database, self.status, self.health, self.models)
+        self.web = WebServer(create_app(context), web)
+        self.web.start()
+        logger.info("web dashboard at %s", self.web.url, extra={"url": self.web.url})
 
     def _start_worker(self) -> None:
         if not self.settings.worker.embedded:
@@ -160,6 +183,9 @@ class Node:
         if self.http is not None:
             self.http.stop()
             self.http = None
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
         if self.publisher is not None:
             self.publisher.stop()
             self.publisher = None

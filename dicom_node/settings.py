@@ -239,6 +239,35 @@ class HTTPSettings(_Section):
     client_timeout_s: float = Field(default=10.0, gt=0)
 
 
+class WebSettings(_Section):
+    """The web dashboard: its own port, loopback by default, optional TLS.
+
+    ``enabled`` unset: the dashboard runs once at least one user exists (``blsnode users
+    add``), so a node without users exposes no login page at all.
+    """
+
+    enabled: bool | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=9120, ge=0, le=65535)
+    certificate: Path | None = None
+    private_key: Path | None = None
+    session_hours: float = Field(default=8.0, gt=0)
+    # Failed logins from one address (and for one name) within the window before refusal.
+    login_attempts: int = Field(default=5, ge=1)
+    login_window_s: float = Field(default=300.0, gt=0)
+
+    @property
+    def tls(self) -> bool:
+        """True if both a certificate and its private key are given."""
+        return self.certificate is not None and self.private_key is not None
+
+    @model_validator(mode="after")
+    def _pair(self) -> WebSettings:
+        if (self.certificate is None) != (self.private_key is None):
+            raise ValueError("web TLS needs both certificate and private_key")
+        return self
+
+
 class ModelSettings(_Section):
     """Where model checkpoints live and which device runs them."""
 
@@ -281,6 +310,15 @@ class DestinationTLSSettings(_Section):
     check_hostname: bool = True
 
 
+class ResultKind(StrEnum):
+    """Kinds of derived object a destination may take (the values of ``db.OutputKind``)."""
+
+    SEG = "seg"
+    SC = "sc"
+    SR = "sr"
+    PR = "pr"
+
+
 class DestinationSettings(_Section):
     """A peer that results and/or originals are sent to: DIMSE C-STORE or DICOMweb STOW-RS.
 
@@ -301,6 +339,9 @@ class DestinationSettings(_Section):
     ca_certificates: Path | None = None
     send: SendWhat = SendWhat.RESULTS
     transfer_syntax: str | None = None
+    # Which results it takes (a viewer that shows only presentation states: ["pr"]);
+    # None: every kind. Destinations added from the command line take every kind.
+    results: list[ResultKind] | None = None
 
     @field_validator("ae_title")
     @classmethod
@@ -417,6 +458,8 @@ class OutputSettings(_Section):
     sc_series_description: str = "BLS-GAN MCP bone layers"
     sr_series_number: int = Field(default=9103, ge=1)
     sr_series_description: str = "BLS-GAN MCP measurements"
+    pr_series_number: int = Field(default=9104, ge=1)
+    pr_series_description: str = "BLS-GAN MCP bone outlines"
 
     @field_validator("uid_prefix")
     @classmethod
@@ -453,6 +496,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     http: HTTPSettings = Field(default_factory=HTTPSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     destinations: list[DestinationSettings] = Field(default_factory=list)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian programs the test suite starts for real (Redis, dcmtk, dicom3tools,
-# Orthanc and its DICOMweb plugin, PostgreSQL; openssl makes the TLS test certificates).
-# Idempotent: does nothing when every program and file is already present.
+# Orthanc and its DICOMweb plugin, PostgreSQL; openssl makes the TLS test certificates;
+# Chromium, headless, shows the web dashboard to the browser tests). Idempotent: does
+# nothing when every program and file is already present.
 set -euo pipefail
 
 # program -> Debian package that provides it
@@ -12,6 +13,7 @@ declare -A wanted=(
   [Orthanc]=orthanc
   [pg_ctl]=postgresql
   [openssl]=openssl
+  [chromium]=chromium
 )
 
 # file -> Debian package that provides it (plugins are files, not programs)

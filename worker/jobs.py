@@ -30,6 +30,7 @@ from dicom_node.derived.write import WrittenOutput
 from dicom_node.pseudonym import dataset_pseudonym
 from dicom_node.queue.publisher import publish_ids
 from dicom_node.receive.header import InstanceIdentity
+from dicom_node.send.destinations import result_kinds
 from dicom_node.send.dispatch import BatchOutcome, send_due_batch
 from dicom_node.settings import Settings
 from worker.context import WorkerContext
@@ -212,7 +213,10 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
     )
     with context.database.sessions.begin() as session:
         record_joint_measurements(session, job_id, measurements)
-        pending = record_job_results(session, job_id, records, claimed.result_destinations)
+        kinds = result_kinds(context.settings, session)
+        pending = record_job_results(
+            session, job_id, records, claimed.result_destinations, kinds=kinds
+        )
     # A broker that cannot take them now leaves them unpublished for the sweeper.
     publish_ids(context.sender, context.database, [], pending)
     logger.info(

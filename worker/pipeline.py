@@ -335,7 +335,7 @@ def run_pipeline(
     booked: InstanceIdentity | None = None,
     followup: FollowUp | None = None,
 ) -> PipelineResult:
-    """Process the radiograph at ``source`` and write its SEG, SC and SR into ``folder``.
+    """Process the radiograph at ``source`` and write its SEG, SC, SR and GSPS into ``folder``.
 
     ``models`` may be a function that loads them: it is called after the source decoded,
     so a file that cannot be processed never costs the models' memory. ``limits`` and

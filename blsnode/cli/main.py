@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "config": "blsnode.cli.config:config",
     "import-image": "blsnode.cli.import_image:import_image",
     "results": "blsnode.cli.results:results",
+    "users": "blsnode.cli.users:users",
 }
 
 # One line per command for ``blsnode --help``, without importing the command's module.
@@ -49,6 +50,7 @@ SUMMARIES: dict[str, str] = {
     "config": "Show the effective settings.",
     "import-image": "Wrap a hand image file (PNG, JPEG) as a DX radiograph to send.",
     "results": "Export per-joint measurements (joint space width, overlap) as CSV or JSON.",
+    "users": "Add, remove and list the users of the web dashboard.",
 }
 
 

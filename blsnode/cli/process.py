@@ -19,7 +19,7 @@ from dicom_node.settings import Settings
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Folder for the SEG, SC and SR files (created if needed).",
+    help="Folder for the SEG, SC, SR and GSPS files (created if needed).",
 )
 @blsgan_model_option
 @device_option

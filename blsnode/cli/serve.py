@@ -11,6 +11,7 @@ import click
 
 from blsnode.cli.context import CliContext
 from blsnode.node import Node, embedded_worker_available, worker_command
+from blsnode.web_models import CommandModels
 from dicom_node.logging_setup import configure_logging
 from dicom_node.settings import Settings
 
@@ -49,7 +50,7 @@ def serve(ctx: CliContext, port: int | None, ae_title: str | None) -> None:
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
     argv = worker_command(ctx.config_file, ctx.data_dir) if embedded_worker_available() else None
-    node = Node(settings, argv)
+    node = Node(settings, argv, CommandModels(ctx.config_file, ctx.data_dir))
     try:
         node.start()
     except (OSError, ValueError) as error:

@@ -16,8 +16,10 @@ from dicom_node.db.models import (
     JointMeasurement,
     Output,
     OutputKind,
+    Role,
     Series,
     Study,
+    User,
 )
 
 __all__ = [
@@ -31,8 +33,10 @@ __all__ = [
     "JointMeasurement",
     "Output",
     "OutputKind",
+    "Role",
     "Series",
     "Study",
+    "User",
     "database_error",
     "open_database",
     "open_node_database",

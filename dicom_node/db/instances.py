@@ -41,6 +41,11 @@ def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
     ).one_or_none()
 
 
+def get_instance(session: Session, instance_id: int) -> Instance | None:
+    """The instance with this id, if stored."""
+    return session.get(Instance, instance_id)
+
+
 # Built once: statement construction costs more than SQLite's execution of it, and these
 # run on every C-STORE while the sender waits.
 _INSTANCE_ID = select(Instance.id).where(Instance.sop_instance_uid == bindparam("uid"))

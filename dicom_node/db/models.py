@@ -68,6 +68,7 @@ class OutputKind(enum.StrEnum):
     SEG = "seg"
     SC = "sc"
     SR = "sr"
+    PR = "pr"  # Grayscale Softcopy Presentation State
 
 
 def _enum(enum_class: type[enum.Enum], name: str) -> Enum:
@@ -263,3 +264,23 @@ class Destination(Base):
     send: Mapped[SendWhat] = mapped_column(_enum(SendWhat, "send_what"), default=SendWhat.RESULTS)
     transfer_syntax: Mapped[str | None] = mapped_column(String(UID_LENGTH))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class Role(enum.StrEnum):
+    """What a dashboard user may do: ``viewer`` reads, ``admin`` also changes things."""
+
+    ADMIN = "admin"
+    VIEWER = "viewer"
+
+
+class User(Base):
+    """A person who may log in to the web dashboard; only an Argon2 hash of the password."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    password_changed_at: Mapped[datetime] = mapped_column(default=utc_now)

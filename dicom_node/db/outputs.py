@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,6 +56,11 @@ def record_output(
     return output
 
 
+def get_output(session: Session, output_id: int) -> Output | None:
+    """The output with this id, if recorded."""
+    return session.get(Output, output_id)
+
+
 def outputs_of_job(session: Session, job_id: int) -> list[Output]:
     """The outputs of one job, in the order they were recorded."""
     return list(session.scalars(select(Output).where(Output.job_id == job_id).order_by(Output.id)))
@@ -67,13 +72,15 @@ def record_job_results(
     outputs: Sequence[OutputRecord],
     destinations: Sequence[str],
     now: datetime | None = None,
+    kinds: Mapping[str, Collection[str]] | None = None,
 ) -> list[int]:
     """Record a job's outputs, a dispatch of each to each destination, and the job as done.
 
     One transaction for all of it, so a job is never done without its outputs and
     dispatches. A re-run (same deterministic UIDs) updates its rows and keeps one
-    dispatch per output and destination. Returns the ids of the pending dispatches, which
-    the caller publishes after the commit.
+    dispatch per output and destination. ``kinds`` names, for the destinations that take
+    only some kinds of output, the kinds (``OutputKind`` values) they take. Returns the
+    ids of the pending dispatches, which the caller publishes after the commit.
     """
     if not outputs:
         raise ValueError(f"job {job_id} has no outputs to record")
@@ -91,6 +98,8 @@ def record_job_results(
             when,
         )
         for destination in destinations:
+            if kinds is not None and destination in kinds and item.kind not in kinds[destination]:
+                continue
             dispatch = create_dispatch(session, destination, output_id=output.id, now=when)
             if dispatch.state is DispatchState.PENDING:
                 pending.append(dispatch.id)

@@ -42,7 +42,7 @@ class BonePart(StrEnum):
 
 
 # Recommended display colours (sRGB): phalanx red, metacarpal blue, overlap yellow.
-_COLOURS = {
+DISPLAY_COLOURS = {
     BonePart.UPPER: (230, 60, 50),
     BonePart.LOWER: (50, 110, 230),
     BonePart.OVERLAP: (250, 220, 40),
@@ -179,7 +179,7 @@ def _describe(
         tracking_uid=uids.tracking(spec.side, spec.joint, spec.part),
         tracking_id=spec.label,
         anatomic_regions=[codes.METACARPOPHALANGEAL_JOINT, codes.DIGITS[spec.joint]],
-        display_color=hd.color.CIELabColor.from_rgb(*_COLOURS[spec.part]),
+        display_color=hd.color.CIELabColor.from_rgb(*DISPLAY_COLOURS[spec.part]),
     )
     description.SegmentDescription = (
         f"{_PART_NAMES[spec.part]} at the MCP joint of the {spec.joint.finger}, "

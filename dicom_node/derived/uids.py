@@ -100,6 +100,16 @@ class OutputUids:
         """The Structured Report instance."""
         return self._uid("sr/instance")
 
+    @property
+    def pr_series(self) -> UID:
+        """Series of the Grayscale Softcopy Presentation State."""
+        return self._uid("pr/series")
+
+    @property
+    def pr_instance(self) -> UID:
+        """The Grayscale Softcopy Presentation State instance."""
+        return self._uid("pr/instance")
+
     def tracking(self, side: Side, joint: Joint, part: str) -> UID:
         """Tracking UID of one region (segment and SR measurement group share it)."""
         return self._uid(f"tracking/{Side(side)}/{Joint(joint)}/{part}")

@@ -1,7 +1,8 @@
 """Build every derived object of one radiograph and write them to a folder.
 
 The one call the worker and ``blsnode process --out DIR`` make. Files are named by kind
-and SOP Instance UID (``SEG_<uid>.dcm``, ``SC_<uid>.dcm``, ``SR_<uid>.dcm``); the UIDs are
+and SOP Instance UID (``SEG_<uid>.dcm``, ``SC_<uid>.dcm``, ``SR_<uid>.dcm``,
+``PR_<uid>.dcm``); the UIDs are
 deterministic, so a re-run with the same model overwrites its earlier files instead of
 adding new ones. Each file is written to a temporary name, flushed to disk and renamed, so
 a crash never leaves a half-written object behind a final name. The files are written by
@@ -23,6 +24,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from dicom_node.derived.model import RadiographResult
+from dicom_node.derived.presentation_state import build_presentation_state
 from dicom_node.derived.secondary_capture import build_secondary_captures
 from dicom_node.derived.segmentation import build_segmentation
 from dicom_node.derived.source import with_usable_copied_attributes
@@ -39,11 +41,12 @@ WRITER_THREADS = 4
 
 
 class OutputKind(StrEnum):
-    """The three kinds of derived object."""
+    """The kinds of derived object."""
 
     SEGMENTATION = "SEG"
     SECONDARY_CAPTURE = "SC"
     STRUCTURED_REPORT = "SR"
+    PRESENTATION_STATE = "PR"
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class WrittenOutput:
 def build_outputs(
     source: Dataset, result: RadiographResult, outputs: OutputSettings
 ) -> list[DerivedObject]:
-    """SEG, then the SC images (overview first), then the SR that references the SEG."""
+    """SEG, the SC images (overview first), the SR that references the SEG, then the GSPS."""
     source = with_usable_copied_attributes(source)
     uids = OutputUids(str(source.SOPInstanceUID), result.model.version, outputs.uid_prefix)
     segmentation = build_segmentation(source, result, outputs, uids)
@@ -93,6 +96,8 @@ def build_outputs(
         objects.append(DerivedObject(OutputKind.SECONDARY_CAPTURE, label, image))
     report = build_structured_report(source, segmentation, result, outputs, uids)
     objects.append(DerivedObject(OutputKind.STRUCTURED_REPORT, "measurements", report))
+    state = build_presentation_state(source, result, outputs, uids)
+    objects.append(DerivedObject(OutputKind.PRESENTATION_STATE, "outlines", state))
     return objects
 
 

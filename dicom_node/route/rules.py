@@ -50,6 +50,7 @@ def is_own_output(header: InstanceHeader, outputs: OutputSettings) -> bool:
         outputs.seg_series_description,
         outputs.sc_series_description,
         outputs.sr_series_description,
+        outputs.pr_series_description,
     }
     return header.series_description in ours
 

@@ -25,6 +25,15 @@ def all_destinations(settings: Settings, session: Session) -> list[DestinationSe
     return configured + stored
 
 
+def result_kinds(settings: Settings, session: Session) -> dict[str, frozenset[str]]:
+    """For each destination that takes only some kinds of result, those kinds."""
+    return {
+        destination.name: frozenset(kind.value for kind in destination.results)
+        for destination in all_destinations(settings, session)
+        if destination.results is not None
+    }
+
+
 def find_destination(settings: Settings, session: Session, name: str) -> DestinationSettings | None:
     """The destination called ``name`` from either source, or ``None``."""
     for destination in all_destinations(settings, session):

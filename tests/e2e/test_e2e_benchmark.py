@@ -28,7 +28,7 @@ def test_dispatch_benchmark_compares_both_ways_of_sending(tmp_path: Path) -> Non
     from bench_dispatch import measure as measure_dispatch
 
     report = measure_dispatch(tmp_path, scale=0.5, preset="tiny", repeats=1)
-    assert report["objects"] == 18
+    assert report["objects"] == 19
     for destination in ("orthanc", "storescp"):
         row = report[destination]
         assert row["baseline_s"] > 0 and row["ours_s"] > 0 and row["storescu_s"] > 0

@@ -94,6 +94,7 @@ def _processed(node: ServedNode, sop_instance_uid: str) -> list[Output]:
 def _check_kinds(outputs: list[Output]) -> None:
     kinds = [output.kind for output in outputs]
     assert kinds.count(OutputKind.SEG) == 1 and kinds.count(OutputKind.SR) == 1
+    assert kinds.count(OutputKind.PR) == 1
     # An overview, then three layer images (L1, L2, reconstruction) per joint.
     assert kinds.count(OutputKind.SC) >= 4 and (kinds.count(OutputKind.SC) - 1) % 3 == 0
 
@@ -130,7 +131,7 @@ def test_orthanc_sends_a_radiograph_and_gets_seg_sc_sr_back_in_its_study(
         hospital.pacs.get(f"/series/{series}")["MainDicomTags"]["Modality"]
         for series in study["Series"]
     )
-    assert modalities == ["DX", "OT", "SEG", "SR"]
+    assert modalities == ["DX", "OT", "PR", "SEG", "SR"]
     # What the PACS holds is valid DICOM.
     downloaded = []
     for output in outputs:

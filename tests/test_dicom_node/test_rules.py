@@ -118,3 +118,9 @@ def test_invalid_rule_settings_are_named() -> None:
         RuleSettings(name="bad", series_description_regex="(")
     with pytest.raises(ValidationError, match="unique"):
         Settings(destinations=[PACS.model_dump(), PACS.model_dump()])
+
+
+def test_our_presentation_state_sent_back_is_recognised_as_our_own() -> None:
+    outputs = OutputSettings()
+    echoed = dataclasses.replace(HAND, series_description=outputs.pr_series_description)
+    assert is_own_output(echoed, outputs)

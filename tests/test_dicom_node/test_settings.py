@@ -111,3 +111,10 @@ def test_secrets_are_masked() -> None:
     shown = str(effective_settings(settings))
     assert "hunter2" not in shown
     assert "pw@" not in shown
+
+
+def test_result_kinds_are_the_kinds_the_database_records() -> None:
+    from dicom_node.db import OutputKind
+    from dicom_node.settings import ResultKind
+
+    assert {k.value for k in ResultKind} == {k.value for k in OutputKind}

@@ -58,6 +58,9 @@ def check_every_output(result: PipelineResult, source: Path) -> None:
             read = hd.seg.segread(output.path)
         elif output.kind is OutputKind.STRUCTURED_REPORT:
             read = hd.sr.srread(output.path)
+        elif output.kind is OutputKind.PRESENTATION_STATE:
+            read = dcmread(output.path)
+            assert read.Modality == "PR"
         else:
             read = hd.Image.from_file(output.path)
         assert read.SOPInstanceUID == output.sop_instance_uid
@@ -140,6 +143,7 @@ def test_one_hand_outputs_are_valid_dicom(left_result, dx_left: Path) -> None:
     assert kinds.count(OutputKind.SEGMENTATION) == 1
     assert kinds.count(OutputKind.SECONDARY_CAPTURE) == 1 + 5 * 3
     assert kinds.count(OutputKind.STRUCTURED_REPORT) == 1
+    assert kinds.count(OutputKind.PRESENTATION_STATE) == 1
     check_every_output(result, dx_left)
     check_segmentation(result, dx_left)
 
@@ -187,7 +191,7 @@ def test_two_hands_monochrome1(models: Models, dx_both: Path, tmp_path: Path) ->
         on_left = all(joint.x < width / 2 for joint in hand.joints)
         assert on_left == (hand.side == "R")
     assert [side for side, _ in result.result.joints()][::5] == [Side.RIGHT, Side.LEFT]
-    assert len(result.outputs) == 1 + 1 + 10 * 3 + 1
+    assert len(result.outputs) == 1 + 1 + 10 * 3 + 1 + 1
     spaces = [joint.space for _, joint in result.result.joints()]
     assert all(s is not None and s.spacing == "PixelSpacing" for s in spaces)
     check_joints(result)
@@ -198,7 +202,7 @@ def test_two_hands_monochrome1(models: Models, dx_both: Path, tmp_path: Path) ->
 def test_right_hand_jpeg2000(models: Models, dx_right_j2k: Path, tmp_path: Path) -> None:
     result = run_pipeline(dx_right_j2k, models, OutputSettings(), tmp_path / "out")
     assert [hand.side for hand in result.hands] == ["R"]
-    assert len(result.outputs) == 18
+    assert len(result.outputs) == 19
     check_joints(result)
     check_every_output(result, dx_right_j2k)
 

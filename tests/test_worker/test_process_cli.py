@@ -33,7 +33,7 @@ def test_json_report_names_every_written_object(dx_left: Path, tmp_path: Path) -
     assert set(report["timings_s"]) == {*STAGES, "total"}
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert sorted(Path(o["path"]).name for o in report["outputs"]) == written
-    assert len(written) == 18
+    assert len(written) == 19
     for output in report["outputs"]:
         header = dcmread(output["path"], stop_before_pixels=True)
         assert header.SOPInstanceUID == output["sop_instance_uid"]
@@ -45,7 +45,7 @@ def test_text_report_and_an_explicit_model(dx_left: Path, tmp_path: Path) -> Non
     result = _run(tmp_path, str(dx_left), "--out", str(tmp_path / "out"), "--model", str(model))
     assert result.exit_code == 0, result.output
     assert "hand L" in result.stdout
-    assert "18 objects written" in result.stdout
+    assert "19 objects written" in result.stdout
     assert "version 7.7.7" in result.stdout
 
 

@@ -65,12 +65,12 @@ def test_process_records_outputs_and_dispatches_and_publishes_them(
     settings, app = node
     job_id = add_job(settings, dx_left, ["viewer"])
     summary = app.tasks[PROCESS_TASK](job_id)
-    assert summary["state"] == "done" and summary["outputs"] == 18
+    assert summary["state"] == "done" and summary["outputs"] == 19
     (job,) = _rows(app, Job)
     assert job.state is JobState.DONE and job.attempts == 1 and job.reason is None
     outputs = _rows(app, Output)
-    assert len(outputs) == 18
-    assert {o.kind.value for o in outputs} == {"seg", "sc", "sr"}
+    assert len(outputs) == 19
+    assert {o.kind.value for o in outputs} == {"seg", "sc", "sr", "pr"}
     folder = settings.output_dir / dcmread(dx_left, stop_before_pixels=True).SOPInstanceUID
     assert sorted(Path(o.path) for o in outputs) == sorted(folder.iterdir())
     dispatches = _rows(app, Dispatch)
@@ -79,7 +79,7 @@ def test_process_records_outputs_and_dispatches_and_publishes_them(
     assert summary["dispatch_ids"] == [d.id for d in dispatches]
     sender = TaskSender(settings)
     try:
-        # One message for the 18 files of one destination: one association sends them.
+        # One message for the 19 files of one destination: one association sends them.
         assert sender.queue_depths()["dispatch"] == 1
     finally:
         sender.close()
@@ -99,7 +99,7 @@ def test_a_rerun_replaces_outputs_without_duplicating(
         job_rows.mark_running(session, job_id, now=lost_at)
     assert app.tasks[PROCESS_TASK](job_id)["state"] == "done"
     assert {o.sop_instance_uid: o.path for o in _rows(app, Output)} == first
-    assert len(_rows(app, Dispatch)) == 18
+    assert len(_rows(app, Dispatch)) == 19
     assert sorted(Path(next(iter(first.values()))).parent.iterdir()) == files
     # A duplicate message for a finished job does nothing.
     assert app.tasks[PROCESS_TASK](job_id)["state"] == "skipped"
@@ -254,7 +254,7 @@ def test_a_failed_dispatch_waits_for_its_row_and_the_sweeper_then_dies(
     result = app.tasks[DISPATCH_TASK](dispatch.id)  # the viewer is down: no Celery retry
     assert result["state"] == "pending" and result["attempts"] == 1
     rows = _rows(app, Dispatch)
-    assert len(rows) == 18  # the whole batch failed on the same association
+    assert len(rows) == 19  # the whole batch failed on the same association
     assert all(d.state is DispatchState.PENDING and d.attempts == 1 for d in rows)
     assert all(d.next_attempt_at - before >= timedelta(seconds=30) for d in rows)
     assert all(d.published_at is None for d in rows)  # left for the sweeper
@@ -282,3 +282,29 @@ def test_a_job_whose_retries_are_spent_records_why(
     assert job.reason == "gave up after 0 retries: OSError: No space left on device"
     task.on_failure(KeyError("x"), "task-id", (job_id,), {}, None)
     assert _rows(app, Job)[0].reason == "internal error: KeyError: 'x'"
+
+
+def test_a_destination_gets_only_the_kinds_of_result_it_takes(
+    tmp_path: Path, dx_left: Path
+) -> None:
+    viewer = {"ae_title": "VIEWER", "host": "127.0.0.1", "port": free_port()}
+    settings = node_settings(
+        tmp_path / "node",
+        destinations=[
+            viewer | {"name": "pacs"},
+            viewer | {"name": "gsps", "results": ["pr", "sr"]},
+        ],
+    )
+    promote_blsgan(settings.model_registry_dir)
+    app = create_app(settings)
+    try:
+        job_id = add_job(settings, dx_left, ["pacs", "gsps"])
+        assert app.tasks[PROCESS_TASK](job_id)["state"] == "done"
+        outputs = {o.id: o.kind.value for o in _rows(app, Output)}
+        sent = {}
+        for dispatch in _rows(app, Dispatch):
+            sent.setdefault(dispatch.destination, []).append(outputs[dispatch.output_id])
+    finally:
+        app.context.close()
+    assert sorted(sent["pacs"]) == sorted(outputs.values())  # all 19
+    assert sorted(sent["gsps"]) == ["pr", "sr"]

@@ -43,6 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SEG = "1.2.840.10008.5.1.4.1.1.66.4"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
+GRAYSCALE_PRESENTATION_STATE = "1.2.840.10008.5.1.4.1.1.11.1"
 
 
 @pytest.fixture
@@ -129,7 +130,7 @@ def test_worker_processes_and_dispatches_through_redis(
         assert first.state is JobState.DONE, log.read_text()
         assert second.state is JobState.QUEUED
         outputs = rows(database, Output)
-        assert len(outputs) == 18 and {o.kind for o in outputs} == set(OutputKind)
+        assert len(outputs) == 19 and {o.kind for o in outputs} == set(OutputKind)
         assert all(d.state is DispatchState.PENDING for d in rows(database, Dispatch))
 
         # The next worker finds the second job and the dispatches waiting in Redis.
@@ -150,10 +151,15 @@ def test_worker_processes_and_dispatches_through_redis(
     assert job_reason(settings, second.id).startswith("no hand found")
     outputs = rows_of(settings, Output)
     dispatches = rows_of(settings, Dispatch)
-    assert len(dispatches) == 18 and {d.destination for d in dispatches} == {"viewer"}
+    assert len(dispatches) == 19 and {d.destination for d in dispatches} == {"viewer"}
     received = viewer.received()
     assert received == {o.sop_instance_uid: o.sop_class_uid for o in outputs}
-    assert set(received.values()) == {SEG, SECONDARY_CAPTURE, COMPREHENSIVE_SR}
+    assert set(received.values()) == {
+        SEG,
+        SECONDARY_CAPTURE,
+        COMPREHENSIVE_SR,
+        GRAYSCALE_PRESENTATION_STATE,
+    }
     source_study = dcmread(dx_left, stop_before_pixels=True).StudyInstanceUID
     for path in viewer.folder.iterdir():
         assert dcmread(path, stop_before_pixels=True).StudyInstanceUID == source_study

@@ -37,7 +37,7 @@ def test_orthanc_accepts_all_outputs_into_the_source_study(
             orthanc.get(f"/series/{series}")["MainDicomTags"]["Modality"]
             for series in study["Series"]
         )
-        assert modalities == ["DX", "OT", "SEG", "SR"]
+        assert modalities == ["DX", "OT", "PR", "SEG", "SR"]
         assert len(orthanc.get(f"/studies/{study_id}/instances")) == 1 + len(written)
 
         # A re-run's objects carry the same UIDs: Orthanc already has them, no duplicates.

@@ -25,13 +25,14 @@ def test_every_output_of_two_hands_is_written_and_passes_dciodvfy(
     assert kinds.count(OutputKind.SEGMENTATION) == 1
     assert kinds.count(OutputKind.SECONDARY_CAPTURE) == 1 + 10 * 3
     assert kinds.count(OutputKind.STRUCTURED_REPORT) == 1
+    assert kinds.count(OutputKind.PRESENTATION_STATE) == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         item.path.name for item in written
     )
     assert {item.study_instance_uid for item in written} == {dx_both.StudyInstanceUID}
-    assert len({item.series_instance_uid for item in written}) == 3
+    assert len({item.series_instance_uid for item in written}) == 4
     labels = {item.label for item in written}
-    assert {"segmentation", "overview", "measurements", "MCP3 R lower"} <= labels
+    assert {"segmentation", "overview", "measurements", "outlines", "MCP3 R lower"} <= labels
     for item in written:
         assert_passes_dciodvfy(item.path)
         assert dcmread(item.path, stop_before_pixels=True).SOPInstanceUID == item.sop_instance_uid
@@ -45,7 +46,7 @@ def test_a_rerun_replaces_instead_of_duplicating(
     second = write_outputs(source, result_left, outputs, tmp_path / "out")
     assert [item.as_dict() for item in first] == [item.as_dict() for item in second]
     files = sorted((tmp_path / "out").iterdir())
-    assert len(files) == len(first) == 1 + 16 + 1
+    assert len(files) == len(first) == 1 + 16 + 1 + 1
     assert not [f for f in files if f.name.startswith(".partial-")]
 
 
@@ -106,7 +107,7 @@ def test_a_source_missing_type_2_attributes_still_gets_valid_outputs(
         if keyword in sloppy:
             delattr(sloppy, keyword)
     written = write_outputs(sloppy, result_left, outputs, tmp_path / "out")
-    assert len(written) == 1 + 16 + 1
+    assert len(written) == 1 + 16 + 1 + 1
     assert all(keyword not in sloppy for keyword in PATIENT_AND_STUDY_TYPE_2)  # not altered
     for kind in OutputKind:
         item = next(item for item in written if item.kind == kind)
@@ -159,7 +160,7 @@ def test_malformed_optional_values_are_left_out_and_never_logged(
         setattr(sloppy, keyword, value)
     with caplog.at_level("INFO"):
         written = write_outputs(sloppy, result_left, outputs, tmp_path / "out")
-    assert len(written) == 1 + 16 + 1
+    assert len(written) == 1 + 16 + 1 + 1
     assert sloppy.PatientBirthDate == "PHI-19700101"  # the source is not altered
     for kind in OutputKind:
         item = next(item for item in written if item.kind == kind)
