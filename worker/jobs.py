@@ -146,6 +146,14 @@ def find_followup(context: WorkerContext, source: Path, sop_instance_uid: str) -
     return FollowUp(pseudonym, study_date, priors)
 
 
+def _release(context: WorkerContext, job_id: int) -> None:
+    try:
+        with context.database.sessions.begin() as session:
+            job_rows.release_job(session, job_id)
+    except SQLAlchemyError:
+        logger.warning("job %d stays running until its lease ends", job_id, exc_info=True)
+
+
 def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
     """Run job ``job_id`` through the pipeline and record its outputs and dispatches.
 
@@ -207,6 +215,11 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
     except PermanentError as failure:
         fail_job(context, job_id, failure.reason)
         return JobOutcome(job_id, JobState.FAILED, failure.reason)
+    except Exception:
+        # Not the job's fault (database, disk, broker): back to queued for the task's
+        # retry; a bug is then recorded as failed by the task's on_failure.
+        _release(context, job_id)
+        raise
     records = [_record(output) for output in result.outputs]
     measurements = joint_rows(
         result.result, result.pixel_spacing_mm, result.spacing_source, followup.pseudonym

@@ -171,6 +171,20 @@ def claim_job(
     )
 
 
+def release_job(session: Session, job_id: int, now: datetime | None = None) -> bool:
+    """A running job goes back to ``queued`` (its worker hit a transient error).
+
+    The retry of its message then claims it at once, instead of finding it running under
+    a live lease and leaving it to expire into poison. False if it was not running.
+    """
+    job = _require(session, job_id)
+    if job.state is not JobState.RUNNING:
+        return False
+    job.state = JobState.QUEUED
+    job.updated_at = now or utc_now()
+    return True
+
+
 def mark_done(session: Session, job_id: int, now: datetime | None = None) -> Job:
     """The job finished and its outputs are recorded."""
     job = _require(session, job_id)

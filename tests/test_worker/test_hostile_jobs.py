@@ -229,7 +229,7 @@ def test_malformed_optional_attributes_never_fail_a_job_nor_show(
     sloppy.save_as(source)
     job_id = add_job(settings, source, [])
     summary = app.tasks[PROCESS_TASK](job_id)
-    assert summary["state"] == "done" and summary["outputs"] == 18
+    assert summary["state"] == "done" and summary["outputs"] == 19
     listed = CliRunner().invoke(cli, ["--data-dir", str(settings.data_dir), "jobs", "list"])
     assert listed.exit_code == 0, listed.output
     assert f"{job_id}" in listed.output and "PHI" not in listed.output

@@ -164,7 +164,7 @@ def test_missing_file_and_missing_model_are_permanent(
     assert app.tasks[PROCESS_TASK](987654)["state"] == "unknown"
 
 
-def test_transient_errors_propagate_for_a_retry_and_leave_the_job_running(
+def test_transient_errors_propagate_for_a_retry_and_queue_the_job_again(
     node: tuple[Settings, WorkerApp], dx_left: Path
 ) -> None:
     settings, app = node
@@ -173,7 +173,9 @@ def test_transient_errors_propagate_for_a_retry_and_leave_the_job_running(
     settings.output_dir.write_text("a file where the output folder should be")
     with pytest.raises(OSError):
         app.tasks[PROCESS_TASK](job_id)
-    assert _rows(app, Job)[0].state is JobState.RUNNING
+    # Back in the queue for the retry: not left running under a live lease (which would
+    # turn into poison once the lease ran out).
+    assert _rows(app, Job)[0].state is JobState.QUEUED
     settings.output_dir.unlink()
     assert app.tasks[PROCESS_TASK](job_id)["state"] == "done"
 
