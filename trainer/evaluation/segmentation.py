@@ -5,10 +5,17 @@ Records whose two masks lie on the same bone (annotation errors, see
 both masks are set; its Dice is averaged over the images that overlap (at least
 ``OVERLAP_MIN_PX`` annotated pixels, the authors' definition) and also pooled over all
 images (sum of intersections over sum of sizes), which weights large overlaps more.
+The overlap area ratio (predicted / annotated pixels) says whether the predicted overlap
+is too thin (< 1) or too thick (> 1); both are also given per overlap-size bin.
+
+Baseline in the same run: the constant answer, one fixed mask per bone (the pixel-wise
+majority of the evaluated images' own annotations, so it is an optimistic constant);
+it shows what Dice a segmenter that ignores the image gets here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,6 +25,8 @@ from trainer.frontend.joint_data import JointRecord, load_joint, partition_valid
 
 OVERLAP_MIN_PX = 20
 BATCH = 16
+# Bins of the annotated overlap area in pixels (of a 256 x 256 crop): [low, high).
+OVERLAP_BINS = ((OVERLAP_MIN_PX, 100), (100, 400), (400, 1000), (1000, None))
 
 
 def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
@@ -28,39 +37,92 @@ def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
     return 2.0 * float(np.logical_and(prediction, truth).sum()) / total
 
 
+@dataclass
+class _Tally:
+    """Per-image scores of one answer (the model's or the constant baseline's)."""
+
+    per_bone: list[list[float]] = field(default_factory=lambda: [[], []])
+    overlap_dice: list[float] = field(default_factory=list)
+    overlap_ratio: list[float] = field(default_factory=list)
+    true_area: list[int] = field(default_factory=list)
+    pooled: np.ndarray = field(default_factory=lambda: np.zeros(4))
+
+    def add(self, masks: np.ndarray, truth: np.ndarray) -> None:
+        for channel in range(2):
+            self.per_bone[channel].append(dice(masks[channel], truth[channel]))
+        true_overlap = truth[0] & truth[1]
+        predicted_overlap = masks[0] & masks[1]
+        true_px, predicted_px = int(true_overlap.sum()), int(predicted_overlap.sum())
+        # intersection x 2, size sum, predicted px, annotated px (overlapping images only)
+        self.pooled[:2] += (2 * (true_overlap & predicted_overlap).sum(), true_px + predicted_px)
+        if true_px >= OVERLAP_MIN_PX:
+            self.overlap_dice.append(dice(predicted_overlap, true_overlap))
+            self.overlap_ratio.append(predicted_px / true_px)
+            self.true_area.append(true_px)
+            self.pooled[2:] += (predicted_px, true_px)
+
+    def summary(self) -> dict[str, Any]:
+        overlap = np.asarray(self.overlap_dice)
+        ratio = np.asarray(self.overlap_ratio)
+        area = np.asarray(self.true_area)
+        bins = []
+        for low, high in OVERLAP_BINS:
+            inside = (area >= low) & (area < (high if high is not None else np.inf))
+            bins.append(
+                {
+                    "annotated_px": f"{low}-{high}" if high is not None else f">={low}",
+                    "n_images": int(inside.sum()),
+                    "dice_overlap": float(overlap[inside].mean()) if inside.any() else None,
+                    "area_ratio_median": float(np.median(ratio[inside])) if inside.any() else None,
+                    "n_no_overlap_predicted": int((ratio[inside] == 0).sum()),
+                }
+            )
+        return {
+            "dice_upper": float(np.mean(self.per_bone[0])),
+            "dice_lower": float(np.mean(self.per_bone[1])),
+            "dice_upper_min": float(np.min(self.per_bone[0])),
+            "dice_lower_min": float(np.min(self.per_bone[1])),
+            "n_overlapping": len(overlap),
+            "dice_overlap": float(overlap.mean()) if len(overlap) else None,
+            "dice_overlap_pooled": (
+                float(self.pooled[0] / self.pooled[1]) if self.pooled[1] else None
+            ),
+            "overlap_area_ratio_median": float(np.median(ratio)) if len(ratio) else None,
+            "overlap_area_ratio_pooled": (
+                float(self.pooled[2] / self.pooled[3]) if self.pooled[3] else None
+            ),
+            "n_no_overlap_predicted": int((ratio == 0).sum()),
+            "overlap_annotated_px_median": float(np.median(area)) if len(area) else None,
+            "by_overlap_size": bins,
+        }
+
+
 def evaluate_segmentation(records: list[JointRecord], model: Segmenter) -> dict[str, Any]:
-    """Dice of the model's masks against the annotation on ``records``."""
+    """Dice of the model's masks against the annotation on ``records``, and the baseline."""
     valid, invalid = partition_valid(records)
     if not valid:
         raise ValueError("no valid records to evaluate")
-    per_bone: list[list[float]] = [[], []]
-    overlap_dice: list[float] = []
-    pooled = np.zeros(2)  # intersection, size sum of the overlap regions
+    model_tally, truths = _Tally(), []
     for start in range(0, len(valid), BATCH):
         loaded = [load_joint(r) for r in valid[start : start + BATCH]]
         predicted = segment_masks(np.stack([image for image, _ in loaded]), model)
         for (_, truth), masks in zip(loaded, predicted, strict=True):
-            for channel in range(2):
-                per_bone[channel].append(dice(masks[channel], truth[channel]))
-            true_overlap = truth[0] & truth[1]
-            predicted_overlap = masks[0] & masks[1]
-            pooled += (
-                2 * (true_overlap & predicted_overlap).sum(),
-                true_overlap.sum() + predicted_overlap.sum(),
-            )
-            if true_overlap.sum() >= OVERLAP_MIN_PX:
-                overlap_dice.append(dice(predicted_overlap, true_overlap))
+            model_tally.add(masks, truth)
+            truths.append(truth)
+    constant = np.mean(truths, axis=0) >= 0.5
+    baseline = _Tally()
+    for truth in truths:
+        baseline.add(constant, truth)
+    base = baseline.summary()
     return {
         "task": "segmentation",
         "n_images": len(valid),
         "n_cases": len({r.case for r in valid}),
         "n_excluded_invalid": len(invalid),
         "excluded": [str(r.image.name) for r, _ in invalid],
-        "dice_upper": float(np.mean(per_bone[0])),
-        "dice_lower": float(np.mean(per_bone[1])),
-        "dice_upper_min": float(np.min(per_bone[0])),
-        "dice_lower_min": float(np.min(per_bone[1])),
-        "n_overlapping": len(overlap_dice),
-        "dice_overlap": float(np.mean(overlap_dice)) if overlap_dice else None,
-        "dice_overlap_pooled": float(pooled[0] / pooled[1]) if pooled[1] else None,
+        **model_tally.summary(),
+        "baseline_constant_mask": {
+            key: base[key]
+            for key in ("dice_upper", "dice_lower", "dice_overlap", "overlap_area_ratio_median")
+        },
     }
