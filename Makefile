@@ -33,7 +33,7 @@ typecheck:
 	$(BIN)/mypy
 
 pytest:
-	$(BIN)/python -m pytest
+	$(BIN)/pytest
 
 test: system-packages install-dev lint typecheck pytest
 

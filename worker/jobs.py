@@ -25,8 +25,8 @@ from dicom_node.db.models import OutputKind
 from dicom_node.db.outputs import OutputRecord, record_job_results
 from dicom_node.db.types import utc_now
 from dicom_node.derived.write import WrittenOutput
-from dicom_node.dispatch import BatchOutcome, send_due_batch
-from dicom_node.publisher import publish_ids
+from dicom_node.queue.publisher import publish_ids
+from dicom_node.send.dispatch import BatchOutcome, send_due_batch
 from dicom_node.settings import Settings
 from worker.context import WorkerContext
 from worker.failures import PermanentError
@@ -169,7 +169,9 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
 
 
 def send_one(context: WorkerContext, dispatch_id: int) -> BatchOutcome:
-    """Send dispatch ``dispatch_id`` with the due ones of its destination (``dicom_node.dispatch``).
+    """Send dispatch ``dispatch_id`` with the due ones of its destination.
+
+    The sending itself is ``dicom_node.send.dispatch``.
 
     Raises ``UnknownIdError`` if no dispatch has this id.
     """

@@ -19,7 +19,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from dicom_node.broker import DISPATCH_TASK, PROCESS_TASK
+from dicom_node.queue.broker import DISPATCH_TASK, PROCESS_TASK
 from worker.context import WorkerContext
 from worker.jobs import UnknownIdError, fail_job, process_job, retry_delay_s, send_one
 

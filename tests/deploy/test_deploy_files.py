@@ -15,7 +15,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from dicom_node.cli.main import COMMANDS
+from blsnode.cli.main import COMMANDS
 from dicom_node.settings import ENV_PREFIX, Settings, load_settings, read_config_file
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
