@@ -41,7 +41,7 @@ def test_an_inverted_crop_is_turned_back() -> None:
 
 def test_output_has_the_reference_statistics_and_is_stable() -> None:
     once = harmonise(_joint_like(1))
-    assert once.dtype == np.float32 and 0.0 <= once.min() and once.max() <= 1.0
+    assert once.dtype == np.float32 and once.min() >= 0.0 and once.max() <= 1.0
     assert np.allclose(np.percentile(once, PERCENTILES), REFERENCE, atol=0.01)
     # Harmonising twice (the worker harmonises, the segmenter's prepare again) changes nothing.
     assert np.abs(harmonise(once) - once).max() < 0.005

@@ -126,3 +126,38 @@ def evaluate_segmentation(records: list[JointRecord], model: Segmenter) -> dict[
             for key in ("dice_upper", "dice_lower", "dice_overlap", "overlap_area_ratio_median")
         },
     }
+
+
+def segmentation_table(report: dict[str, Any]) -> str:
+    """Markdown tables of a report: per-bone and overlap Dice, area ratio, overlap-size bins."""
+
+    def number(value: float | None, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    base = report["baseline_constant_mask"]
+    lines = [
+        "| answer | Dice upper | Dice lower | overlap Dice | overlap area ratio "
+        "(pred./annot., median) |",
+        "| --- | --- | --- | --- | --- |",
+        f"| model | {number(report['dice_upper'])} | {number(report['dice_lower'])} | "
+        f"{number(report['dice_overlap'])} | {number(report['overlap_area_ratio_median'], 2)} |",
+        f"| constant mask (baseline) | {number(base['dice_upper'])} | "
+        f"{number(base['dice_lower'])} | {number(base['dice_overlap'])} | "
+        f"{number(base['overlap_area_ratio_median'], 2)} |",
+        "",
+        f"{report['n_images']} images of {report['n_cases']} joints; overlap Dice over the "
+        f"{report['n_overlapping']} images with >= {OVERLAP_MIN_PX} annotated overlap pixels "
+        f"(pooled over all images: {number(report['dice_overlap_pooled'])}; pooled area ratio "
+        f"{number(report['overlap_area_ratio_pooled'], 2)}; no overlap predicted on "
+        f"{report['n_no_overlap_predicted']}).",
+        "",
+        "| annotated overlap (px) | images | overlap Dice | area ratio (median) "
+        "| no overlap predicted |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in report["by_overlap_size"]:
+        lines.append(
+            f"| {row['annotated_px']} | {row['n_images']} | {number(row['dice_overlap'])} | "
+            f"{number(row['area_ratio_median'], 2)} | {row['n_no_overlap_predicted']} |"
+        )
+    return "\n".join(lines)

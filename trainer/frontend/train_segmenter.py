@@ -32,7 +32,7 @@ from blsgan_core.checkpoint import load_checkpoint
 from blsgan_core.networks.unet import UNetConfig
 from blsgan_core.segment.model import KIND, Segmenter, SegmenterConfig, load_segmenter
 from blsgan_core.segment.predict import prepare
-from trainer.evaluation.segmentation import evaluate_segmentation
+from trainer.evaluation.segmentation import evaluate_segmentation, segmentation_table
 from trainer.frontend import run
 from trainer.frontend.joint_data import (
     SPLIT_SEED,
@@ -91,9 +91,12 @@ def export(options: RunOptions, val_records: list[JointRecord]) -> None:
 
     def summary(model: Segmenter) -> str:
         return (
-            "Bone segmenter of blsgan-node: upper (proximal phalanx base) and lower "
-            "(metacarpal head) masks of a 256x256 MCP joint crop, two sigmoid channels, "
-            f"U-Net run at {model.config.input_size} px. See docs/frontend.md."
+            "Bone segmenter of blsgan-node: amodal upper (proximal phalanx base) and lower "
+            "(metacarpal head) masks of a 256x256 MCP joint crop (each bone's whole outline, "
+            "also behind the other; their intersection is the overlap BLS-GAN separates), "
+            f"two sigmoid channels, U-Net run at {model.config.input_size} px, input "
+            "harmonised by blsgan_core.harmonise. See docs/frontend.md. Measured on the "
+            "validation joints (never trained on):"
         )
 
     run.export(
@@ -103,6 +106,7 @@ def export(options: RunOptions, val_records: list[JointRecord]) -> None:
         lambda model: evaluate_segmentation(val_records, model),
         "Segmenter weights",
         summary,
+        segmentation_table,
     )
 
 
