@@ -15,10 +15,12 @@ it shows what Dice a segmenter that ignores the image gets here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from blsgan_core.segment import Segmenter, segment_masks
 from trainer.frontend.joint_data import JointRecord, load_joint, partition_valid
@@ -97,14 +99,41 @@ class _Tally:
         }
 
 
-def evaluate_segmentation(records: list[JointRecord], model: Segmenter) -> dict[str, Any]:
-    """Dice of the model's masks against the annotation on ``records``, and the baseline."""
+def _turn(array: np.ndarray, degrees: float, order: int) -> np.ndarray:
+    """``array`` (image, or masks stacked on the first axis) turned about the crop centre."""
+    turned = ndimage.rotate(
+        array.astype(np.float32), degrees, axes=(-1, -2), reshape=False, order=order, mode="nearest"
+    )
+    return turned > 0.5 if array.dtype == bool else turned
+
+
+# How a crop (and its annotation) may reach the segmenter: (image, masks) -> (image, masks).
+VARIANTS: dict[str, Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
+    "as-is": lambda image, masks: (image, masks),
+    "turned +15 deg": lambda image, masks: (_turn(image, 15, 1), _turn(masks, 15, 0)),
+    "turned -15 deg": lambda image, masks: (_turn(image, -15, 1), _turn(masks, -15, 0)),
+    "mirrored": lambda image, masks: (image[:, ::-1], masks[:, :, ::-1]),
+    "inverted": lambda image, masks: (1.0 - image, masks),
+}
+
+
+def evaluate_segmentation(
+    records: list[JointRecord], model: Segmenter, variant: str = "as-is"
+) -> dict[str, Any]:
+    """Dice of the model's masks against the annotation on ``records``, and the baseline.
+
+    ``variant`` (a key of ``VARIANTS``) changes every crop, and its annotation alike,
+    before segmentation: turned by 15 degrees, mirrored, inverted grey values.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+    change = VARIANTS[variant]
     valid, invalid = partition_valid(records)
     if not valid:
         raise ValueError("no valid records to evaluate")
     model_tally, truths = _Tally(), []
     for start in range(0, len(valid), BATCH):
-        loaded = [load_joint(r) for r in valid[start : start + BATCH]]
+        loaded = [change(*load_joint(r)) for r in valid[start : start + BATCH]]
         predicted = segment_masks(np.stack([image for image, _ in loaded]), model)
         for (_, truth), masks in zip(loaded, predicted, strict=True):
             model_tally.add(masks, truth)
@@ -116,6 +145,7 @@ def evaluate_segmentation(records: list[JointRecord], model: Segmenter) -> dict[
     base = baseline.summary()
     return {
         "task": "segmentation",
+        "variant": variant,
         "n_images": len(valid),
         "n_cases": len({r.case for r in valid}),
         "n_excluded_invalid": len(invalid),
