@@ -141,6 +141,7 @@ def epoch_losses(
     images: torch.Tensor,
     masks: torch.Tensor,
     batch_size: int,
+    overlap_weight: float = 1.0,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """One pass over the shuffled crops, augmented: BCE, per-bone and overlap soft Dice."""
     order = rng.permutation(len(images))
@@ -149,7 +150,7 @@ def epoch_losses(
         x, y = augment(rng, images[index], masks[index])
         logits = model(x)
         loss = nn.functional.binary_cross_entropy_with_logits(logits, y) + soft_dice_loss(logits, y)
-        yield {"loss": loss, "overlap": overlap_dice_loss(logits, y)}
+        yield {"loss": loss, "overlap": overlap_weight * overlap_dice_loss(logits, y)}
 
 
 @click.command()
@@ -169,7 +170,20 @@ def epoch_losses(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Start from the weights of this segmenter checkpoint (same architecture).",
 )
-def main(options: RunOptions, batch_size: int, val_fraction: float, init_path: Path | None) -> None:
+@click.option(
+    "--overlap-weight",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Weight of the overlap soft-Dice term against BCE + per-bone soft Dice.",
+)
+def main(
+    options: RunOptions,
+    batch_size: int,
+    val_fraction: float,
+    init_path: Path | None,
+    overlap_weight: float,
+) -> None:
     """Train (or resume, or export) the segmenter."""
     configure_torch(options.threads, options.seed)
     manifest = options.data_dir / "manifest.json"
@@ -219,7 +233,7 @@ def main(options: RunOptions, batch_size: int, val_fraction: float, init_path: P
         "segmenter",
         model,
         math.ceil(len(images) / batch_size),
-        lambda rng: epoch_losses(rng, model, images, masks, batch_size),
+        lambda rng: epoch_losses(rng, model, images, masks, batch_size, overlap_weight),
         validate,
         metadata,
     )
