@@ -11,7 +11,8 @@ per transform, against the same crop unmodified:
   the unmodified crop's masks given to both runs, so only the grey values differ.
 
 Baseline in the same run: the path without harmonisation (the segmenter's former
-per-crop percentile stretch, the raw crop to BLS-GAN).
+per-crop percentile stretch, the raw crop to BLS-GAN), and what harmonising changes on
+the unmodified crops (``unmodified_harmonised_vs_raw_layer_mad``).
 """
 
 from __future__ import annotations
@@ -137,6 +138,14 @@ def grey_sweep(
                 "layer_mad": float(difference[np.broadcast_to(bones, difference.shape)].mean()),
             }
         report["transforms"][path] = rows
+        if harmonised and with_baseline:
+            # What harmonising costs on crops that already look like the training data:
+            # BLS-GAN's layers of the harmonised against the raw crops, same masks.
+            raw_layers = _layers(crops, reference_masks, blsgan, harmonised=False)
+            difference = np.abs(raw_layers - reference_layers)
+            report["unmodified_harmonised_vs_raw_layer_mad"] = float(
+                difference[np.broadcast_to(bones, difference.shape)].mean()
+            )
     return report
 
 
