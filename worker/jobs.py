@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,14 @@ from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
 from dicom_node.db.models import OutputKind
 from dicom_node.db.outputs import OutputRecord, record_job_results
-from dicom_node.db.types import utc_now
 from dicom_node.derived.write import WrittenOutput
 from dicom_node.queue.publisher import publish_ids
+from dicom_node.receive.header import InstanceIdentity
 from dicom_node.send.dispatch import BatchOutcome, send_due_batch
 from dicom_node.settings import Settings
 from worker.context import WorkerContext
 from worker.failures import PermanentError
-from worker.pipeline import run_pipeline
+from worker.pipeline import SourceLimits, run_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -129,24 +129,50 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
     UnknownIdError
         No job has this id.
     """
+    settings = context.settings
     with context.database.sessions.begin() as session:
-        if job_rows.get_job(session, job_id) is None:
+        job = job_rows.get_job(session, job_id)
+        if job is None:
             raise UnknownIdError(f"no job with id {job_id}")
-        claimed = job_rows.claim_job(session, job_id)
+        was_running = job.state is JobState.RUNNING
+        claimed = job_rows.claim_job(
+            session,
+            job_id,
+            max_attempts=settings.worker.max_job_attempts,
+            lease=timedelta(seconds=settings.worker.job_lease_s),
+        )
+        state_now = job.state
     if claimed is None:
-        logger.info("job %d is already finished; duplicate message ignored", job_id)
+        if was_running and state_now is JobState.FAILED:
+            logger.error(
+                "job %d failed as poison: its worker was lost while running it",
+                job_id,
+                extra={"job_id": job_id},
+            )
+            return JobOutcome(job_id, JobState.FAILED, "poison")
+        if was_running:
+            logger.info("job %d runs in a live worker; duplicate message ignored", job_id)
+        else:
+            logger.info("job %d is already finished; duplicate message ignored", job_id)
         return JobOutcome(job_id, None)
     source = Path(claimed.path)
+    booked = InstanceIdentity(
+        claimed.sop_class_uid,
+        claimed.sop_instance_uid,
+        claimed.study_instance_uid,
+        claimed.series_instance_uid,
+    )
     try:
         if not source.is_file():
             raise PermanentError(f"source file missing: {source}")
         with lease_renewed(context, job_id):
-            models = context.models.models()
             result = run_pipeline(
                 source,
-                models,
-                context.settings.outputs,
-                output_folder(context.settings, claimed.sop_instance_uid),
+                context.models.models,
+                settings.outputs,
+                output_folder(settings, claimed.sop_instance_uid),
+                SourceLimits.from_settings(settings),
+                booked,
             )
     except PermanentError as failure:
         fail_job(context, job_id, failure.reason)
@@ -179,29 +205,3 @@ def send_one(context: WorkerContext, dispatch_id: int) -> BatchOutcome:
         if dispatch_rows.get_dispatch(session, dispatch_id) is None:
             raise UnknownIdError(f"no dispatch with id {dispatch_id}")
     return send_due_batch(context.settings, context.database, dispatch_id)
-
-
-def retry_delay_s(
-    context: WorkerContext, batch: BatchOutcome, now: datetime | None = None
-) -> float | None:
-    """Seconds until the message's failed dispatch is tried again, or ``None`` if not.
-
-    The retry message the task is about to publish stands for the message's dispatch and
-    for the others of its batch due no later (they failed on the same association and
-    the retry claims them again), so those rows are marked published: the sweeper then
-    leaves them alone instead of sending them twice. Failed dispatches due later stay
-    unpublished for the sweeper.
-    """
-    outcome = batch.outcome()
-    if not outcome.attempted or outcome.next_attempt_at is None:
-        return None
-    retry_at = outcome.next_attempt_at
-    covered = [
-        other.dispatch_id
-        for other in batch.outcomes
-        if other.next_attempt_at is not None and other.next_attempt_at <= retry_at
-    ]
-    when = now or utc_now()
-    with context.database.sessions.begin() as session:
-        dispatch_rows.mark_dispatches_published(session, covered, when)
-    return max(0.0, (retry_at - when).total_seconds())

@@ -106,6 +106,10 @@ def _table(report: dict[str, Any]) -> str:
         return "no destinations"
     lines = [f"{'name':16} {'AE title':16} {'address':24} {'send':9} source"]
     for d in report["destinations"]:
-        address = f"{d['host']}:{d['port']}"
-        lines.append(f"{d['name']:16} {d['ae_title']:16} {address:24} {d['send']:9} {d['source']}")
+        if d["protocol"] == "dicomweb":
+            called, address = "(DICOMweb)", d["url"]
+        else:
+            called = d["ae_title"]
+            address = f"{d['host']}:{d['port']}" + (" TLS" if d["tls"]["enabled"] else "")
+        lines.append(f"{d['name']:16} {called:16} {address:24} {d['send']:9} {d['source']}")
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from sqlalchemy.orm import Session
 
 from dicom_node.db import destinations as destination_rows
-from dicom_node.settings import DestinationSettings, Settings
+from dicom_node.settings import DestinationProtocol, DestinationSettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +52,40 @@ def requestor_ae(settings: Settings) -> AE:
     return ae
 
 
+def tls_arguments(destination: DestinationSettings) -> tuple[ssl.SSLContext, str] | None:
+    """pynetdicom's ``tls_args`` for an association to ``destination`` (``None``: plain TCP)."""
+    tls = destination.tls
+    if not tls.enabled:
+        return None
+    context = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH,
+        cafile=str(tls.ca_certificates) if tls.ca_certificates else None,
+    )
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = tls.check_hostname
+    if tls.certificate is not None:
+        context.load_cert_chain(
+            str(tls.certificate), str(tls.private_key) if tls.private_key else None
+        )
+    host, _, _ = destination.dimse_address()
+    return context, host
+
+
 def echo(settings: Settings, destination: DestinationSettings) -> EchoResult:
-    """C-ECHO the destination: is it up, and does it accept our AE title?"""
+    """Is the destination up, and does it accept us? C-ECHO, or a QIDO-RS for DICOMweb."""
+    started = time.monotonic()
+    if destination.protocol is DestinationProtocol.DICOMWEB:
+        from dicom_node.send.stow import probe  # requests loads only for DICOMweb
+
+        ok, code, error = probe(settings, destination)
+        return EchoResult(ok, code, time.monotonic() - started, error or None)
     ae = requestor_ae(settings)
     ae.add_requested_context(Verification)
-    started = time.monotonic()
-    assoc = ae.associate(destination.host, destination.port, ae_title=destination.ae_title)
+    host, port, ae_title = destination.dimse_address()
+    try:
+        assoc = ae.associate(host, port, ae_title=ae_title, tls_args=tls_arguments(destination))
+    except (OSError, ssl.SSLError) as error:
+        return EchoResult(False, None, time.monotonic() - started, str(error))
     if not assoc.is_established:
         reason = "association rejected" if assoc.is_rejected else "no association"
         return EchoResult(

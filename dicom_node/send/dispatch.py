@@ -5,8 +5,16 @@ a message names one dispatch, and the worker sends it together with the other du
 dispatches of the same destination over one association (a radiograph's 18 results
 would otherwise open 18 associations, about 0.1 s each). Retries are scheduled in each
 row (``next_attempt_at``, exponential backoff) and published by the sweeper in ``serve``
-when due; after ``dispatch.max_attempts`` the dispatch is dead until ``blsnode jobs
-retry`` revives it.
+when due: the row is the one owner of retry timing. After ``dispatch.max_attempts`` the
+dispatch is dead until ``blsnode jobs retry`` revives it.
+
+Each file's result is committed the moment its C-STORE is answered, before the next file
+goes out, and every such commit renews the claim on the batch's remaining rows. A
+sender that dies therefore leaves only the file in flight and the untried ones in
+``sending``; the sweeper gives them back after ``dispatch.stale_after_s`` without
+progress, and what was delivered is never sent again. The file in flight may reach the
+destination twice; its SOP Instance UID is the same (derived UIDs are deterministic),
+which a PACS stores once.
 The database is never held open while the network is used.
 """
 
@@ -23,8 +31,13 @@ from dicom_node.db import Database, DispatchState
 from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db.types import utc_now
 from dicom_node.send.destinations import find_destination
-from dicom_node.send.scu import StoreAttempt, store_files
-from dicom_node.settings import DestinationSettings, DispatchSettings, Settings
+from dicom_node.send.scu import ResultCallback, StoreAttempt, store_files
+from dicom_node.settings import (
+    DestinationProtocol,
+    DestinationSettings,
+    DispatchSettings,
+    Settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +117,9 @@ def send_due_batch(
             skipped = DispatchOutcome(dispatch_id, False, current.state, current.attempts)
     if not claimed:
         return BatchOutcome(dispatch_id, (), skipped)
-    attempts = _attempt(settings, destination, claimed)
-    finished = now or utc_now()
-    outcomes = []
-    with database.sessions.begin() as session:
-        for item, attempt in zip(claimed, attempts, strict=True):
-            outcomes.append(_record(session, settings.dispatch, item, attempt, finished))
+    recorder = _Recorder(database, settings.dispatch, claimed, now)
+    _attempt(settings, destination, claimed, recorder.record)
+    outcomes = recorder.outcomes()
     sent = sum(outcome.state is DispatchState.SENT for outcome in outcomes)
     logger.info(
         "dispatched %d of %d files to %s",
@@ -121,27 +131,80 @@ def send_due_batch(
     return BatchOutcome(dispatch_id, tuple(outcomes), skipped)
 
 
+class _Recorder:
+    """Commits each claimed dispatch's attempt as soon as it is known.
+
+    Every commit also renews the claim of the rows still waiting (their ``updated_at``),
+    so a long batch that makes progress is never taken for a dead sender's.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        policy: DispatchSettings,
+        claimed: list[dispatch_rows.ClaimedDispatch],
+        now: datetime | None,
+    ) -> None:
+        self.database = database
+        self.policy = policy
+        self.claimed = claimed
+        self.now = now
+        self.recorded: dict[int, DispatchOutcome] = {}
+
+    def record(self, index: int, attempt: StoreAttempt) -> None:
+        """Write the attempt of ``claimed[index]``; renew the claim on the others."""
+        finished = self.now or utc_now()
+        with self.database.sessions.begin() as session:
+            outcome = _record(session, self.policy, self.claimed[index], attempt, finished)
+            self.recorded[index] = outcome
+            waiting = [
+                item.dispatch_id
+                for position, item in enumerate(self.claimed)
+                if position not in self.recorded
+            ]
+            dispatch_rows.renew_sending(session, waiting, finished)
+
+    def outcomes(self) -> list[DispatchOutcome]:
+        """The outcome of every claimed dispatch, in claim order (all are recorded)."""
+        missing = [i for i in range(len(self.claimed)) if i not in self.recorded]
+        for index in missing:  # a result the sender never reported counts as not tried
+            self.record(index, StoreAttempt(False, error="not tried"))
+        return [self.recorded[index] for index in range(len(self.claimed))]
+
+
 def _attempt(
     settings: Settings,
     destination: DestinationSettings | None,
     claimed: list[dispatch_rows.ClaimedDispatch],
-) -> list[StoreAttempt]:
-    """One attempt for every claimed dispatch; the files that exist share one association."""
+    on_result: ResultCallback,
+) -> None:
+    """One attempt for every claimed dispatch; the files that exist share one association.
+
+    Each result goes to ``on_result(position in claimed, attempt)`` as soon as it is known.
+    """
     if destination is None:
         gone = StoreAttempt(False, error="destination no longer configured", permanent=True)
-        return [gone] * len(claimed)
-    attempts: list[StoreAttempt | None] = [None] * len(claimed)
+        for index in range(len(claimed)):
+            on_result(index, gone)
+        return
     present: list[tuple[int, Path]] = []
     for index, item in enumerate(claimed):
         path = Path(item.path) if item.path is not None else None
         if path is None or not path.is_file():
-            attempts[index] = StoreAttempt(False, error=f"file missing: {path}", permanent=True)
+            on_result(index, StoreAttempt(False, error=f"file missing: {path}", permanent=True))
         else:
             present.append((index, path))
-    stored = store_files(settings, destination, [path for _, path in present])
-    for (index, _), attempt in zip(present, stored, strict=True):
-        attempts[index] = attempt
-    return [attempt for attempt in attempts if attempt is not None]
+    send = store_files
+    if destination.protocol is DestinationProtocol.DICOMWEB:
+        from dicom_node.send.stow import stow_files  # requests loads only for DICOMweb
+
+        send = stow_files
+    send(
+        settings,
+        destination,
+        [path for _, path in present],
+        on_result=lambda position, attempt: on_result(present[position][0], attempt),
+    )
 
 
 def _record(

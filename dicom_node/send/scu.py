@@ -9,7 +9,7 @@ need a new instance, which is not a dispatcher's decision.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from pydicom.uid import (
 )
 from pynetdicom.association import Association
 
-from dicom_node.send.destinations import requestor_ae
+from dicom_node.send.destinations import requestor_ae, tls_arguments
 from dicom_node.settings import DestinationSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,10 @@ class StoreAttempt:
     status: int | None = None
     error: str | None = None
     permanent: bool = False
+
+
+# Called with a file's position in the batch and its attempt, as soon as it is known.
+ResultCallback = Callable[[int, StoreAttempt], None]
 
 
 def proposed_syntaxes(file_syntax: str, wanted: str | None) -> list[str]:
@@ -116,8 +120,24 @@ def store_file(settings: Settings, destination: DestinationSettings, path: Path)
     return store_files(settings, destination, [path])[0]
 
 
+class _Results:
+    """Each file's attempt, handed to ``on_result`` the moment it is known."""
+
+    def __init__(self, count: int, on_result: ResultCallback | None) -> None:
+        self.attempts: list[StoreAttempt | None] = [None] * count
+        self.on_result = on_result
+
+    def __setitem__(self, index: int, attempt: StoreAttempt) -> None:
+        self.attempts[index] = attempt
+        if self.on_result is not None:
+            self.on_result(index, attempt)
+
+
 def store_files(
-    settings: Settings, destination: DestinationSettings, paths: Sequence[Path]
+    settings: Settings,
+    destination: DestinationSettings,
+    paths: Sequence[Path],
+    on_result: ResultCallback | None = None,
 ) -> list[StoreAttempt]:
     """Send files to one destination over as few associations as possible.
 
@@ -125,9 +145,11 @@ def store_files(
     refuses, or one that cannot be read or transcoded, fails alone. An association that
     breaks down in the middle is opened again for the files after the one it broke on, so
     every file is tried once, and a destination that cannot be reached fails them all at
-    once without a connection attempt each.
+    once without a connection attempt each. ``on_result(index, attempt)`` is called as
+    soon as each file's result is known (between two C-STOREs), so a caller can record
+    every delivery before the next file goes out.
     """
-    results: list[StoreAttempt | None] = [None] * len(paths)
+    results = _Results(len(paths), on_result)
     queue: list[_Outgoing] = []
     for index, path in enumerate(paths):
         try:
@@ -145,7 +167,7 @@ def store_files(
         group, queue = _fitting_group(queue)
         unsent = _send_group(settings, destination, group, results)
         queue = unsent + queue
-    return [result if result is not None else _NOT_TRIED for result in results]
+    return [result if result is not None else _NOT_TRIED for result in results.attempts]
 
 
 _NOT_TRIED = StoreAttempt(False, error="not tried")
@@ -166,7 +188,7 @@ def _send_group(
     settings: Settings,
     destination: DestinationSettings,
     group: list[_Outgoing],
-    results: list[StoreAttempt | None],
+    results: _Results,
 ) -> list[_Outgoing]:
     """Send ``group`` over one association; returns the files left when it broke down."""
     ae = requestor_ae(settings)
@@ -178,7 +200,8 @@ def _send_group(
     for sop_class, syntax in requested:
         ae.add_requested_context(sop_class, [syntax])
     try:
-        assoc = ae.associate(destination.host, destination.port, ae_title=destination.ae_title)
+        host, port, ae_title = destination.dimse_address()
+        assoc = ae.associate(host, port, ae_title=ae_title, tls_args=tls_arguments(destination))
     except (OSError, RuntimeError) as error:
         _fail_all(group, results, f"cannot reach {destination.name}: {error}")
         return []
@@ -214,7 +237,7 @@ def _transport_failure(result: StoreAttempt) -> bool:
     return not result.stored and result.status is None and not result.permanent
 
 
-def _fail_all(group: list[_Outgoing], results: list[StoreAttempt | None], error: str) -> None:
+def _fail_all(group: list[_Outgoing], results: _Results, error: str) -> None:
     for outgoing in group:
         results[outgoing.index] = StoreAttempt(False, error=error)
 

@@ -6,6 +6,8 @@ Ports, waiting and system programs come from ``tests/loopback.py``, Orthanc from
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +181,8 @@ class RecordingSCP:
 
     ``refuse`` maps SOP Instance UIDs to the failure status to answer for them;
     ``abort_on`` names UIDs whose C-STORE aborts the association instead, as a peer that
-    crashes in the middle of a batch would.
+    crashes in the middle of a batch would; ``on_received(uid, count)`` runs after each
+    stored instance is counted, before the answer goes back; ``tls`` makes it a TLS peer.
     """
 
     def __init__(
@@ -187,6 +190,8 @@ class RecordingSCP:
         ae_title: str = "RECORDER",
         refuse: dict[str, int] | None = None,
         abort_on: set[str] | None = None,
+        on_received: Callable[[str, int], None] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         from collections import Counter
 
@@ -194,6 +199,8 @@ class RecordingSCP:
         self.port = free_port()
         self.refuse = dict(refuse or {})
         self.abort_on = set(abort_on or ())
+        self.on_received = on_received
+        self.tls = tls
         self.associations = 0
         self.received: Counter[str] = Counter()
         self._server: Any = None
@@ -213,12 +220,17 @@ class RecordingSCP:
             if uid in self.refuse:
                 return self.refuse[uid]
             self.received[uid] += 1
+            if self.on_received is not None:
+                self.on_received(uid, self.received.total())
             return 0x0000
 
         ae = AE(ae_title=self.ae_title)
         ae.supported_contexts = AllStoragePresentationContexts
+        ae.add_supported_context("1.2.840.10008.1.1")  # Verification: C-ECHO is answered
         handlers = [(evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store)]
-        self._server = ae.start_server(("127.0.0.1", self.port), block=False, evt_handlers=handlers)
+        self._server = ae.start_server(
+            ("127.0.0.1", self.port), block=False, evt_handlers=handlers, ssl_context=self.tls
+        )
         return self
 
     def stop(self) -> None:

@@ -6,13 +6,20 @@ associations it accepts and refuses or aborts on chosen instances.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+from installed import user_environment
 from node_testing import RecordingSCP, hand_dataset, save, store_datasets
 from sqlalchemy import select
 
 from dicom_node.db import Dispatch, DispatchState
+from dicom_node.db import dispatches as dispatch_rows_module
+from dicom_node.db.types import utc_now
 from dicom_node.queue.broker import TaskSender
 from dicom_node.queue.publisher import publish_ids
 from dicom_node.send.dispatch import send_due_batch
@@ -106,7 +113,9 @@ def test_an_unreachable_destination_fails_the_batch_with_backoff(start_node, rec
     _, ids = stored_dispatches(node, 3)
     batch = send_due_batch(node.settings, node.database, ids[1])
     assert [o.state for o in batch.outcomes] == [DispatchState.PENDING] * 3
-    assert len({o.next_attempt_at for o in batch.outcomes}) == 1
+    # Each file's failure is committed as it happens: the retries are due together.
+    due = [o.next_attempt_at for o in batch.outcomes if o.next_attempt_at is not None]
+    assert len(due) == 3 and max(due) - min(due) < timedelta(seconds=1)
     assert all("VIEWER" in (o.error or "") for o in batch.outcomes)
     assert recorder.associations == 0
 
@@ -160,3 +169,55 @@ def test_files_whose_contexts_exceed_one_association_use_several(tmp_path, recor
     assert all(attempt.stored for attempt in attempts), attempts
     assert len(recorder.received) == len(paths)
     assert recorder.associations == 2
+
+
+SENDER = """
+import sys
+from dicom_node.db import open_node_database
+from dicom_node.send.dispatch import send_due_batch
+from dicom_node.settings import Settings
+settings = Settings.model_validate_json(sys.stdin.read())
+send_due_batch(settings, open_node_database(settings, migrate=False), int(sys.argv[1]))
+"""
+
+
+def test_a_sender_killed_mid_batch_sends_again_only_the_file_in_flight(start_node) -> None:
+    """Issue 17: what was delivered before the sender died is never sent again."""
+    sender: list[subprocess.Popen[str]] = []
+
+    def kill_the_sender_at_the_third_file(uid: str, total: int) -> None:
+        if total == 3:  # received, not yet answered: the file in flight
+            sender[0].send_signal(signal.SIGKILL)
+
+    scp = RecordingSCP(on_received=kill_the_sender_at_the_third_file).start()
+    try:
+        node = start_node(destinations=[viewer(scp)])
+        uids, ids = stored_dispatches(node, 5)
+        sender.append(
+            subprocess.Popen(
+                [sys.executable, "-c", SENDER, str(ids[0])],
+                stdin=subprocess.PIPE,
+                text=True,
+                env=user_environment(),
+            )
+        )
+        sender[0].communicate(node.settings.model_dump_json(), timeout=120)
+        assert sender[0].returncode == -signal.SIGKILL
+        states = [row.state for row in dispatch_rows(node).values()]
+        assert states.count(DispatchState.SENT) == 2  # each delivery committed at once
+        assert states.count(DispatchState.SENDING) == 3  # in flight and untried
+        stale = timedelta(seconds=node.settings.dispatch.stale_after_s + 1)
+        with node.database.sessions.begin() as session:
+            released = dispatch_rows_module.release_stale_sending(
+                session, utc_now() + stale, timedelta(seconds=node.settings.dispatch.stale_after_s)
+            )
+        assert len(released) == 3
+        pending = [
+            i for i, row in dispatch_rows(node).items() if row.state is DispatchState.PENDING
+        ]
+        send_due_batch(node.settings, node.database, pending[0], now=utc_now() + stale)
+        assert all(row.state is DispatchState.SENT for row in dispatch_rows(node).values())
+        assert set(scp.received) == set(uids)
+        assert sorted(scp.received.values()) == [1, 1, 1, 1, 2]  # only the one in flight twice
+    finally:
+        scp.stop()

@@ -1,4 +1,4 @@
-"""TLS on the DICOM port: certificates made with openssl, clients pynetdicom and dcmtk."""
+"""TLS on the DICOM port and to destinations: certificates made with openssl."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 from loopback import system_program
-from node_testing import echo_status, hand_dataset, store_datasets
+from node_testing import RecordingSCP, echo_status, hand_dataset, store_datasets
+from sqlalchemy import select
+
+from dicom_node.db import Dispatch, DispatchState
+from dicom_node.send.destinations import echo
+from dicom_node.send.dispatch import send_due_batch
+from dicom_node.settings import DestinationSettings
 
 
 def _openssl(*args: str) -> None:
@@ -142,3 +148,35 @@ def test_a_silent_connection_does_not_stop_the_tls_listener(start_node, pki) -> 
         assert echo_status(node.port, tls=tls) == 0
     finally:
         silent.close()
+
+
+def test_results_go_out_over_tls_to_a_tls_destination(start_node, pki) -> None:
+    """DIMSE over TLS out: the peer's certificate is checked against the configured CA."""
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(pki["server.pem"], pki["server.key"])
+    peer = RecordingSCP(ae_title="TLSPACS", tls=server).start()
+    try:
+        destination = {
+            "name": "TLSPACS",
+            "ae_title": "TLSPACS",
+            "host": "127.0.0.1",
+            "port": peer.port,
+            "send": "all",
+            "tls": {"enabled": True, "ca_certificates": str(pki["ca.pem"])},
+        }
+        untrusted = {**destination, "name": "UNTRUSTED", "tls": {"enabled": True}}
+        node = start_node(destinations=[destination])
+        datasets = [hand_dataset(seed=n) for n in range(2)]
+        assert store_datasets(node.port, datasets) == [0, 0]
+        with node.database.sessions() as session:
+            first = session.scalars(select(Dispatch.id).order_by(Dispatch.id)).first()
+        batch = send_due_batch(node.settings, node.database, first)
+        assert [o.state for o in batch.outcomes] == [DispatchState.SENT] * 2
+        assert set(peer.received) == {str(ds.SOPInstanceUID) for ds in datasets}
+        assert echo(node.settings, DestinationSettings(**destination)).ok
+        associations = peer.associations
+        refused = echo(node.settings, DestinationSettings(**untrusted))  # system CAs only
+        assert not refused.ok
+        assert peer.associations == associations  # the handshake failed: no A-ASSOCIATE
+    finally:
+        peer.stop()

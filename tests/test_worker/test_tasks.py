@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery.exceptions import Retry
 from click.testing import CliRunner
 from loopback import free_port
 from peers import running_storescp
@@ -26,6 +25,7 @@ from worker_testing import add_job, node_settings, promote_blsgan
 
 from blsnode.cli.main import cli
 from dicom_node.db import Dispatch, DispatchState, Job, JobState, Output
+from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
 from dicom_node.db.types import utc_now
 from dicom_node.queue.broker import DISPATCH_TASK, PROCESS_TASK, TaskSender
@@ -42,6 +42,9 @@ def node(tmp_path: Path) -> Iterator[tuple[Settings, WorkerApp]]:
         tmp_path / "node",
         destinations=[destination | {"port": free_port()}],
         dispatch={"backoff_initial_s": 30, "max_attempts": 2},
+        # Re-runs after a lost worker are tested here; the default (1) makes such a job
+        # poison (tests/test_worker/test_hostile_jobs.py).
+        worker={"embedded": False, "max_job_attempts": 3},
     )
     promote_blsgan(settings.model_registry_dir)
     app = create_app(settings)
@@ -88,9 +91,10 @@ def test_a_rerun_replaces_outputs_without_duplicating(
     app.tasks[PROCESS_TASK](job_id)
     first = {o.sop_instance_uid: o.path for o in _rows(app, Output)}
     files = sorted(Path(next(iter(first.values()))).parent.iterdir())
-    # A worker died after writing: the broker delivers the message again.
+    # A worker died after writing (its lease ran out): the broker delivers the message again.
+    lost_at = utc_now() - timedelta(seconds=settings.worker.job_lease_s + 1)
     with app.context.database.sessions.begin() as session:
-        job_rows.mark_running(session, job_id)
+        job_rows.mark_running(session, job_id, now=lost_at)
     assert app.tasks[PROCESS_TASK](job_id)["state"] == "done"
     assert {o.sop_instance_uid: o.path for o in _rows(app, Output)} == first
     assert len(_rows(app, Dispatch)) == 18
@@ -219,25 +223,27 @@ def test_dispatch_sends_to_a_real_storescp(
             app.context.close()
 
 
-def test_a_failed_dispatch_is_retried_with_its_backoff_then_dead(
+def test_a_failed_dispatch_waits_for_its_row_and_the_sweeper_then_dies(
     node: tuple[Settings, WorkerApp], dx_left: Path
 ) -> None:
+    """The row owns retry timing: the task does not retry; the sweeper publishes when due."""
     settings, app = node
     app.tasks[PROCESS_TASK](add_job(settings, dx_left, ["viewer"]))
     dispatch = _rows(app, Dispatch)[0]
     before = utc_now()
-    with pytest.raises(Retry):
-        app.tasks[DISPATCH_TASK](dispatch.id)
-    (row,) = [d for d in _rows(app, Dispatch) if d.id == dispatch.id]
-    assert row.state is DispatchState.PENDING and row.attempts == 1
-    assert row.next_attempt_at - before >= timedelta(seconds=30)
-    assert row.published_at is not None and row.published_at >= before  # no double publish
-    # The whole batch failed on the same association; the one retry message stands for all.
+    result = app.tasks[DISPATCH_TASK](dispatch.id)  # the viewer is down: no Celery retry
+    assert result["state"] == "pending" and result["attempts"] == 1
     rows = _rows(app, Dispatch)
-    assert len(rows) == 18
-    assert all(d.attempts == 1 and d.published_at and d.published_at >= before for d in rows)
+    assert len(rows) == 18  # the whole batch failed on the same association
+    assert all(d.state is DispatchState.PENDING and d.attempts == 1 for d in rows)
+    assert all(d.next_attempt_at - before >= timedelta(seconds=30) for d in rows)
+    assert all(d.published_at is None for d in rows)  # left for the sweeper
     with app.context.database.sessions.begin() as session:
+        due_now = dispatch_rows.dispatches_to_publish(session, utc_now(), timedelta(seconds=900))
+        assert due_now == []  # not before its backoff
         session.get(Dispatch, dispatch.id).next_attempt_at = utc_now()
+        due_now = dispatch_rows.dispatches_to_publish(session, utc_now(), timedelta(seconds=900))
+    assert due_now == [dispatch.id]
     result = app.tasks[DISPATCH_TASK](dispatch.id)
     assert result["state"] == "dead" and result["attempts"] == 2
     assert result["error"] == "viewer did not associate"
