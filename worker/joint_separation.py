@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from blsgan_core.data import read_grey, read_mask
+from blsgan_core.harmonise import harmonise
 from blsgan_core.inference import separate
 from blsgan_core.metrics import image_metrics
 from blsgan_core.model import load_model
@@ -64,10 +65,11 @@ def separate_joint_files(
     """Separate the joint in ``image_path`` with its two bone masks; ``ValueError`` if unusable.
 
     Writes ``<stem>_upper.png``, ``<stem>_lower.png`` and ``<stem>_reconstruction.png``
-    (8-bit grey) into ``out_dir``. The metrics compare the Eq. 1 reconstruction with the
-    input inside the bones (the union of the masks).
+    (8-bit grey) into ``out_dir``. The image is harmonised onto the training data's grey
+    statistics first, as the pipeline does; the metrics compare the Eq. 1
+    reconstruction with that image inside the bones (the union of the masks).
     """
-    image = read_grey(image_path)
+    image = harmonise(read_grey(image_path))
     upper, lower = read_mask(upper_path), read_mask(lower_path)
     if not image.shape == upper.shape == lower.shape:
         raise ValueError(

@@ -5,8 +5,11 @@ Stages, each timed (``PipelineResult.timings_s``):
 - ``decode``: read the DICOM file, decode its pixels to display grey values
   (``dicom_node.pixels.load_radiograph``);
 - ``locate``: find the hands and their five MCP joints (``blsgan_core.joints.locate``);
-- ``segment``: cut the 256 x 256 joint crops and segment both bones of every crop in one
-  batched pass (``blsgan_core.crops``, ``blsgan_core.segment``);
+- ``segment``: cut the 256 x 256 joint crops, harmonise their grey values onto the
+  training data's statistics (``blsgan_core.harmonise``: the same crops go to both
+  networks, whatever the source's window, VOI LUT, bit depth or polarity) and segment
+  both bones of every crop in one batched pass (``blsgan_core.crops``,
+  ``blsgan_core.segment``);
 - ``separate``: BLS-GAN on all joints of the radiograph in ONE batch
   (``blsgan_core.inference.separate``);
 - ``encode``: masks back onto the source grid, reconstruction metrics, the result
@@ -35,6 +38,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from blsgan_core.crops import CropGeometry, crop_joints, crop_side, uncrop_mask
+from blsgan_core.harmonise import harmonise_batch
 from blsgan_core.inference import SeparationResult, separate
 from blsgan_core.joints import Hand, NoHandFoundError, locate
 from blsgan_core.metrics import image_metrics
@@ -98,7 +102,7 @@ class StageTimer:
 class JointCrops:
     """Crops of the joints of every hand, as one batch, and where each came from."""
 
-    crops: np.ndarray  # (N, S, S) float32 in [0, 1]
+    crops: np.ndarray  # (N, S, S) float32 in [0, 1], harmonised
     geometries: tuple[CropGeometry, ...]
     sides: tuple[str, ...]  # hand side of each crop
     names: tuple[str, ...]  # joint name of each crop
@@ -267,7 +271,8 @@ def find_hands(pixels: np.ndarray, models: Models) -> tuple[Hand, ...]:
 
 
 def cut_crops(pixels: np.ndarray, hands: tuple[Hand, ...], size: int) -> JointCrops:
-    """Every joint's crop, finger up, sized by its hand (1.2 x the MCP2-MCP3 distance)."""
+    """Every joint's crop, finger up, sized by its hand (1.2 x the MCP2-MCP3 distance),
+    harmonised onto the training data's grey statistics."""
     crops, geometries, sides, names = [], [], [], []
     for hand in hands:
         hand_crops, hand_geometries = crop_joints(
@@ -277,7 +282,7 @@ def cut_crops(pixels: np.ndarray, hands: tuple[Hand, ...], size: int) -> JointCr
         geometries += hand_geometries
         sides += [hand.side] * len(hand.joints)
         names += [joint.name for joint in hand.joints]
-    batch = np.clip(np.concatenate(crops), 0.0, 1.0).astype(np.float32)
+    batch = harmonise_batch(np.concatenate(crops))
     return JointCrops(batch, tuple(geometries), tuple(sides), tuple(names))
 
 

@@ -6,18 +6,22 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from blsgan_core.intensity import normalise_intensity
+from blsgan_core.harmonise import harmonise_batch
 from blsgan_core.segment.model import Segmenter
 
 
 def prepare(crops: np.ndarray) -> torch.Tensor:
-    """Per-crop percentile normalisation, so crops of any exposure look alike."""
+    """Crops harmonised (``blsgan_core.harmonise``) as a ``(N, 1, H, W)`` tensor.
+
+    Crops already harmonised (the worker harmonises once for both networks) come out
+    unchanged up to float rounding: the map of reference statistics onto themselves.
+    """
     array = np.asarray(crops)
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3:
         raise ValueError(f"crops must be (N, H, W) or (H, W), got shape {array.shape}")
-    return torch.from_numpy(np.stack([normalise_intensity(c) for c in array]))[:, None]
+    return torch.from_numpy(harmonise_batch(array))[:, None]
 
 
 def segment(crops: np.ndarray, model: Segmenter) -> np.ndarray:

@@ -72,7 +72,12 @@ def test_segmentation_report_excludes_invalid_records(tmp_path: Path, mcp_joints
     report = json.loads(result.stdout)
     assert report["n_images"] == 5 and report["n_excluded_invalid"] == 1
     assert report["dice_upper"] > 0.9 and report["dice_lower"] > 0.9
-    assert "dice_overlap" in report
+    assert "dice_overlap" in report and "overlap_area_ratio_median" in report
+    bins = report["by_overlap_size"]
+    assert [b["annotated_px"] for b in bins] == ["20-100", "100-400", "400-1000", ">=1000"]
+    assert sum(b["n_images"] for b in bins) == report["n_overlapping"]
+    baseline = report["baseline_constant_mask"]
+    assert baseline["dice_upper"] < report["dice_upper"]
 
 
 def test_evaluate_usage_errors(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from blsgan_core.checkpoint import load_checkpoint
+from blsgan_core.shipped import shipped_weights
 from trainer.frontend import train_localiser, train_segmenter
 
 
@@ -93,4 +94,27 @@ def test_segmenter_training_resumes_and_exports(tmp_path: Path, mcp_joints_dir: 
     assert exported.exit_code == 0, exported.output
     checkpoint = load_checkpoint(shipped, expected_kind="segmenter")
     assert len(checkpoint.metadata["excluded_invalid"]) == 4  # the README's annotation errors
-    assert "dice_overlap" in shipped.with_suffix(".md").read_text()
+    card = shipped.with_suffix(".md").read_text()
+    assert "dice_overlap" in card and "overlap area ratio" in card
+    assert "checkpoint selected on | mean of min(per-bone Dice) and overlap Dice" in card
+    # A run can start from another segmenter's weights, of the same architecture only.
+    started = runner.invoke(
+        train_segmenter.main,
+        [*common, "--out", str(tmp_path / "b"), "--epochs", "1", "--init", str(out / "best.pt")],
+    )
+    assert started.exit_code == 0, started.output
+    meta = load_checkpoint(tmp_path / "b" / "best.pt").metadata
+    assert meta["initialised_from"].startswith(f"{out / 'best.pt'} (segmenter-e")
+    other = runner.invoke(
+        train_segmenter.main,
+        [
+            *common,
+            "--out",
+            str(tmp_path / "c"),
+            "--epochs",
+            "1",
+            "--init",
+            str(shipped_weights("segmenter.pt")),
+        ],
+    )
+    assert other.exit_code == 2 and "another architecture" in other.output

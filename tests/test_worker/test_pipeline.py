@@ -16,13 +16,14 @@ from PIL import Image
 from pydicom import dcmread
 from worker_testing import ATLAS_ID, SCALE, TEST_MODEL_VERSION
 
+from blsgan_core.harmonise import PERCENTILES, REFERENCE
 from dicom_node.derived.model import Side
 from dicom_node.derived.segmentation import BonePart, segment_layout
 from dicom_node.derived.write import OutputKind
 from dicom_node.settings import OutputSettings
 from worker.failures import PermanentError
 from worker.models import Models
-from worker.pipeline import STAGES, PipelineResult, run_pipeline
+from worker.pipeline import STAGES, PipelineResult, cut_crops, find_hands, read_source, run_pipeline
 
 MCP_LANDMARKS = (18, 21, 25, 29, 33)
 
@@ -229,3 +230,16 @@ def test_a_non_dicom_file_is_refused(models: Models, atlas_image: Path, tmp_path
         image.save(png)
     with pytest.raises(PermanentError, match=r"^not a DICOM file"):
         run_pipeline(png, models, OutputSettings(), tmp_path / "out")
+
+
+def test_crops_are_harmonised_whatever_the_grey_scale(models: Models, dx_left: Path) -> None:
+    """The same joints cut from a gamma-changed or inverted source give the same crops."""
+    pixels = read_source(dx_left)[1].pixels
+    hands = find_hands(pixels, models)
+    size = models.segmenter.config.crop_size
+    crops = cut_crops(pixels, hands, size).crops
+    for crop in crops:
+        assert np.allclose(np.percentile(crop, PERCENTILES), REFERENCE, atol=0.02)
+    for changed in (pixels**1.6, pixels**0.6, 1.0 - pixels, 0.25 + 0.5 * pixels):
+        other = cut_crops(changed, hands, size).crops
+        assert np.abs(other - crops).mean() < 0.01

@@ -103,3 +103,22 @@ def select_split(
 ) -> list[JointRecord]:
     """``"all"``, ``"train"`` or ``"val"`` records of the seeded split by case."""
     return pick_split(records, split, lambda r: split_by_case(r, val_fraction, seed))
+
+
+def valid_split(
+    records: list[JointRecord], val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED
+) -> tuple[list[JointRecord], list[JointRecord], list[tuple[JointRecord, float]]]:
+    """(train, validation, invalid): the split by case, invalid records dropped after it.
+
+    The cases of the whole manifest are split first, so the split is the same whatever
+    the validity check finds, and ``evaluate --split`` rebuilds it.
+    """
+    valid, invalid = partition_valid(records)
+    train, val = split_by_case(records, val_fraction, seed)
+    kept = {r.image for r in valid}
+    return [r for r in train if r.image in kept], [r for r in val if r.image in kept], invalid
+
+
+def training_records(manifest: Path) -> list[JointRecord]:
+    """The valid training records of the default split of ``manifest``."""
+    return valid_split(read_manifest(manifest))[0]

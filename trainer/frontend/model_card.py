@@ -11,6 +11,12 @@ from typing import Any
 from blsgan_core.checkpoint import file_digest, load_checkpoint
 from trainer.frontend.loop import module_command
 
+# Metadata some runs record, shown in the card's table when present.
+OPTIONAL_ROWS = (
+    ("initialised_from", "initialised from"),
+    ("selection", "checkpoint selected on"),
+)
+
 
 def render_model_card(
     weights: Path,
@@ -42,6 +48,7 @@ def render_model_card(
         f"| data digest (sha256 over paths and file digests) | `{meta.get('data_digest', '?')}` |",
         f"| seed | {meta.get('seed', '?')} |",
         f"| best epoch | {meta.get('epoch', '?')} |",
+        *[f"| {label} | {meta[key]} |" for key, label in OPTIONAL_ROWS if key in meta],
         "",
         "## Training command",
         "",

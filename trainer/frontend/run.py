@@ -225,11 +225,13 @@ def export(
     measure: Callable[[Network], dict[str, Any]],
     title: str,
     summary: Callable[[Network], str],
+    highlights: Callable[[dict[str, Any]], str] | None = None,
 ) -> None:
     """Write ``best.pt`` of the run as fp16 weights, measure them, write their card.
 
     The card's metrics come from the fp16 file as shipped, loaded the way the node
-    loads it, not from the float32 training checkpoint.
+    loads it, not from the float32 training checkpoint; ``highlights`` renders the
+    report's main numbers as Markdown below the summary.
     """
     if options.export_path is None:
         raise ValueError("export needs options.export_path, got None")
@@ -237,8 +239,8 @@ def export(
     best = load_checkpoint(options.out_dir / "best.pt", expected_kind=kind)
     save_checkpoint(export_path, best, half=True)
     model = load(export_path)
-    card = render_model_card(
-        export_path, title, summary(model), measure(model), command_line(), options.note
-    )
+    report = measure(model)
+    text = summary(model) + ("\n\n" + highlights(report) if highlights else "")
+    card = render_model_card(export_path, title, text, report, command_line(), options.note)
     export_path.with_suffix(".md").write_text(card)
     click.echo(f"wrote {export_path} ({export_path.stat().st_size / 1e6:.1f} MB) and its card")
