@@ -108,10 +108,10 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"separation": render_se
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of that split.")
 @click.option(
     "--variant",
-    type=click.Choice(("as-is", "mirrored", "two-hands")),
     default="as-is",
     show_default=True,
-    help="Localization: images as given, mirrored (right hands), or pairs side by side.",
+    help="Localization: the images as given (as-is) or changed by comma-separated parts: "
+    "mirrored, two-hands, scale=S, rotation=DEGREES (clockwise), e.g. scale=0.5,rotation=90.",
 )
 @separation_options
 @json_option

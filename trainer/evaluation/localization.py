@@ -23,32 +23,30 @@ from blsgan_core.joints.anatomy import (
     joint_centres,
     mcp2_mcp3_distance,
 )
+from trainer.evaluation.hand_variants import NAMED_VARIANTS, Variant, make_scene, parse_variant
 from trainer.frontend.hand_data import LandmarkRecord, read_grey
-from trainer.frontend.localiser_samples import Scene, mirror, side_by_side
+from trainer.frontend.localiser_samples import Scene
 
-VARIANTS = ("as-is", "mirrored", "two-hands")
+# Measured for every exported model; any other ``hand_variants`` name works in evaluate.
+VARIANTS = NAMED_VARIANTS
 # A joint counts as detected when it lies within this fraction of the MCP2-MCP3 distance.
 DETECTED_WITHIN = 0.5
 
 
-def scenes(records: list[LandmarkRecord], variant: str) -> Iterator[tuple[str, Scene]]:
-    """The images to evaluate: as annotated, mirrored (right hands), or pairs side by side.
+def scenes(records: list[LandmarkRecord], variant: Variant) -> Iterator[tuple[str, Scene]]:
+    """The images to evaluate, each record changed as ``variant`` says.
 
     ``two-hands`` pairs record i (mirrored: a right hand, on the image's left) with
     record i + 1 (cyclically), so every annotated hand appears once as a right hand.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     for index, record in enumerate(records):
         scene = Scene(read_grey(record.file), (record.points,))
-        if variant == "as-is":
-            yield record.id, scene
-        elif variant == "mirrored":
-            yield record.id, mirror(scene)
-        else:
+        if variant.two_hands:
             partner = records[(index + 1) % len(records)]
             other = Scene(read_grey(partner.file), (partner.points,))
-            yield f"{record.id}+{partner.id}", side_by_side(mirror(scene), other)
+            yield f"{record.id}+{partner.id}", make_scene(scene, other, variant)
+        else:
+            yield record.id, make_scene(scene, scene, variant)
 
 
 def _truth(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, str]:
@@ -89,11 +87,16 @@ def score_scene(hands: list[Hand], scene: Scene) -> list[dict[str, Any]]:
 def evaluate_localization(
     records: list[LandmarkRecord], model: Localiser, variant: str = "as-is"
 ) -> dict[str, Any]:
-    """Summary over all annotated hands of ``records`` (see the module docstring)."""
+    """Summary over all annotated hands of ``records`` changed by ``variant``.
+
+    ``variant`` is a ``hand_variants`` name such as ``"mirrored"`` or
+    ``"scale=0.5,rotation=90"``; a bad name is a ``ValueError``.
+    """
+    parsed = parse_variant(variant)
     per_hand: list[dict[str, Any]] = []
     n_predicted = 0
     rejected = []
-    for name, scene in scenes(records, variant):
+    for name, scene in scenes(records, parsed):
         try:
             hands = locate(scene.image, model)
         except NoHandFoundError:
@@ -101,7 +104,7 @@ def evaluate_localization(
             rejected.append(name)
         n_predicted += len(hands)
         per_hand.extend(score_scene(hands, scene))
-    return summarise(per_hand, n_predicted, rejected, variant)
+    return summarise(per_hand, n_predicted, rejected, parsed.name)
 
 
 def summarise(
