@@ -65,6 +65,15 @@ ALIGNED_BOX_SIDE = 10.3
 # A realigned reading agrees with the first when no MCP point moved further than this
 # fraction of the MCP2-MCP3 distance (validation hands: stage 2 errs by about 0.05).
 AGREE_WITHIN = 0.5
+# A single usable reading is realigned only if its view showed the hand further than
+# this from upright (degrees) or its size further than this from the training box's.
+UPRIGHT_WITHIN = 15.0
+SCALE_WITHIN = 0.2
+# Detections whose box centre lies within this fraction of a found hand's aligned box
+# (along and across its fingers, from its MCP points' mean) are that hand again: the
+# detector's wrong turns put their centres (and small boxes at the wrist) up to about
+# 0.4 box sides off; a second hand beside it lies more than half a box side away.
+COVERS_WITHIN = 0.4
 # Boxes of two detector views belong to one hand candidate when their centres are
 # closer than this fraction of the larger box's side.
 SAME_HAND_DISTANCE = 0.35
@@ -185,6 +194,28 @@ class CoarseHand:
     mcp: np.ndarray  # (5, 2) MCP points, thumb to little
     tips: np.ndarray  # (5, 2) axis points
     scores: np.ndarray  # (5,) probability mass at each MCP peak
+    view: np.ndarray  # the landmark input it was read from: input pixel -> source pixel
+
+    def as_trained(self, size: int) -> bool:
+        """Read from a view that showed the hand as training did: fingers within
+        ``UPRIGHT_WITHIN`` of up and its size within ``SCALE_WITHIN`` of the training box."""
+        to_view = np.linalg.inv(self.view)
+        mcp, tips = apply_affine(to_view, self.mcp), apply_affine(to_view, self.tips)
+        up = joint_axes(mcp, tips)[1:].mean(axis=0)
+        if not np.any(up) or abs(bearing_deg(*up)) > UPRIGHT_WITHIN:
+            return False
+        trained = size / ALIGNED_BOX_SIDE
+        return abs(mcp2_mcp3_distance(mcp) / trained - 1.0) <= SCALE_WITHIN
+
+    def covers(self, point: np.ndarray) -> bool:
+        """Whether ``point`` (source) lies in the middle of this hand, where a second
+        detection would be the same hand again (``COVERS_WITHIN`` of the aligned box)."""
+        hand = mcp2_mcp3_distance(self.mcp)
+        up = joint_axes(self.mcp, self.tips)[1:].mean(axis=0)
+        up = up / np.linalg.norm(up)
+        offset = np.asarray(point, float) - self.mcp.mean(axis=0)
+        reach = COVERS_WITHIN * ALIGNED_BOX_SIDE * hand
+        return bool(abs(offset @ up) <= reach and abs(offset @ np.array([-up[1], up[0]])) <= reach)
 
 
 def read_landmarks(
@@ -216,7 +247,13 @@ def landmarks_in_boxes_once(
     for index, box in enumerate(boxes):
         chosen = 2 * index + _best_view(peaks[2 * index : 2 * index + 2])
         hands.append(
-            CoarseHand(box.score, points[chosen, :5], points[chosen, 5:], peaks[chosen, :5, 2])
+            CoarseHand(
+                box.score,
+                points[chosen, :5],
+                points[chosen, 5:],
+                peaks[chosen, :5, 2],
+                views[chosen],
+            )
         )
     return hands
 
@@ -256,8 +293,8 @@ def realign(image: np.ndarray, hands: list[CoarseHand], model: Localiser) -> lis
     views = [aligned_view(h.mcp, h.tips, size) for h in hands]
     points, peaks = read_landmarks(image, views, model)
     return [
-        CoarseHand(hand.box_score, p[:5], p[5:], view_peaks[:5, 2])
-        for hand, p, view_peaks in zip(hands, points, peaks, strict=True)
+        CoarseHand(hand.box_score, p[:5], p[5:], view_peaks[:5, 2], view)
+        for hand, p, view_peaks, view in zip(hands, points, peaks, views, strict=True)
     ]
 
 
@@ -297,34 +334,55 @@ def landmarks_in_boxes(
 ) -> list[CoarseHand]:
     """Stage 2: one usable landmark set per place the detector marked, if it has one.
 
-    Of the boxes at one place (one per detector turn that saw a hand there) those near
-    the strongest (``CANDIDATE_RATIO``) are read, the others only if none of these gives
-    a usable answer; every usable answer is read again upright (``realign``) and the
-    realigned answer with the most concentrated maps wins. Where no realigned answer is
-    usable, the best first reading stands.
+    Of the boxes at one place (one per detector turn that saw a hand there) the
+    strongest is read first; a usable answer from a view that showed the hand as
+    training did (``CoarseHand.as_trained``) stands. Otherwise the boxes near the
+    strongest (``CANDIDATE_RATIO``) are read too, the others only if none of these gives
+    a usable answer. A single usable answer read as trained stands; otherwise every
+    usable answer is read again upright (``realign``) and the realigned answer that
+    agrees with its first reading and has the most concentrated maps wins (where none
+    does, the best first reading stands).
+    A place in the middle of a hand already found is skipped: the same hand again.
     """
-    hands = []
-    for group in same_hand_groups(boxes, model.config.landmark_size):
-        strong = [b for b in group if b.score >= CANDIDATE_RATIO * group[0].score]
-        weak = group[len(strong) :]
-        usable = [
-            h for h in landmarks_in_boxes_once(image, strong, model) if _usable(h, min_joint_score)
-        ]
-        if not usable:
-            usable = [
-                h
-                for h in landmarks_in_boxes_once(image, weak, model)
-                if _usable(h, min_joint_score)
-            ]
-        if not usable:
+    size = model.config.landmark_size
+    hands: list[CoarseHand] = []
+    for group in same_hand_groups(boxes, size):
+        centre, _ = group[0].centre_and_side(size)
+        if any(hand.covers(centre) for hand in hands):
             continue
-        realigned = [
-            again
-            for first, again in zip(usable, realign(image, usable, model), strict=True)
-            if _usable(again, min_joint_score) and _agree(first, again)
-        ]
-        hands.append(max(realigned or usable, key=lambda h: float(h.scores.mean())))
+        hand = _read_group(image, group, model, min_joint_score)
+        if hand is not None:
+            hands.append(hand)
     return hands
+
+
+def _read_group(
+    image: np.ndarray, group: list[HandBox], model: Localiser, min_joint_score: float
+) -> CoarseHand | None:
+    """The landmark reading of one place (see ``landmarks_in_boxes``), or None."""
+
+    def usable(boxes: list[HandBox]) -> list[CoarseHand]:
+        readings = landmarks_in_boxes_once(image, boxes, model)
+        return [h for h in readings if _usable(h, min_joint_score)]
+
+    size = model.config.landmark_size
+    first = usable(group[:1])
+    if first and first[0].as_trained(size):
+        return first[0]
+    strong = [b for b in group[1:] if b.score >= CANDIDATE_RATIO * group[0].score]
+    found = first + usable(strong)
+    if not found:
+        found = usable(group[1 + len(strong) :])
+    if not found:
+        return None
+    if len(found) == 1 and found[0].as_trained(size):
+        return found[0]
+    realigned = [
+        again
+        for first, again in zip(found, realign(image, found, model), strict=True)
+        if _usable(again, min_joint_score) and _agree(first, again)
+    ]
+    return max(realigned or found, key=lambda h: float(h.scores.mean()))
 
 
 def patch_geometries(
