@@ -50,6 +50,22 @@ def test_localization_report(tmp_path: Path, hand_radiographs_dir: Path) -> None
     pairs = CliRunner().invoke(cli, [*args, "--variant", "two-hands"])
     assert pairs.exit_code == 0, pairs.output
     assert json.loads(pairs.stdout)["n_hands"] == 4
+    # Generated from the same CSV: half size, turned a quarter clockwise.
+    turned = CliRunner().invoke(cli, [*args, "--variant", "scale=0.5, rotation=90"])
+    assert turned.exit_code == 0, turned.output
+    report = json.loads(turned.stdout)
+    assert report["variant"] == "scale=0.5,rotation=90"
+    assert report["n_detected"] == 10 and report["mre_rel"] < 0.15
+    bad = CliRunner().invoke(cli, [*args, "--variant", "rotation=left"])
+    assert bad.exit_code == 1 and "rotation needs a number" in bad.output
+
+
+def test_no_hand_variant_counts_refusals() -> None:
+    args = ["evaluate", "--task", "localization", "--variant", "no-hand", "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_images"] == 40 and report["n_rejected"] == 40
 
 
 def test_segmentation_report_excludes_invalid_records(tmp_path: Path, mcp_joints_dir: Path) -> None:

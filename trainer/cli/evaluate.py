@@ -35,9 +35,16 @@ def _one_manifest(options: dict[str, Any], task: str) -> Path:
 
 def _run_localization(options: dict[str, Any]) -> dict[str, Any]:
     from blsgan_core.joints import load_localiser
-    from trainer.evaluation.localization import evaluate_localization
+    from trainer.evaluation.localization import (
+        NO_HAND,
+        evaluate_localization,
+        evaluate_rejection,
+    )
     from trainer.frontend.hand_data import read_landmarks_csv, select_split
 
+    if options["variant"] == NO_HAND:
+        model = load_localiser(options["model"])
+        return {**evaluate_rejection(model, seed=options["seed"]), "model": model.version}
     if options["landmarks"] is None:
         raise click.UsageError("--task localization needs --landmarks CSV")
     records = select_split(
@@ -111,7 +118,8 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"separation": render_se
     default="as-is",
     show_default=True,
     help="Localization: the images as given (as-is) or changed by comma-separated parts: "
-    "mirrored, two-hands, scale=S, rotation=DEGREES (clockwise), e.g. scale=0.5,rotation=90.",
+    "mirrored, two-hands, scale=S, rotation=DEGREES (clockwise), e.g. scale=0.5,rotation=90; "
+    "or no-hand: 40 generated images without a hand, which must all be refused.",
 )
 @separation_options
 @json_option

@@ -29,6 +29,8 @@ from trainer.frontend.localiser_samples import Scene
 
 # Measured for every exported model; any other ``hand_variants`` name works in evaluate.
 VARIANTS = NAMED_VARIANTS
+# The ``evaluate --variant`` that measures refusals on images without a hand.
+NO_HAND = "no-hand"
 # A joint counts as detected when it lies within this fraction of the MCP2-MCP3 distance.
 DETECTED_WITHIN = 0.5
 
