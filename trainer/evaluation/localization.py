@@ -9,14 +9,17 @@ relative to that hand's annotated MCP2-MCP3 distance.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
-from blsgan_core.joints import Hand, Localiser, NoHandFoundError, locate
+from blsgan_core.joints import Hand, Joint, Localiser, NoHandFoundError, locate
 from blsgan_core.joints.anatomy import (
     AXIS_INDICES,
+    JOINT_NAMES,
     MCP_INDICES,
     axis_bearings,
     hand_side,
@@ -86,16 +89,57 @@ def score_scene(hands: list[Hand], scene: Scene) -> list[dict[str, Any]]:
     return results
 
 
+@dataclass(frozen=True)
+class MeanHand:
+    """The do-nothing localiser: the training hands' mean joints, placed by the image's frame.
+
+    Joint centres are kept as fractions of the image's width and height, so it answers
+    every image with one upright left hand where an atlas hand usually is; it knows
+    nothing of the pixels. What it scores is what needs no localiser at all.
+    """
+
+    centres: np.ndarray  # (5, 2): x / width, y / height
+    bearings: np.ndarray  # (5,) degrees
+
+    @classmethod
+    def fit(cls, records: list[LandmarkRecord]) -> MeanHand:
+        """The mean over ``records`` (image sizes read from the files' headers)."""
+        if not records:
+            raise ValueError("the mean hand needs at least one training record")
+        centres, bearings = [], []
+        for record in records:
+            with Image.open(record.file) as image:
+                width, height = image.size
+            truth, axes, _, _ = _truth(record.points)
+            centres.append(truth / np.array([width, height]))
+            bearings.append(axes)
+        return cls(np.mean(centres, axis=0), np.mean(bearings, axis=0))
+
+    def predict(self, shape: tuple[int, ...]) -> list[Hand]:
+        """One left hand in an image of ``shape`` (height, width)."""
+        points = self.centres * np.array([shape[1], shape[0]])
+        joints = tuple(
+            Joint(name, float(x), float(y), float(angle), 0.0)
+            for name, (x, y), angle in zip(JOINT_NAMES, points, self.bearings, strict=True)
+        )
+        return [Hand("L", joints, 0.0)]
+
+
 def evaluate_localization(
-    records: list[LandmarkRecord], model: Localiser, variant: str = "as-is"
+    records: list[LandmarkRecord],
+    model: Localiser,
+    variant: str = "as-is",
+    baseline: MeanHand | None = None,
 ) -> dict[str, Any]:
     """Summary over all annotated hands of ``records`` changed by ``variant``.
 
     ``variant`` is a ``hand_variants`` name such as ``"mirrored"`` or
-    ``"scale=0.5,rotation=90"``; a bad name is a ``ValueError``.
+    ``"scale=0.5,rotation=90"``; a bad name is a ``ValueError``. With ``baseline`` the
+    same images are answered by it too, reported under ``"baseline_mean_hand"``.
     """
     parsed = parse_variant(variant)
     per_hand: list[dict[str, Any]] = []
+    per_hand_baseline: list[dict[str, Any]] = []
     n_predicted = 0
     rejected = []
     for name, scene in scenes(records, parsed):
@@ -106,7 +150,12 @@ def evaluate_localization(
             rejected.append(name)
         n_predicted += len(hands)
         per_hand.extend(score_scene(hands, scene))
-    return summarise(per_hand, n_predicted, rejected, parsed.name)
+        if baseline is not None:
+            per_hand_baseline.extend(score_scene(baseline.predict(scene.image.shape), scene))
+    report = summarise(per_hand, n_predicted, rejected, parsed.name)
+    if baseline is not None:  # one hand per image, never a refusal
+        report["baseline_mean_hand"] = summarise(per_hand_baseline, len(records), [], parsed.name)
+    return report
 
 
 def summarise(
