@@ -44,7 +44,12 @@ def _peak_near(image: np.ndarray, point: np.ndarray, radius: int = 6) -> np.ndar
 
 @pytest.mark.parametrize(
     ("scale", "rotation", "shape"),
-    [(1.0, 90.0, (200, 300)), (0.5, 180.0, (150, 100)), (2.0, 270.0, (400, 600)), (1.0, 30.0, None)],
+    [
+        (1.0, 90.0, (200, 300)),
+        (0.5, 180.0, (150, 100)),
+        (2.0, 270.0, (400, 600)),
+        (1.0, 30.0, None),
+    ],
 )
 def test_landmarks_follow_the_resized_and_turned_image(
     scale: float, rotation: float, shape: tuple[int, int] | None
