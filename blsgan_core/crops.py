@@ -33,6 +33,9 @@ HAND_SIZE_MULTIPLE = 1.2
 # Crop side in millimetres when the pixel spacing is known and chosen as the scale:
 # 1.2 x an adult MCP2-MCP3 distance of about 20 mm.
 CROP_SIDE_MM = 24.0
+# Reductions below this are sampled without low-pass: its sigma would be under 0.25 px,
+# which changes no grey value that matters and would filter every near-1:1 joint crop.
+MIN_ANTIALIAS_SCALE = 1.5
 
 
 def bearing_vector(angle_deg: float) -> np.ndarray:
@@ -92,8 +95,8 @@ def warp(
     """Sample ``image`` (H, W) on an output grid of ``shape`` through ``matrix`` (output -> input).
 
     When the output is coarser than the input, the input is low-pass filtered first
-    (Gaussian, sigma = (scale - 1) / 2 input pixels) so that thin cortical lines do not
-    alias into noise; masks should be warped with ``antialias=False``.
+    (Gaussian, ``antialias_sigma``: (scale - 1) / 2 input pixels) so that thin cortical
+    lines do not alias into noise; masks should be warped with ``antialias=False``.
     """
     if image.ndim != 2:
         raise ValueError(f"warp expects a 2-D image, got shape {image.shape}")
@@ -101,7 +104,7 @@ def warp(
         raise ValueError(f"matrix must be 3x3, got {matrix.shape}")
     source = np.asarray(image, dtype=np.float32)
     scale = affine_scale(matrix)
-    if antialias and scale > 1.5:
+    if antialias and scale > MIN_ANTIALIAS_SCALE:
         source, matrix = _low_pass(source, matrix, shape, scale)
         if source.size == 0:
             return np.full(shape, fill, np.float32)
@@ -120,17 +123,36 @@ def warp(
     ).astype(np.float32)
 
 
+def antialias_sigma(scale: float) -> float:
+    """Gaussian sigma in input pixels before sampling every ``scale``-th input pixel.
+
+    ``(scale - 1) / 2``: zero when nothing is shrunk, growing with the reduction, so a
+    2x shrink blurs by half a pixel and a 10x overview by 4.5 pixels.
+    """
+    return max(scale - 1.0, 0.0) / 2.0
+
+
+def block_factor(scale: float) -> int:
+    """Side k >= 1 of the blocks averaged before a ``scale``-fold reduction (1: none).
+
+    A k x k mean has the variance of a Gaussian of sigma sqrt((k^2 - 1) / 12), which stays
+    below ``antialias_sigma`` for k <= scale / 2; so blocks may do the bulk of a strong
+    reduction cheaply and the Gaussian adds the rest, and below a 4x reduction k is 1.
+    """
+    return max(1, math.floor(scale / 2.0))
+
+
 def _low_pass(
     source: np.ndarray, matrix: np.ndarray, shape: tuple[int, int], scale: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The window of ``source`` the output samples, blurred by sigma = (scale - 1) / 2.
+    """The window of ``source`` the output samples, blurred by ``antialias_sigma(scale)``.
 
     Only that window (plus the kernel's reach) is filtered, so a small crop of a large
     radiograph does not filter the whole radiograph; for strong reductions the window is
-    first averaged in k x k blocks (k = scale // 2) and the Gaussian supplies only the
+    first averaged in k x k blocks (``block_factor``) and the Gaussian supplies only the
     remaining blur, which keeps a whole-radiograph overview cheap.
     """
-    sigma = (scale - 1.0) / 2.0
+    sigma = antialias_sigma(scale)
     height, width = shape
     corners = apply_affine(
         matrix, np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]])
@@ -146,20 +168,30 @@ def _low_pass(
     shift = np.eye(3)
     shift[:2, 2] = (-x0, -y0)
     matrix = shift @ matrix
-    factor = int(scale // 2)
-    rows, cols = (window.shape[0] // factor) * factor, (window.shape[1] // factor) * factor
-    if factor >= 2 and rows and cols:
-        window = window[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
-        window = window.mean(axis=(1, 3))
-        # Block pixel i covers source pixels [i k, (i + 1) k), centred at i k + (k - 1) / 2.
-        blocks = np.diag([float(factor), float(factor), 1.0])
-        blocks[:2, 2] = (factor - 1) / 2.0
-        matrix = np.linalg.inv(blocks) @ matrix
-        # A k-pixel box has variance (k^2 - 1) / 12; the Gaussian adds the rest.
-        sigma = math.sqrt(max(sigma**2 - (factor**2 - 1) / 12.0, 0.0)) / factor
+    block = block_factor(scale)
+    if block > 1 and min(window.shape) >= block:
+        window, matrix = _block_mean(window, matrix, block)
+        # A k-pixel box has variance (k^2 - 1) / 12; the Gaussian adds the rest, in blocks.
+        sigma = math.sqrt(max(sigma**2 - (block**2 - 1) / 12.0, 0.0)) / block
     if sigma > 0.0:
         window = ndimage.gaussian_filter(window, sigma=sigma)
     return window, matrix
+
+
+def _block_mean(
+    window: np.ndarray, matrix: np.ndarray, block: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Means of ``block`` x ``block`` tiles of ``window`` and the affine onto them.
+
+    Trailing rows and columns that fill no whole tile are dropped (at most block - 1
+    pixels, beyond the margin the caller added).
+    """
+    rows, cols = (window.shape[0] // block) * block, (window.shape[1] // block) * block
+    tiles = window[:rows, :cols].reshape(rows // block, block, cols // block, block)
+    # Tile i covers source pixels [i k, (i + 1) k), centred at i k + (k - 1) / 2.
+    to_window = np.diag([float(block), float(block), 1.0])
+    to_window[:2, 2] = (block - 1) / 2.0
+    return tiles.mean(axis=(1, 3)), np.linalg.inv(to_window) @ matrix
 
 
 @dataclass(frozen=True)

@@ -36,16 +36,27 @@ def _one_manifest(options: dict[str, Any], task: str) -> Path:
 
 def _run_localization(options: dict[str, Any]) -> dict[str, Any]:
     from blsgan_core.joints import load_localiser
-    from trainer.evaluation.localization import evaluate_localization
-    from trainer.frontend.hand_data import read_landmarks_csv, select_split
+    from trainer.evaluation.localization import (
+        NO_HAND,
+        MeanHand,
+        evaluate_localization,
+        evaluate_rejection,
+    )
+    from trainer.frontend.hand_data import N_VALIDATION, read_landmarks_csv, select_split
 
+    if options["variant"] == NO_HAND:
+        model = load_localiser(options["model"])
+        return {**evaluate_rejection(model, seed=options["seed"]), "model": model.version}
     if options["landmarks"] is None:
         raise click.UsageError("--task localization needs --landmarks CSV")
-    records = select_split(
-        read_landmarks_csv(options["landmarks"]), options["split"], seed=options["seed"]
-    )
+    every = read_landmarks_csv(options["landmarks"])
+    records = select_split(every, options["split"], seed=options["seed"])
+    # The do-nothing baseline learns its mean hand where the localiser learned (from all
+    # rows of a CSV too small for the seeded split).
+    enough = len(every) > N_VALIDATION
+    baseline = MeanHand.fit(select_split(every, "train", seed=options["seed"]) if enough else every)
     model = load_localiser(options["model"])
-    report = evaluate_localization(records, model, options["variant"])
+    report = evaluate_localization(records, model, options["variant"], baseline)
     return {**report, "model": model.version, "split": options["split"]}
 
 
@@ -120,10 +131,11 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of that split.")
 @click.option(
     "--variant",
-    type=click.Choice(("as-is", "mirrored", "two-hands")),
     default="as-is",
     show_default=True,
-    help="Localization: images as given, mirrored (right hands), or pairs side by side.",
+    help="Localization: the images as given (as-is) or changed by comma-separated parts: "
+    "mirrored, two-hands, scale=S, rotation=DEGREES (clockwise), e.g. scale=0.5,rotation=90; "
+    "or no-hand: 40 generated images without a hand, which must all be refused.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="JSN: only the first N follow-up pairs.")
 @separation_options

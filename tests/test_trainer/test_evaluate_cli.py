@@ -47,9 +47,29 @@ def test_localization_report(tmp_path: Path, hand_radiographs_dir: Path) -> None
     assert report["n_detected"] == 10
     assert 0.0 < report["mre_rel"] < 0.15 and report["mre_px"] > 0
     assert report["within_10pct"] <= report["within_20pct"] <= 1.0
+    # The do-nothing mean hand answers the same images, worse...
+    assert report["baseline_mean_hand"]["n_hands"] == 2
+    assert report["baseline_mean_hand"]["mre_rel"] > 2 * report["mre_rel"]
     pairs = CliRunner().invoke(cli, [*args, "--variant", "two-hands"])
     assert pairs.exit_code == 0, pairs.output
     assert json.loads(pairs.stdout)["n_hands"] == 4
+    # Generated from the same CSV: half size, turned a quarter clockwise.
+    turned = CliRunner().invoke(cli, [*args, "--variant", "scale=0.5, rotation=90"])
+    assert turned.exit_code == 0, turned.output
+    report = json.loads(turned.stdout)
+    assert report["variant"] == "scale=0.5,rotation=90"
+    assert report["n_detected"] == 10 and report["mre_rel"] < 0.15
+    assert report["baseline_mean_hand"]["n_detected"] == 0  # ...but not turned
+    bad = CliRunner().invoke(cli, [*args, "--variant", "rotation=left"])
+    assert bad.exit_code == 1 and "rotation needs a number" in bad.output
+
+
+def test_no_hand_variant_counts_refusals() -> None:
+    args = ["evaluate", "--task", "localization", "--variant", "no-hand", "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_images"] == 40 and report["n_rejected"] == 40
 
 
 def test_segmentation_report_excludes_invalid_records(tmp_path: Path, mcp_joints_dir: Path) -> None:

@@ -9,46 +9,49 @@ relative to that hand's annotated MCP2-MCP3 distance.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
-from blsgan_core.joints import Hand, Localiser, NoHandFoundError, locate
+from blsgan_core.joints import Hand, Joint, Localiser, NoHandFoundError, locate
 from blsgan_core.joints.anatomy import (
     AXIS_INDICES,
+    JOINT_NAMES,
     MCP_INDICES,
     axis_bearings,
     hand_side,
     joint_centres,
     mcp2_mcp3_distance,
 )
+from trainer.evaluation.hand_variants import NAMED_VARIANTS, Variant, make_scene, parse_variant
 from trainer.frontend.hand_data import LandmarkRecord, read_grey
-from trainer.frontend.localiser_samples import Scene, mirror, side_by_side
+from trainer.frontend.localiser_samples import Scene
 
-VARIANTS = ("as-is", "mirrored", "two-hands")
+# Measured for every exported model; any other ``hand_variants`` name works in evaluate.
+VARIANTS = NAMED_VARIANTS
+# The ``evaluate --variant`` that measures refusals on images without a hand.
+NO_HAND = "no-hand"
 # A joint counts as detected when it lies within this fraction of the MCP2-MCP3 distance.
 DETECTED_WITHIN = 0.5
 
 
-def scenes(records: list[LandmarkRecord], variant: str) -> Iterator[tuple[str, Scene]]:
-    """The images to evaluate: as annotated, mirrored (right hands), or pairs side by side.
+def scenes(records: list[LandmarkRecord], variant: Variant) -> Iterator[tuple[str, Scene]]:
+    """The images to evaluate, each record changed as ``variant`` says.
 
     ``two-hands`` pairs record i (mirrored: a right hand, on the image's left) with
     record i + 1 (cyclically), so every annotated hand appears once as a right hand.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     for index, record in enumerate(records):
         scene = Scene(read_grey(record.file), (record.points,))
-        if variant == "as-is":
-            yield record.id, scene
-        elif variant == "mirrored":
-            yield record.id, mirror(scene)
-        else:
+        if variant.two_hands:
             partner = records[(index + 1) % len(records)]
             other = Scene(read_grey(partner.file), (partner.points,))
-            yield f"{record.id}+{partner.id}", side_by_side(mirror(scene), other)
+            yield f"{record.id}+{partner.id}", make_scene(scene, other, variant)
+        else:
+            yield record.id, make_scene(scene, scene, variant)
 
 
 def _truth(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, str]:
@@ -86,14 +89,60 @@ def score_scene(hands: list[Hand], scene: Scene) -> list[dict[str, Any]]:
     return results
 
 
+@dataclass(frozen=True)
+class MeanHand:
+    """The do-nothing localiser: the training hands' mean joints, placed by the image's frame.
+
+    Joint centres are kept as fractions of the image's width and height, so it answers
+    every image with one upright left hand where an atlas hand usually is; it knows
+    nothing of the pixels. What it scores is what needs no localiser at all.
+    """
+
+    centres: np.ndarray  # (5, 2): x / width, y / height
+    bearings: np.ndarray  # (5,) degrees
+
+    @classmethod
+    def fit(cls, records: list[LandmarkRecord]) -> MeanHand:
+        """The mean over ``records`` (image sizes read from the files' headers)."""
+        if not records:
+            raise ValueError("the mean hand needs at least one training record")
+        centres, bearings = [], []
+        for record in records:
+            with Image.open(record.file) as image:
+                width, height = image.size
+            truth, axes, _, _ = _truth(record.points)
+            centres.append(truth / np.array([width, height]))
+            bearings.append(axes)
+        return cls(np.mean(centres, axis=0), np.mean(bearings, axis=0))
+
+    def predict(self, shape: tuple[int, ...]) -> list[Hand]:
+        """One left hand in an image of ``shape`` (height, width)."""
+        points = self.centres * np.array([shape[1], shape[0]])
+        joints = tuple(
+            Joint(name, float(x), float(y), float(angle), 0.0)
+            for name, (x, y), angle in zip(JOINT_NAMES, points, self.bearings, strict=True)
+        )
+        return [Hand("L", joints, 0.0)]
+
+
 def evaluate_localization(
-    records: list[LandmarkRecord], model: Localiser, variant: str = "as-is"
+    records: list[LandmarkRecord],
+    model: Localiser,
+    variant: str = "as-is",
+    baseline: MeanHand | None = None,
 ) -> dict[str, Any]:
-    """Summary over all annotated hands of ``records`` (see the module docstring)."""
+    """Summary over all annotated hands of ``records`` changed by ``variant``.
+
+    ``variant`` is a ``hand_variants`` name such as ``"mirrored"`` or
+    ``"scale=0.5,rotation=90"``; a bad name is a ``ValueError``. With ``baseline`` the
+    same images are answered by it too, reported under ``"baseline_mean_hand"``.
+    """
+    parsed = parse_variant(variant)
     per_hand: list[dict[str, Any]] = []
+    per_hand_baseline: list[dict[str, Any]] = []
     n_predicted = 0
     rejected = []
-    for name, scene in scenes(records, variant):
+    for name, scene in scenes(records, parsed):
         try:
             hands = locate(scene.image, model)
         except NoHandFoundError:
@@ -101,7 +150,12 @@ def evaluate_localization(
             rejected.append(name)
         n_predicted += len(hands)
         per_hand.extend(score_scene(hands, scene))
-    return summarise(per_hand, n_predicted, rejected, variant)
+        if baseline is not None:
+            per_hand_baseline.extend(score_scene(baseline.predict(scene.image.shape), scene))
+    report = summarise(per_hand, n_predicted, rejected, parsed.name)
+    if baseline is not None:  # one hand per image, never a refusal
+        report["baseline_mean_hand"] = summarise(per_hand_baseline, len(records), [], parsed.name)
+    return report
 
 
 def summarise(

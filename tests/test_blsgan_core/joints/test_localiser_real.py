@@ -11,6 +11,7 @@ from scipy import ndimage
 from blsgan_core.crops import similarity, warp
 from blsgan_core.joints import Hand, Localiser, NoHandFoundError, locate
 from blsgan_core.joints.anatomy import AXIS_INDICES, MCP_INDICES, joint_centres, mcp2_mcp3_distance
+from trainer.evaluation.hand_variants import Variant, make_scene, resize_and_turn
 from trainer.evaluation.localization import evaluate_rejection
 from trainer.frontend.hand_data import LandmarkRecord, read_grey
 from trainer.frontend.joint_data import read_manifest
@@ -79,6 +80,42 @@ def test_a_turned_hand_is_still_found(
     assert np.all(_errors(hands[0], points) < MAX_ERROR_REL)
     axis = hands[0].joints[2].axis_deg
     assert -35.0 < axis < -5.0  # the middle finger now leans left of up
+
+
+@pytest.mark.parametrize("rotation", [90.0, 135.0, 180.0, 270.0, 320.0])
+def test_a_hand_turned_by_any_angle_is_found(
+    localiser: Localiser, validation_hands: list[LandmarkRecord], rotation: float
+) -> None:
+    # Half size keeps the test quick; the detector sees the same canvas at any size.
+    scene = resize_and_turn(_scene(validation_hands[1]), 0.5, rotation)
+    hands = locate(scene.image, localiser)
+    assert len(hands) == 1 and hands[0].side == "L"
+    assert np.all(_errors(hands[0], scene.hands[0]) < MAX_ERROR_REL)
+    # The middle finger now points along the turn (bearings clockwise from up).
+    turn = (hands[0].joints[2].axis_deg - rotation + 180.0) % 360.0 - 180.0
+    assert abs(turn) < 25.0
+
+
+@pytest.mark.parametrize("scale", [0.3, 3.0])
+def test_a_hand_at_a_third_or_three_times_the_training_scale_is_found(
+    localiser: Localiser, validation_hands: list[LandmarkRecord], scale: float
+) -> None:
+    scene = resize_and_turn(_scene(validation_hands[2]), scale, 0.0)
+    hands = locate(scene.image, localiser)
+    assert len(hands) == 1 and hands[0].side == "L"
+    assert np.all(_errors(hands[0], scene.hands[0]) < MAX_ERROR_REL)
+
+
+def test_two_hands_read_sideways(
+    localiser: Localiser, validation_hands: list[LandmarkRecord]
+) -> None:
+    first, second = validation_hands[:2]
+    variant = Variant(two_hands=True, scale=0.5, rotation_deg=90.0)
+    scene = make_scene(_scene(first), _scene(second), variant)
+    hands = locate(scene.image, localiser)
+    assert sorted(h.side for h in hands) == ["L", "R"]
+    for points in scene.hands:
+        assert any(np.all(_errors(hand, points) < MAX_ERROR_REL) for hand in hands)
 
 
 @pytest.mark.parametrize("kind", ["blank", "noise", "blobs", "gradient"])
