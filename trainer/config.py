@@ -114,6 +114,11 @@ class OptimSection:
     finetune_epochs: int = 50
     loss_weights: dict[str, float] = field(default_factory=dict)
     phase2_ground_truth: bool = False
+    # Departure (the paper: one lr for all networks): D's lr is ``lr * supervisor_lr_factor``.
+    # With the paper's single lr the supervisor of the shipped model never learned to tell
+    # generated layers from real ones (one output, 0.7536, for both), so its term carried
+    # no information; a faster D is the usual remedy for a GAN whose judge falls behind.
+    supervisor_lr_factor: float = 1.0
 
     def weights(self) -> LossWeights:
         """Eq. 2-5 weights: the paper's 0.5 unless the preset overrides them."""
@@ -154,6 +159,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _positive("optim.lr", self.optim.lr)
         _positive("optim.batch_size", self.optim.batch_size)
+        _positive("optim.supervisor_lr_factor", self.optim.supervisor_lr_factor)
         _positive("validation.max_images", self.validation.max_images)
         for name in ("pretrain_epochs", "finetune_epochs"):
             value = getattr(self.optim, name)
