@@ -269,11 +269,20 @@ def pretraining_supervisor_loss(
     true_layer_logits: torch.Tensor,
     masks: torch.Tensor,
     weights: LossWeights | None = None,
+    true_layer_masks: torch.Tensor | None = None,
 ) -> LossTerms:
-    """Eq. 5: Eq. 3 plus ``g1 * Lb(D(Lg), {M, M})``, the true layers as a real sample."""
+    """Eq. 5: Eq. 3 plus ``g1 * Lb(D(Lg), {M, M})``, the true layers as a real sample.
+
+    ``true_layer_masks`` are the masks of the joints whose true layers were judged when
+    those are only some of the batch (the synthetic joints of a phase-2 batch); by
+    default all of ``masks``.
+    """
     weights = weights or LossWeights()
     base = supervisor_loss(input_logits, generated_logits, masks, weights)
-    truth = segmentation_loss(true_layer_logits, generator_targets(masks), weights.dice_smooth)
+    truth_masks = masks if true_layer_masks is None else true_layer_masks
+    truth = segmentation_loss(
+        true_layer_logits, generator_targets(truth_masks), weights.dice_smooth
+    )
     return LossTerms(
         base.total + weights.g1 * truth, {**base.parts, "supervisor_true_layers": truth.detach()}
     )

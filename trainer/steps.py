@@ -3,9 +3,9 @@
 Phase 1 (pre-training, synthetic overlaps only): Eq. 4 for G and R, Eq. 5 for D (real
 sample ``J * M``, fake sample ``G(J, M)``, and the true layers ``Lg`` as a second real
 sample). Phase 2 (synthetic + real joints): Eq. 2 for G and R and Eq. 3 for D on every
-joint. ``phase2_ground_truth`` (a departure, off by default) adds Eq. 4's true-layer term
-for the synthetic joints of phase 2; ``LossWeights.k_truth`` (a departure, 0 by default)
-adds ``Lr(k, k_true)`` for every synthetic joint.
+joint. ``phase2_ground_truth`` (a departure, off by default) adds Eq. 4's and Eq. 5's
+true-layer terms for the synthetic joints of phase 2; ``LossWeights.k_truth`` (a departure,
+0 by default) adds ``Lr(k, k_true)`` for every synthetic joint.
 
 The two updates alternate as in any GAN: G and R step against the current D, with D's
 parameters frozen for that backward pass (no wasted weight gradients); then D steps on
@@ -124,19 +124,31 @@ def supervisor_update(
     settings: StepSettings,
     optimizer: torch.optim.Optimizer,
 ) -> dict[str, float]:
-    """One Adam step of D: Eq. 5 in phase 1, Eq. 3 in phase 2."""
+    """One Adam step of D: Eq. 5 in phase 1, Eq. 3 in phase 2 (+ Eq. 5's term if asked)."""
+    truth = batch.has_truth
+    if phase == 2 and not settings.phase2_ground_truth:
+        truth = torch.zeros_like(truth)
     with settings.autocast:
-        samples = [losses.real_sample(batch.image.to(layers.dtype), batch.masks), layers]
-        if phase == 1:
-            samples.append(batch.true_layers.to(layers.dtype))
-        # One forward pass over all samples of the step.
-        logits = supervisor_of(networks)(torch.cat(samples)).split(batch.size)
-        if phase == 1:
+        image = batch.image.to(layers.dtype)
+        true_layers = batch.true_layers[truth].to(layers.dtype)
+        # One forward pass over the real sample J * M, the generated layers and any Lg.
+        logits = supervisor_of(networks)(
+            torch.cat([losses.real_sample(image, batch.masks), layers, true_layers])
+        )
+        input_logits, generated_logits = logits[: batch.size], logits[batch.size : 2 * batch.size]
+        if len(true_layers):
             terms = losses.pretraining_supervisor_loss(
-                logits[0], logits[1], logits[2], batch.masks, settings.weights
+                input_logits,
+                generated_logits,
+                logits[2 * batch.size :],
+                batch.masks,
+                settings.weights,
+                true_layer_masks=batch.masks[truth],
             )
         else:
-            terms = losses.supervisor_loss(logits[0], logits[1], batch.masks, settings.weights)
+            terms = losses.supervisor_loss(
+                input_logits, generated_logits, batch.masks, settings.weights
+            )
     optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
     optimizer.step()
