@@ -36,7 +36,8 @@ Readings of the paper where it leaves a detail open (not departures):
 - Lb is BCE plus soft Dice on ``sigmoid(logits)``, the sigmoid applied once (the
   reference applied it a second time to probabilities, which flattens the Dice gradient).
 
-Departures, each off by default (see :class:`LossWeights`): ``k_truth``.
+Departures, each off by default (see :class:`LossWeights`): ``k_truth``,
+``overlap_emphasis``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import torch
 from torch import nn
 
 _EPS = 1e-8
+EMPHASIS_MARGIN_PX = 2
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,14 @@ class LossWeights:
         reaches k only through the overlap pixels of ``Lr(R_cap, J_cap)``, where the
         generator can absorb any error of k; trained that way the shipped model's k hardly
         varied (0.80 +- 0.009 against a true 0.75 +- 0.025, Pearson r about 0.5).
+    overlap_emphasis
+        Departure, 0 in the paper: in the BCE of every supervisor term (Eq. 2's verdict,
+        Eq. 3, Eq. 5) pixels within :data:`EMPHASIS_MARGIN_PX` of the overlap weigh
+        ``1 + overlap_emphasis`` (a weighted mean). Generated and real layers differ only
+        there (outside it the generator reproduces the input), but the overlap is ~1-3 %
+        of the bone pixels, so under a plain mean the supervisor learned nothing about it:
+        the shipped model's D gave true and generated layers the same verdict (AUC 0.49).
+        The margin takes in the overlap's edge, where a seam shows.
     """
 
     a0: float = 0.5
@@ -79,10 +89,11 @@ class LossWeights:
     g0: float = 1.0
     g1: float = 1.0
     k_truth: float = 0.0
+    overlap_emphasis: float = 0.0
     dice_smooth: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("a0", "b0", "a1", "b1", "g0", "g1", "k_truth"):
+        for name in ("a0", "b0", "a1", "b1", "g0", "g1", "k_truth", "overlap_emphasis"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"LossWeights.{name} must be a number >= 0, got {value!r}")
@@ -108,6 +119,20 @@ def overlap_region(masks: torch.Tensor) -> torch.Tensor:
 def union_region(masks: torch.Tensor) -> torch.Tensor:
     """``M_union``: pixels inside any mask, ``(B, 1, H, W)``."""
     return masks.amax(dim=1, keepdim=True)
+
+
+def emphasis_weights(masks: torch.Tensor, emphasis: float) -> torch.Tensor | None:
+    """Per-pixel BCE weights ``1 + emphasis`` near the overlap, 1 elsewhere; ``None`` for 0.
+
+    "Near": within :data:`EMPHASIS_MARGIN_PX` pixels (a square neighbourhood) of ``M_cap``.
+    """
+    if emphasis == 0:
+        return None
+    size = 2 * EMPHASIS_MARGIN_PX + 1
+    near = nn.functional.max_pool2d(
+        overlap_region(masks), size, stride=1, padding=EMPHASIS_MARGIN_PX
+    )
+    return 1 + emphasis * near
 
 
 def generator_targets(masks: torch.Tensor) -> torch.Tensor:
@@ -152,13 +177,15 @@ def segmentation_loss(
     target: torch.Tensor,
     smooth: float = 1.0,
     region: torch.Tensor | None = None,
+    pixel_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Lb: binary cross-entropy plus soft Dice on the probabilities ``sigmoid(logits)``.
 
     With ``region`` the probabilities are ``sigmoid(logits) * region`` (Eq. 2's
     ``M' = D(L) * M``): outside the region they are 0, which costs nothing against a
     target of 0 there, so the BCE of those pixels is 0 (the target must lie inside the
-    region). The BCE is the mean over all pixels either way.
+    region). The BCE is the mean over all pixels, weighted by ``pixel_weights``
+    (``(B, 1, H, W)``, see :func:`emphasis_weights`) if given.
     """
     if logits.shape != target.shape:
         raise ValueError(
@@ -171,7 +198,12 @@ def segmentation_loss(
         if bool((target * (1 - region)).any()):
             raise ValueError("the target of a masked verdict must lie inside its region")
         per_pixel = per_pixel * region
-    return per_pixel.mean() + dice_loss(logits, target, smooth, region)
+    if pixel_weights is None:
+        bce = per_pixel.mean()
+    else:
+        weights = pixel_weights.to(logits.dtype).expand_as(logits)
+        bce = (per_pixel * weights).sum() / weights.sum()
+    return bce + dice_loss(logits, target, smooth, region)
 
 
 def masked_rmse(
@@ -211,7 +243,10 @@ def generator_loss(
     """
     weights = weights or LossWeights()
     targets = generator_targets(masks)
-    adversarial = segmentation_loss(supervisor_logits, targets, weights.dice_smooth, targets)
+    emphasis = emphasis_weights(masks, weights.overlap_emphasis)
+    adversarial = segmentation_loss(
+        supervisor_logits, targets, weights.dice_smooth, targets, emphasis
+    )
     whole = masked_rmse(reconstruction, image, union_region(masks))
     overlap = masked_rmse(reconstruction, image, overlap_region(masks))
     total = weights.a0 * adversarial + weights.b0 * (whole + overlap)
@@ -237,8 +272,13 @@ def supervisor_loss(
     on the generator's layers, detached so only D learns from this loss.
     """
     weights = weights or LossWeights()
-    real = segmentation_loss(input_logits, input_targets(masks), weights.dice_smooth)
-    generated = segmentation_loss(generated_logits, generated_targets(masks), weights.dice_smooth)
+    emphasis = emphasis_weights(masks, weights.overlap_emphasis)
+    real = segmentation_loss(
+        input_logits, input_targets(masks), weights.dice_smooth, pixel_weights=emphasis
+    )
+    generated = segmentation_loss(
+        generated_logits, generated_targets(masks), weights.dice_smooth, pixel_weights=emphasis
+    )
     return LossTerms(
         weights.a1 * real + weights.b1 * generated,
         {"supervisor_input": real.detach(), "supervisor_generated": generated.detach()},

