@@ -100,7 +100,7 @@ def test_without_any_model_fails_with_a_clear_message(
         cli, ["--data-dir", str(tmp_path / "node"), *_args(joint, tmp_path / "o")]
     )
     assert result.exit_code == 1
-    assert "no blsgan model is promoted" in result.stderr
+    assert "no BLS-GAN model is promoted" in result.stderr
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
 
