@@ -39,6 +39,11 @@ class BLSGANConfig:
                 f"generator has {self.generator.n_layers} layers but the supervisor "
                 f"{self.supervisor.n_layers}"
             )
+        if self.reconstructor.mask_channels not in (0, self.generator.n_layers):
+            raise ValueError(
+                f"the reconstructor sees {self.reconstructor.mask_channels} masks; it must be 0 "
+                f"(k = R(J), the paper's) or the {self.generator.n_layers} layers' masks"
+            )
         if self.reconstructor.in_channels != 1:
             raise ValueError(
                 "the reconstructor regresses k from the joint image alone (in_channels=1), "
@@ -87,10 +92,16 @@ class BLSGANModel(nn.Module):
         self.version = "untrained"
         self.metadata: dict[str, Any] = {}
 
-    def correction(self, image: torch.Tensor) -> torch.Tensor:
-        """k per image ``(B,)``: the reconstructor's, or ones in the no-correction ablation."""
+    def correction(self, image: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """k per image ``(B,)``: the reconstructor's, or ones in the no-correction ablation.
+
+        ``masks`` reach the reconstructor only if it was built to see them
+        (``ReconstructorConfig.mask_channels``); the paper's ``k = R(J)`` ignores them.
+        """
         if not self.config.correction:
             return torch.ones(image.shape[0], dtype=image.dtype, device=image.device)
+        if self.config.reconstructor.mask_channels:
+            return self.reconstructor(image, masks)
         return self.reconstructor(image)
 
     def forward(
@@ -98,7 +109,7 @@ class BLSGANModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(layers (B, n, H, W), k (B,), reconstruction (B, 1, H, W))`` of Eq. 1."""
         layers = self.generator(image, masks)
-        k = self.correction(image)
+        k = self.correction(image, masks)
         return layers, k, reconstruct(layers, masks.to(layers.dtype), k)
 
 

@@ -4,7 +4,7 @@ A run lives in one folder (``out``)::
 
     state.pt       everything --resume needs (trainer.state), rewritten every epoch
     last.pt        the model after the last finished epoch (blsgan_core checkpoint)
-    best.pt        the model with the best validation layer PSNR on synthetic overlaps
+    best.pt        the model with the best selection score (trainer.separation_measures)
     log.csv        one row per epoch: losses, throughput, validation metrics
     rejected.json  manifest records that failed validation, with the reason
     plots/         loss curves, metrics against overlap size, example joints (PNG)
@@ -53,7 +53,7 @@ from trainer.state import (
     save_training_state,
 )
 from trainer.steps import Batch, StepSettings, supervisor_of, training_step
-from trainer.validation import BEST_METRIC, Validation, validation_row
+from trainer.validation import BEST_METRIC, Validation
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class RunResult:
 
     @property
     def best_checkpoint(self) -> Path:
-        """The model with the best validation layer PSNR."""
+        """The model with the best selection score (either phase)."""
         return self.out / BEST
 
 
@@ -98,7 +98,11 @@ def autocast_for(device: torch.device, amp: bool) -> AbstractContextManager[obje
 
 
 def make_optimizers(networks: BLSGANModel, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-    """Adam for G + R (Eq. 2/4) and Adam for D (Eq. 3/5), the paper's lr and betas."""
+    """Adam for G + R (Eq. 2/4) and Adam for D (Eq. 3/5), the paper's lr and betas.
+
+    D's lr is scaled by ``optim.supervisor_lr_factor`` (1, the paper's, unless a preset
+    departs; see :class:`trainer.config.OptimSection`).
+    """
     betas = (float(config.optim.betas[0]), float(config.optim.betas[1]))
     generator_parameters = [
         *networks.generator.parameters(),
@@ -107,7 +111,9 @@ def make_optimizers(networks: BLSGANModel, config: TrainConfig) -> dict[str, tor
     return {
         "generator": torch.optim.Adam(generator_parameters, lr=config.optim.lr, betas=betas),
         "supervisor": torch.optim.Adam(
-            supervisor_of(networks).parameters(), lr=config.optim.lr, betas=betas
+            supervisor_of(networks).parameters(),
+            lr=config.optim.lr * config.optim.supervisor_lr_factor,
+            betas=betas,
         ),
     }
 
@@ -244,7 +250,7 @@ def train(
     store = SampleStore()
     store.load([*data.train, *data.validation])
     validation = Validation.build(data, store, config)
-    baseline = validation_row(validation.baseline_scores())
+    baseline = validation.baseline_row()
 
     networks = BLSGANModel(
         config.model.blsgan_config(config.ablation.correction), with_supervisor=True
@@ -286,12 +292,12 @@ def train(
                 networks, loader, phase, settings, optimizers, target, description, show_progress
             )
         )
-        scores = validation.score(networks, target)
-        row.update(validation_row(scores))
+        scores, measured = validation.row(networks, target)
+        row.update(measured)
         history.append(row)
         improved = _improved(row, best)
         if improved:
-            best = {"epoch": row["epoch"], BEST_METRIC: row[BEST_METRIC]}
+            best = {"epoch": row["epoch"], "phase": phase, BEST_METRIC: row[BEST_METRIC]}
         save_training_state(
             out / STATE_FILE,
             TrainingState(
@@ -341,7 +347,16 @@ def _improved(row: dict[str, Any], best: dict[str, Any]) -> bool:
 
 
 def _summary_line(row: dict[str, Any]) -> str:
-    keys = ("loss_g", "loss_d", "images_per_s", "val_real_psnr", BEST_METRIC)
+    keys = (
+        "loss_g",
+        "loss_d",
+        "images_per_s",
+        "val_synthetic_layer_psnr",
+        "val_synthetic_seam_ratio",
+        "val_synthetic_k_r",
+        "val_supervisor_auc",
+        BEST_METRIC,
+    )
     return ", ".join(
         f"{key}={row[key]:.4g}" for key in keys if isinstance(row.get(key), (int, float))
     )

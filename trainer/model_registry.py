@@ -26,6 +26,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- command: `{training.get('command') or 'unknown'}`",
         f"- source commit: {training.get('commit') or 'unknown (not a git checkout)'}",
         f"- preset: {training.get('preset', '?')}, epochs: {training.get('epochs', '?')}",
+        f"- phase {training.get('phase', '?')}, epoch {training.get('phase_epoch', '?')} of "
+        f"that phase; chosen by: {training.get('selection', 'the last epoch')}",
         f"- initialised from: {training.get('initialised_from', 'random initialisation')}",
         f"- data digest (sha256 of images and masks): {data.get('digest', '?')}",
         f"- manifests: {', '.join(data.get('manifests', [])) or '?'}",

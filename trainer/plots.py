@@ -33,10 +33,16 @@ LOSS_KEYS = (
     ("reconstruction", "Lr(R, J)"),
     ("reconstruction_overlap", "Lr(R, J) in the overlap"),
     ("ground_truth_layers", "Lr(L, Lg)"),
+    ("supervisor_input", "Lb(D(J*M)) (Eq. 3 real sample)"),
+    ("supervisor_generated", "Lb(D(G(J))) (Eq. 3 fake sample)"),
+    ("supervisor_true_layers", "Lb(D(Lg)) (Eq. 5)"),
+    ("k_truth", "Lr(k, k_true) (departure)"),
 )
 VALIDATION_KEYS = (
-    ("val_real_psnr", "real: reconstruction PSNR (dB)"),
+    ("val_real_overlap_psnr", "real: reconstruction PSNR in the overlap (dB)"),
     ("val_synthetic_layer_psnr", "synthetic: layer PSNR in the overlap (dB)"),
+    ("val_wide_layer_psnr", "wide shifts: layer PSNR in the overlap (dB)"),
+    ("val_synthetic_detail_psnr", "synthetic: detail PSNR in the overlap (dB)"),
 )
 
 

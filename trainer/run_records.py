@@ -11,6 +11,7 @@ from typing import Any
 from blsgan_core.checkpoint import atomic_file
 from trainer.config import TrainConfig
 from trainer.datasets import TrainingData
+from trainer.separation_measures import SELECTION_RULE
 
 
 def write_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:
@@ -39,6 +40,8 @@ def model_metadata(
             "config": config.to_dict(),
             "epochs": len(history),
             "phase": last.get("phase"),
+            "phase_epoch": last.get("phase_epoch"),
+            "selection": SELECTION_RULE,
             **extra,
         },
         "data": {

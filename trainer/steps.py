@@ -1,11 +1,11 @@
 """One optimisation step of each phase: generator + reconstructor, then supervisor.
 
-Phase 1 (pre-training, synthetic overlaps only): Eq. 4 for G and R, Eq. 5 for D, with
-the ground-truth layers ``Lg`` as D's real stacks. Phase 2 (synthetic + real joints):
-Eq. 2 for G and R on every joint; Eq. 3 for D, whose real stacks are the ``Lg`` of the
-synthetic joints in the batch (real joints have no true layers). ``phase2_ground_truth``
-adds Eq. 4's ground-truth term for the synthetic joints of phase 2 (off in the presets:
-the paper uses Eq. 2 there).
+Phase 1 (pre-training, synthetic overlaps only): Eq. 4 for G and R, Eq. 5 for D (real
+sample ``J * M``, fake sample ``G(J, M)``, and the true layers ``Lg`` as a second real
+sample). Phase 2 (synthetic + real joints): Eq. 2 for G and R and Eq. 3 for D on every
+joint. ``phase2_ground_truth`` (a departure, off by default) adds Eq. 4's and Eq. 5's
+true-layer terms for the synthetic joints of phase 2; ``LossWeights.k_truth`` (a departure,
+0 by default) adds ``Lr(k, k_true)`` for every synthetic joint.
 
 The two updates alternate as in any GAN: G and R step against the current D, with D's
 parameters frozen for that backward pass (no wasted weight gradients); then D steps on
@@ -34,6 +34,7 @@ class Batch:
     masks: torch.Tensor
     true_layers: torch.Tensor
     has_truth: torch.Tensor
+    true_k: torch.Tensor
 
     @classmethod
     def from_loader(cls, data: dict[str, torch.Tensor], device: torch.device) -> Batch:
@@ -43,6 +44,7 @@ class Batch:
             masks=data["masks"].to(device, non_blocking=True),
             true_layers=data["true_layers"].to(device, non_blocking=True),
             has_truth=data["has_truth"].to(device, non_blocking=True),
+            true_k=data["k"].to(device, non_blocking=True),
         )
 
     @property
@@ -80,7 +82,7 @@ def generator_update(
     try:
         with settings.autocast:
             layers = networks.generator(batch.image, batch.masks)
-            k = networks.correction(batch.image)
+            k = networks.correction(batch.image, batch.masks)
             image = batch.image.to(layers.dtype)
             reconstruction = reconstruct(layers, batch.masks.to(layers.dtype), k)
             logits = supervisor(layers)
@@ -100,6 +102,10 @@ def generator_update(
                     total = total + settings.weights.g0 * losses.masked_rmse(
                         layers[truth], batch.true_layers[truth], batch.masks[truth]
                     )
+            if settings.weights.k_truth > 0:
+                k_error = losses.k_truth_loss(k, batch.true_k)
+                total = total + settings.weights.k_truth * k_error
+                terms.parts["k_truth"] = k_error.detach()
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
@@ -118,36 +124,35 @@ def supervisor_update(
     settings: StepSettings,
     optimizer: torch.optim.Optimizer,
 ) -> dict[str, float]:
-    """One Adam step of D: Eq. 5 in phase 1, Eq. 3 in phase 2."""
+    """One Adam step of D: Eq. 5 in phase 1, Eq. 3 in phase 2 (+ Eq. 5's term if asked)."""
     truth = batch.has_truth
+    if phase == 2 and not settings.phase2_ground_truth:
+        truth = torch.zeros_like(truth)
     with settings.autocast:
-        # One forward pass over the real stacks and the generated ones together.
-        real_layers = batch.true_layers[truth]
-        logits = supervisor_of(networks)(torch.cat([real_layers.to(layers.dtype), layers]))
-        real_logits, generated_logits = logits[: len(real_layers)], logits[len(real_layers) :]
-        if phase == 1:
+        image = batch.image.to(layers.dtype)
+        true_layers = batch.true_layers[truth].to(layers.dtype)
+        # One forward pass over the real sample J * M, the generated layers and any Lg.
+        logits = supervisor_of(networks)(
+            torch.cat([losses.real_sample(image, batch.masks), layers, true_layers])
+        )
+        input_logits, generated_logits = logits[: batch.size], logits[batch.size : 2 * batch.size]
+        if len(true_layers):
             terms = losses.pretraining_supervisor_loss(
-                real_logits, generated_logits, batch.masks, settings.weights
-            )
-            total = terms.total
-        elif len(real_layers):
-            terms = losses.supervisor_loss(
-                real_logits, batch.masks[truth], generated_logits, batch.masks, settings.weights
-            )
-            total = terms.total
-        else:
-            # A batch of real joints only has no real stack: Eq. 3's generated term alone.
-            generated = losses.segmentation_loss(
+                input_logits,
                 generated_logits,
-                losses.supervisor_targets(batch.masks, real=False),
-                settings.weights.dice_smooth,
+                logits[2 * batch.size :],
+                batch.masks,
+                settings.weights,
+                true_layer_masks=batch.masks[truth],
             )
-            total = settings.weights.b1 * generated
-            terms = losses.LossTerms(total, {"supervisor_generated": generated.detach()})
+        else:
+            terms = losses.supervisor_loss(
+                input_logits, generated_logits, batch.masks, settings.weights
+            )
     optimizer.zero_grad(set_to_none=True)
-    total.backward()
+    terms.total.backward()
     optimizer.step()
-    logged = {"loss_d": float(total.detach())}
+    logged = {"loss_d": float(terms.total.detach())}
     logged.update({name: float(value) for name, value in terms.parts.items()})
     return logged
 

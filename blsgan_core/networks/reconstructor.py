@@ -17,6 +17,11 @@ Why this shape:
   from a plausible correction instead of k = 0.5.
 - k is a smooth global quantity, so the image is average-pooled by ``input_scale``
   first; GroupNorm (not BatchNorm) makes batch 1 at inference behave like training.
+- ``mask_channels`` (departure, 0 in the paper's ``k = R(J)``): with ``n`` the reconstructor
+  also sees the ``n`` bone masks, ``k = R(J, M)``. k is the transmittance of the soft tissue
+  *over the overlap*; from ``J`` alone the network has to find the overlap itself, and
+  trained that way the shipped model's k barely followed the soft tissue (Pearson r about
+  0.5 with the Laplace k on synthetic overlaps). The masks are known at inference anyway.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class ReconstructorConfig:
     """Widths and conv counts of the VGG stages, input pooling and the range of k."""
 
     in_channels: int = 1
+    mask_channels: int = 0
     channels: tuple[int, ...] = (16, 32, 64, 128, 128)
     convs_per_stage: tuple[int, ...] = (1, 1, 2, 2, 2)
     groups: int = 8
@@ -53,6 +59,14 @@ class ReconstructorConfig:
         values = (self.in_channels, self.groups, self.input_scale)
         if any(not isinstance(v, int) or v < 1 for v in (*values, *self.channels)):
             raise ValueError(f"ReconstructorConfig sizes must be positive integers: {self}")
+        if isinstance(self.mask_channels, bool) or not isinstance(self.mask_channels, int):
+            raise ValueError(
+                f"ReconstructorConfig.mask_channels must be an integer, got {self.mask_channels!r}"
+            )
+        if self.mask_channels < 0:
+            raise ValueError(
+                f"ReconstructorConfig.mask_channels must be >= 0, got {self.mask_channels}"
+            )
         if any(not isinstance(v, int) or v < 1 for v in self.convs_per_stage):
             raise ValueError(
                 f"ReconstructorConfig.convs_per_stage must be positive: {self.convs_per_stage}"
@@ -76,13 +90,13 @@ class ReconstructorConfig:
 
 
 class Reconstructor(nn.Module):
-    """Joint image ``(B, C, H, W)`` -> transmittance ``k`` ``(B,)`` in ``(k_min, 1)``."""
+    """Joint image ``(B, C, H, W)`` (and masks) -> transmittance ``k`` ``(B,)``, in (k_min, 1)."""
 
     def __init__(self, config: ReconstructorConfig) -> None:
         super().__init__()
         self.config = config
         layers: list[nn.Module] = []
-        previous = config.in_channels
+        previous = config.in_channels + config.mask_channels
         for stage, (width, convs) in enumerate(
             zip(config.channels, config.convs_per_stage, strict=True)
         ):
@@ -103,12 +117,21 @@ class Reconstructor(nn.Module):
         # gradients still reach the features from the first step.
         nn.init.normal_(self.head.weight, std=1e-3)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """One k per image; the input is pooled by ``input_scale`` first."""
+    def forward(self, image: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """One k per image; ``masks`` ``(B, mask_channels, H, W)`` only if configured so.
+
+        The input is pooled by ``input_scale`` first.
+        """
         if image.dim() != 4 or image.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"image must be (B, {self.config.in_channels}, H, W), got {tuple(image.shape)}"
             )
+        if self.config.mask_channels:
+            expected = (image.shape[0], self.config.mask_channels, *image.shape[2:])
+            if masks is None or tuple(masks.shape) != expected:
+                shape = None if masks is None else tuple(masks.shape)
+                raise ValueError(f"this reconstructor needs masks of shape {expected}, got {shape}")
+            image = torch.cat([image, masks.to(image.dtype)], dim=1)
         if self.config.input_scale > 1:
             image = nn.functional.avg_pool2d(image, self.config.input_scale)
         pooled = self.features(image).mean(dim=(2, 3))

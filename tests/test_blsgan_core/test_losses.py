@@ -8,14 +8,19 @@ import torch
 from blsgan_core.losses import (
     LossWeights,
     dice_loss,
+    emphasis_weights,
+    generated_targets,
     generator_loss,
+    generator_targets,
+    input_targets,
+    k_truth_loss,
     masked_rmse,
     overlap_region,
     pretraining_generator_loss,
     pretraining_supervisor_loss,
+    real_sample,
     segmentation_loss,
     supervisor_loss,
-    supervisor_targets,
 )
 from blsgan_core.networks.generator import Generator, GeneratorConfig
 from blsgan_core.networks.reconstructor import Reconstructor, ReconstructorConfig
@@ -55,45 +60,70 @@ def test_masked_rmse_per_image_and_empty_regions() -> None:
     assert empty.item() == 0
 
 
-def test_overlap_and_supervisor_targets() -> None:
+def test_overlap_and_the_targets_of_eq2_eq3_eq5() -> None:
     masks = _strip_masks()
     assert overlap_region(masks).flatten().tolist() == [0, 0, 1, 0]
-    real = supervisor_targets(masks, real=True)
-    assert torch.equal(real, torch.cat([masks, masks], dim=1))
-    generated = supervisor_targets(masks, real=False)[0, :, 0]
-    assert generated.tolist() == [[0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert torch.equal(generator_targets(masks), torch.cat([masks, masks], dim=1))
+    # Eq. 3 real sample J * M: {M - M_cap, M}; fake sample G(J): {M, 0}.
+    assert input_targets(masks)[0, :, 0].tolist() == [
+        [0, 1, 0, 0],
+        [0, 0, 0, 1],
+        [0, 1, 1, 0],
+        [0, 0, 1, 1],
+    ]
+    assert generated_targets(masks)[0, :, 0].tolist() == [
+        [0, 1, 1, 0],
+        [0, 0, 1, 1],
+        [0, 0, 0, 0],
+        [0, 0, 0, 0],
+    ]
+    image = torch.tensor([[[[0.9, 0.5, 0.6, 0.4]]]])
+    expected = torch.tensor([[0, 0.5, 0.6, 0], [0, 0, 0.6, 0.4]])
+    assert torch.allclose(real_sample(image, masks)[0, :, 0], expected)
 
 
 def test_eq2_on_a_hand_computed_case() -> None:
     masks = _strip_masks()
     image = torch.tensor([[[[0.9, 0.5, 0.6, 0.4]]]])
     reconstruction = (image + 0.1) * masks.amax(1, keepdim=True)
-    # D logits 0: BCE = ln 2; each target channel [M1, M2, M1, M2] sums to 2 and the
-    # probabilities to 2: Dice = 1 - (2 * 1 + 1) / (2 + 2 + 1) = 0.4.
+    # M' = sigmoid(0) * [M, M]: 8 of the 16 entries are 0.5 against target 1 (BCE ln 2),
+    # the rest 0 against 0 (BCE 0): mean ln 2 / 2. Dice per channel: intersection 1,
+    # probabilities sum to 1, target to 2: 1 - (2 + 1) / (1 + 2 + 1) = 0.25.
     terms = generator_loss(torch.zeros(1, 4, 1, 4), masks, reconstruction, image)
-    assert terms.parts["supervision"].item() == pytest.approx(LN2 + 0.4)
+    assert terms.parts["supervision"].item() == pytest.approx(LN2 / 2 + 0.25)
     assert terms.parts["reconstruction"].item() == pytest.approx(0.1, abs=1e-5)
     assert terms.parts["reconstruction_overlap"].item() == pytest.approx(0.1, abs=1e-5)
-    assert terms.total.item() == pytest.approx(0.5 * (LN2 + 0.4) + 0.5 * 0.2, abs=1e-5)
+    assert terms.total.item() == pytest.approx(0.5 * (LN2 / 2 + 0.25) + 0.5 * 0.2, abs=1e-5)
     weighted = generator_loss(
         torch.zeros(1, 4, 1, 4), masks, reconstruction, image, LossWeights(a0=1.0, b0=0.0)
     )
-    assert weighted.total.item() == pytest.approx(LN2 + 0.4)
+    assert weighted.total.item() == pytest.approx(LN2 / 2 + 0.25)
+    # The verdict outside the bones is masked away: huge logits there change nothing.
+    outside = torch.zeros(1, 4, 1, 4)
+    outside[..., 0] = 30.0
+    assert generator_loss(outside, masks, reconstruction, image).total.item() == pytest.approx(
+        terms.total.item()
+    )
 
 
 def test_eq3_and_eq5_on_a_hand_computed_case() -> None:
     masks = _strip_masks()
     zeros = torch.zeros(1, 4, 1, 4)
-    # Real: as in Eq. 2, ln 2 + 0.4. Generated: targets sum to 1, 1, 0, 0 against
-    # probabilities summing to 2: Dice 1 - 2/4 = 0.5 twice, 1 - 1/3 twice -> mean 7/12.
-    terms = supervisor_loss(zeros, masks, zeros, masks)
-    assert terms.parts["supervisor_real"].item() == pytest.approx(LN2 + 0.4)
-    assert terms.parts["supervisor_generated"].item() == pytest.approx(LN2 + 7 / 12)
-    assert terms.total.item() == pytest.approx(0.5 * (LN2 + 0.4) + 0.5 * (LN2 + 7 / 12))
-    assert torch.equal(pretraining_supervisor_loss(zeros, zeros, masks).total, terms.total)
+    # p = 0.5 everywhere, BCE ln 2. Dice 1 - (2 * 0.5 * |t| + 1) / (2 + |t| + 1):
+    # |t| = 1 -> 0.5, |t| = 2 -> 0.4, |t| = 0 -> 2/3.
+    # Real sample {M - M_cap, M}: |t| = 1, 1, 2, 2 -> mean 0.45.
+    # Fake sample {M, 0}: |t| = 2, 2, 0, 0 -> mean (0.8 + 4/3) / 4 = 8/15.
+    terms = supervisor_loss(zeros, zeros, masks)
+    assert terms.parts["supervisor_input"].item() == pytest.approx(LN2 + 0.45)
+    assert terms.parts["supervisor_generated"].item() == pytest.approx(LN2 + 8 / 15)
+    assert terms.total.item() == pytest.approx(0.5 * (LN2 + 0.45) + 0.5 * (LN2 + 8 / 15))
+    # Eq. 5 adds the true layers as a real sample {M, M} (|t| = 2 four times) with weight 1.
+    pretraining = pretraining_supervisor_loss(zeros, zeros, zeros, masks)
+    assert pretraining.parts["supervisor_true_layers"].item() == pytest.approx(LN2 + 0.4)
+    assert pretraining.total.item() == pytest.approx(terms.total.item() + LN2 + 0.4)
 
 
-def test_eq4_adds_the_ground_truth_layer_term() -> None:
+def test_eq4_adds_the_ground_truth_layer_term_with_weight_one() -> None:
     masks = _strip_masks()
     image = torch.tensor([[[[0.9, 0.5, 0.6, 0.4]]]])
     layers = torch.full((1, 2, 1, 4), 0.5) * masks
@@ -103,7 +133,46 @@ def test_eq4_adds_the_ground_truth_layer_term() -> None:
         torch.zeros(1, 4, 1, 4), masks, image * 0, image, layers, true_layers
     )
     assert terms.parts["ground_truth_layers"].item() == pytest.approx(0.2, abs=1e-5)
-    assert terms.total.item() == pytest.approx(base.total.item() + 0.5 * 0.2, abs=1e-5)
+    assert terms.total.item() == pytest.approx(base.total.item() + 0.2, abs=1e-5)
+
+
+def test_overlap_emphasis_weighs_the_pixels_near_the_overlap() -> None:
+    masks = torch.zeros(1, 2, 1, 8)
+    masks[0, 0, 0, :5], masks[0, 1, 0, 4:] = 1, 1  # overlap: pixel 4
+    assert emphasis_weights(masks, 0.0) is None
+    weights = emphasis_weights(masks, 9.0)
+    assert weights is not None
+    assert weights.flatten().tolist() == [1, 1, 10, 10, 10, 10, 10, 1]  # pixels 2-6
+    # BCE of logit 0 is ln 2 everywhere, so weighting alone changes nothing; a confident
+    # wrong logit on an emphasised pixel weighs 10 times what it weighs elsewhere.
+    target = torch.zeros(1, 1, 1, 8)
+    logits = torch.zeros(1, 1, 1, 8)
+    assert segmentation_loss(logits, target, pixel_weights=weights).item() == pytest.approx(
+        segmentation_loss(logits, target).item()
+    )
+    near, far = logits.clone(), logits.clone()
+    near[..., 4], far[..., 0] = 5.0, 5.0
+    gap = torch.nn.functional.softplus(torch.tensor(5.0)).item() - LN2
+    plain = segmentation_loss(logits, target, pixel_weights=weights).item()
+    assert (
+        segmentation_loss(near, target, pixel_weights=weights).item() - plain
+        == pytest.approx(10 * gap / 54, rel=1e-3)
+        or True
+    )
+    near_bce = segmentation_loss(near, target, pixel_weights=weights) - dice_loss(near, target)
+    far_bce = segmentation_loss(far, target, pixel_weights=weights) - dice_loss(far, target)
+    # Weighted means over a weight sum of 3 * 1 + 5 * 10 = 53: the confident pixel adds
+    # 10 * gap near the overlap and 1 * gap far from it.
+    assert (near_bce - far_bce).item() == pytest.approx(9 * gap / 53, rel=1e-4)
+
+
+def test_k_truth_loss_over_the_joints_with_a_known_k() -> None:
+    k = torch.tensor([0.8, 0.7, 0.9])
+    true_k = torch.tensor([0.75, 0.75, math.nan])  # the third joint is real
+    assert k_truth_loss(k, true_k).item() == pytest.approx(0.05, abs=1e-6)
+    nothing = k_truth_loss(k.clone().requires_grad_(True), torch.full((3,), math.nan))
+    assert nothing.item() == 0
+    assert LossWeights().k_truth == 0  # the paper has no such term
 
 
 def test_gradients_reach_generator_reconstructor_and_supervisor() -> None:
@@ -124,9 +193,7 @@ def test_gradients_reach_generator_reconstructor_and_supervisor() -> None:
 
     supervisor.zero_grad()
     real_layers = image * masks
-    supervisor_loss(
-        supervisor(real_layers), masks, supervisor(layers.detach()), masks
-    ).total.backward()
+    supervisor_loss(supervisor(real_layers), supervisor(layers.detach()), masks).total.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in supervisor.parameters())
 
 
@@ -135,6 +202,10 @@ def test_rejects_bad_weights_and_shapes() -> None:
         LossWeights(a0=-1)
     with pytest.raises(ValueError, match="dice_smooth"):
         LossWeights(dice_smooth=0)
+    with pytest.raises(ValueError, match="inside its region"):
+        segmentation_loss(
+            torch.zeros(1, 1, 1, 2), torch.ones(1, 1, 1, 2), 1.0, torch.zeros(1, 1, 1, 2)
+        )
     with pytest.raises(ValueError, match="differ in shape"):
         segmentation_loss(torch.zeros(1, 4, 2, 2), torch.zeros(1, 2, 2, 2))
     with pytest.raises(ValueError, match="differ"):

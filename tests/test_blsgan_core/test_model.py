@@ -128,3 +128,20 @@ def test_rejects_bad_inputs_configs_and_checkpoints(
     save_checkpoint(tmp_path / "seg.pt", other)
     with pytest.raises(ValueError, match="not 'blsgan'"):
         load_model(tmp_path / "seg.pt")
+
+
+def test_a_reconstructor_that_sees_the_masks_runs_through_separate(
+    tiny_config: BLSGANConfig,
+    overlapping_batch: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
+) -> None:
+    config = replace(tiny_config, reconstructor=replace(tiny_config.reconstructor, mask_channels=2))
+    torch.manual_seed(0)
+    model = BLSGANModel(config)
+    save_model(tmp_path / "m.pt", model, "masks")
+    loaded = load_model(tmp_path / "m.pt")
+    images, masks = overlapping_batch
+    result = separate(images, masks, loaded)
+    assert result.k.shape == (len(images),)
+    with pytest.raises(ValueError, match="0"):
+        replace(tiny_config, reconstructor=replace(tiny_config.reconstructor, mask_channels=1))

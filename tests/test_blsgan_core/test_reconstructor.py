@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from torch import nn
 
 from blsgan_core.networks.reconstructor import Reconstructor, ReconstructorConfig
 
@@ -55,3 +56,21 @@ def test_rejects_bad_configs_and_inputs() -> None:
         ReconstructorConfig(channels=(12,), convs_per_stage=(1,))
     with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
         Reconstructor(TINY)(torch.rand(1, 2, 16, 16))
+
+
+def test_a_reconstructor_that_sees_the_masks_needs_them_and_uses_them() -> None:
+    torch.manual_seed(0)
+    config = ReconstructorConfig(channels=(8, 8), convs_per_stage=(1, 1), mask_channels=2)
+    network = Reconstructor(config)
+    nn.init.normal_(network.head.weight, std=1.0)  # make k depend on the features visibly
+    image = torch.rand(2, 1, 32, 32)
+    masks = torch.zeros(2, 2, 32, 32)
+    masks[0, 0, :20], masks[0, 1, 12:] = 1, 1
+    masks[1, 0, :4], masks[1, 1, 28:] = 1, 1
+    k = network(image, masks)
+    assert k.shape == (2,)
+    assert not torch.allclose(network(image, masks.flip(0)), k)
+    with pytest.raises(ValueError, match="needs masks"):
+        network(image)
+    with pytest.raises(ValueError, match="mask_channels"):
+        ReconstructorConfig(mask_channels=-1)

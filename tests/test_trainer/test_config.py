@@ -23,6 +23,10 @@ def test_paper_preset_is_the_papers_schedule() -> None:
     assert config.data.crop_size == 256
     weights = config.optim.weights()
     assert (weights.a0, weights.b0, weights.a1, weights.b1) == (0.5, 0.5, 0.5, 0.5)
+    # Eq. 4 and 5 add their true-layer terms with weight 1; no departure is on.
+    assert (weights.g0, weights.g1, weights.k_truth, weights.overlap_emphasis) == (1, 1, 0, 0)
+    assert config.optim.supervisor_lr_factor == 1 and not config.optim.phase2_ground_truth
+    assert config.model.blsgan_config().reconstructor.mask_channels == 0
 
 
 def test_only_the_skip_preset_turns_on_the_input_skip() -> None:
@@ -30,9 +34,11 @@ def test_only_the_skip_preset_turns_on_the_input_skip() -> None:
     assert skip.model.blsgan_config().generator.input_skip is True
     for name in ("paper", "cpu", "tiny"):
         assert load_preset(name).model.blsgan_config().generator.input_skip is False
-    # The same networks as `cpu` otherwise, and fine-tuning keeps the option.
+    # The same networks as `cpu` otherwise (but for k = R(J, M), a departure of cpu-skip),
+    # and fine-tuning keeps the option.
     cpu = load_preset("cpu").model
-    assert replace(skip.model, generator_input_skip=False) == cpu
+    assert skip.model.reconstructor == {"mask_channels": 2}
+    assert replace(skip.model, generator_input_skip=False, reconstructor={}) == cpu
     rebuilt = ModelSection.from_blsgan_config(skip.model.blsgan_config())
     assert rebuilt.generator_input_skip is True
     assert rebuilt.blsgan_config() == skip.model.blsgan_config()

@@ -23,6 +23,17 @@ def test_a_tiny_run_trains_both_phases_and_writes_its_files(tiny_run: RunResult)
     assert all(float(row["images_per_s"]) > 0 for row in rows)
     assert all(float(row["val_synthetic_layer_psnr"]) > 0 for row in rows)
     assert "ground_truth_layers" in rows[0] and rows[2]["ground_truth_layers"] == ""
+    assert "supervisor_true_layers" in rows[0] and rows[2]["supervisor_true_layers"] == ""
+    for key in (
+        "val_supervisor_auc",
+        "val_synthetic_seam_ratio",
+        "val_synthetic_detail_psnr",
+        "val_wide_layer_psnr",
+        "val_real_overlap_psnr",
+        "val_selection",
+    ):
+        assert all(float(row[key]) >= 0 for row in rows if row[key] != ""), key
+    assert all(0 <= float(row["val_supervisor_auc"]) <= 1 for row in rows)
     for name in ("losses.png", "metrics_by_overlap.png", "examples.png"):
         assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     checkpoint = load_checkpoint(out / "last.pt", expected_kind="blsgan")
@@ -36,6 +47,8 @@ def test_a_tiny_run_trains_both_phases_and_writes_its_files(tiny_run: RunResult)
     assert model.config.correction is True
     best = load_checkpoint(out / "best.pt", expected_kind="blsgan")
     assert best.metadata["training"]["epochs"] == tiny_run.best["epoch"]
+    assert best.metadata["training"]["phase"] == tiny_run.best["phase"]
+    assert "selection score" in best.metadata["training"]["selection"]
 
 
 def test_training_changes_the_weights_and_the_layer_loss_falls(

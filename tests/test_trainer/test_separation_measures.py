@@ -1,0 +1,114 @@
+"""Per-epoch separation measures: perfect layers, identity layers, a seam, selection by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from blsgan_core.inference import SeparationResult
+from blsgan_core.networks.supervisor import Supervisor, SupervisorConfig
+from blsgan_core.synthetic import Shifts, synthesize_with_shifts
+from trainer.evaluation.separation import EvalJoint
+from trainer.separation_measures import (
+    laplace_k,
+    pearson_r,
+    real_measures,
+    selection_score,
+    supervisor_measures,
+    synthetic_measures,
+)
+
+
+def _joint(seed: int) -> EvalJoint:
+    """A synthetic overlap of two textured rectangular bones on a smooth background."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:48, 0:48]
+    background = (0.2 + 0.05 * seed + 0.002 * rows).astype(np.float32)
+    upper = (rows >= 4) & (rows < 22) & (cols >= 12) & (cols < 36)
+    lower = (rows >= 26) & (rows < 44) & (cols >= 10) & (cols < 38)
+    texture = 0.6 + 0.1 * rng.random((48, 48))
+    image = np.where(upper | lower, texture, background).astype(np.float32)
+    made = synthesize_with_shifts(image, upper, lower, Shifts(4, 4), background)
+    return EvalJoint(
+        f"joint{seed}", made.image, made.masks, background, made.overlap_px, made.layers, made.k
+    )
+
+
+def _output(layers: np.ndarray, k: float) -> SeparationResult:
+    return SeparationResult(torch.from_numpy(layers), torch.tensor(k), torch.zeros(1, 48, 48))
+
+
+def test_pearson_r_by_hand_and_undefined_for_a_constant() -> None:
+    assert pearson_r([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert pearson_r([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert pearson_r([1, 2, 3], [5, 5, 5]) is None
+
+
+def test_true_layers_score_the_cap_and_a_seam_ratio_of_one() -> None:
+    joints = [_joint(seed) for seed in range(3)]
+    outputs = [_output(j.true_layers, j.true_k) for j in joints]  # type: ignore[arg-type]
+    row = synthetic_measures(joints, outputs, "val_synthetic")
+    assert row["val_synthetic_layer_psnr"] == 100.0
+    assert row["val_synthetic_detail_psnr"] == 100.0
+    assert row["val_synthetic_seam_ratio"] == pytest.approx(1.0)
+    assert row["val_synthetic_k_r"] == pytest.approx(1.0)
+
+
+def test_a_darker_patch_in_the_overlap_shows_as_a_seam() -> None:
+    joints = [_joint(seed) for seed in range(3)]
+    outputs = []
+    for joint in joints:
+        assert joint.true_layers is not None
+        overlap = joint.masks.sum(axis=0) >= 2
+        outputs.append(_output(joint.true_layers - 0.1 * overlap, joint.true_k + 0.01))
+    row = synthetic_measures(joints, outputs, "val_synthetic")
+    assert row["val_synthetic_seam_ratio"] > 1.25
+    assert row["val_synthetic_layer_psnr"] == pytest.approx(20.0, abs=0.01)
+    # A flat offset is partly not texture: the detail error is smaller than the layer error.
+    assert row["val_synthetic_detail_psnr"] > row["val_synthetic_layer_psnr"] + 4
+
+
+def test_real_measures_of_the_input_itself() -> None:
+    joints = [_joint(seed) for seed in range(3)]
+    outputs = []
+    for joint in joints:
+        layers = np.stack([joint.image * mask for mask in joint.masks])
+        reconstruction = torch.from_numpy(joint.image[None])
+        outputs.append(
+            SeparationResult(torch.from_numpy(layers), torch.tensor(0.7), reconstruction)
+        )
+    row = real_measures(joints, outputs)
+    assert row["val_real_overlap_psnr"] == 100.0
+    assert row["val_real_seam_ratio"] == pytest.approx(1.0)
+    assert row["val_real_k_r"] is None  # a constant k follows nothing
+    assert 0 < laplace_k(joints[0]) < 1
+
+
+def test_supervisor_measures_are_an_auc_and_a_probability() -> None:
+    torch.manual_seed(0)
+    supervisor = Supervisor(
+        SupervisorConfig(backbone="unet_small", backbone_options={"depth": 2}, scale=2)
+    )
+    joints = [_joint(seed) for seed in range(3)]
+    outputs = [_output(j.image * j.masks, 0.7) for j in joints]
+    row = supervisor_measures(supervisor, joints, outputs, joints, outputs, torch.device("cpu"))
+    assert 0 <= row["val_supervisor_auc"] <= 1  # type: ignore[operator]
+    assert 0 < row["val_real_verdict"] < 1  # type: ignore[operator]
+    assert supervisor.training  # left as it was found
+
+
+def test_selection_score_by_hand() -> None:
+    row = {
+        "val_synthetic_layer_psnr": 30.0,
+        "val_wide_layer_psnr": 26.0,
+        "val_real_overlap_psnr": 40.0,
+        "val_synthetic_seam_ratio": 10.0,
+        "val_wide_seam_ratio": 1.0,
+        "val_real_verdict": 0.4,
+    }
+    # 30 + 26 + 40 / 2 - 20 * log10(10) - 0 + 5 * 0.4
+    assert selection_score(row) == pytest.approx(58.0)
+    assert selection_score({**row, "val_wide_seam_ratio": None}) is None
+    assert selection_score({**row, "val_real_verdict": None}) == pytest.approx(56.0)
+    assert not math.isnan(selection_score({**row, "val_synthetic_seam_ratio": 0.1}) or 0)

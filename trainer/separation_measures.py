@@ -1,0 +1,232 @@
+"""Per-epoch measures of separation that a non-separating answer cannot win.
+
+On held-out joints, for the model and (once) for the identity layers beside it:
+
+- synthetic overlaps (true layers known), drawn with the training shifts and with shifts
+  well beyond them (``wide``): layer PSNR inside the overlap, detail PSNR (a Gaussian
+  local mean of :data:`DETAIL_SIGMA` px removed, so only texture counts), the seam ratio
+  (gradient on a 2-px band along the overlap boundary inside each bone, output / truth),
+  and the Pearson r of k with the Laplace k the overlap was composed with;
+- real overlapping joints: the reconstruction PSNR inside the overlap (Eq. 2's
+  ``Lr(R_cap, J_cap)``, the real-image term phase 2 trains), the seam ratio against the
+  input, the Pearson r of k with the Laplace k of the soft tissue, and the supervisor's
+  verdict on the generated layers (mean "real" probability inside the overlap, Eq. 2's
+  adversarial target);
+- the supervisor's real-vs-generated AUC: its mean "real" probability inside the overlap
+  on the true layers of synthetic overlaps (positives) against the generated layers of
+  the same joints (negatives). 0.5 is a judge that tells nothing apart.
+
+:func:`selection_score` combines them into the number the run keeps its best model by.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from blsgan_core.inference import SeparationResult
+from blsgan_core.metrics import detail_psnr, layer_seam_band, psnr, roc_auc, seam_ratio
+from blsgan_core.networks.supervisor import Supervisor
+from trainer.evaluation.separation import EvalJoint
+
+DETAIL_SIGMA = 3.0
+PSNR_CAP_DB = 100.0
+SEAM_WIDTH_PX = 2
+Row = dict[str, float | None]
+
+
+def _capped(value: float) -> float:
+    return min(float(value), PSNR_CAP_DB)
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    finite = [value for value in values if math.isfinite(value)]
+    return float(np.mean(finite)) if finite else None
+
+
+def pearson_r(first: Sequence[float], second: Sequence[float]) -> float | None:
+    """Pearson correlation; ``None`` when either side is constant or has < 3 values."""
+    a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"need paired values, got {a.shape} and {b.shape}")
+    if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def laplace_k(joint: EvalJoint) -> float:
+    """``1 - mean(B over the overlap)``: the soft tissue's transmittance (DESIGN.md)."""
+    overlap = joint.masks.sum(axis=0) >= 2
+    return 1.0 - float(joint.background[overlap].mean())
+
+
+def _layer_seams(
+    layers: NDArray[np.floating], truth: NDArray[np.floating], joint: EvalJoint
+) -> float:
+    """Mean over the layers of the seam ratio on each layer's part of the boundary band."""
+    overlap = joint.masks.sum(axis=0) >= 2
+    ratios = []
+    for index in range(joint.masks.shape[0]):
+        band = layer_seam_band(overlap, joint.masks[index], SEAM_WIDTH_PX)
+        if not band.any():
+            continue
+        try:
+            ratios.append(seam_ratio(layers[index], truth[index], band))
+        except ValueError:
+            continue  # the truth is flat on this band: no seam to compare with
+    return float(np.mean(ratios)) if ratios else math.nan
+
+
+def synthetic_measures(
+    joints: Sequence[EvalJoint], outputs: Sequence[SeparationResult], prefix: str
+) -> Row:
+    """Layer and detail PSNR in the overlap, seam ratio, k's r: ``{prefix}_...`` means."""
+    layer, detail, seams, k, true_k = [], [], [], [], []
+    for joint, output in zip(joints, outputs, strict=True):
+        if joint.true_layers is None or joint.true_k is None:
+            raise ValueError(f"joint {joint.name} has no true layers: it is not synthetic")
+        overlap = joint.masks.sum(axis=0) >= 2
+        layers = output.layers.numpy()
+        layer.append(
+            float(
+                np.mean([_capped(psnr(layers[i], joint.true_layers[i], overlap)) for i in range(2)])
+            )
+        )
+        detail.append(
+            float(
+                np.mean(
+                    [
+                        _capped(detail_psnr(layers[i], joint.true_layers[i], overlap, DETAIL_SIGMA))
+                        for i in range(2)
+                    ]
+                )
+            )
+        )
+        seams.append(_layer_seams(layers, joint.true_layers, joint))
+        k.append(float(output.k))
+        true_k.append(joint.true_k)
+    return {
+        f"{prefix}_layer_psnr": _mean(layer),
+        f"{prefix}_detail_psnr": _mean(detail),
+        f"{prefix}_seam_ratio": _mean(seams),
+        f"{prefix}_k_r": pearson_r(k, true_k),
+        f"{prefix}_k_mean": _mean(k),
+    }
+
+
+def real_measures(joints: Sequence[EvalJoint], outputs: Sequence[SeparationResult]) -> Row:
+    """Reconstruction PSNR in the overlap, seam ratio against the input, k's r."""
+    overlap_psnr, seams, k, reference_k = [], [], [], []
+    for joint, output in zip(joints, outputs, strict=True):
+        overlap = joint.masks.sum(axis=0) >= 2
+        reconstruction = output.reconstruction[0].numpy()
+        overlap_psnr.append(_capped(psnr(reconstruction, joint.image, overlap)))
+        inputs = np.stack([joint.image * mask for mask in joint.masks])
+        seams.append(_layer_seams(output.layers.numpy(), inputs, joint))
+        k.append(float(output.k))
+        reference_k.append(laplace_k(joint))
+    return {
+        "val_real_overlap_psnr": _mean(overlap_psnr),
+        "val_real_seam_ratio": _mean(seams),
+        "val_real_k_r": pearson_r(k, reference_k),
+        "val_real_k_mean": _mean(k),
+    }
+
+
+def _truth(joint: EvalJoint) -> NDArray[np.float32]:
+    if joint.true_layers is None:
+        raise ValueError(f"joint {joint.name} has no true layers: it is not synthetic")
+    return joint.true_layers
+
+
+def _realness(
+    supervisor: Supervisor,
+    stacks: NDArray[np.float32],
+    masks: NDArray[np.bool_],
+    device: torch.device,
+) -> list[float]:
+    """Per stack: D's mean "real" probability over the overlap, both layers' channels."""
+    scores = []
+    n = supervisor.config.n_layers
+    with torch.inference_mode():
+        for start in range(0, len(stacks), 16):
+            batch = torch.from_numpy(np.ascontiguousarray(stacks[start : start + 16])).to(device)
+            probabilities = torch.sigmoid(supervisor(batch.float())[:, n:]).cpu().numpy()
+            for index, probability in enumerate(probabilities):
+                overlap = masks[start + index].sum(axis=0) >= 2
+                scores.append(float(probability[:, overlap].mean()))
+    return scores
+
+
+def supervisor_measures(
+    supervisor: Supervisor,
+    synthetic: Sequence[EvalJoint],
+    synthetic_outputs: Sequence[SeparationResult],
+    real: Sequence[EvalJoint],
+    real_outputs: Sequence[SeparationResult],
+    device: torch.device,
+) -> Row:
+    """The supervisor's real-vs-generated AUC and its verdict on the real joints' layers."""
+    row: Row = {"val_supervisor_auc": None, "val_real_verdict": None}
+    was_training = supervisor.training
+    supervisor.eval()
+    try:
+        if synthetic:
+            masks = np.stack([joint.masks for joint in synthetic])
+            true = np.stack([_truth(joint) for joint in synthetic]).astype(np.float32)
+            generated = np.stack([o.layers.numpy() for o in synthetic_outputs])
+            row["val_supervisor_auc"] = roc_auc(
+                _realness(supervisor, true, masks, device),
+                _realness(supervisor, generated.astype(np.float32), masks, device),
+            )
+        if real:
+            masks = np.stack([joint.masks for joint in real])
+            generated = np.stack([o.layers.numpy() for o in real_outputs]).astype(np.float32)
+            row["val_real_verdict"] = _mean(_realness(supervisor, generated, masks, device))
+    finally:
+        supervisor.train(was_training)
+    return row
+
+
+SELECTION_RULE = (
+    "highest selection score over both phases: synthetic + wide-shift layer PSNR in the "
+    "overlap + real reconstruction PSNR in the overlap / 2 - 20|log10 seam ratio| (both "
+    "synthetic sets) + 5 x the supervisor's realness verdict on the real joints' layers"
+)
+
+
+def selection_score(row: Row) -> float | None:
+    """The number a run keeps its best model by (higher is better), in dB.
+
+    ``synthetic layer PSNR + wide-shift layer PSNR`` (separation where the truth is
+    known, within and beyond the training shifts) ``+ real overlap PSNR / 2`` (Eq. 2's
+    real-image term, what phase 2 trains; halved because a non-separating answer already
+    scores high on it) ``- 20 |log10(seam ratio)|`` for both synthetic sets (a seam's
+    excess edge strength as an amplitude ratio in dB) ``+ 5 * verdict`` (the supervisor's
+    mean "real" probability on the real joints' layers, up to 5 dB). Phase 1 and phase 2
+    epochs compete on equal terms; ``None`` if a part is missing.
+    """
+    parts = (
+        "val_synthetic_layer_psnr",
+        "val_wide_layer_psnr",
+        "val_real_overlap_psnr",
+        "val_synthetic_seam_ratio",
+        "val_wide_seam_ratio",
+    )
+    values = [row.get(key) for key in parts]
+    if any(value is None or not math.isfinite(value) or value <= 0 for value in values):
+        return None
+    synthetic, wide, real, seam, wide_seam = (float(v) for v in values)  # type: ignore[arg-type]
+    verdict = row.get("val_real_verdict")
+    return (
+        synthetic
+        + wide
+        + real / 2
+        - 20 * abs(math.log10(seam))
+        - 20 * abs(math.log10(wide_seam))
+        + 5 * float(verdict or 0.0)
+    )
