@@ -1,4 +1,5 @@
-"""Image-quality metrics of the paper (MSE, SSIM, PSNR, FID) and layer errors.
+"""Image-quality metrics of the paper (MSE, SSIM, PSNR, FID), layer errors, and the
+measures a non-separating answer cannot win (detail PSNR, seam ratio, ROC AUC).
 
 All images are float arrays in [0, 1] (``data_range = 1``). Masked variants average only
 over a region (the bones, for "reconstruction vs input inside the bones"): MSE and PSNR
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from scipy import linalg
+from scipy import linalg, ndimage, stats
 from skimage.metrics import structural_similarity
 
 FloatArray = NDArray[np.floating]
@@ -120,6 +121,112 @@ def layer_errors(
     for name in ("mse", "mae", "psnr"):
         result[name] = float(np.mean([result[f"layer{i}_{name}"] for i in range(layers.shape[0])]))
     return result
+
+
+def overlap_boundary_band(m_cap: NDArray[np.bool_], width: int = 2) -> NDArray[np.bool_]:
+    """Pixels within a ``width``-pixel band straddling the boundary of the overlap ``m_cap``.
+
+    A seam left by a generator sits on the overlap's edge, so that is where its gradient is
+    measured: ``ceil(width / 2)`` pixels inside the overlap and ``floor(width / 2)`` outside
+    it (for the default 2: the overlap's outermost pixel and its outer neighbour, 4-connected).
+    Parts of that boundary that are also a bone's own outline carry the bone's edge in the
+    true layer too; intersect the band with an eroded bone mask to leave them out.
+    """
+    m_cap = np.asarray(m_cap, dtype=bool)
+    if m_cap.ndim != 2:
+        raise ValueError(f"m_cap must be a 2-D mask, got shape {m_cap.shape}")
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    if not m_cap.any():
+        raise ValueError("m_cap is empty: there is no overlap boundary")
+    inner, outer = (width + 1) // 2, width // 2
+    inside = m_cap & ~ndimage.binary_erosion(m_cap, iterations=inner, border_value=1)
+    if outer == 0:
+        return inside
+    outside = ndimage.binary_dilation(m_cap, iterations=outer) & ~m_cap
+    return inside | outside
+
+
+def layer_seam_band(
+    m_cap: NDArray[np.bool_], mask: NDArray[np.bool_], width: int = 2
+) -> NDArray[np.bool_]:
+    """The part of :func:`overlap_boundary_band` where a seam can show in one layer.
+
+    That is where the band lies inside the layer's bone ``mask`` eroded by one pixel: on
+    the bone's own outline both the true and the generated layer step to 0 (the mask
+    edge, identical in both), and central differences there would measure that step.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    band = overlap_boundary_band(m_cap, width)
+    if mask.shape != band.shape:
+        raise ValueError(f"mask {mask.shape} does not match m_cap {band.shape}")
+    return band & ndimage.binary_erosion(mask, border_value=1)
+
+
+def gradient_magnitude(image: FloatArray) -> NDArray[np.float64]:
+    """Per-pixel gradient magnitude by central differences (one-sided at the image edge)."""
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise ValueError(f"need a 2-D image, got shape {image.shape}")
+    rows, cols = np.gradient(image)
+    return np.hypot(rows, cols)
+
+
+def seam_ratio(output: FloatArray, truth: FloatArray, band: NDArray[np.bool_]) -> float:
+    """Mean gradient magnitude of ``output`` over ``band``, divided by that of ``truth``.
+
+    1 means the output's edges along the band are as strong as the truth's; a generator
+    that pastes a darker or brighter patch into the overlap leaves a seam, ratio > 1; one
+    that blurs the band gives < 1. ``truth`` is the true layer on synthetic overlaps and
+    the input image on real ones. Raises ``ValueError`` if the truth is flat on the band.
+    """
+    region = _pair(output, truth, band)
+    reference = float(np.mean(gradient_magnitude(truth)[region]))
+    if reference == 0:
+        raise ValueError("the truth has no gradient on the band: the ratio is undefined")
+    return float(np.mean(gradient_magnitude(output)[region])) / reference
+
+
+def local_detail(image: FloatArray, sigma: float) -> NDArray[np.float64]:
+    """``image`` minus its Gaussian-weighted local mean (standard deviation ``sigma`` px)."""
+    image = np.asarray(image, dtype=np.float64)
+    return image - ndimage.gaussian_filter(image, sigma=sigma, mode="nearest")
+
+
+def detail_psnr(
+    output: FloatArray, truth: FloatArray, mask: NDArray[np.bool_] | None, sigma: float
+) -> float:
+    """PSNR (``data_range = 1``) of the fine texture: both images with a local mean removed.
+
+    The local mean is a Gaussian of standard deviation ``sigma`` pixels. Removing it
+    takes away what a smooth, non-separating answer gets right (the bone's brightness
+    level), so what is left measures whether the trabecular texture of each bone was
+    recovered. Averaged over ``mask`` (the overlap) if given.
+    """
+    if not (isinstance(sigma, int | float) and math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a positive number of pixels, got {sigma!r}")
+    _pair(output, truth, mask)
+    return psnr(local_detail(output, sigma), local_detail(truth, sigma), mask)
+
+
+def roc_auc(scores_pos: Iterable[float], scores_neg: Iterable[float]) -> float:
+    """Area under the ROC curve: the chance a positive scores above a negative (ties 1/2).
+
+    Computed from ranks (the Mann-Whitney U statistic), exact for any number of ties.
+    0.5 means the scores do not tell the classes apart; 1 means they separate them fully.
+    """
+    positive = np.asarray(list(scores_pos), dtype=np.float64).ravel()
+    negative = np.asarray(list(scores_neg), dtype=np.float64).ravel()
+    if positive.size == 0 or negative.size == 0:
+        raise ValueError(
+            f"need at least one score per class, got {positive.size} positive and "
+            f"{negative.size} negative"
+        )
+    if not (np.isfinite(positive).all() and np.isfinite(negative).all()):
+        raise ValueError("scores must be finite")
+    ranks = stats.rankdata(np.concatenate([positive, negative]))
+    u_statistic = ranks[: positive.size].sum() - positive.size * (positive.size + 1) / 2
+    return float(u_statistic / (positive.size * negative.size))
 
 
 def load_feature_extractor(path: Path) -> FeatureExtractor:
