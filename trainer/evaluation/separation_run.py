@@ -112,15 +112,19 @@ def measure(
             joints_of(training_records, ranges),
             joints_of(records, ranges),
         )
-        results = turing_test(
-            separators,
-            (train_real, next(iter(train_synthetic.values()))),
-            (real, next(iter(test_synthetic.values()))),
-        )
-        figure = None
-        if plots is not None:
-            figure = figures.realism_panel(results, Path(plots) / "realism_patches.png")
-        report["realism"] = realism_report(results, figure)
+        train = (train_real, next(iter(train_synthetic.values())))
+        test = (real, next(iter(test_synthetic.values())))
+        if not all((*train, *test)):
+            report["realism"] = {
+                "skipped": "each side of the split needs real overlapping joints and "
+                "synthetic overlaps"
+            }
+        else:
+            results = turing_test(separators, train, test)
+            figure = None
+            if plots is not None:
+                figure = figures.realism_panel(results, Path(plots) / "realism_patches.png")
+            report["realism"] = realism_report(results, figure)
     if plots is not None:
         folder = Path(plots)
         figures.separation_by_overlap(report, folder / "separation_by_overlap.png")
