@@ -25,7 +25,7 @@ from trainer.evaluation.separation import (
 )
 from trainer.plots import realism_panel
 
-FAST = RealismConfig(steps=150, seed=0)
+FAST = RealismConfig(steps=100, seed=0)
 
 
 @pytest.fixture(scope="module")

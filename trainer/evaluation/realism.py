@@ -45,9 +45,9 @@ class RealismConfig:
     patch_size: int = 32
     jitter: int = 4
     patches_per_layer: int = 2
-    steps: int = 1000
+    steps: int = 600
     batch_size: int = 32
-    lr: float = 2e-3
+    lr: float = 5e-3
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -130,12 +130,15 @@ class RealismNet(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(1, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
             nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Conv2d(8, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
             nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
             nn.ReLU(),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
