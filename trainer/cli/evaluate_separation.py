@@ -33,7 +33,8 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     ``split`` (all/train/val) and ``seed`` of the joint-disjoint split, and optionally
     ``validation_fraction``, ``synthetic_seed``, ``shift_ranges`` (pairs of min/max px
     per bone; default the training range and one beyond it), ``masks``
-    (annotated/predicted), ``realism`` (run the Turing test, needs split val),
+    (annotated/predicted), ``realism`` (run the Turing test, needs split val) and
+    ``realism_steps``,
     ``max_images``, ``device``, ``plots`` (folder for PNG figures) and ``registry`` (the
     node's :class:`~blsgan_core.registry.ModelRegistry`, asked when ``model`` or the
     segmenter is needed).
@@ -76,6 +77,7 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
         shift_ranges=options.get("shift_ranges") or default_shift_ranges(),
         cap=options.get("max_images"),
         realism=options.get("realism", True),
+        realism_steps=options.get("realism_steps"),
         plots=options.get("plots"),
     )
     return {
@@ -157,6 +159,11 @@ SEPARATION_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         multiple=True,
         help="Separation: MIN MAX px per bone of a set of synthetic overlaps (repeatable; "
         "default the training range 1-8 and 9-16 beyond it).",
+    ),
+    click.option(
+        "--realism-steps",
+        type=click.IntRange(min=1),
+        help="Separation: training steps of each realism classifier (default: RealismConfig's).",
     ),
     click.option(
         "--realism/--no-realism",

@@ -18,7 +18,7 @@ from blsgan_core.synthetic import SyntheticConfig
 from trainer import plots as figures
 from trainer.datasets import SampleStore
 from trainer.evaluation.predicted_masks import with_predicted_masks
-from trainer.evaluation.realism import realism_report, turing_test
+from trainer.evaluation.realism import RealismConfig, realism_report, turing_test
 from trainer.evaluation.separation import (
     EvalJoint,
     Separator,
@@ -65,6 +65,7 @@ def measure(
     cap: int | None,
     realism: bool,
     plots: Path | None,
+    realism_steps: int | None = None,
 ) -> dict[str, Any]:
     """The report of ``models`` beside the two baselines on ``records`` (see the runner).
 
@@ -120,11 +121,12 @@ def measure(
                 "synthetic overlaps"
             }
         else:
-            results = turing_test(separators, train, test)
+            config = RealismConfig(**({"steps": realism_steps} if realism_steps else {}))
+            results = turing_test(separators, train, test, config)
             figure = None
             if plots is not None:
                 figure = figures.realism_panel(results, Path(plots) / "realism_patches.png")
-            report["realism"] = realism_report(results, figure)
+            report["realism"] = realism_report(results, figure, config)
     if plots is not None:
         folder = Path(plots)
         figures.separation_by_overlap(report, folder / "separation_by_overlap.png")
