@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch 2.13.0 is on disk here; an unpinned torch would pull CUDA packages.
 TORCH := torch==2.13.0
 
-.PHONY: run test install install-dev system-packages lint typecheck pytest clean
+.PHONY: run test install install-dev system-packages lint typecheck pytest smoke-wheel clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,20 @@ typecheck:
 	$(BIN)/mypy
 
 pytest:
-	$(BIN)/python -m pytest
+	$(BIN)/pytest
 
-test: system-packages install-dev lint typecheck pytest
+# The product as a user gets it from a wheel: built, installed into a fresh environment,
+# and one hand radiograph processed there by 'blsnode serve' (scripts/smoke_job.py).
+WHEEL_DIR := build/wheel
+WHEEL_VENV := build/wheel-venv
+smoke-wheel: $(BIN)/python
+	rm -rf $(WHEEL_DIR) $(WHEEL_VENV)
+	$(BIN)/pip wheel -q --no-deps -w $(WHEEL_DIR) .
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install -q $(TORCH) $(WHEEL_DIR)/*.whl
+	$(WHEEL_VENV)/bin/python scripts/smoke_job.py
+
+test: system-packages install-dev lint typecheck pytest smoke-wheel
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

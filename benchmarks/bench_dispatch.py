@@ -2,7 +2,7 @@
 
 The 18 SEG, SC and SR objects of one full-size atlas hand (written by the worker's
 pipeline: the shipped localiser and segmenter, a BLS-GAN of the ``cpu`` preset's
-architecture with random weights) are sent by ``dicom_node.scu`` to a real Orthanc and
+architecture with random weights) are sent by ``dicom_node.send.scu`` to a real Orthanc and
 to dcmtk's ``storescp``, baseline and ours alternating:
 
 - ``baseline``: ``store_file`` for each object, a new association each (how dispatch
@@ -17,7 +17,7 @@ new SOP Instance UIDs, so no destination takes a shortcut for an instance it alr
 This isolates the sending; ``bench_e2e.py --baseline-batch-size 1`` measures the same
 change end to end (Celery messages, database, polling Orthanc).
 
-    PYTHONPATH=. python benchmarks/bench_dispatch.py [--repeats 5] [--image 3149] [--json]
+    .venv/bin/python benchmarks/bench_dispatch.py [--repeats 5] [--image 3149] [--json]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from peers import running_storescp  # noqa: E402
 from pydicom import dcmread  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 
-from dicom_node.scu import StoreAttempt, store_file, store_files  # noqa: E402
+from dicom_node.send.scu import StoreAttempt, store_file, store_files  # noqa: E402
 from dicom_node.settings import DestinationSettings, Settings, load_settings  # noqa: E402
 
 

@@ -17,7 +17,7 @@ BLS-GAN has the architecture of a training preset (default ``cpu``, the shipped 
 with random weights, so the compute is real; ``--registry`` uses a registry's promoted
 model instead. The localiser and the segmenter are the shipped weights.
 
-    PYTHONPATH=. python benchmarks/bench_e2e.py [--images 3149,3143,3146] [--repeats 1] [--json]
+    .venv/bin/python benchmarks/bench_e2e.py [--images 3149,3143,3146] [--repeats 1] [--json]
 
 ``--baseline-batch-size 1`` first runs the same radiographs with one association per
 result (how dispatch worked before batching) and prints the ratio baseline / ours of
@@ -43,7 +43,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTS = REPO_ROOT / "tests"
 # The end-to-end tests' helpers (peers, node process, DICOM factory) run the benchmark.
-sys.path[:0] = [str(TESTS / name) for name in ("", "e2e", "dicom_node", "worker")]
+sys.path[:0] = [str(TESTS / name) for name in ("", "e2e", "test_dicom_node", "test_worker")]
 # The real hand radiographs (as the tests find them).
 SHARED_DATA = Path(os.environ.get("BLSNODE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 

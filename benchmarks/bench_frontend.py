@@ -1,6 +1,6 @@
 """Front-end time per radiograph on CPU: decode, localise, crop, segment, un-crop.
 
-    PYTHONPATH=. python benchmarks/bench_frontend.py --images 5 --threads 1
+    .venv/bin/python benchmarks/bench_frontend.py --images 5 --threads 1
 
 Prints the mean wall-clock and CPU time per stage over the first ``--images`` validation
 radiographs (CPU time is the steadier number on a shared machine), then the baseline

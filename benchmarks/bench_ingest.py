@@ -7,7 +7,7 @@ each data set to a file; the node also fsyncs it, renames it into the spool, and
 the Instance row (plus a Job row, and publishes the job id) before it answers. The
 ratio node/baseline of instances per second is the figure of merit (target >= 0.8).
 
-    PYTHONPATH=. python benchmarks/bench_ingest.py [--repeats 3] [--scratch-dir DIR] [--json]
+    .venv/bin/python benchmarks/bench_ingest.py [--repeats 3] [--scratch-dir DIR] [--json]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 # Free ports, waiting for listeners and dcmtk's programs: the tests' helpers.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from installed import blsnode_command
 from loopback import free_port, stop_process, system_program, wait_for_port
 
 DX = "1.2.840.10008.5.1.4.1.1.1.1"
@@ -133,9 +134,8 @@ def start_node(port: int, scratch: Path) -> tuple[subprocess.Popen, str, Path]:
         f"[http]\nport = {free_port()}\n[worker]\nembedded = false\n"
         '[logging]\nlevel = "WARNING"\n'
     )
-    command = [sys.executable, "-m", "dicom_node.cli.main", "--config", str(config)]
-    command += ["--data-dir", str(data), "serve"]
-    return subprocess.Popen(command), "BLSNODE", data
+    command = blsnode_command("--config", config, "--data-dir", data, "serve")
+    return subprocess.Popen(command, cwd=scratch), "BLSNODE", data
 
 
 def stored_count(receiver: str, output: Path) -> int:

@@ -7,7 +7,7 @@ becomes k = 1 - mean). Times are per image on one thread.
 
 Usage (from the repository root)::
 
-    PYTHONPATH=. python benchmarks/bench_laplace.py [--manifest PATH] [--step 20]
+    .venv/bin/python benchmarks/bench_laplace.py [--manifest PATH] [--step 20]
 """
 
 from __future__ import annotations

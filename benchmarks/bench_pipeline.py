@@ -1,6 +1,6 @@
 """Worker pipeline on CPU: latency per radiograph from file to written outputs, and memory.
 
-    PYTHONPATH=. python benchmarks/bench_pipeline.py --threads 2 --runs 5
+    .venv/bin/python benchmarks/bench_pipeline.py --threads 2 --runs 5
 
 Part 1 runs ``worker.pipeline.run_pipeline`` in this process on DX files made from a real
 atlas hand at full resolution (``tests/dicom_factory.py``): one hand (MONOCHROME2, 12
@@ -45,17 +45,18 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The benchmark's radiographs are made by the test suite's DICOM factory.
-sys.path[:0] = [str(REPO_ROOT / "tests"), str(REPO_ROOT / "tests" / "worker")]
+sys.path[:0] = [str(REPO_ROOT / "tests"), str(REPO_ROOT / "tests" / "test_worker")]
 
 from dicom_factory import make_dx, write_dataset  # noqa: E402
+from installed import blsnode_command, user_environment  # noqa: E402
 from worker_testing import add_job, node_settings  # noqa: E402
 
 from blsgan_core.model import MODEL_KIND, BLSGANConfig, BLSGANModel, save_model  # noqa: E402
 from blsgan_core.networks.generator import GeneratorConfig  # noqa: E402
 from blsgan_core.registry import SHIPPED_WEIGHTS_DIR, ModelRegistry  # noqa: E402
-from dicom_node.broker import TaskSender  # noqa: E402
 from dicom_node.db import JobState, open_database  # noqa: E402
 from dicom_node.db import jobs as job_rows  # noqa: E402
+from dicom_node.queue.broker import TaskSender  # noqa: E402
 from dicom_node.settings import OutputSettings  # noqa: E402
 from worker.models import ModelCache  # noqa: E402
 from worker.pipeline import STAGES, run_pipeline  # noqa: E402
@@ -135,13 +136,10 @@ def worker_memory(files: list[Path], models: dict[str, Path], threads: int, fold
         registry.register(path, f"bench-{kind}")
         registry.promote(f"bench-{kind}")
     job_ids = [add_job(settings, path, []) for path in files]
-    env = os.environ | {"PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": str(threads)}
-    command = [
-        sys.executable, "-m", "dicom_node.cli.main", "--data-dir", str(settings.data_dir),
-        "worker", "--queues", "process",
-    ]  # fmt: skip
+    env = user_environment(OMP_NUM_THREADS=str(threads))
+    command = blsnode_command("--data-dir", settings.data_dir, "worker", "--queues", "process")
     log = (folder / "worker.log").open("wb")
-    worker = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=REPO_ROOT)
+    worker = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=folder)
     sender = TaskSender(settings)
     database = open_database(settings.database_url)
     try:

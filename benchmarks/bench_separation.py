@@ -14,7 +14,7 @@ with a ~34 M MLP head, see baseline_models.py); ratios are baseline / ours.
 
 Usage (from the repository root)::
 
-    PYTHONPATH=. python benchmarks/bench_separation.py [--threads 2] [--repeats 5] [--json]
+    .venv/bin/python benchmarks/bench_separation.py [--threads 2] [--repeats 5] [--json]
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ compares memory per image and the extrapolation to batch 12.
 
 Usage (from the repository root)::
 
-    PYTHONPATH=. python benchmarks/bench_train_memory.py [--batch 12] [--baseline-batch 2]
+    .venv/bin/python benchmarks/bench_train_memory.py [--batch 12] [--baseline-batch 2]
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ the paper's 250 + 50 epochs.
 
 Usage (from the repository root)::
 
-    PYTHONPATH=. python benchmarks/bench_training.py [--threads 2] [--steps 3] [--json]
+    .venv/bin/python benchmarks/bench_training.py [--threads 2] [--steps 3] [--json]
         [--device cuda] [--manifest ../shared/data/mcp_joints/manifest.json]
 """
 

@@ -1,6 +1,6 @@
 """Is the mirrored landmark view worth its cost? Accuracy with both views and with one.
 
-    PYTHONPATH=. python benchmarks/localiser_views.py --threads 1
+    .venv/bin/python benchmarks/localiser_views.py --threads 1
 
 The landmark network knows left hands only; ``locate`` shows it every hand box as is and
 mirrored and keeps the plausible, more confident answer (``_best_view``). This script

@@ -7,7 +7,7 @@ overlap).
 
 Usage (from the repository root)::
 
-    PYTHONPATH=. python benchmarks/synthetic_stats.py [--manifest PATH] [--step 5] [--seed 0]
+    .venv/bin/python benchmarks/synthetic_stats.py [--manifest PATH] [--step 5] [--seed 0]
 """
 
 from __future__ import annotations

@@ -48,6 +48,15 @@ class ModelEntry:
     shipped: bool = False
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model of a kind is used, and why (for ``blsnode models list`` and errors)."""
+
+    kind: str
+    entry: ModelEntry | None
+    reason: str
+
+
 def validate_name(name: str) -> str:
     """A model name is a file stem: letters, digits, ``.``, ``_``, ``-``; no paths."""
     if not isinstance(name, str) or not _NAME.match(name) or name.endswith(".pt"):
@@ -169,35 +178,45 @@ class ModelRegistry:
         _write_json(self.directory / PROMOTED_FILE, choices)
         return entry
 
-    def promoted(self, kind: str) -> ModelEntry | None:
-        """The promoted model of ``kind``: the registry's choice, else the shipped one.
+    def choose(self, kind: str, label: str | None = None) -> ModelChoice:
+        """The model ``kind`` uses: the registry's promotion, else the shipped default.
 
-        Among shipped weights the shipped ``promoted.json`` decides, else the only model
-        of that kind; ``None`` when there is nothing to use.
+        This is the one place that decides. Among shipped weights the shipped
+        ``promoted.json`` decides, else the only model of that kind; with neither, the
+        choice is empty and its reason (naming the kind as ``label``) says why.
         """
+        label = label or kind
         chosen = self._promotions(self.directory).get(kind)
         if chosen is not None:
             entry = self.get(chosen)
             if entry.kind != kind:
                 raise ValueError(f"promoted {kind!r} model {chosen!r} is a {entry.kind!r} model")
-            return entry
-        shipped = self._entries(self.shipped_dir, shipped=True)
-        shipped_choice = (
-            self._promotions(self.shipped_dir).get(kind) if self.shipped_dir is not None else None
-        )
-        candidates = [e for e in shipped if e.kind == kind]
+            return ModelChoice(kind, entry, f"promoted in {self.directory}")
+        if self.shipped_dir is None:
+            return ModelChoice(
+                kind,
+                None,
+                f"no {label} model is promoted in {self.directory} and shipped weights are "
+                "turned off (models.use_shipped_weights = false)",
+            )
+        shipped_choice = self._promotions(self.shipped_dir).get(kind)
+        candidates = [e for e in self._entries(self.shipped_dir, shipped=True) if e.kind == kind]
         if shipped_choice is not None:
             candidates = [e for e in candidates if e.name == shipped_choice]
-        return candidates[0] if len(candidates) == 1 else None
-
-    def nothing_promoted(self, label: str) -> str:
-        """Why :meth:`promoted` found nothing for a kind (``label`` names it for people)."""
-        fallback = (
-            "no usable shipped weights of that kind"
-            if self.shipped_dir is not None
-            else "shipped weights are turned off (models.use_shipped_weights = false)"
+        if len(candidates) == 1:
+            return ModelChoice(
+                kind, candidates[0], f"shipped with the package; none promoted in {self.directory}"
+            )
+        return ModelChoice(
+            kind,
+            None,
+            f"no {label} model is promoted in {self.directory} and no usable shipped weights "
+            "of that kind",
         )
-        return f"no {label} model is promoted in {self.directory} and {fallback}"
+
+    def promoted(self, kind: str) -> ModelEntry | None:
+        """The entry :meth:`choose` picks for ``kind``, ``None`` if there is none."""
+        return self.choose(kind).entry
 
     def verify(self, entry: ModelEntry) -> None:
         """Raise ``ValueError`` unless the checkpoint file still matches its card's digest."""

@@ -89,8 +89,17 @@ def build_formatter(log_format: LogFormat) -> logging.Formatter:
     return JSONFormatter() if log_format is LogFormat.JSON else PlainFormatter()
 
 
+# Libraries that log routine steps at INFO: Alembic ("Context impl SQLiteImpl" before
+# every command), highdicom (every module it copies), pynetdicom (every request).
+LIBRARY_LOGGERS = ("alembic", "highdicom", "pynetdicom")
+
+
 def configure_logging(settings: LoggingSettings, log_dir: Path | None = None) -> None:
-    """Install handlers on the root logger: stderr, and a rotating file in ``log_dir``."""
+    """Install handlers on the root logger: stderr, and a rotating file in ``log_dir``.
+
+    Library chatter is kept for DEBUG sessions: those loggers log WARNING and above
+    unless the configured level is DEBUG.
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -109,3 +118,5 @@ def configure_logging(settings: LoggingSettings, log_dir: Path | None = None) ->
         handler.addFilter(PHIFilter())
         root.addHandler(handler)
     root.setLevel(settings.level)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pydicom.uid
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -225,20 +225,73 @@ class SendWhat(StrEnum):
     ALL = "all"
 
 
+class DestinationProtocol(StrEnum):
+    """How results reach a destination."""
+
+    DIMSE = "dimse"  # C-STORE over an association (TLS when ``tls.enabled``)
+    DICOMWEB = "dicomweb"  # STOW-RS to ``url``
+
+
+class DestinationTLSSettings(_Section):
+    """TLS on outgoing associations: the peer's CA, and our certificate if it wants one."""
+
+    enabled: bool = False
+    ca_certificates: Path | None = None  # None: the system's trusted CAs
+    certificate: Path | None = None
+    private_key: Path | None = None
+    check_hostname: bool = True
+
+
 class DestinationSettings(_Section):
-    """A DICOM peer that results and/or originals are sent to by C-STORE."""
+    """A peer that results and/or originals are sent to: DIMSE C-STORE or DICOMweb STOW-RS.
+
+    DIMSE needs ``ae_title``, ``host`` and ``port`` (and may use ``tls``); DICOMweb needs
+    ``url``, the service's base (STOW-RS posts to ``url + /studies``), and may use
+    ``username`` and ``password`` (HTTP basic authentication) and ``ca_certificates``.
+    """
 
     name: str = Field(min_length=1, max_length=64)
-    ae_title: str
-    host: str
-    port: int = Field(ge=1, le=65535)
+    protocol: DestinationProtocol = DestinationProtocol.DIMSE
+    ae_title: str | None = None
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    tls: DestinationTLSSettings = Field(default_factory=DestinationTLSSettings)
+    url: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_certificates: Path | None = None
     send: SendWhat = SendWhat.RESULTS
     transfer_syntax: str | None = None
 
     @field_validator("ae_title")
     @classmethod
-    def _legal_ae_title(cls, value: str) -> str:
-        return validate_ae_title(value)
+    def _legal_ae_title(cls, value: str | None) -> str | None:
+        return None if value is None else validate_ae_title(value)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"DICOMweb url must start with http:// or https://, not {value!r}")
+        return None if value is None else value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _complete_for_its_protocol(self) -> DestinationSettings:
+        if self.protocol is DestinationProtocol.DIMSE:
+            missing = [k for k in ("ae_title", "host", "port") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"destination {self.name!r} (dimse) needs {', '.join(missing)}")
+            if self.url is not None:
+                raise ValueError(f"destination {self.name!r}: url is for protocol = 'dicomweb'")
+        elif self.url is None:
+            raise ValueError(f"destination {self.name!r} (dicomweb) needs url")
+        return self
+
+    def dimse_address(self) -> tuple[str, int, str]:
+        """Host, port and AE title of a DIMSE destination; ``ValueError`` for DICOMweb."""
+        if self.host is None or self.port is None or self.ae_title is None:
+            raise ValueError(f"destination {self.name!r} is not a DIMSE destination")
+        return self.host, self.port, self.ae_title
 
     @field_validator("transfer_syntax")
     @classmethod
@@ -252,8 +305,10 @@ class DispatchSettings(_Section):
     max_attempts: int = Field(default=6, ge=1)
     backoff_initial_s: float = Field(default=30.0, gt=0)
     backoff_max_s: float = Field(default=3600.0, gt=0)
-    # A dispatch left "sending" this long belongs to a sender that died; send it again.
-    stale_after_s: float = Field(default=900.0, gt=0)
+    # A dispatch left "sending" this long without progress belongs to a sender that died;
+    # it is sent again. A live sender renews its batch after every file, so this only
+    # has to outlast one C-STORE (network.dimse_timeout_s and a file's transfer).
+    stale_after_s: float = Field(default=120.0, gt=0)
     # Due files of one destination sent over one association, at most this many at once.
     batch_size: int = Field(default=50, ge=1, le=1000)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian programs the test suite starts for real (Redis, dcmtk, dicom3tools,
-# Orthanc, PostgreSQL; openssl makes the TLS test certificates). Idempotent: does nothing
-# when every program is already present.
+# Orthanc and its DICOMweb plugin, PostgreSQL; openssl makes the TLS test certificates).
+# Idempotent: does nothing when every program and file is already present.
 set -euo pipefail
 
 # program -> Debian package that provides it
@@ -14,7 +14,15 @@ declare -A wanted=(
   [openssl]=openssl
 )
 
+# file -> Debian package that provides it (plugins are files, not programs)
+declare -A wanted_files=(
+  [/usr/share/orthanc/plugins/libOrthancDicomWeb.so]=orthanc-dicomweb
+)
+
 missing=()
+for file in "${!wanted_files[@]}"; do
+  [ -e "$file" ] || missing+=("${wanted_files[$file]}")
+done
 for program in "${!wanted[@]}"; do
   if ! command -v "$program" >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/"$program" >/dev/null 2>&1; then
     missing+=("${wanted[$program]}")

@@ -1,13 +1,16 @@
 """Start a real Orthanc (the Debian ``Orthanc`` binary) on free loopback ports for a test.
 
-Its own JSON configuration, storage and index live in a temporary folder; no plugins are
-loaded and nothing but loopback can reach it. Import as
+Its own JSON configuration, storage and index live in a temporary folder; nothing but
+loopback can reach it. With ``dicomweb=True`` it loads Debian's DICOMweb plugin
+(``orthanc-dicomweb``) under ``/dicom-web``; with ``users`` its REST API and DICOMweb
+need HTTP basic authentication (this helper authenticates as the first user). Import as
 ``from orthanc_server import running_orthanc`` (or ``Orthanc`` to configure it first and
 start it later).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -21,6 +24,7 @@ from typing import Any
 from loopback import free_port, listening, wait_until
 
 AE_TITLE = "ORTHANCTEST"
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
 
 class Orthanc:
@@ -30,7 +34,13 @@ class Orthanc:
     runs; ``running_orthanc`` is the usual configure-start-stop in one block.
     """
 
-    def __init__(self, folder: Path, ae_title: str = AE_TITLE) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        ae_title: str = AE_TITLE,
+        dicomweb: bool = False,
+        users: dict[str, str] | None = None,
+    ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.ae_title = ae_title
         self.http_port, self.dicom_port = free_port(), free_port()
@@ -44,18 +54,26 @@ class Orthanc:
             "HttpServerEnabled": True,
             "HttpPort": self.http_port,
             "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False,
+            "AuthenticationEnabled": bool(users),
+            "RegisteredUsers": dict(users or {}),
             "DicomServerEnabled": True,
             "DicomAet": ae_title,
             "DicomPort": self.dicom_port,
             "DicomCheckCalledAet": True,
             "DicomAlwaysAllowEcho": True,
             "DicomAlwaysAllowStore": True,
-            "Plugins": [],
+            "Plugins": [DICOMWEB_PLUGIN] if dicomweb else [],
+            "DicomWeb": {"Enable": dicomweb, "Root": "/dicom-web/"},
             "SaveJobs": False,
             "ConcurrentJobs": 1,
             "HttpThreadsCount": 4,
         }
+        self.dicomweb_url = f"{self.url}/dicom-web"
+        self._authorization = {}
+        if users:
+            user, password = next(iter(users.items()))
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            self._authorization = {"Authorization": f"Basic {token}"}
         self.config = folder / "orthanc.json"
         self.config.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
@@ -95,12 +113,12 @@ class Orthanc:
 
     def get(self, path: str) -> Any:
         """GET a REST resource and decode its JSON."""
-        with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as response:
+        with self._open(urllib.request.Request(f"{self.url}{path}"), 30) as response:
             return json.loads(response.read())
 
     def get_bytes(self, path: str) -> bytes:
         """GET a REST resource as it is (e.g. ``/instances/<id>/file``)."""
-        with urllib.request.urlopen(f"{self.url}{path}", timeout=60) as response:
+        with self._open(urllib.request.Request(f"{self.url}{path}"), 60) as response:
             body: bytes = response.read()
         return body
 
@@ -112,9 +130,14 @@ class Orthanc:
             headers={"Content-Type": "application/json"},
             method=method,
         )
-        with urllib.request.urlopen(request, timeout=120) as response:
+        with self._open(request, 120) as response:
             answer = response.read()
         return json.loads(answer) if answer.strip() else None
+
+    def _open(self, request: urllib.request.Request, timeout_s: float) -> Any:
+        for name, value in self._authorization.items():
+            request.add_header(name, value)
+        return urllib.request.urlopen(request, timeout=timeout_s)
 
     def add_modality(self, name: str, ae_title: str, port: int, host: str = "127.0.0.1") -> None:
         """Make a DICOM peer known to Orthanc (what its ``DicomModalities`` would list)."""
@@ -128,7 +151,7 @@ class Orthanc:
             headers={"Content-Type": "application/dicom"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with self._open(request, 60) as response:
             answer: dict[str, Any] = json.loads(response.read())
         return answer
 
@@ -142,9 +165,14 @@ class Orthanc:
 
 
 @contextmanager
-def running_orthanc(folder: Path, start_timeout_s: float = 30.0) -> Iterator[Orthanc]:
-    """Run Orthanc with storage under ``folder`` until the block ends, then stop it."""
-    server = Orthanc(folder)
+def running_orthanc(
+    folder: Path, start_timeout_s: float = 30.0, **options: Any
+) -> Iterator[Orthanc]:
+    """Run Orthanc with storage under ``folder`` until the block ends, then stop it.
+
+    ``options`` go to :class:`Orthanc` (``dicomweb``, ``users``).
+    """
+    server = Orthanc(folder, **options)
     try:
         yield server.start(start_timeout_s)
     finally:

@@ -11,20 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from blsgan_core.model import MODEL_KIND
 from blsgan_core.registry import ModelEntry, ModelRegistry
-from dicom_node.settings import Settings
-
-
-def registry_for(settings: Settings) -> ModelRegistry:
-    """The node's registry (``models.registry_dir``), shipped weights as fallback if allowed."""
-    return ModelRegistry.for_node(settings.model_registry_dir, settings.models.use_shipped_weights)
-
-
-def promoted_checkpoint(registry: ModelRegistry) -> Path | None:
-    """The checkpoint file of the promoted BLS-GAN model, if any (shipped ones count)."""
-    entry = registry.promoted(MODEL_KIND)
-    return entry.path if entry is not None else None
 
 
 def card_markdown(card: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """The worker's Celery app: the listener's broker configuration plus the node's tasks.
 
-Built from ``dicom_node.broker.celery_config``, so the listener and every worker agree on
+Built from ``dicom_node.queue.broker.celery_config``, so the listener and every worker agree on
 transport, queues, routing, serialisation and late acknowledgement: the filesystem
 transport of the embedded default, Redis in production.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from celery import Celery
 
-from dicom_node.broker import celery_config
+from dicom_node.queue.broker import celery_config
 from dicom_node.settings import Settings
 from worker.context import WorkerContext
 from worker.tasks import register_tasks

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from dicom_node.broker import TaskSender
 from dicom_node.db import Database, open_database
+from dicom_node.queue.broker import TaskSender
 from dicom_node.settings import Settings
 from worker.models import ModelCache, parse_device, registry_for
 

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,9 @@ from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
 from dicom_node.db.models import OutputKind
 from dicom_node.db.outputs import OutputRecord, record_job_results
-from dicom_node.db.types import utc_now
 from dicom_node.derived.write import WrittenOutput
-from dicom_node.dispatch import BatchOutcome, send_due_batch
-from dicom_node.publisher import publish_ids
+from dicom_node.queue.publisher import publish_ids
+from dicom_node.send.dispatch import BatchOutcome, send_due_batch
 from dicom_node.settings import Settings
 from worker.context import WorkerContext
 from worker.failures import PermanentError
@@ -169,7 +167,9 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
 
 
 def send_one(context: WorkerContext, dispatch_id: int) -> BatchOutcome:
-    """Send dispatch ``dispatch_id`` with the due ones of its destination (``dicom_node.dispatch``).
+    """Send dispatch ``dispatch_id`` with the due ones of its destination.
+
+    The sending itself is ``dicom_node.send.dispatch``.
 
     Raises ``UnknownIdError`` if no dispatch has this id.
     """
@@ -177,29 +177,3 @@ def send_one(context: WorkerContext, dispatch_id: int) -> BatchOutcome:
         if dispatch_rows.get_dispatch(session, dispatch_id) is None:
             raise UnknownIdError(f"no dispatch with id {dispatch_id}")
     return send_due_batch(context.settings, context.database, dispatch_id)
-
-
-def retry_delay_s(
-    context: WorkerContext, batch: BatchOutcome, now: datetime | None = None
-) -> float | None:
-    """Seconds until the message's failed dispatch is tried again, or ``None`` if not.
-
-    The retry message the task is about to publish stands for the message's dispatch and
-    for the others of its batch due no later (they failed on the same association and
-    the retry claims them again), so those rows are marked published: the sweeper then
-    leaves them alone instead of sending them twice. Failed dispatches due later stay
-    unpublished for the sweeper.
-    """
-    outcome = batch.outcome()
-    if not outcome.attempted or outcome.next_attempt_at is None:
-        return None
-    retry_at = outcome.next_attempt_at
-    covered = [
-        other.dispatch_id
-        for other in batch.outcomes
-        if other.next_attempt_at is not None and other.next_attempt_at <= retry_at
-    ]
-    when = now or utc_now()
-    with context.database.sessions.begin() as session:
-        dispatch_rows.mark_dispatches_published(session, covered, when)
-    return max(0.0, (retry_at - when).total_seconds())

@@ -51,6 +51,7 @@ class ModelFile:
     kind: str
     name: str
     path: Path
+    reason: str = "given on the command line"
 
     def identity(self) -> tuple[str, int, int]:
         """Changes when another file is chosen or the file is replaced in place."""
@@ -85,6 +86,30 @@ class Models:
 def registry_for(settings: Settings) -> ModelRegistry:
     """The node's registry; the package's weights are the fallback unless the site said no."""
     return ModelRegistry.for_node(settings.model_registry_dir, settings.models.use_shipped_weights)
+
+
+def choose_model(registry: ModelRegistry, kind: str, override: Path | None = None) -> ModelFile:
+    """The checkpoint of ``kind`` a command or worker uses: ``override``, else the registry's.
+
+    Every command (``serve``'s worker, ``worker``, ``process``, ``separate``, ``locate``,
+    ``evaluate``) comes here, so they all run what ``blsnode models list`` says is in use.
+
+    Raises
+    ------
+    PermanentError
+        The override does not exist, or the registry has nothing usable of that kind.
+    """
+    if override is not None:
+        if not Path(override).is_file():
+            raise PermanentError(f"{LABELS[kind]} checkpoint {override} does not exist")
+        return ModelFile(kind, Path(override).stem, Path(override))
+    try:
+        choice = registry.choose(kind, LABELS[kind])
+    except ValueError as error:
+        raise PermanentError(f"promoted {LABELS[kind]} model unusable: {error}") from error
+    if choice.entry is None:
+        raise PermanentError(f"{choice.reason} (blsnode models promote NAME)")
+    return ModelFile(kind, choice.entry.name, choice.entry.path, choice.reason)
 
 
 def parse_device(device: str) -> torch.device:
@@ -199,24 +224,8 @@ class ModelCache:
 
     def _resolve(self, kind: str) -> ModelFile:
         if kind not in self._resolved:
-            self._resolved[kind] = self._lookup(kind)
+            self._resolved[kind] = choose_model(self.registry, kind, self.overrides.get(kind))
         return self._resolved[kind]
-
-    def _lookup(self, kind: str) -> ModelFile:
-        override = self.overrides.get(kind)
-        if override is not None:
-            if not override.is_file():
-                raise PermanentError(f"{LABELS[kind]} checkpoint {override} does not exist")
-            return ModelFile(kind, override.stem, override)
-        try:
-            entry = self.registry.promoted(kind)
-        except ValueError as error:
-            raise PermanentError(f"promoted {LABELS[kind]} model unusable: {error}") from error
-        if entry is None:
-            raise PermanentError(
-                f"{self.registry.nothing_promoted(LABELS[kind])} (blsnode models promote NAME)"
-            )
-        return ModelFile(kind, entry.name, entry.path)
 
     def _load(self, kind: str, file: ModelFile) -> Any:
         loaders: dict[str, Callable[[Path], Any]] = {

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from dicom_node.broker import QUEUES, uses_filesystem_transport
+from dicom_node.queue.broker import QUEUES, uses_filesystem_transport
 from dicom_node.settings import Settings
 from worker.celery_app import WorkerApp, create_app
 

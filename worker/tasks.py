@@ -19,9 +19,9 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from dicom_node.broker import DISPATCH_TASK, PROCESS_TASK
+from dicom_node.queue.broker import DISPATCH_TASK, PROCESS_TASK
 from worker.context import WorkerContext
-from worker.jobs import UnknownIdError, fail_job, process_job, retry_delay_s, send_one
+from worker.jobs import UnknownIdError, fail_job, process_job, send_one
 
 logger = logging.getLogger(__name__)
 
@@ -86,17 +86,14 @@ def process(self: ProcessTask, job_id: int) -> dict[str, Any]:
 def dispatch(self: NodeTask, dispatch_id: int) -> dict[str, Any]:
     """Send dispatch ``dispatch_id`` and its destination's due ones over one association.
 
-    If its own attempt failed with tries left, retry after the row's backoff.
+    A failed attempt with tries left is not retried here: its row says when it is due
+    (``next_attempt_at``) and the sweeper in ``serve`` publishes it then.
     """
     try:
         batch = send_one(self.context, dispatch_id)
     except UnknownIdError as error:
         logger.error("ignoring a message: %s", error)
         return {"dispatch_id": dispatch_id, "state": "unknown"}
-    delay = retry_delay_s(self.context, batch)
-    if delay is not None:
-        # The row's backoff and attempt count decide; Celery's own retry count does not.
-        raise self.retry(countdown=delay, max_retries=None)
     outcome = batch.outcome()
     return {
         "dispatch_id": dispatch_id,

@@ -6,7 +6,7 @@ from typing import Any
 
 from dicom_node.db import Database
 from dicom_node.db import destinations as destination_rows
-from dicom_node.destinations import all_destinations, echo, find_destination
+from dicom_node.send.destinations import all_destinations, echo, find_destination
 from dicom_node.settings import DestinationSettings, Settings
 
 

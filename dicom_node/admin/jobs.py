@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dicom_node.broker import TaskSender
 from dicom_node.db import Database, Dispatch, DispatchState, Job, JobState
 from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
 from dicom_node.db.outputs import outputs_of_job
-from dicom_node.publisher import publish_ids
+from dicom_node.queue.broker import TaskSender
+from dicom_node.queue.publisher import publish_ids
 from dicom_node.settings import Settings
 
 

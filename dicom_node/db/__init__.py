@@ -5,7 +5,7 @@ builds the engine (SQLite in WAL mode by default, PostgreSQL by URL) and brings 
 to the newest Alembic revision.
 """
 
-from dicom_node.db.engine import Database, open_database, open_node_database
+from dicom_node.db.engine import Database, database_error, open_database, open_node_database
 from dicom_node.db.models import (
     Destination,
     Dispatch,
@@ -31,6 +31,7 @@ __all__ = [
     "OutputKind",
     "Series",
     "Study",
+    "database_error",
     "open_database",
     "open_node_database",
 ]

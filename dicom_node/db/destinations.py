@@ -10,14 +10,21 @@ from dicom_node.settings import DestinationSettings
 
 
 def add_destination(session: Session, destination: DestinationSettings) -> Destination:
-    """Store a validated destination; ``ValueError`` if the name is taken."""
+    """Store a validated DIMSE destination; ``ValueError`` if the name is taken.
+
+    DICOMweb and TLS destinations live in the settings file (their credentials and
+    certificate paths belong with the site's other secrets, not in the database).
+    """
     if find_destination(session, destination.name) is not None:
         raise ValueError(f"destination {destination.name!r} exists already")
+    if destination.tls.enabled:
+        raise ValueError("TLS destinations are configured in the settings file")
+    host, port, ae_title = destination.dimse_address()
     row = Destination(
         name=destination.name,
-        ae_title=destination.ae_title,
-        host=destination.host,
-        port=destination.port,
+        ae_title=ae_title,
+        host=host,
+        port=port,
         send=destination.send,
         transfer_syntax=destination.transfer_syntax,
     )

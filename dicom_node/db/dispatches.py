@@ -259,8 +259,21 @@ def mark_dispatches_published(session: Session, dispatch_ids: Sequence[int], now
         )
 
 
+def renew_sending(session: Session, dispatch_ids: Sequence[int], now: datetime) -> None:
+    """A sender made progress: its remaining ``sending`` rows are not stale."""
+    if dispatch_ids:
+        session.execute(
+            update(Dispatch)
+            .where(Dispatch.id.in_(list(dispatch_ids)), Dispatch.state == DispatchState.SENDING)
+            .values(updated_at=now)
+        )
+
+
 def release_stale_sending(session: Session, now: datetime, stale_after: timedelta) -> list[int]:
-    """Dispatches stuck in ``sending`` (their sender died) become pending again."""
+    """Dispatches in ``sending`` without progress for ``stale_after`` become pending again.
+
+    Their sender died: a live one renews its rows after every file (``renew_sending``).
+    """
     stale = session.scalars(
         select(Dispatch).where(
             Dispatch.state == DispatchState.SENDING, Dispatch.updated_at < now - stale_after

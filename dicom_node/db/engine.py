@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_node.db.migrate import upgrade_to_head
@@ -120,6 +121,21 @@ def open_database(url: str, migrate: bool = True, sqlite_synchronous: str = "nor
     )
 
 
+def database_error(error: SQLAlchemyError) -> str:
+    """The driver's own message, without SQLAlchemy's statement dump and web link."""
+    original = getattr(error, "orig", None)
+    return str(original) if original is not None else type(error).__name__
+
+
 def open_node_database(settings: Settings, migrate: bool = True) -> Database:
-    """The node's database as the settings describe it."""
+    """The node's database as the settings describe it; a fresh data folder is created.
+
+    Raises ``ValueError`` naming the folder when it cannot be created.
+    """
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"cannot create the data folder {settings.data_dir}: {error.strerror or error}"
+        ) from error
     return open_database(settings.database_url, migrate, settings.database.sqlite_synchronous.value)

@@ -7,6 +7,7 @@ setting or command breaks this test instead of a hospital's upgrade.
 from __future__ import annotations
 
 import re
+import tomllib
 import typing
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from dicom_node.cli.main import COMMANDS
+from blsnode.cli.main import COMMANDS
 from dicom_node.settings import ENV_PREFIX, Settings, load_settings, read_config_file
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -123,8 +124,12 @@ def test_systemd_units_parse_and_use_real_settings_and_commands(unit: str) -> No
 
 
 def test_dockerfile_installs_every_package() -> None:
+    """Every package the wheel ships (pyproject's find patterns) is copied into the image."""
+    project = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    assert "blsnode" in packages
     text = (DEPLOY / "Dockerfile").read_text()
-    for package in ("blsgan_core", "dicom_node", "trainer", "worker"):
+    for package in packages:
         assert f"COPY {package} ./{package}" in text
 
 

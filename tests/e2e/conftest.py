@@ -1,7 +1,7 @@
 """Fixtures of the end-to-end tests: the helpers of the package tests, a model registry.
 
-The end-to-end tests reuse the helper modules of ``tests/dicom_node`` (settings, senders,
-dcmtk) and ``tests/worker`` (Redis, storescp, the small BLS-GAN). pytest puts a test
+The end-to-end tests reuse the helper modules of ``tests/test_dicom_node`` (settings, senders,
+dcmtk) and ``tests/test_worker`` (Redis, storescp, the small BLS-GAN). pytest puts a test
 folder on ``sys.path`` only when it collects it, so they are added here for runs of
 ``tests/e2e`` alone; their module names are unique across the suite.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
-for helpers in (TESTS / "dicom_node", TESTS / "worker"):
+for helpers in (TESTS / "test_dicom_node", TESTS / "test_worker"):
     if str(helpers) not in sys.path:
         sys.path.append(str(helpers))
 

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -22,31 +21,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from installed import blsnode_command, user_environment
 from loopback import wait_for_port, wait_until
 from node_testing import node_settings
 from sqlalchemy import select
 
 from dicom_node.db import Database, Dispatch, Instance, Job, JobState, Output, open_database
-from dicom_node.settings import ENV_PREFIX, Settings, load_settings
-from dicom_node.status import node_status
+from dicom_node.node_report import node_status
+from dicom_node.settings import Settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 90.0
 
 
 def child_environment() -> dict[str, str]:
-    """The test's environment with this checkout first on the import path.
-
-    ``BLSNODE_*`` variables are left out: the settings file is the whole configuration.
-    """
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(ENV_PREFIX) or name == "BLSNODE_SHARED_DATA"
-    }
-    paths = [str(REPO_ROOT), *filter(None, environment.get("PYTHONPATH", "").split(os.pathsep))]
-    environment["PYTHONPATH"] = os.pathsep.join(paths)
-    return environment
+    """A user's environment: the installed product, no ``PYTHONPATH``, no ``BLSNODE_*``."""
+    return user_environment()
 
 
 def destination(name: str, ae_title: str, port: int, send: str = "results") -> dict[str, Any]:
@@ -58,7 +48,7 @@ class BlsnodeProcess:
     """One ``blsnode`` command in its own process group, its output in a log file."""
 
     def __init__(self, config: Path, args: list[str], log: Path) -> None:
-        self.argv = [sys.executable, "-m", "dicom_node.cli.main", "--config", str(config), *args]
+        self.argv = blsnode_command("--config", config, *args)
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 

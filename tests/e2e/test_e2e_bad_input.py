@@ -4,7 +4,7 @@ The node runs as the embedded default (filesystem queue, its own worker). Every 
 goes on its own association and is followed by a C-ECHO. The answers:
 
 - a C-STORE status, and then nothing is stored (the structural cases of
-  ``tests/dicom_node/test_malformed.py``, reused here, plus more);
+  ``tests/test_dicom_node/test_malformed.py``, reused here, plus more);
 - the presentation context or the association is rejected;
 - stored (0x0000), and its job fails with a reason a person can act on;
 - stored, and no rule processes it (not a hand PA radiograph);
@@ -39,7 +39,7 @@ from sqlalchemy import select
 from test_malformed import _send_files_as_they_are, malformed  # noqa: F401 (autouse fixture)
 
 from dicom_node.db import Instance, Job, JobState
-from dicom_node.statuses import DicomStatus
+from dicom_node.dimse_status import DicomStatus
 
 pytestmark = pytest.mark.e2e
 

@@ -28,7 +28,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 
 from dicom_node.db import DispatchState, JobState
-from dicom_node.statuses import DicomStatus
+from dicom_node.dimse_status import DicomStatus
 
 pytestmark = pytest.mark.e2e
 

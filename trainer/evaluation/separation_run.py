@@ -1,7 +1,7 @@
 """One separation evaluation: joints, separators, the report, the Turing test, figures.
 
 The plain function behind ``blsnode evaluate --task separation``
-(:mod:`trainer.cli.evaluate_separation` parses the options and loads the model).
+(the command parses the options and loads the model).
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from blsgan_core.data import JointRecord
-from blsgan_core.registry import ModelRegistry
-from blsgan_core.segment import Segmenter, load_segmenter
-from blsgan_core.segment.model import KIND as SEGMENTER_KIND
+from blsgan_core.segment import Segmenter
 from blsgan_core.synthetic import SyntheticConfig
 from trainer import plots as figures
 from trainer.datasets import SampleStore
@@ -44,14 +42,6 @@ def default_shift_ranges() -> list[tuple[int, int]]:
         (trained.min_shift, trained.max_shift),
         (trained.max_shift + 1, trained.max_shift + span),
     ]
-
-
-def promoted_segmenter(registry: ModelRegistry | None) -> Segmenter:
-    """The segmenter the node would use (its registry's, else the shipped one)."""
-    entry = registry.promoted(SEGMENTER_KIND) if registry is not None else None
-    if entry is None:
-        raise ValueError("--masks predicted needs a segmenter: none is promoted or shipped")
-    return load_segmenter(entry.path)
 
 
 def measure(

@@ -1,0 +1,5 @@
+"""``python -m blsnode``: the same as the ``blsnode`` console script (used by ``serve``)."""
+
+from blsnode.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``blsnode`` command groups; each command parses, calls one plain function, and reports."""

@@ -1,0 +1,260 @@
+"""Storing one received instance: validate, spool durably, book, decide, in that order.
+
+``Ingestor.ingest`` is the plain function behind the C-STORE handler. It returns the
+status to answer; it answers success only after the file is fsynced in place and the
+Instance row (with its Job and Dispatch rows) is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.errors import InvalidDicomError
+from pynetdicom.dsutils import split_dataset
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from dicom_node.db import Database
+from dicom_node.db import dispatches as dispatch_rows
+from dicom_node.db import jobs as job_rows
+from dicom_node.db.instances import InstanceRecord, add_instance, instance_id
+from dicom_node.dimse_status import DicomStatus
+from dicom_node.receive.header import InstanceHeader, is_valid_uid, read_header
+from dicom_node.receive.spool import DiskFullError, Spool
+from dicom_node.receive.wire import MalformedDatasetError
+from dicom_node.route.rules import Decision, decide
+from dicom_node.send.destinations import all_destinations
+from dicom_node.settings import DestinationSettings, Settings
+
+logger = logging.getLogger(__name__)
+
+# Destinations added with ``blsnode destinations add`` reach a running listener this fast.
+DESTINATIONS_TTL_S = 5.0
+
+
+@dataclass(frozen=True)
+class Received:
+    """A C-STORE request as the network layer hands it over."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    file_meta: bytes
+    body: bytes | memoryview
+    calling_ae_title: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The status to answer and what was created (ids to publish)."""
+
+    status: DicomStatus
+    outcome: str
+    sop_instance_uid: str | None = None
+    instance_id: int | None = None
+    job_id: int | None = None
+    dispatch_ids: tuple[int, ...] = ()
+    reason: str | None = None
+
+
+class _KeyedLocks:
+    """One lock per SOP Instance UID in flight, so two copies arriving at once store once."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
+class Ingestor:
+    """Validates, spools and books received instances (thread-safe, one per process)."""
+
+    def __init__(self, settings: Settings, database: Database, spool: Spool) -> None:
+        self.settings = settings
+        self.database = database
+        self.spool = spool
+        self._locks = _KeyedLocks()
+        self._destinations_guard = threading.Lock()
+        self._destinations_cache: tuple[float, list[DestinationSettings]] | None = None
+
+    def _destinations(self) -> list[DestinationSettings]:
+        """All destinations, re-read at most every few seconds (the CLI may add some)."""
+        now = time.monotonic()
+        with self._destinations_guard:
+            if self._destinations_cache is None or now - self._destinations_cache[0] > (
+                DESTINATIONS_TTL_S
+            ):
+                with self.database.reader() as session:
+                    self._destinations_cache = (now, all_destinations(self.settings, session))
+            return self._destinations_cache[1]
+
+    def ingest(self, received: Received) -> IngestResult:
+        """Store one instance and return the status to answer; never raises for bad input."""
+        try:
+            header = read_header(received.body, received.transfer_syntax_uid)
+        except MalformedDatasetError as error:
+            return IngestResult(DicomStatus.CANNOT_UNDERSTAND, "unreadable", reason=str(error))
+        mismatch = self._mismatch(received, header)
+        if mismatch is not None:
+            return mismatch
+        with self._locks.hold(header.sop_instance_uid):
+            return self._store(received, header)
+
+    @staticmethod
+    def _mismatch(received: Received, header: InstanceHeader) -> IngestResult | None:
+        if header.sop_class_uid != received.sop_class_uid:
+            return IngestResult(
+                DicomStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+                "mismatch",
+                header.sop_instance_uid,
+                reason=f"data set SOP Class {header.sop_class_uid} is not the request's "
+                f"{received.sop_class_uid}",
+            )
+        if header.sop_instance_uid != received.sop_instance_uid or not is_valid_uid(
+            received.sop_instance_uid
+        ):
+            return IngestResult(
+                DicomStatus.CANNOT_UNDERSTAND,
+                "unreadable",
+                header.sop_instance_uid,
+                reason=f"data set SOP Instance UID {header.sop_instance_uid} is not the "
+                f"request's {received.sop_instance_uid}",
+            )
+        return None
+
+    def _store(self, received: Received, header: InstanceHeader) -> IngestResult:
+        uid = header.sop_instance_uid
+        try:
+            with self.database.lookups.connect() as connection:
+                known = instance_id(connection, uid)
+        except SQLAlchemyError as error:
+            logger.exception("database unavailable", extra={"sop_instance_uid": uid})
+            return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
+        if known is not None:
+            return IngestResult(DicomStatus.SUCCESS, "duplicate", uid, instance_id=known)
+        target = self.spool.path_for(header.study_instance_uid, header.series_instance_uid, uid)
+        try:
+            spooled = self.spool.write(target, [received.file_meta, received.body])
+        except DiskFullError as error:
+            return IngestResult(DicomStatus.OUT_OF_RESOURCES, "disk_full", uid, reason=str(error))
+        except OSError as error:
+            logger.exception("spooling failed", extra={"sop_instance_uid": uid})
+            return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
+        try:
+            return self._book(received.calling_ae_title, header, spooled.path, spooled.size_bytes)
+        except IntegrityError:
+            # Another process booked this UID between our check and commit; its row
+            # points at the same path, which holds a copy of the same instance.
+            logger.warning(
+                "instance booked concurrently elsewhere", extra={"sop_instance_uid": uid}
+            )
+            return IngestResult(DicomStatus.SUCCESS, "duplicate", uid)
+        except SQLAlchemyError as error:
+            logger.exception(
+                "booking failed; removing the spooled file", extra={"sop_instance_uid": uid}
+            )
+            self.spool.remove(target)
+            return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
+
+    def book_spooled(self, path: Path) -> IngestResult:
+        """Book a file already in the spool that has no row (re-booking after a power cut).
+
+        The file is validated like a received one; a file that is not where its UIDs say it
+        belongs is left alone.
+        """
+        try:
+            file_meta, offset = split_dataset(path)
+            data = path.read_bytes()
+            header = read_header(memoryview(data)[offset:], str(file_meta.TransferSyntaxUID))
+        except (OSError, ValueError, AttributeError, KeyError, InvalidDicomError) as error:
+            return IngestResult(DicomStatus.CANNOT_UNDERSTAND, "unreadable", reason=str(error))
+        expected = self.spool.path_for(
+            header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
+        )
+        if expected.resolve() != path.resolve():
+            return IngestResult(
+                DicomStatus.CANNOT_UNDERSTAND,
+                "misplaced",
+                header.sop_instance_uid,
+                reason=f"{path} should be at {expected}",
+            )
+        calling = file_meta.get("SourceApplicationEntityTitle")
+        with self._locks.hold(header.sop_instance_uid):
+            with self.database.lookups.connect() as connection:
+                known = instance_id(connection, header.sop_instance_uid)
+            if known is not None:
+                return IngestResult(
+                    DicomStatus.SUCCESS, "duplicate", header.sop_instance_uid, instance_id=known
+                )
+            return self._book(str(calling).strip() if calling else None, header, path, len(data))
+
+    def _book(
+        self, calling_ae_title: str | None, header: InstanceHeader, path: Path, size: int
+    ) -> IngestResult:
+        # Decided before the transaction, so the write lock is held for the inserts only.
+        decision = decide(header, self.settings.rules, self._destinations(), self.settings.outputs)
+        record = self._record(calling_ae_title, header, path, size, decision)
+        with self.database.engine.begin() as connection:
+            new_id = add_instance(connection, record)
+            job_id = None
+            if decision.process:
+                job_id = job_rows.create_job(
+                    connection, new_id, decision.rule or "", decision.result_destinations
+                )
+            dispatch_ids = dispatch_rows.add_instance_dispatches(
+                connection, new_id, decision.original_destinations
+            )
+        return IngestResult(
+            DicomStatus.SUCCESS,
+            "stored",
+            header.sop_instance_uid,
+            instance_id=new_id,
+            job_id=job_id,
+            dispatch_ids=dispatch_ids,
+        )
+
+    @staticmethod
+    def _record(
+        calling_ae_title: str | None,
+        header: InstanceHeader,
+        path: Path,
+        size: int,
+        decision: Decision,
+    ) -> InstanceRecord:
+        return InstanceRecord(
+            sop_instance_uid=header.sop_instance_uid,
+            sop_class_uid=header.sop_class_uid,
+            study_instance_uid=header.study_instance_uid,
+            series_instance_uid=header.series_instance_uid,
+            transfer_syntax_uid=header.transfer_syntax_uid,
+            path=str(path),
+            size_bytes=size,
+            modality=header.modality,
+            study_date=header.study_date,
+            series_number=header.series_number,
+            series_description=header.series_description,
+            body_part_examined=header.body_part_examined,
+            view_position=header.view_position,
+            calling_ae_title=calling_ae_title,
+            own_output=decision.own_output,
+        )

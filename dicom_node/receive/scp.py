@@ -1,0 +1,403 @@
+"""The DICOM listener: C-ECHO, C-STORE of every storage SOP class, access control, TLS.
+
+Handlers are thin: ``on_store`` turns the request into a ``Received``, calls
+``Ingestor.ingest``, hands new ids to the publisher (a queue put, never the network) and
+returns the status. A handler never raises; it logs and answers a status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import socket
+import socketserver
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Any, cast
+
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+
+from dicom_node.dimse_status import DicomStatus
+from dicom_node.metrics import NodeMetrics
+from dicom_node.queue.publisher import Publisher
+from dicom_node.receive.filemeta import encode_file_meta
+from dicom_node.receive.header import is_valid_uid
+from dicom_node.receive.ingest import Ingestor, Received
+from dicom_node.settings import AllowedCaller, Settings, TLSSettings
+
+logger = logging.getLogger(__name__)
+
+# Stored exactly as received; decoding is the worker's business.
+SUPPORTED_TRANSFER_SYNTAXES = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
+]
+# Larger PDUs mean fewer Python-level fragments per large image.
+MAXIMUM_PDU_SIZE = 1 << 20
+
+# A-ASSOCIATE-RJ: rejected-permanent, by the service user, calling AE title not recognised.
+_REJECT_CALLING_AE = (0x01, 0x01, 0x03)
+# A-ASSOCIATE-RJ: rejected-transient, by the service provider (presentation), local limit
+# exceeded.
+_REJECT_LOCAL_LIMIT = (0x02, 0x03, 0x02)
+# pynetdicom counts every open TCP connection against its own limit, also a connection
+# that closed before sending an A-ASSOCIATE-RQ (a port scan, a load balancer's TCP check):
+# its thread waits out the ACSE timeout, so a few such probes locked real callers out for
+# 30 s. The listener enforces ``network.max_associations`` itself in ``on_requested``,
+# counting only peers that asked for an association; pynetdicom's limit is set out of reach.
+_CONNECTION_CEILING = 1 << 16
+
+
+def requested_associations(ae: AE) -> int:
+    """Associations this AE accepts whose peer has sent an A-ASSOCIATE-RQ."""
+    return sum(
+        1
+        for association in ae.active_associations
+        if association.is_acceptor and association.requestor.primitive is not None
+    )
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """Which calling AE titles (optionally from which hosts) may associate."""
+
+    allowed: tuple[tuple[str, frozenset[str]], ...]
+
+    @classmethod
+    def from_settings(cls, callers: list[AllowedCaller]) -> AccessPolicy:
+        """Resolve host names once, at start-up."""
+        entries = []
+        for caller in callers:
+            hosts: frozenset[str] = frozenset()
+            if caller.host:
+                hosts = frozenset(_addresses(caller.host))
+            entries.append((caller.ae_title, hosts))
+        return cls(tuple(entries))
+
+    @property
+    def open(self) -> bool:
+        """True when no allow-list is configured: anyone may store."""
+        return not self.allowed
+
+    def allows(self, calling_ae_title: str, address: str) -> bool:
+        """True if this caller, from this address, may associate."""
+        if self.open:
+            return True
+        title = calling_ae_title.strip()
+        return any(
+            title == allowed_title and (not hosts or address in hosts)
+            for allowed_title, hosts in self.allowed
+        )
+
+
+def _addresses(host: str) -> set[str]:
+    try:
+        return {str(ipaddress.ip_address(host))}
+    except ValueError:
+        infos = socket.getaddrinfo(host, None)
+        return {str(info[4][0]) for info in infos}
+
+
+def server_tls_context(tls: TLSSettings) -> ssl.SSLContext:
+    """TLS for the listener from the certificate paths in settings."""
+    if tls.certificate is None or tls.private_key is None:
+        raise ValueError("network.tls.enabled needs network.tls.certificate and private_key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile=tls.certificate, keyfile=tls.private_key)
+    if tls.ca_certificates is not None:
+        context.load_verify_locations(cafile=tls.ca_certificates)
+    if tls.require_client_certificate:
+        if tls.ca_certificates is None:
+            raise ValueError("network.tls.require_client_certificate needs ca_certificates")
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class StorageService:
+    """The event handlers of the listener."""
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        publisher: Publisher | None,
+        metrics: NodeMetrics,
+        policy: AccessPolicy,
+        max_associations: int | None = None,
+    ) -> None:
+        """``max_associations``: requested associations at once (``None``: no limit)."""
+        if max_associations is not None and max_associations < 1:
+            raise ValueError(f"max_associations must be at least 1, not {max_associations}")
+        self.ingestor = ingestor
+        self.publisher = publisher
+        self.metrics = metrics
+        self.policy = policy
+        self.max_associations = max_associations
+
+    def handlers(self) -> list[Any]:
+        """The (event, handler) pairs to bind."""
+        return [
+            (evt.EVT_REQUESTED, self.on_requested),
+            (evt.EVT_ESTABLISHED, self.on_established),
+            (evt.EVT_REJECTED, self.on_rejected),
+            (evt.EVT_C_ECHO, self.on_echo),
+            (evt.EVT_C_STORE, self.on_store),
+        ]
+
+    def on_requested(self, event: evt.Event) -> None:
+        """Reject callers outside the allow-list, and any beyond the association limit."""
+        requestor = event.assoc.requestor
+        # Negotiation copies the calling AE title onto the requestor later; read the request.
+        request = requestor.primitive
+        calling = str(request.calling_ae_title).strip() if request is not None else ""
+        extra = {"calling_ae_title": calling, "peer": requestor.address}
+        if not self.policy.allows(calling, requestor.address):
+            logger.warning("rejecting association: calling AE title not allowed", extra=extra)
+            self._reject(event, _REJECT_CALLING_AE)
+            return
+        # This association is counted too: it has sent its request.
+        if (
+            self.max_associations is not None
+            and requested_associations(event.assoc.ae) > self.max_associations
+        ):
+            logger.warning(
+                "rejecting association: %d open (network.max_associations)",
+                self.max_associations,
+                extra=extra,
+            )
+            self._reject(event, _REJECT_LOCAL_LIMIT)
+
+    def _reject(self, event: evt.Event, reason: tuple[int, int, int]) -> None:
+        self.metrics.associations.labels(result="rejected").inc()
+        event.assoc.acse.send_reject(*reason)
+        event.assoc.kill()
+
+    def on_established(self, event: evt.Event) -> None:
+        """Count and log accepted associations."""
+        self.metrics.associations.labels(result="accepted").inc()
+        requestor = event.assoc.requestor
+        logger.info(
+            "association accepted",
+            extra={"calling_ae_title": requestor.ae_title, "peer": requestor.address},
+        )
+
+    def on_rejected(self, event: evt.Event) -> None:
+        """Count associations pynetdicom rejected (called AE title, association limit)."""
+        self.metrics.associations.labels(result="rejected").inc()
+        logger.warning("association rejected", extra={"peer": event.assoc.requestor.address})
+
+    def on_echo(self, event: evt.Event) -> int:
+        """C-ECHO: always success while the process runs."""
+        self.metrics.echoes.inc()
+        return int(DicomStatus.SUCCESS)
+
+    def on_store(self, event: evt.Event) -> int:
+        """C-STORE: ingest, publish ids, answer; never raises."""
+        started = time.perf_counter()
+        try:
+            status, outcome = self._store(event)
+        except Exception:  # the handler must answer; the failure is logged in full
+            logger.exception("C-STORE handler failed")
+            status, outcome = DicomStatus.OUT_OF_RESOURCES, "error"
+        self.metrics.stores.labels(outcome=outcome).inc()
+        self.metrics.store_seconds.observe(time.perf_counter() - started)
+        return int(status)
+
+    def _store(self, event: evt.Event) -> tuple[DicomStatus, str]:
+        request = cast(C_STORE, event.request)
+        calling = event.assoc.requestor.ae_title
+        sop_class = str(request.AffectedSOPClassUID)
+        sop_instance = str(request.AffectedSOPInstanceUID)
+        syntax = str(event.context.transfer_syntax)
+        if not (is_valid_uid(sop_class) and is_valid_uid(sop_instance)):
+            return DicomStatus.CANNOT_UNDERSTAND, "unreadable"
+        with cast(BytesIO, request.DataSet).getbuffer() as body:
+            received = Received(
+                sop_class_uid=sop_class,
+                sop_instance_uid=sop_instance,
+                transfer_syntax_uid=syntax,
+                file_meta=encode_file_meta(sop_class, sop_instance, syntax, calling),
+                body=body,
+                calling_ae_title=calling,
+            )
+            result = self.ingestor.ingest(received)
+            size = len(body)
+        extra = {
+            "sop_instance_uid": result.sop_instance_uid,
+            "calling_ae_title": calling,
+            "outcome": result.outcome,
+        }
+        if result.status.is_success:
+            logger.debug("C-STORE answered", extra=extra)
+            if result.outcome == "stored":
+                self.metrics.received_bytes.inc(size)
+        else:
+            logger.warning("C-STORE refused: %s", result.reason, extra=extra)
+        if self.publisher is not None and (result.job_id is not None or result.dispatch_ids):
+            job_ids = [] if result.job_id is None else [result.job_id]
+            self.publisher.submit(job_ids, list(result.dispatch_ids))
+        return result.status, result.outcome
+
+
+def build_ae(settings: Settings) -> AE:
+    """Our AE: every storage SOP class with the supported syntaxes, verification, limits."""
+    network = settings.network
+    ae = AE(ae_title=network.ae_title)
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(cast(str, context.abstract_syntax), SUPPORTED_TRANSFER_SYNTAXES)
+    ae.add_supported_context(Verification, SUPPORTED_TRANSFER_SYNTAXES[:2])
+    ae.require_called_aet = network.require_called_ae_title
+    # ``network.max_associations`` is enforced by ``StorageService.on_requested``.
+    ae.maximum_associations = _CONNECTION_CEILING
+    ae.maximum_pdu_size = MAXIMUM_PDU_SIZE
+    ae.acse_timeout = network.acse_timeout_s
+    ae.dimse_timeout = network.dimse_timeout_s
+    ae.network_timeout = network.network_timeout_s
+    return ae
+
+
+class BoundedAssociationSocket(AssociationSocket):
+    """An association socket that refuses to read a PDU longer than ``max_pdu_length``.
+
+    pynetdicom reads a PDU's 6-byte header and then as many bytes as the header
+    announces, whatever maximum PDU length was negotiated: a peer that announced a 4 GiB
+    PDU and kept sending made the listener buffer all of it in memory. The body is read
+    by one ``recv(length)`` call; for a length over the limit the connection is closed
+    there and nothing is read, which pynetdicom then handles as a peer that
+    disconnected in the middle of a PDU (the association's thread ends after the ACSE
+    timeout, as for any such peer).
+    """
+
+    max_pdu_length = MAXIMUM_PDU_SIZE
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        """Read ``nr_bytes``, unless that is more than one acceptable PDU."""
+        if nr_bytes <= self.max_pdu_length:
+            return super().recv(nr_bytes)
+        logger.warning(
+            "peer announced a PDU of %d bytes (at most %d accepted); disconnecting",
+            nr_bytes,
+            self.max_pdu_length,
+        )
+        raw, self.socket, self._is_connected = self.socket, None, False
+        if raw is not None:
+            with contextlib.suppress(OSError):  # already gone: nothing left to shut
+                raw.shutdown(socket.SHUT_RDWR)
+            raw.close()
+        return bytearray()
+
+
+class BoundedRequestHandler(RequestHandler):
+    """pynetdicom's request handler, with the association's socket bounded."""
+
+    def _create_association(self) -> Association:
+        assoc = super()._create_association()
+        # The socket is made (and its connection event queued) inside pynetdicom's
+        # method; narrowing its class adds the bound without a second socket object.
+        assoc.dul.socket.__class__ = BoundedAssociationSocket
+        return assoc
+
+
+class ListenerServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server, hardened for a listener on a hospital network.
+
+    Python's ``accept()`` returns blocking sockets, so pynetdicom's network timeout never
+    reached a connection: a peer that sent part of a PDU and then nothing held its thread
+    forever, and with TLS the handshake ran in the accept loop, so one client that
+    connected and stayed silent stopped the listener from accepting anyone. Here every
+    accepted socket gets the network timeout, and the TLS handshake runs in the
+    connection's own thread.
+    """
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        """Accept a connection; give it the timeout; wrap it for TLS without handshaking."""
+        listening = cast(socket.socket, self.socket)
+        client, address = listening.accept()
+        client.settimeout(self.ae.network_timeout)
+        if self.ssl_context is not None:
+            client = self.ssl_context.wrap_socket(
+                client, server_side=True, do_handshake_on_connect=False
+            )
+        return client, address
+
+    def process_request_thread(
+        self,
+        request: socket.socket | tuple[bytes, socket.socket],
+        client_address: tuple[str, int] | str,
+    ) -> None:
+        """Finish the TLS handshake here, in the connection's thread, then serve it."""
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError) as error:
+                logger.warning("TLS handshake failed: %s", error, extra={"peer": client_address})
+                self.shutdown_request(request)
+                return
+        super().process_request_thread(request, client_address)
+
+    def shutdown(self) -> None:
+        """Stop accepting and close the socket (the AE did not start this server)."""
+        socketserver.BaseServer.shutdown(self)
+        self.server_close()
+
+
+def start_listener(
+    settings: Settings, service: StorageService, ae: AE | None = None
+) -> ThreadedAssociationServer:
+    """Start listening in background threads; ``server.shutdown()`` stops it."""
+    ae = ae or build_ae(settings)
+    network = settings.network
+    context = server_tls_context(network.tls) if network.tls.enabled else None
+    if service.policy.open:
+        logger.warning("no allow-list configured: any calling AE title may store")
+    server = ae.make_server(
+        (network.host, network.port),
+        ssl_context=context,
+        evt_handlers=service.handlers(),
+        server_class=ListenerServer,
+        request_handler=BoundedRequestHandler,
+    )
+    threading.Thread(target=server.serve_forever, name="dicom-listener", daemon=True).start()
+    service.metrics.active_associations.set_function(lambda: requested_associations(ae))
+    logger.info(
+        "listening as %s on %s:%d%s",
+        network.ae_title,
+        network.host,
+        network.port,
+        " (TLS)" if context else "",
+    )
+    return server

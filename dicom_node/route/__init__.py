@@ -1,0 +1,1 @@
+"""Routing: which received instances qualify for processing."""

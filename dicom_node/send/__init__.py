@@ -1,0 +1,1 @@
+"""Sending: destinations, the C-STORE SCU and the dispatch of results."""

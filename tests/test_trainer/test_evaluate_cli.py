@@ -1,0 +1,113 @@
+"""``blsnode evaluate --task localization|segmentation`` on small real subsets."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from blsgan_core.checkpoint import load_checkpoint
+from blsgan_core.shipped import shipped_weights
+from blsnode.cli.main import cli
+from trainer.frontend.hand_data import read_landmarks_csv, select_split
+from trainer.frontend.joint_data import read_manifest
+from trainer.frontend.joint_data import select_split as select_joint_split
+
+
+def test_split_matches_the_one_the_shipped_weights_were_chosen_on(
+    hand_radiographs_dir: Path, mcp_joints_dir: Path
+) -> None:
+    hands = select_split(read_landmarks_csv(hand_radiographs_dir / "landmarks.csv"), "val")
+    localiser = load_checkpoint(shipped_weights("localiser.pt"))
+    assert sorted(r.id for r in hands) == localiser.metadata["split"]["val_ids"]
+    joints = select_joint_split(read_manifest(mcp_joints_dir / "manifest.json"), "val")
+    segmenter = load_checkpoint(shipped_weights("segmenter.pt"))
+    assert sorted({r.case for r in joints}) == segmenter.metadata["split"]["val_cases"]
+
+
+def test_localization_report(tmp_path: Path, hand_radiographs_dir: Path) -> None:
+    source = hand_radiographs_dir / "landmarks.csv"
+    val_ids = {r.id for r in select_split(read_landmarks_csv(source), "val")}
+    with open(source, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["id"] in val_ids][:2]
+    for row in rows:  # absolute paths: the CSV lives elsewhere now
+        row["file"] = str(hand_radiographs_dir / row["file"])
+    subset = tmp_path / "subset.csv"
+    with open(subset, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    args = ["evaluate", "--task", "localization", "--landmarks", str(subset), "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_hands"] == 2 and report["n_joints"] == 10
+    assert report["n_detected"] == 10
+    assert 0.0 < report["mre_rel"] < 0.15 and report["mre_px"] > 0
+    assert report["within_10pct"] <= report["within_20pct"] <= 1.0
+    pairs = CliRunner().invoke(cli, [*args, "--variant", "two-hands"])
+    assert pairs.exit_code == 0, pairs.output
+    assert json.loads(pairs.stdout)["n_hands"] == 4
+
+
+def test_segmentation_report_excludes_invalid_records(tmp_path: Path, mcp_joints_dir: Path) -> None:
+    entries = json.loads((mcp_joints_dir / "manifest.json").read_text())
+    val_cases = {
+        r.case for r in select_joint_split(read_manifest(mcp_joints_dir / "manifest.json"), "val")
+    }
+    chosen = [e for e in entries if e["case"] in val_cases][:5]
+    # One of the README's annotation errors: both masks drawn on the same bone.
+    chosen.append({**chosen[0], "upper": chosen[0]["lower"]})
+    for entry in chosen:
+        for key in ("image", "upper", "lower"):
+            entry[key] = str(mcp_joints_dir / entry[key])
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(chosen))
+    result = CliRunner().invoke(
+        cli, ["evaluate", "--task", "segmentation", "--manifest", str(manifest), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_images"] == 5 and report["n_excluded_invalid"] == 1
+    assert report["dice_upper"] > 0.9 and report["dice_lower"] > 0.9
+    assert "dice_overlap" in report
+
+
+def test_evaluate_usage_errors(tmp_path: Path) -> None:
+    missing = CliRunner().invoke(cli, ["evaluate", "--task", "localization", "--json"])
+    assert missing.exit_code == 2 and "--landmarks" in missing.output
+    absent = CliRunner().invoke(
+        cli, ["evaluate", "--task", "segmentation", "--manifest", str(tmp_path / "x.json")]
+    )
+    assert absent.exit_code == 1 and "does not exist" in absent.output
+
+
+def test_separation_report_with_baselines_realism_and_figures(
+    tmp_path: Path, small_manifest: Path
+) -> None:
+    """The shipped model on a few joints: both baselines, two shift ranges, the Turing test."""
+    plots = tmp_path / "plots"
+    args = ["evaluate", "--task", "separation", "--manifest", str(small_manifest),
+            "--split", "val", "--validation-fraction", "0.5", "--max-images", "3",
+            "--realism-steps", "5", "--plots", str(plots)]  # fmt: skip
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["masks"] == "annotated" and report["separators"] == [
+        "model",
+        "trivial",
+        "identity",
+    ]
+    assert list(report["synthetic"]) == ["shifts 1-8 px", "shifts 9-16 px"]
+    real = report["real"]
+    assert real["n_images"] == 3 and real["trivial"]["overlap_psnr"]["mean"] > 40
+    realism = report["realism"]
+    assert {"model", "trivial", "identity", "config", "figure"} <= set(realism)
+    assert realism["config"]["steps"] == 5 and 0 <= realism["model"]["auc"] <= 1
+    for name in ("realism_patches.png", "separation_by_overlap.png", "examples.png"):
+        assert (plots / name).stat().st_size > 1000
+    text = CliRunner().invoke(cli, [*args, "--no-realism"])
+    assert text.exit_code == 0, text.output
+    assert "overlap psnr" in text.stdout and "realism: skipped" in text.stdout
