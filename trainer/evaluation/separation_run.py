@@ -99,24 +99,15 @@ def measure(
         # Real bone for the classifier: synthetic overlaps of the training range.
         trained = SyntheticConfig()
         ranges = [(trained.min_shift, trained.max_shift)]
-        (train_real, train_synthetic), (_, test_synthetic) = (
-            joints_of(training_records, ranges),
-            joints_of(records, ranges),
+        train_real, train_synthetic = joints_of(training_records, ranges)
+        _, test_synthetic = joints_of(records, ranges)
+        report["realism"] = realism_part(
+            separators,
+            (train_real, next(iter(train_synthetic.values()))),
+            (real, next(iter(test_synthetic.values()))),
+            RealismConfig(**({"steps": realism_steps} if realism_steps else {})),
+            plots,
         )
-        train = (train_real, next(iter(train_synthetic.values())))
-        test = (real, next(iter(test_synthetic.values())))
-        if not all((*train, *test)):
-            report["realism"] = {
-                "skipped": "each side of the split needs real overlapping joints and "
-                "synthetic overlaps"
-            }
-        else:
-            config = RealismConfig(**({"steps": realism_steps} if realism_steps else {}))
-            results = turing_test(separators, train, test, config)
-            figure = None
-            if plots is not None:
-                figure = figures.realism_panel(results, Path(plots) / "realism_patches.png")
-            report["realism"] = realism_report(results, figure, config)
     if plots is not None:
         folder = Path(plots)
         figures.separation_by_overlap(report, folder / "separation_by_overlap.png")
@@ -124,6 +115,23 @@ def measure(
         if examples:
             figures.example_panel(examples, models[next(iter(models))], folder / "examples.png")
     return report
+
+
+def realism_part(
+    separators: Mapping[str, Separator],
+    train: tuple[list[EvalJoint], list[EvalJoint]],
+    test: tuple[list[EvalJoint], list[EvalJoint]],
+    config: RealismConfig,
+    plots: Path | None,
+) -> dict[str, Any]:
+    """The Turing test of the report (and its figure in ``plots``), or why it was skipped."""
+    if not all((*train, *test)):
+        return {"skipped": "each side of the split needs real overlapping joints and synthetic overlaps"}
+    results = turing_test(separators, train, test, config)
+    figure = None
+    if plots is not None:
+        figure = figures.realism_panel(results, Path(plots) / "realism_patches.png")
+    return realism_report(results, figure, config)
 
 
 def segmenter_note(segmenter: Segmenter, records: Sequence[JointRecord]) -> dict[str, Any]:
