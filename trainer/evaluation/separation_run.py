@@ -126,7 +126,8 @@ def realism_part(
 ) -> dict[str, Any]:
     """The Turing test of the report (and its figure in ``plots``), or why it was skipped."""
     if not all((*train, *test)):
-        return {"skipped": "each side of the split needs real overlapping joints and synthetic overlaps"}
+        reason = "each side of the split needs real overlapping joints and synthetic overlaps"
+        return {"skipped": reason}
     results = turing_test(separators, train, test, config)
     figure = None
     if plots is not None:
