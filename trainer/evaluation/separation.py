@@ -222,8 +222,9 @@ def capped_psnr(value: float) -> float:
 
 
 def completed_reconstruction(joint: EvalJoint, output: SeparationResult) -> NDArray[np.float32]:
-    """The reconstruction inside the bones and the input outside them, ``(H, W)``."""
-    union = joint.masks.any(axis=0)
+    """The reconstruction inside the bones (of the masks the separator was given, where
+    Eq. 1 defines it) and the input outside them, ``(H, W)``."""
+    union = joint.given_masks.any(axis=0)
     reconstruction = output.reconstruction[0].numpy()
     return np.where(union, reconstruction, joint.image).astype(np.float32)
 
