@@ -8,6 +8,7 @@ casts the weights back to fp32 on load, and the layers differ by ~1e-3 at most.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,12 @@ def export_half(
     """Write ``checkpoint`` as fp16 ``<directory>/<name>.pt`` with its cards; promote it.
 
     ``evaluation`` (a separation report of ``blsnode evaluate``) goes into the card, so
-    the shipped model says how it measured against the baseline and the paper.
+    the shipped model says how it measured against the baselines; its realism figure
+    (held-out real and generated patches) is copied next to the card as
+    ``<name>-realism.png``, which the card shows.
     """
     source = load_checkpoint(checkpoint, expected_kind=MODEL_KIND)
+    evaluation, figure = _card_figure(evaluation, name)
     half = replace(
         source,
         state={
@@ -50,7 +54,26 @@ def export_half(
     )
     registry = ModelRegistry(directory, shipped_dir=None)
     entry = registry.register(half, name)
+    if figure is not None:
+        shutil.copyfile(figure, directory / f"{name}-realism.png")
     entry.path.with_suffix(".md").write_text(card_markdown(entry.card), encoding="utf-8")
     if promote:
         entry = registry.promote(name)
     return entry
+
+
+def _card_figure(
+    evaluation: dict[str, Any] | None, name: str
+) -> tuple[dict[str, Any] | None, Path | None]:
+    """The evaluation with its realism figure renamed ``<name>-realism.png``, and the source.
+
+    The card links the figure by that name; export copies it next to the card.
+    """
+    realism = (evaluation or {}).get("realism") or {}
+    if evaluation is None or not realism.get("figure"):
+        return evaluation, None
+    source = Path(realism["figure"])
+    if not source.is_file():
+        raise ValueError(f"the evaluation's realism figure {source} does not exist")
+    renamed = {**realism, "figure": f"{name}-realism.png"}
+    return {**evaluation, "realism": renamed}, source

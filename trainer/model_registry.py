@@ -67,31 +67,62 @@ def _cell(summary: dict[str, Any], key: str, scale: float = 1.0) -> str:
 
 
 def evaluation_table(report: dict[str, Any]) -> list[str]:
-    """Markdown rows of a separation report: model, identity baseline, the paper."""
+    """Markdown of a separation report: each separator beside the baselines, the Turing test.
+
+    The realism figure, if the report names one, is shown by its file name: export puts
+    a copy next to the card (:func:`trainer.export.export_half`).
+    """
+    separators = report["separators"]
     rows = [
-        f"## Evaluation (split {report.get('split', '?')}, seed {report.get('seed', '?')}: "
-        f"{report['real']['n_images']} real overlapping joints, "
-        f"{report['synthetic']['n_images']} synthetic overlaps)",
+        f"## Evaluation (split {report.get('split', '?')}, seed {report.get('seed', '?')}, "
+        f"{report.get('masks', 'annotated')} masks)",
         "",
-        "| | real MSE (1e-4) | real SSIM | real PSNR (dB) | synthetic layer PSNR (dB) |",
-        "| --- | --- | --- | --- | --- |",
+        report["split_note"].capitalize() + ".",
     ]
-    parts = [("this model", report)]
-    if "baseline" in report:
-        parts.append(("identity layers", report["baseline"]))
-    for label, part in parts:
-        real, synthetic = part["real"], part["synthetic"]
-        rows.append(
-            f"| {label} | {_cell(real, 'mse', 1e4)} | {_cell(real, 'ssim')} | "
-            f"{_cell(real, 'psnr')} | {_cell(synthetic, 'layer_psnr')} |"
-        )
-    paper = report.get("paper_table2")
-    if paper:
-        rows.append(
-            f"| paper, Table 2 | {paper['mse'] * 1e4:.2f} ± {paper['mse_std'] * 1e4:.2f} | "
-            f"{paper['ssim']} | {paper['psnr']} | not reported |"
-        )
+    real = report.get("real")
+    if real is not None:
+        rows += [
+            "",
+            f"Real overlapping joints ({real['n_images']}): reconstruction vs input.",
+            "",
+            "| | overlap PSNR (dB) | bones PSNR (dB) | whole crop PSNR (dB, paper's protocol) "
+            "| k | r(k, Laplace k) |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for name in separators:
+            part = real[name]
+            rows.append(
+                f"| {name} | {_cell(part, 'overlap_psnr')} | {_cell(part, 'bones_psnr')} | "
+                f"{_cell(part, 'whole_crop_psnr')} | {_cell(part, 'k')} | "
+                f"{_r(part.get('k_pearson_r'))} |"
+            )
+    for label, part_set in report["synthetic"].items():
+        rows += [
+            "",
+            f"Synthetic overlaps, {label} ({part_set['n_images']}): layers vs the true layers "
+            "in the overlap.",
+            "",
+            "| | layer PSNR (dB) | detail PSNR (dB) | seam ratio | k abs. error | r(k, true k) |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for name in separators:
+            part = part_set[name]
+            rows.append(
+                f"| {name} | {_cell(part, 'layer_psnr')} | {_cell(part, 'detail_psnr')} | "
+                f"{_cell(part, 'seam_ratio')} | {_cell(part, 'k_abs_error')} | "
+                f"{_r(part.get('k_pearson_r'))} |"
+            )
+    realism = report.get("realism") or {}
+    if "skipped" not in realism and realism:
+        aucs = ", ".join(f"{name} {realism[name]['auc']:.3f}" for name in separators)
+        rows += ["", f"Realism classifier AUC on held-out joints (goal <= 0.65): {aucs}."]
+        if realism.get("figure"):
+            rows += ["", f"![held-out real and generated patches]({Path(realism['figure']).name})"]
     return rows
+
+
+def _r(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def register_checkpoint(registry: ModelRegistry, checkpoint: Path, name: str) -> ModelEntry:

@@ -6,7 +6,7 @@ so plotting works on servers without a display; every figure is closed after sav
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
+from trainer.evaluation.realism import TuringResult
 from trainer.evaluation.separation import (
     EvalJoint,
     SeparationScores,
@@ -152,4 +153,70 @@ def example_panel(joints: Sequence[EvalJoint], separator: Separator, path: Path)
             axes[row, column].set_yticks([])
             if row == 0:
                 axes[row, column].set_title(title, fontsize=9)
+    return _save(figure, path)
+
+
+def separation_by_overlap(report: dict[str, Any], path: Path) -> Path:
+    """Means per overlap-size bin of each separator, from a separation report.
+
+    Real joints: reconstruction PSNR inside the overlap; each synthetic set: layer PSNR,
+    detail PSNR and seam ratio in the overlap. Bin labels carry their joint counts.
+    """
+    panels: list[tuple[str, dict[str, Any], str]] = []
+    if report.get("real") is not None:
+        panels.append(("real: R vs J in the overlap (dB)", report["real"], "overlap_psnr"))
+    for label, part in report["synthetic"].items():
+        panels += [
+            (f"synthetic {label}: layer PSNR (dB)", part, "layer_psnr"),
+            (f"synthetic {label}: detail PSNR (dB)", part, "detail_psnr"),
+            (f"synthetic {label}: seam ratio (1 = none)", part, "seam_ratio"),
+        ]
+    if not panels:
+        raise ValueError("the report has nothing to plot")
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
+    for axis, (title, part, key) in zip(axes[0], panels, strict=True):
+        rows = part["by_overlap"]
+        positions = np.arange(len(rows))
+        for name in report["separators"]:
+            means = [row[name][key]["mean"] for row in rows]
+            axis.plot(positions, [np.nan if m is None else m for m in means], "o-", label=name)
+        axis.set_xticks(positions, [f"{row['bin']}\nn={row['n_images']}" for row in rows])
+        axis.set_xlabel("overlap (px)", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.set_title(title, fontsize=8)
+        axis.legend(fontsize=7)
+    return _save(figure, path)
+
+
+def realism_panel(results: Mapping[str, TuringResult], path: Path, count: int = 8) -> Path:
+    """Held-out patches: real bone (first row), then each separator's generated patches.
+
+    Under each patch the classifier's probability that it is generated; each row's title
+    gives that classifier's AUC.
+    """
+    if not results:
+        raise ValueError("no Turing test results to show")
+    first = next(iter(results.values()))
+    rows = [("real bone (true layers)", first.test_real, first.scores_real)]
+    rows += [
+        (f"{name} (AUC {result.auc:.2f})", result.test_generated, result.scores_generated)
+        for name, result in results.items()
+    ]
+    columns = min(count, min(len(patches) for _, patches, _ in rows))
+    if columns == 0:
+        raise ValueError("no patches to show")
+    figure, axes = plt.subplots(
+        len(rows), columns, figsize=(1.3 * columns, 1.55 * len(rows)), squeeze=False
+    )
+    for row, (title, patches, scores) in enumerate(rows):
+        # Evenly spaced picks, so the row is not only the first joint's patches.
+        picks = np.linspace(0, len(patches) - 1, columns).round().astype(int)
+        for column, index in enumerate(picks):
+            axis = axes[row, column]
+            axis.imshow(patches[index], cmap="gray", vmin=0, vmax=1)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.set_xlabel(f"p={scores[index]:.2f}", fontsize=7)
+        axes[row, 0].set_ylabel(title, fontsize=7)
+    figure.suptitle("held-out patches; p = classifier's probability of 'generated'", fontsize=8)
     return _save(figure, path)

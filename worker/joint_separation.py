@@ -53,6 +53,27 @@ def _write_png(path: Path, image: NDArray[np.floating]) -> None:
     Image.fromarray(grey, mode="L").save(path)
 
 
+def write_separation_pngs(
+    out_dir: Path, stem: str, layers: NDArray[np.floating], reconstruction: NDArray[np.floating]
+) -> dict[str, Path]:
+    """Write ``<stem>_upper.png``, ``<stem>_lower.png``, ``<stem>_reconstruction.png``.
+
+    ``layers`` is ``(2, H, W)`` (upper first), ``reconstruction`` ``(H, W)``, both in
+    [0, 1]; the files are 8-bit grey. Returns the paths under the keys ``upper_layer``,
+    ``lower_layer`` and ``reconstruction``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = {
+        "upper_layer": out_dir / f"{stem}_upper.png",
+        "lower_layer": out_dir / f"{stem}_lower.png",
+        "reconstruction": out_dir / f"{stem}_reconstruction.png",
+    }
+    _write_png(outputs["upper_layer"], layers[0])
+    _write_png(outputs["lower_layer"], layers[1])
+    _write_png(outputs["reconstruction"], reconstruction)
+    return outputs
+
+
 def separate_joint_files(
     image_path: Path,
     upper_path: Path,
@@ -82,16 +103,7 @@ def separate_joint_files(
     result = separate(image[None], np.stack([upper, lower])[None], model)
     layers = result.layers[0].numpy()
     reconstruction = result.reconstruction[0, 0].numpy()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = image_path.stem
-    outputs = {
-        "upper_layer": out_dir / f"{stem}_upper.png",
-        "lower_layer": out_dir / f"{stem}_lower.png",
-        "reconstruction": out_dir / f"{stem}_reconstruction.png",
-    }
-    _write_png(outputs["upper_layer"], layers[0])
-    _write_png(outputs["lower_layer"], layers[1])
-    _write_png(outputs["reconstruction"], reconstruction)
+    outputs = write_separation_pngs(out_dir, image_path.stem, layers, reconstruction)
     metrics = image_metrics(reconstruction, image, upper | lower)
     return JointSeparation(
         model=model_path,

@@ -157,6 +157,8 @@ def evaluate(
         "manifest": list(manifest),
         "model": model_for(settings, MODEL_KINDS[task], model),
     }
+    if task_options.get("masks") == "predicted":  # the node's path: the segmenter in use
+        options["segmenter"] = model_for(settings, MODEL_KINDS["segmentation"])
     with exit_on_value_error():  # missing files, bad CSV/manifest, unusable checkpoint
         report = RUNNERS[task](options)
     emit(report, as_json, RENDERERS.get(task, _render_flat))

@@ -29,92 +29,106 @@ def _manifests(value: Path | Sequence[Path] | None) -> list[Path]:
 def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     """Evaluate a BLS-GAN checkpoint on a manifest's joints.
 
-    ``options``: ``manifest`` (path or paths), ``model`` (the checkpoint, as the command chose it),
-    ``split`` (all/train/val) and ``seed`` of the joint-disjoint split, and optionally
-    ``validation_fraction``, ``baseline``, ``synthetic_seed``, ``max_images``,
-    ``device`` and ``plots`` (folder for PNG figures).
+    ``options``: ``manifest`` (path or paths), ``model`` (the checkpoint, as the command
+    chose it), ``split`` (all/train/val) and ``seed`` of the joint-disjoint split, and
+    optionally ``validation_fraction``, ``synthetic_seed``, ``shift_ranges`` (pairs of
+    min/max px per bone; default the training range and one beyond it), ``masks``
+    (annotated/predicted), ``segmenter`` (its checkpoint, needed for predicted masks),
+    ``realism`` (run the Turing test, needs split val), ``realism_steps``,
+    ``max_images``, ``device`` and ``plots`` (folder for PNG figures).
     """
     import torch
 
     from blsgan_core.data import read_manifests, split_by_case
     from blsgan_core.model import load_model
-    from trainer import plots
-    from trainer.datasets import SampleStore
-    from trainer.evaluation.separation import (
-        evaluate_separation,
-        identity_separator,
-        model_separator,
-        real_joints,
-        score_separator,
-        synthetic_joints,
-    )
-    from trainer.validation import extremes
+    from blsgan_core.segment import load_segmenter
+    from trainer.evaluation.separation import model_separator
+    from trainer.evaluation.separation_run import default_shift_ranges, measure
 
     manifests = _manifests(options.get("manifest"))
     split = options.get("split", "all")
     fraction = options.get("validation_fraction") or DEFAULT_VALIDATION_FRACTION
     contents = read_manifests(manifests)
-    records = pick_split(
-        list(contents.records),
-        split,
-        lambda r: split_by_case(r, validation_fraction=fraction, seed=options.get("seed", 0)),
+    halves = split_by_case(
+        list(contents.records), validation_fraction=fraction, seed=options.get("seed", 0)
     )
+    records = pick_split(list(contents.records), split, lambda _: halves)
     model_path = options["model"]
     device = options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(Path(model_path), device=device)
-
-    store = SampleStore()
-    cap = options.get("max_images")
-    real = real_joints(records, store)[:cap]
-    synthetic_seed = options.get("synthetic_seed", DEFAULT_SYNTHETIC_SEED)
-    synthetic = synthetic_joints(records, store, seed=synthetic_seed)[:cap]
-    separator = model_separator(model, device)
-    report = evaluate_separation(real, synthetic, separator, baseline=bool(options.get("baseline")))
-    if options.get("plots") is not None:
-        folder = Path(options["plots"])
-        scores = score_separator(separator, real, synthetic)
-        baseline = score_separator(identity_separator, real, synthetic)
-        plots.metrics_by_overlap(scores, folder / "metrics_by_overlap.png", baseline)
-        examples = extremes(synthetic) + extremes(real)
-        if examples:
-            plots.example_panel(examples, separator, folder / "examples.png")
+    mask_source = options.get("masks") or "annotated"
+    segmenter = None
+    if mask_source == "predicted":
+        if options.get("segmenter") is None:
+            raise ValueError("--masks predicted needs the segmenter's checkpoint")
+        segmenter = load_segmenter(Path(options["segmenter"]))
+    report = measure(
+        records,
+        halves[0] if split == "val" else None,
+        {"model": model_separator(model, device)},
+        segmenter=segmenter,
+        synthetic_seed=options.get("synthetic_seed", DEFAULT_SYNTHETIC_SEED),
+        shift_ranges=options.get("shift_ranges") or default_shift_ranges(),
+        cap=options.get("max_images"),
+        realism=options.get("realism", True),
+        realism_steps=options.get("realism_steps"),
+        plots=options.get("plots"),
+    )
     return {
         **report,
         "model": {"path": str(model_path), "version": model.version},
+        "masks": mask_source,
         "split": split,
         "seed": options.get("seed", 0),
-        "synthetic_seed": synthetic_seed,
         "manifests": [str(path) for path in manifests],
         "n_rejected": len(contents.rejected),
     }
 
 
 def render_separation(data: dict[str, Any]) -> str:
-    """The report as four lines: model, identity baseline (if measured), the paper."""
+    """The report as text: one block per protocol, one line per separator."""
 
-    def line(name: str, part: dict[str, Any]) -> str:
-        real, synthetic = part["real"], part["synthetic"]
-        values = (
-            real["mse"]["mean"], real["ssim"]["mean"], real["psnr"]["mean"],
-            synthetic["layer_psnr"]["mean"],
-        )  # fmt: skip
-        shown = ["-" if v is None else f"{v:.4g}" for v in values]
-        return f"{name:<10} mse {shown[0]}  ssim {shown[1]}  psnr {shown[2]} dB  " + (
-            f"synthetic layer psnr {shown[3]} dB"
-        )
+    def value(part: dict[str, Any], key: str, digits: str = ".2f") -> str:
+        mean = part[key]["mean"]
+        return "-" if mean is None else format(mean, digits)
 
     lines = [
-        f"model {data['model']['version']}, split {data['split']}, "
-        f"{data['real']['n_images']} real + {data['synthetic']['n_images']} synthetic joints",
-        line("model", data),
+        f"model {data['model']['version']}, split {data['split']}, masks {data['masks']}, "
+        f"{data['n_images']} joints ({data['split_note']})"
     ]
-    if "baseline" in data:
-        lines.append(line("identity", data["baseline"]))
-    paper = data["paper_table2"]
-    lines.append(
-        f"paper      mse {paper['mse']:.4g}  ssim {paper['ssim']}  psnr {paper['psnr']} dB"
-    )
+    real = data.get("real")
+    if real is not None:
+        lines.append(f"real overlapping joints: {real['n_images']}")
+        for name in data["separators"]:
+            part = real[name]
+            lines.append(
+                f"  {name:<9} overlap psnr {value(part, 'overlap_psnr')} dB  "
+                f"bones psnr {value(part, 'bones_psnr')} dB  "
+                f"whole crop {value(part, 'whole_crop_psnr')} dB  "
+                f"k {value(part, 'k', '.3f')} (r {_r(part)})"
+            )
+    for label, part_set in data["synthetic"].items():
+        lines.append(f"synthetic overlaps, {label}: {part_set['n_images']}")
+        for name in data["separators"]:
+            part = part_set[name]
+            lines.append(
+                f"  {name:<9} layer psnr {value(part, 'layer_psnr')} dB  "
+                f"detail psnr {value(part, 'detail_psnr')} dB  "
+                f"seam ratio {value(part, 'seam_ratio')}  k error "
+                f"{value(part, 'k_abs_error', '.3f')} (r {_r(part)})"
+            )
+    realism = data.get("realism", {})
+    if "skipped" in realism:
+        lines.append(f"realism: skipped, {realism['skipped']}")
+    else:
+        aucs = ", ".join(f"{name} {realism[name]['auc']:.3f}" for name in data["separators"])
+        lines.append(f"realism classifier AUC (goal <= 0.65): {aucs}")
     return "\n".join(lines)
+
+
+def _r(part: dict[str, Any]) -> str:
+    r = part.get("k_pearson_r")
+    return "-" if r is None else f"{r:.2f}"
 
 
 SEPARATION_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
@@ -125,7 +139,32 @@ SEPARATION_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         show_default=True,
         help="Separation: fraction of joints in the validation split (as in training).",
     ),
-    click.option("--baseline", is_flag=True, help="Separation: also report the identity layers."),
+    click.option(
+        "--masks",
+        type=click.Choice(("annotated", "predicted")),
+        default="annotated",
+        show_default=True,
+        help="Separation: the manifest's masks, or the promoted segmenter's (the node's path).",
+    ),
+    click.option(
+        "--shift-range",
+        "shift_ranges",
+        type=(click.IntRange(min=0), click.IntRange(min=0)),
+        multiple=True,
+        help="Separation: MIN MAX px per bone of a set of synthetic overlaps (repeatable; "
+        "default the training range 1-8 and 9-16 beyond it).",
+    ),
+    click.option(
+        "--realism-steps",
+        type=click.IntRange(min=1),
+        help="Separation: training steps of each realism classifier (default: RealismConfig's).",
+    ),
+    click.option(
+        "--realism/--no-realism",
+        default=True,
+        show_default=True,
+        help="Separation: train the real-vs-generated patch classifier (with --split val).",
+    ),
     click.option(
         "--synthetic-seed",
         type=int,

@@ -43,7 +43,7 @@ SUMMARIES: dict[str, str] = {
     "purge": "Delete stored instances and bookkeeping older than the retention period.",
     "process": "Run the whole pipeline offline on one DICOM file.",
     "locate": "Find the hands and MCP joints in a radiograph.",
-    "separate": "Separate the two bones of one joint crop into layer images.",
+    "separate": "Separate the two bones of a joint crop (or of a manifest's joints) into layers.",
     "train": "Train or fine-tune models (two-phase BLS-GAN training).",
     "evaluate": "Measure separation, localisation, segmentation or JSN registration.",
     "models": "List, inspect and promote trained models.",

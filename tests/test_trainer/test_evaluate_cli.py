@@ -107,3 +107,32 @@ def test_evaluate_usage_errors(tmp_path: Path) -> None:
         cli, ["evaluate", "--task", "segmentation", "--manifest", str(tmp_path / "x.json")]
     )
     assert absent.exit_code == 1 and "does not exist" in absent.output
+
+
+def test_separation_report_with_baselines_realism_and_figures(
+    tmp_path: Path, small_manifest: Path
+) -> None:
+    """The shipped model on a few joints: both baselines, two shift ranges, the Turing test."""
+    plots = tmp_path / "plots"
+    args = ["evaluate", "--task", "separation", "--manifest", str(small_manifest),
+            "--split", "val", "--validation-fraction", "0.5", "--max-images", "3",
+            "--realism-steps", "5", "--plots", str(plots)]  # fmt: skip
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["masks"] == "annotated" and report["separators"] == [
+        "model",
+        "trivial",
+        "identity",
+    ]
+    assert list(report["synthetic"]) == ["shifts 1-8 px", "shifts 9-16 px"]
+    real = report["real"]
+    assert real["n_images"] == 3 and real["trivial"]["overlap_psnr"]["mean"] > 40
+    realism = report["realism"]
+    assert {"model", "trivial", "identity", "config", "figure"} <= set(realism)
+    assert realism["config"]["steps"] == 5 and 0 <= realism["model"]["auc"] <= 1
+    for name in ("realism_patches.png", "separation_by_overlap.png", "examples.png"):
+        assert (plots / name).stat().st_size > 1000
+    text = CliRunner().invoke(cli, [*args, "--no-realism"])
+    assert text.exit_code == 0, text.output
+    assert "overlap psnr" in text.stdout and "realism: skipped" in text.stdout

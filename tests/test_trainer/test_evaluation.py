@@ -1,22 +1,30 @@
-"""Separation report: its keys, and that its synthetic layer metric can tell separation apart."""
+"""Separation report: its keys, and that its measures tell separation from non-separation."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from blsgan_core.data import read_manifests, split_by_case
 from blsgan_core.inference import SeparationResult
 from blsgan_core.reconstruction import reconstruct
+from blsgan_core.segment import load_segmenter
+from blsgan_core.synthetic import SyntheticConfig
 from trainer.datasets import SampleStore
+from trainer.evaluation.predicted_masks import with_predicted_masks
 from trainer.evaluation.separation import (
     PSNR_CAP_DB,
     EvalJoint,
-    evaluate_separation,
+    Separator,
     identity_separator,
     real_joints,
     synthetic_joints,
+    trivial_separator,
 )
+from trainer.evaluation.separation_report import evaluate_separation
+
+LABEL = "shifts 1-8 px"
 
 
 @pytest.fixture(scope="module")
@@ -26,52 +34,64 @@ def joints(small_manifest: Path) -> tuple[list[EvalJoint], list[EvalJoint]]:
     return real_joints(records, store), synthetic_joints(records, store, seed=3)
 
 
-def _oracle(synthetic: list[EvalJoint]):  # type: ignore[no-untyped-def]
+def _oracle(synthetic: list[EvalJoint]) -> Separator:
     """A separator that knows the true layers and k of each synthetic joint."""
     by_image = {joint.image.tobytes(): joint for joint in synthetic}
 
-    def separate(images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor):  # type: ignore[no-untyped-def]
+    def separate(
+        images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor
+    ) -> SeparationResult:
         truths = [by_image[image[0].numpy().tobytes()] for image in images]
-        layers = torch.stack([torch.from_numpy(joint.true_layers) for joint in truths])
-        k = torch.tensor([joint.true_k for joint in truths])
+        layers = torch.stack([torch.from_numpy(np.asarray(j.true_layers)) for j in truths])
+        k = torch.tensor([j.true_k for j in truths])
         return SeparationResult(layers, k, reconstruct(layers, masks, k))
 
     return separate
 
 
-def test_report_keys_and_baseline_beside_the_model(
-    joints: tuple[list[EvalJoint], list[EvalJoint]],
-) -> None:
+SEPARATORS = {"trivial": trivial_separator, "identity": identity_separator}
+
+
+def test_report_keys_counts_and_bins(joints: tuple[list[EvalJoint], list[EvalJoint]]) -> None:
     real, synthetic = joints
-    report = evaluate_separation(real, synthetic, identity_separator, baseline=True)
-    assert report["task"] == "separation"
+    report = evaluate_separation(real, {LABEL: synthetic}, SEPARATORS)
+    assert report["task"] == "separation" and report["separators"] == ["trivial", "identity"]
     assert report["n_images"] == len(real) + len(synthetic) > 0
-    for key in ("mse", "ssim", "psnr"):
-        assert set(report["real"][key]) == {"mean", "std"}
-    assert report["real"]["mse"]["std"] >= 0
-    assert report["synthetic"]["layer_psnr"]["mean"] is not None
-    assert report["synthetic"]["layer_mse"]["mean"] > 0
-    assert {row["bin"] for row in report["by_overlap"]["real"]} >= {"20-100", ">=800"}
-    assert sum(row["n_images"] for row in report["by_overlap"]["synthetic"]) == len(synthetic)
-    baseline = report["baseline"]
-    assert set(baseline) == {"real", "synthetic", "by_overlap"}
-    # The identity layers are the model here, so both must agree.
-    assert baseline["real"]["psnr"] == report["real"]["psnr"]
+    assert "no patient id" in report["split_note"] and report["detail_sigma_px"] > 0
+    for name in SEPARATORS:
+        for key in ("overlap_psnr", "bones_psnr", "whole_crop_psnr", "k", "laplace_k"):
+            assert set(report["real"][name][key]) == {"mean", "std", "n"}
+            assert report["real"][name][key]["n"] == len(real)
+    part = report["synthetic"][LABEL]
+    assert part["n_images"] == len(synthetic)
+    bins = part["by_overlap"]
+    assert [row["bin"] for row in bins] == ["<100", "100-400", "400-1000", ">=1000"]
+    assert sum(row["n_images"] for row in bins) == len(synthetic)
+    assert sum(row["trivial"]["layer_psnr"]["n"] for row in bins) == len(synthetic)
 
 
-def test_identity_layers_reconstruct_well_but_separate_badly(
+def test_only_the_overlap_and_the_true_layers_tell_separation_apart(
     joints: tuple[list[EvalJoint], list[EvalJoint]],
 ) -> None:
     real, synthetic = joints
-    identity = evaluate_separation(real, synthetic, identity_separator)
-    oracle = evaluate_separation([], synthetic, _oracle(synthetic))
-    # The paper's real protocol cannot tell the identity layers from a separation...
-    assert identity["real"]["psnr"]["mean"] > 30
-    # ...the synthetic layer error can: identity ~15 dB, the true layers hit the cap.
-    assert identity["synthetic"]["layer_psnr"]["mean"] < 25
-    assert oracle["synthetic"]["layer_psnr"]["mean"] == PSNR_CAP_DB
-    assert oracle["synthetic"]["k_abs_error"]["mean"] < 1e-6
-    assert identity["synthetic"]["k_abs_error"]["mean"] < 1e-5  # same background, same k
+    report = evaluate_separation(real, {LABEL: synthetic}, SEPARATORS)
+    trivial, identity = report["real"]["trivial"], report["real"]["identity"]
+    # Whole crop: both answers that separate nothing look excellent...
+    assert trivial["whole_crop_psnr"]["mean"] > 60 and identity["whole_crop_psnr"]["mean"] > 30
+    # ...inside the overlap the identity layers (both bones counted twice) fall apart,
+    # while the trivial answer still reproduces the input: reconstruction cannot show
+    # separation, only set a floor.
+    assert identity["overlap_psnr"]["mean"] < 25 < trivial["overlap_psnr"]["mean"]
+    assert trivial["bones_psnr"]["mean"] > identity["bones_psnr"]["mean"]
+    # Against the true layers neither separates; the true layers themselves are perfect.
+    part = report["synthetic"][LABEL]
+    assert max(part[name]["layer_psnr"]["mean"] for name in SEPARATORS) < 20
+    oracle = evaluate_separation([], {LABEL: synthetic}, {"oracle": _oracle(synthetic)})
+    oracle = oracle["synthetic"][LABEL]["oracle"]
+    assert oracle["layer_psnr"]["mean"] == oracle["detail_psnr"]["mean"] == PSNR_CAP_DB
+    assert oracle["seam_ratio"]["mean"] == pytest.approx(1.0)
+    assert part["identity"]["seam_ratio"]["mean"] > 1.5  # a second bone pasted in
+    assert oracle["k_abs_error"]["mean"] < 1e-6 and oracle["k_pearson_r"] == pytest.approx(1.0)
 
 
 def test_synthetic_overlaps_are_seeded_and_the_split_matches_training(
@@ -84,10 +104,36 @@ def test_synthetic_overlaps_are_seeded_and_the_split_matches_training(
     c = synthetic_joints(records, store, seed=6)
     assert [j.image.tobytes() for j in a] == [j.image.tobytes() for j in b]
     assert [j.image.tobytes() for j in a] != [j.image.tobytes() for j in c]
+    assert [j.image.tobytes() for j in synthetic_joints(records, store, seed=5, limit=2)] == [
+        j.image.tobytes() for j in a[:2]
+    ]
     train, validation = split_by_case(records, validation_fraction=0.25, seed=0)
     assert not {r.case for r in train} & {r.case for r in validation}
 
 
+def test_shifts_beyond_the_training_range_make_larger_overlaps(small_manifest: Path) -> None:
+    records = read_manifests(small_manifest).records
+    store = SampleStore()
+    trained = synthetic_joints(records, store, seed=1)
+    beyond = synthetic_joints(records, store, seed=1, options=SyntheticConfig(9, 16))
+    assert np.mean([j.overlap_px for j in beyond]) > 2 * np.mean([j.overlap_px for j in trained])
+
+
+def test_predicted_masks_replace_the_input_but_not_the_truth(
+    joints: tuple[list[EvalJoint], list[EvalJoint]],
+) -> None:
+    real, synthetic = joints
+    predicted = with_predicted_masks(real[:3] + synthetic[:2], load_segmenter())
+    for before, after in zip(real[:3] + synthetic[:2], predicted, strict=True):
+        assert after.input_masks is not None and after.input_background is not None
+        assert after.input_masks.shape == before.masks.shape
+        assert np.array_equal(after.masks, before.masks)
+        assert not np.array_equal(after.given_masks, before.masks)  # drawn by the segmenter
+    report = evaluate_separation(predicted[:3], {LABEL: predicted[3:]}, SEPARATORS)
+    dice = report["real"]["identity"]["overlap_dice"]
+    assert dice["n"] == 3 and 0 < dice["mean"] < 1
+
+
 def test_nothing_to_evaluate_is_an_error() -> None:
     with pytest.raises(ValueError, match="nothing to evaluate"):
-        evaluate_separation([], [], identity_separator)
+        evaluate_separation([], {LABEL: []}, SEPARATORS)

@@ -15,12 +15,14 @@ from blsgan_core.model import load_model
 from blsgan_core.registry import ModelRegistry
 from blsnode.cli.main import cli
 from trainer.datasets import SampleStore
+from trainer.evaluation.realism import RealismConfig, realism_report, turing_test
 from trainer.evaluation.separation import (
-    evaluate_separation,
     identity_separator,
     real_joints,
     synthetic_joints,
+    trivial_separator,
 )
+from trainer.evaluation.separation_report import evaluate_separation
 
 
 def _json(args: list[str], data_dir: Path) -> dict[str, Any]:
@@ -67,15 +69,19 @@ def test_train_resume_register_promote_show_and_fine_tune(
         cli,
         ["--data-dir", str(tmp_path), "evaluate", "--task", "separation",
          "--manifest", str(small_manifest), "--split", "val", "--seed", "0",
-         "--validation-fraction", "0.25", "--baseline", "--json"],
+         "--validation-fraction", "0.25", "--shift-range", "1", "8", "--no-realism", "--json"],
     )  # fmt: skip
     assert report_result.exit_code == 0, report_result.output
     report = json.loads(report_result.stdout)
     assert report["task"] == "separation" and report["split"] == "val"
     assert report["model"]["path"] == str(tmp_path / "models" / "tiny-cli.pt")
-    assert report["n_images"] == report["real"]["n_images"] + report["synthetic"]["n_images"]
-    assert report["baseline"]["synthetic"]["layer_psnr"]["mean"] < 25
-    assert report["n_rejected"] == 1
+    assert list(report["synthetic"]) == ["shifts 1-8 px"]
+    synthetic = report["synthetic"]["shifts 1-8 px"]
+    assert report["n_images"] == report["real"]["n_images"] + synthetic["n_images"]
+    assert report["separators"] == ["model", "trivial", "identity"]
+    assert synthetic["identity"]["layer_psnr"]["mean"] < 25
+    assert report["n_rejected"] == 1 and "no patient id" in report["split_note"]
+    assert report["realism"] == {"skipped": "not asked for (--no-realism)"}
 
 
 def test_usage_errors_are_clear(tmp_path: Path, small_manifest: Path) -> None:
@@ -108,10 +114,13 @@ def test_export_writes_a_half_precision_shipped_model_with_its_evaluation(
 ) -> None:
     records = read_manifests(small_manifest).records
     store = SampleStore()
-    report = evaluate_separation(
-        real_joints(records, store)[:2], synthetic_joints(records, store, seed=0)[:2],
-        identity_separator, baseline=True,
-    )  # fmt: skip
+    real, synthetic = real_joints(records, store)[:4], synthetic_joints(records, store, seed=0)
+    separators = {"model": identity_separator, "trivial": trivial_separator}
+    report = evaluate_separation(real[2:], {"shifts 1-8 px": synthetic[:2]}, separators)
+    config = RealismConfig(steps=2)
+    results = turing_test(separators, (real[:2], synthetic[2:4]), (real[2:], synthetic[:2]), config)
+    (tmp_path / "figure.png").write_bytes(b"a PNG")  # export copies it, whatever it holds
+    report["realism"] = realism_report(results, tmp_path / "figure.png", config)
     (tmp_path / "report.json").write_text(json.dumps(report))
     target = tmp_path / "weights"
     data = _json(
@@ -119,7 +128,9 @@ def test_export_writes_a_half_precision_shipped_model_with_its_evaluation(
          "--evaluation", str(tmp_path / "report.json"), "--json"], tmp_path,
     )  # fmt: skip
     card = (target / "tiny-ship.md").read_text()
-    assert "| identity layers |" in card and "| paper, Table 2 |" in card
+    assert "| trivial |" in card and "whole crop PSNR (dB, paper's protocol)" in card
+    assert "Realism classifier AUC" in card and "](tiny-ship-realism.png)" in card
+    assert (target / "tiny-ship-realism.png").read_bytes() == b"a PNG"
     assert data["promoted"] is True
     assert data["bytes"] < 0.6 * tiny_run.best_checkpoint.stat().st_size
     entry = ModelRegistry(tmp_path / "empty", shipped_dir=target).promoted("blsgan")

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from blsgan_core.data import read_grey, read_mask
+from blsgan_core.data import read_grey, read_manifests, read_mask
 from blsgan_core.harmonise import harmonise
 from blsgan_core.model import BLSGANConfig, BLSGANModel, save_model
 from blsgan_core.networks.generator import GeneratorConfig
@@ -154,3 +154,88 @@ def test_without_a_promotion_the_shipped_trained_model_separates(
     # The shipped model reconstructs this real joint at 39.6 dB (43.8 dB on average over
     # held-out joints, see its model card); a model loaded wrongly (weights, config) does not.
     assert data["psnr"] > 33 and data["ssim"] > 0.9
+
+
+@pytest.fixture(scope="module")
+def manifest(mcp_joints_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three real joints (two overlapping, one not) and one known annotation error."""
+    raw = json.loads((mcp_joints_dir / "manifest.json").read_text())
+    chosen = [r for r in raw if r["overlap_px"] >= 100][:2] + [
+        r for r in raw if r["overlap_px"] == 0
+    ][:1]
+    bad = read_manifests(mcp_joints_dir / "manifest.json").rejected[0]
+    chosen.append(next(r for r in raw if r["image"] == bad.image))
+    entries = [
+        {
+            k: str(mcp_joints_dir / v) if k in ("image", "upper", "lower") else v
+            for k, v in r.items()
+        }
+        for r in chosen
+    ]
+    for entry in entries:
+        entry.pop("background", None)
+    path = tmp_path_factory.mktemp("manifest") / "manifest.json"
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def test_manifest_form_writes_three_pngs_and_one_line_per_record(
+    manifest: Path, checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    args = ["separate", "--manifest", str(manifest), "--out", str(out), "--model", str(checkpoint)]
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "node"), *args])
+    # The annotation error cannot be separated: its line says why, and the exit status too.
+    assert result.exit_code == 1 and "1 of 4 records could not be separated" in result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines == [json.loads(x) for x in (out / "separations.jsonl").read_text().splitlines()]
+    errors = [line for line in lines if "error" in line]
+    assert len(errors) == 1 and "same bone" in errors[0]["error"]
+    entries = json.loads(manifest.read_text())
+    done = [line for line in lines if "error" not in line]
+    assert [line["image"] for line in done] == [e["image"] for e in entries[:3]]
+    for line, entry in zip(done, entries, strict=False):
+        assert line["masks"] == "annotated" and line["overlap_px"] == entry["overlap_px"]
+        assert 0 < line["k"] <= 1 and line["model"] == "0.0.1-test"
+        stem = Path(entry["image"]).stem
+        for suffix, key in (("upper", "upper_layer"), ("lower", "lower_layer")):
+            layer = np.asarray(Image.open(out / f"{stem}_{suffix}.png"))
+            assert line[key] == str(out / f"{stem}_{suffix}.png")
+            assert layer.shape == (256, 256) and not layer[~read_mask(Path(entry[suffix]))].any()
+        assert (out / f"{stem}_reconstruction.png").is_file()
+
+
+def test_manifest_form_with_the_segmenters_masks(
+    manifest: Path, checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    args = ["separate", "--manifest", str(manifest), "--out", str(out), "--masks", "predicted"]
+    result = CliRunner().invoke(
+        cli, ["--data-dir", str(tmp_path / "node"), *args, "--model", str(checkpoint)]
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    done = [line for line in lines if "error" not in line]
+    assert len(done) == 3 and all(line["masks"] == "predicted" for line in done)
+    entries = json.loads(manifest.read_text())
+    # The segmenter finds both overlapping joints overlapping, and draws its own masks.
+    assert all(line["overlap_px"] > 0 for line in done[:2])
+    assert [line["overlap_px"] for line in done[:2]] != [e["overlap_px"] for e in entries[:2]]
+    for line in done:
+        upper = np.asarray(Image.open(line["upper_layer"])) > 0
+        assert upper.any()
+
+
+def test_manifest_form_refuses_colliding_outputs_and_mixed_forms(
+    manifest: Path, checkpoint: Path, joint: dict[str, Path], tmp_path: Path
+) -> None:
+    entries = json.loads(manifest.read_text())
+    copy = tmp_path / "copy" / Path(entries[0]["image"]).name  # another file, same stem
+    copy.parent.mkdir()
+    copy.write_bytes(Path(entries[0]["image"]).read_bytes())
+    twice = tmp_path / "twice.json"
+    twice.write_text(json.dumps([entries[0], {**entries[0], "case": "x", "image": str(copy)}]))
+    base = ["separate", "--out", str(tmp_path / "o"), "--model", str(checkpoint)]
+    result = CliRunner().invoke(cli, [*base, "--manifest", str(twice)])
+    assert result.exit_code == 1 and "share the stem" in result.stderr
+    both = CliRunner().invoke(cli, [*base, str(joint["image"]), "--manifest", str(manifest)])
+    assert both.exit_code == 2 and "either IMAGE" in both.output

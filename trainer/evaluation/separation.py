@@ -1,25 +1,23 @@
-"""Layer separation measured two ways, always with the identity baseline available beside it.
+"""The joints and separators of the separation evaluation, and the paper's protocol.
 
-Real protocol (the paper's Table 2): on real joints whose masks overlap by at least 20 px,
-with the manifest's masks as input, compare the Eq. 1 reconstruction with the input.
-Eq. 1 defines ``R`` only inside the bones, so outside them the reconstruction is taken
-to be the input itself and MSE, SSIM and PSNR are computed over the whole 256 x 256 joint
-(pixels outside the bones contribute zero error). Reconstruction alone cannot show that
-the bones were separated: the identity layers, which separate nothing, already score
-about 40 dB on it.
+Joints: real ones whose masks overlap by at least 20 px, and seeded synthetic overlaps
+made from non-overlapping joints (true layers and k known). Synthetic joints whose drawn
+shifts leave the bones apart (no overlap) are left out.
 
-Synthetic protocol: on seeded synthetic overlaps made from non-overlapping joints the
-true layers are known, so the layer error inside the overlap region measures separation
-itself: ``layer_mse`` is the squared error of both layers against the true layers,
-averaged over the overlap pixels; ``layer_psnr`` the mean over the two layers of
-``10 log10(1 / mse)`` (:func:`blsgan_core.metrics.layer_errors`). PSNR is capped at
-:data:`PSNR_CAP_DB` (a perfect result, e.g. the true layers fed back) so that the report
-stays finite JSON. Synthetic joints whose drawn shifts leave the bones apart (no overlap)
-are left out.
+Separators (images, masks, backgrounds -> layers, k, reconstruction): the model, and two
+answers that separate nothing, to be measured beside it: the identity layers (each layer
+= the input inside its mask) and the trivial answer (the input as upper layer, the lower
+bone replaced by the soft-tissue background in the overlap); both take ``k = 1 - mean(B
+over the overlap)`` from the Laplace background B.
 
-Both are reported per overlap-size bin. The baseline (``baseline=True``) is the identity
-separation: each layer is the input inside its own mask, and ``k`` comes from the
-Laplace soft-tissue background, ``k = 1 - mean(B over the overlap)``.
+The paper's protocol (Table 2, :func:`real_scores`): the Eq. 1 reconstruction against the
+input over the whole 256 x 256 joint, the input itself outside the bones. Answers that
+separate nothing score 40 dB to the cap on it, so :mod:`trainer.evaluation.separation_report`
+measures inside the overlap and the bones instead and keeps this one for reference. The
+per-epoch validation of training (:class:`SeparationScores`) still uses it beside the
+layer error on synthetic overlaps (``layer_psnr``, the mean over the two layers of
+``10 log10(1 / mse)`` inside the overlap). PSNR is capped at :data:`PSNR_CAP_DB` so that
+reports stay finite JSON.
 """
 
 from __future__ import annotations
@@ -42,14 +40,7 @@ from trainer.datasets import REAL_OVERLAP_MIN_PX, SampleStore
 
 PSNR_CAP_DB = 100.0
 # Real joints start at 20 px (the authors' "overlapping"); synthetic ones can be smaller.
-OVERLAP_BINS: tuple[tuple[int, int | None], ...] = (
-    (1, 20),
-    (20, 100),
-    (100, 200),
-    (200, 400),
-    (400, 800),
-    (800, None),
-)
+OVERLAP_BINS: tuple[tuple[int, int | None], ...] = ((1, 100), (100, 400), (400, 1000), (1000, None))
 PAPER_TABLE2 = {"mse": 0.88e-4, "mse_std": 0.70e-4, "ssim": 0.9837, "psnr": 41.09}
 
 # images (B, 1, H, W), masks (B, 2, H, W), backgrounds (B, 1, H, W) -> layers, k, R
@@ -58,7 +49,13 @@ Separator = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], SeparationResul
 
 @dataclass(frozen=True)
 class EvalJoint:
-    """One joint to evaluate: arrays in [0, 1] (masks boolean), true layers if synthetic."""
+    """One joint to evaluate: arrays in [0, 1] (masks boolean), true layers if synthetic.
+
+    ``masks`` are the true ones (annotated, or those of a synthetic overlap) and
+    ``overlap_px`` their intersection. ``input_masks`` and ``input_background``, when set,
+    are what a separator is given instead (the segmenter's masks and the Laplace
+    background solved for them): the node's own path.
+    """
 
     name: str
     image: NDArray[np.float32]
@@ -67,16 +64,34 @@ class EvalJoint:
     overlap_px: int
     true_layers: NDArray[np.float32] | None = None
     true_k: float | None = None
+    input_masks: NDArray[np.bool_] | None = None
+    input_background: NDArray[np.float32] | None = None
+
+    @property
+    def given_masks(self) -> NDArray[np.bool_]:
+        """The masks a separator works with."""
+        return self.masks if self.input_masks is None else self.input_masks
+
+    @property
+    def given_background(self) -> NDArray[np.float32]:
+        """The soft-tissue background of :attr:`given_masks`."""
+        return self.background if self.input_background is None else self.input_background
 
 
 def real_joints(
-    records: Sequence[JointRecord], store: SampleStore, min_overlap_px: int = REAL_OVERLAP_MIN_PX
+    records: Sequence[JointRecord],
+    store: SampleStore,
+    min_overlap_px: int = REAL_OVERLAP_MIN_PX,
+    limit: int | None = None,
 ) -> list[EvalJoint]:
-    """The real joints of ``records`` whose masks overlap by at least ``min_overlap_px``."""
-    joints = []
+    """The real joints of ``records`` whose masks overlap by at least ``min_overlap_px``
+    (the first ``limit`` of them if given)."""
+    joints: list[EvalJoint] = []
     for record in records:
         if record.overlap_px < min_overlap_px:
             continue
+        if limit is not None and len(joints) >= limit:
+            break
         stored = store.get(record)
         joints.append(
             EvalJoint(
@@ -96,15 +111,19 @@ def synthetic_joints(
     *,
     seed: int,
     options: SyntheticConfig | None = None,
+    limit: int | None = None,
 ) -> list[EvalJoint]:
     """Seeded synthetic overlaps of the non-overlapping joints of ``records``.
 
     Joint ``i`` (in image-path order) gets the generator ``(seed, i)``: the same records
-    and seed give the same overlaps, whatever order the records came in.
+    and seed give the same overlaps, whatever order the records came in. ``limit``
+    stops after that many overlaps (the first ones of the full set).
     """
     sources = sorted((r for r in records if r.overlap_px == 0), key=lambda r: str(r.image))
-    joints = []
+    joints: list[EvalJoint] = []
     for index, record in enumerate(sources):
+        if limit is not None and len(joints) >= limit:
+            break
         stored = store.get(record)
         made = synthesize_overlap(
             stored.image_float(),
@@ -146,6 +165,24 @@ def identity_separator(
     return SeparationResult(layers, k, reconstruct(layers, masks, k))
 
 
+def trivial_separator(
+    images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor
+) -> SeparationResult:
+    """An answer that separates nothing but reproduces the input.
+
+    The upper layer is the input inside its mask; the lower layer is the input outside
+    the overlap and the soft-tissue background inside it (the lower bone vanishes there);
+    k comes from that background, as for :func:`identity_separator`. Eq. 1 then gives
+    ``1 - (1 - J)(1 - B)/(1 - mean B)``, about J, in the overlap and J elsewhere.
+    """
+    identity = identity_separator(images, masks, backgrounds)
+    masks = masks.to(images.dtype)
+    overlap = masks[:, :1] * masks[:, 1:2]
+    lower = torch.where(overlap > 0, backgrounds, images) * masks[:, 1:2]
+    layers = torch.cat([images * masks[:, :1], lower], dim=1)
+    return SeparationResult(layers, identity.k, reconstruct(layers, masks, identity.k))
+
+
 def model_separator(model: BLSGANModel, device: torch.device | str | None = None) -> Separator:
     """A separator running ``model`` through :func:`blsgan_core.inference.separate`."""
 
@@ -167,8 +204,8 @@ def run_separator(
     for start in range(0, len(joints), batch_size):
         chunk = joints[start : start + batch_size]
         images = torch.from_numpy(np.stack([j.image for j in chunk]))[:, None]
-        masks = torch.from_numpy(np.stack([j.masks for j in chunk]).astype(np.float32))
-        backgrounds = torch.from_numpy(np.stack([j.background for j in chunk]))[:, None]
+        masks = torch.from_numpy(np.stack([j.given_masks for j in chunk]).astype(np.float32))
+        backgrounds = torch.from_numpy(np.stack([j.given_background for j in chunk]))[:, None]
         result = separator(images, masks, backgrounds)
         for index in range(len(chunk)):
             outputs.append(
@@ -185,8 +222,9 @@ def capped_psnr(value: float) -> float:
 
 
 def completed_reconstruction(joint: EvalJoint, output: SeparationResult) -> NDArray[np.float32]:
-    """The reconstruction inside the bones and the input outside them, ``(H, W)``."""
-    union = joint.masks.any(axis=0)
+    """The reconstruction inside the bones (of the masks the separator was given, where
+    Eq. 1 defines it) and the input outside them, ``(H, W)``."""
+    union = joint.given_masks.any(axis=0)
     reconstruction = output.reconstruction[0].numpy()
     return np.where(union, reconstruction, joint.image).astype(np.float32)
 
@@ -214,17 +252,19 @@ def synthetic_scores(joint: EvalJoint, output: SeparationResult) -> dict[str, fl
     }
 
 
-def summary(values: Sequence[float]) -> dict[str, float | None]:
-    """Mean and (population) standard deviation; ``None`` for no values."""
-    if not values:
-        return {"mean": None, "std": None}
-    array = np.asarray(values, dtype=np.float64)
-    return {"mean": float(array.mean()), "std": float(array.std())}
+def summary(values: Sequence[float | None]) -> dict[str, float | int | None]:
+    """Mean, (population) standard deviation and count of the values that exist."""
+    present = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if not present.size:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": float(present.mean()), "std": float(present.std()), "n": int(present.size)}
 
 
 def bin_label(low: int, high: int | None) -> str:
-    """``"20-100"`` or ``">=800"``: the name of an overlap-size bin in pixels."""
-    return f">={low}" if high is None else f"{low}-{high}"
+    """``"<100"``, ``"100-400"`` or ``">=1000"``: the name of an overlap-size bin in pixels."""
+    if high is None:
+        return f">={low}"
+    return f"<{high}" if low <= 1 else f"{low}-{high}"
 
 
 def scores_by_overlap(
@@ -299,33 +339,3 @@ def score_separator(
         ],
         synthetic_overlaps=[j.overlap_px for j in synthetic],
     )
-
-
-def evaluate_separation(
-    real: Sequence[EvalJoint],
-    synthetic: Sequence[EvalJoint],
-    separator: Separator,
-    *,
-    baseline: bool = False,
-    batch_size: int = 16,
-) -> dict[str, Any]:
-    """The separation report of ``separator`` (and of the identity baseline if asked).
-
-    Keys: ``task``, ``n_images`` (real plus synthetic joints), ``real`` (``mse``,
-    ``ssim``, ``psnr`` as mean/std), ``synthetic`` (``layer_mse``, ``layer_psnr``,
-    ``k_abs_error``), ``by_overlap`` (both, per overlap-size bin), ``paper_table2``, and
-    ``baseline`` with the same ``real``/``synthetic``/``by_overlap`` structure.
-    """
-    if not real and not synthetic:
-        raise ValueError("nothing to evaluate: no real overlapping and no synthetic joints")
-    report: dict[str, Any] = {
-        "task": "separation",
-        "n_images": len(real) + len(synthetic),
-        **score_separator(separator, real, synthetic, batch_size).report(),
-        "paper_table2": dict(PAPER_TABLE2),
-    }
-    if baseline:
-        report["baseline"] = score_separator(
-            identity_separator, real, synthetic, batch_size
-        ).report()
-    return report

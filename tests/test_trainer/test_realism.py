@@ -1,0 +1,94 @@
+"""The automated Turing test: a patch classifier that can tell, and says so by its AUC."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blsgan_core.data import read_manifests
+from blsgan_core.metrics import roc_auc
+from trainer.datasets import SampleStore
+from trainer.evaluation.realism import (
+    RealismConfig,
+    classify,
+    layer_patches,
+    real_patches,
+    train_classifier,
+    turing_test,
+    window,
+)
+from trainer.evaluation.separation import (
+    EvalJoint,
+    identity_separator,
+    real_joints,
+    synthetic_joints,
+)
+from trainer.plots import realism_panel
+
+FAST = RealismConfig(steps=100, seed=0)
+
+
+@pytest.fixture(scope="module")
+def bone(small_manifest: Path) -> tuple[list[EvalJoint], list[EvalJoint]]:
+    records = read_manifests(small_manifest).records
+    store = SampleStore()
+    return real_joints(records, store), synthetic_joints(records, store, seed=0)
+
+
+def test_patches_are_centred_on_the_overlap_and_zero_beyond_the_edge() -> None:
+    image = np.arange(100, dtype=np.float32).reshape(10, 10)
+    patch = window(image, (0, 9), 4)
+    assert patch.shape == (4, 4)
+    assert patch[2, 2] == image[0, 9] and not patch[:2].any() and not patch[:, 3].any()
+    masks = np.zeros((2, 40, 40), dtype=bool)
+    masks[0, :22], masks[1, 18:] = True, True  # overlap rows 18-21: centre row 20
+    layers = np.stack([masks[0] * 0.5, masks[1] * 0.8]).astype(np.float32)
+    config = RealismConfig(patch_size=8, jitter=0, patches_per_layer=1)
+    upper, lower = layer_patches(layers, masks, np.random.default_rng(0), config)
+    assert np.array_equal(upper, window(layers[0], (20, 20), 8))
+    assert upper[:6].min() == 0.5 and not upper[6:].any()  # the upper bone ends at row 21
+    assert np.array_equal(lower, window(layers[1], (20, 20), 8))
+
+
+def test_classifier_separates_what_differs_and_not_what_does_not(
+    bone: tuple[list[EvalJoint], list[EvalJoint]],
+) -> None:
+    _, synthetic = bone
+    patches = real_patches(synthetic, RealismConfig(patches_per_layer=4), seed=0)
+    order = np.random.default_rng(0).permutation(len(patches))
+    half = len(order) // 2
+    real, same = patches[order[:half]], patches[order[half:]]
+    # Generated that is real bone too: nothing to learn, AUC near chance on fresh patches.
+    fresh = real_patches(synthetic, RealismConfig(patches_per_layer=4), seed=1)
+    net = train_classifier(real, same, FAST)
+    auc = roc_auc(classify(net, fresh[: len(fresh) // 2]), classify(net, fresh[len(fresh) // 2 :]))
+    assert 0.3 < auc < 0.7
+    # Generated with a flat grey patch in the middle (a seam): learned at once.
+    pasted = same.copy()
+    pasted[:, 12:20, 12:20] = 0.5
+    net = train_classifier(real, pasted, FAST)
+    held_real, held_pasted = fresh.copy(), fresh.copy()
+    held_pasted[:, 12:20, 12:20] = 0.5
+    assert roc_auc(classify(net, held_pasted), classify(net, held_real)) > 0.9
+    again = train_classifier(real, pasted, FAST)  # seeded: the same classifier
+    assert np.array_equal(classify(net, fresh), classify(again, fresh))
+
+
+def test_turing_test_reports_an_auc_per_separator_and_draws_patches(
+    bone: tuple[list[EvalJoint], list[EvalJoint]], tmp_path: Path
+) -> None:
+    real, synthetic = bone
+    results = turing_test(
+        {"identity": identity_separator},
+        (real[:5], synthetic[:5]),
+        (real[5:], synthetic[5:]),
+        FAST,
+    )
+    result = results["identity"]
+    assert 0 <= result.auc <= 1
+    assert result.n_test == (len(result.test_real), len(result.test_generated))
+    assert result.report()["n_train_generated"] == 5 * 2 * FAST.patches_per_layer
+    figure = realism_panel(results, tmp_path / "realism.png")
+    assert figure.stat().st_size > 1000
+    with pytest.raises(ValueError, match="need real and generated"):
+        train_classifier(result.test_real[:0], result.test_generated, FAST)

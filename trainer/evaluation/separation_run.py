@@ -1,0 +1,146 @@
+"""One separation evaluation: joints, separators, the report, the Turing test, figures.
+
+The plain function behind ``blsnode evaluate --task separation``
+(the command parses the options and loads the model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from blsgan_core.data import JointRecord
+from blsgan_core.segment import Segmenter
+from blsgan_core.synthetic import SyntheticConfig
+from trainer import plots as figures
+from trainer.datasets import SampleStore
+from trainer.evaluation.predicted_masks import with_predicted_masks
+from trainer.evaluation.realism import RealismConfig, realism_report, turing_test
+from trainer.evaluation.separation import (
+    EvalJoint,
+    Separator,
+    identity_separator,
+    real_joints,
+    synthetic_joints,
+    trivial_separator,
+)
+from trainer.evaluation.separation_report import evaluate_separation
+from trainer.validation import extremes
+
+
+def shift_label(low: int, high: int) -> str:
+    """The name of a set of synthetic overlaps in the report."""
+    return f"shifts {low}-{high} px"
+
+
+def default_shift_ranges() -> list[tuple[int, int]]:
+    """The training range of synthetic shifts and one as wide again beyond it."""
+    trained = SyntheticConfig()
+    span = trained.max_shift - trained.min_shift + 1
+    return [
+        (trained.min_shift, trained.max_shift),
+        (trained.max_shift + 1, trained.max_shift + span),
+    ]
+
+
+def measure(
+    records: Sequence[JointRecord],
+    training_records: Sequence[JointRecord] | None,
+    models: Mapping[str, Separator],
+    *,
+    segmenter: Segmenter | None,
+    synthetic_seed: int,
+    shift_ranges: Sequence[tuple[int, int]],
+    cap: int | None,
+    realism: bool,
+    plots: Path | None,
+    realism_steps: int | None = None,
+) -> dict[str, Any]:
+    """The report of ``models`` beside the two baselines on ``records`` (see the runner).
+
+    ``training_records`` (the other side of the split) train the realism classifier;
+    without them the Turing test is skipped and the report says why.
+    """
+    store = SampleStore()
+
+    def joints_of(
+        chosen: Sequence[JointRecord], ranges: Sequence[tuple[int, int]]
+    ) -> tuple[list[EvalJoint], dict[str, list[EvalJoint]]]:
+        real = real_joints(chosen, store, limit=cap)
+        synthetic = {
+            shift_label(low, high): synthetic_joints(
+                chosen,
+                store,
+                seed=synthetic_seed,
+                options=SyntheticConfig(min_shift=low, max_shift=high),
+                limit=cap,
+            )
+            for low, high in ranges
+        }
+        if segmenter is not None:
+            real = with_predicted_masks(real, segmenter)
+            synthetic = {k: with_predicted_masks(v, segmenter) for k, v in synthetic.items()}
+        return real, synthetic
+
+    separators = {**models, "trivial": trivial_separator, "identity": identity_separator}
+    real, synthetic = joints_of(records, shift_ranges)
+    report = evaluate_separation(real, synthetic, separators)
+    report["synthetic_seed"] = synthetic_seed
+    if segmenter is not None:
+        report["segmenter"] = segmenter_note(segmenter, records)
+    if not realism:
+        report["realism"] = {"skipped": "not asked for (--no-realism)"}
+    elif training_records is None:
+        report["realism"] = {
+            "skipped": "needs --split val: the classifier trains on the other side"
+        }
+    else:
+        # Real bone for the classifier: synthetic overlaps of the training range.
+        trained = SyntheticConfig()
+        ranges = [(trained.min_shift, trained.max_shift)]
+        train_real, train_synthetic = joints_of(training_records, ranges)
+        _, test_synthetic = joints_of(records, ranges)
+        report["realism"] = realism_part(
+            separators,
+            (train_real, next(iter(train_synthetic.values()))),
+            (real, next(iter(test_synthetic.values()))),
+            RealismConfig(**({"steps": realism_steps} if realism_steps else {})),
+            plots,
+        )
+    if plots is not None:
+        folder = Path(plots)
+        figures.separation_by_overlap(report, folder / "separation_by_overlap.png")
+        examples = extremes(next(iter(synthetic.values()), [])) + extremes(real)
+        if examples:
+            figures.example_panel(examples, models[next(iter(models))], folder / "examples.png")
+    return report
+
+
+def realism_part(
+    separators: Mapping[str, Separator],
+    train: tuple[list[EvalJoint], list[EvalJoint]],
+    test: tuple[list[EvalJoint], list[EvalJoint]],
+    config: RealismConfig,
+    plots: Path | None,
+) -> dict[str, Any]:
+    """The Turing test of the report (and its figure in ``plots``), or why it was skipped."""
+    if not all((*train, *test)):
+        reason = "each side of the split needs real overlapping joints and synthetic overlaps"
+        return {"skipped": reason}
+    results = turing_test(separators, train, test, config)
+    figure = None
+    if plots is not None:
+        figure = figures.realism_panel(results, Path(plots) / "realism_patches.png")
+    return realism_report(results, figure, config)
+
+
+def segmenter_note(segmenter: Segmenter, records: Sequence[JointRecord]) -> dict[str, Any]:
+    """Which segmenter made the masks, and how many evaluated joints it never trained on."""
+    held_out = set(segmenter.metadata.get("split", {}).get("val_cases", []))
+    cases = {record.case for record in records}
+    return {
+        "version": segmenter.version,
+        "n_cases": len(cases),
+        "n_cases_held_out_from_segmenter": len(cases & held_out),
+    }
