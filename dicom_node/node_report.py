@@ -77,8 +77,9 @@ def health_report(
 ) -> tuple[bool, dict[str, Any]]:
     """Healthy means: the listener runs and instances can be stored.
 
-    ``refusing`` names why the last C-STOREs were refused for want of resources (a
-    full disk under a guard of 0, a failing database) until one is stored again. A
+    ``refusing`` names why C-STOREs were refused for want of resources the guard does
+    not see (a full disk under a guard of 0, a failing database): until one is stored
+    again, or for a minute after the last refusal (``receive.refusals``). A
     broker that is down makes the node degraded, not unhealthy: nothing is lost, the
     sweeper publishes the work when it returns.
     """

@@ -12,31 +12,37 @@ import time
 
 from dicom_node.dimse_status import DicomStatus
 
-# Outcomes of ``Ingestor.ingest`` that mean the node itself could not store.
-RESOURCE_OUTCOMES = frozenset({"disk_full", "error"})
+# Outcomes of ``Ingestor.ingest`` that mean the node itself could not store. The disk
+# guard's refusals ("disk_full") are not among them: its reading is in the health report
+# already, and recovers as soon as space returns.
+RESOURCE_OUTCOMES = frozenset({"error"})
+# A refusal is news for this long; without another one the node counts as storing again
+# (the sender retries, and a success ends the refusing state at once).
+REFUSAL_MEMORY_S = 60.0
 
 
 class Refusals:
-    """The node refuses from the first resource failure until an instance is stored again."""
+    """Refusing: a resource failure, no instance stored since, and not long ago."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory_s: float = REFUSAL_MEMORY_S) -> None:
+        if memory_s <= 0:
+            raise ValueError(f"memory_s must be positive, not {memory_s}")
+        self.memory_s = memory_s
         self._lock = threading.Lock()
-        self._since: float | None = None
-        self._outcome: str | None = None
+        self._last: tuple[float, str] | None = None
 
     def record(self, status: DicomStatus, outcome: str) -> None:
         """Note the answer to one C-STORE."""
         with self._lock:
             if status is DicomStatus.SUCCESS:
-                self._since, self._outcome = None, None
+                self._last = None
             elif status is DicomStatus.OUT_OF_RESOURCES and outcome in RESOURCE_OUTCOMES:
-                if self._since is None:
-                    self._since = time.monotonic()
-                self._outcome = outcome
+                self._last = (time.monotonic(), outcome)
 
     def refusing(self) -> tuple[str, float] | None:
-        """(last outcome, seconds since the refusals began), or ``None`` when storing."""
+        """(outcome, seconds since) of the last refusal that still counts, else ``None``."""
         with self._lock:
-            if self._since is None or self._outcome is None:
+            if self._last is None:
                 return None
-            return self._outcome, time.monotonic() - self._since
+            age = time.monotonic() - self._last[0]
+            return None if age > self.memory_s else (self._last[1], age)

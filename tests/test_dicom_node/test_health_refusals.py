@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 from hostile_inputs import hand_file, send_files
 from installed import blsnode_command, user_environment
-from loopback import free_port, wait_for_port
+from loopback import free_port, wait_for_port, wait_until
 from pynetdicom import _config
 
 from dicom_node.dimse_status import DicomStatus
+from dicom_node.receive.refusals import Refusals
 
 FILE_SIZE_LIMIT = 512 << 10
 
@@ -86,3 +87,15 @@ def test_health_follows_refused_stores(
     assert send_files(port, [small[1]]) == [int(DicomStatus.SUCCESS)]
     code, report = _health(http_port)
     assert code == 200 and report["checks"]["storing"] == "ok"
+
+
+def test_refusals_count_until_a_store_or_until_they_are_old() -> None:
+    refusals = Refusals(memory_s=0.2)
+    refusals.record(DicomStatus.OUT_OF_RESOURCES, "disk_full")  # the guard: reported apart
+    assert refusals.refusing() is None
+    refusals.record(DicomStatus.OUT_OF_RESOURCES, "error")
+    assert refusals.refusing() is not None and refusals.refusing()[0] == "error"
+    refusals.record(DicomStatus.SUCCESS, "stored")
+    assert refusals.refusing() is None
+    refusals.record(DicomStatus.OUT_OF_RESOURCES, "error")
+    wait_until(lambda: refusals.refusing() is None, timeout_s=5, what="the refusal to age")
