@@ -67,6 +67,7 @@ class Node:
         self.publisher: Publisher | None = None
         self.listener: ThreadedAssociationServer | None = None
         self.http: HealthServer | None = None
+        self.service: StorageService | None = None
         self.embedded_worker: EmbeddedWorker | None = None
         self._status_lock = threading.Lock()
         self._status_sender: TaskSender | None = None
@@ -90,7 +91,11 @@ class Node:
         self.publisher.start()
         if settings.http.enabled:
             self.http = HealthServer(
-                settings.http.host, settings.http.port, self.metrics, self.health
+                settings.http.host,
+                settings.http.port,
+                self.metrics,
+                self.health,
+                settings.http.client_timeout_s,
             )
             self.http.start()
         self._start_worker()
@@ -98,10 +103,15 @@ class Node:
         recovered = reconcile_spool(spool, self.database, ingestor)
         self.publisher.submit(recovered.job_ids, recovered.dispatch_ids)
         policy = AccessPolicy.from_settings(settings.network.allowed_callers)
-        service = StorageService(
-            ingestor, self.publisher, self.metrics, policy, settings.network.max_associations
+        self.service = StorageService(
+            ingestor,
+            self.publisher,
+            self.metrics,
+            policy,
+            settings.network.max_associations,
+            settings.network.max_associations_per_host,
         )
-        self.listener = start_listener(settings, service, build_ae(settings))
+        self.listener = start_listener(settings, self.service, build_ae(settings))
 
     def _start_worker(self) -> None:
         if not self.settings.worker.embedded:
@@ -132,7 +142,10 @@ class Node:
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Healthy when listening and accepting instances."""
         alive = self.listener is not None and self.listener.socket is not None
-        healthy, report = health_report(self.status(), alive)
+        refusing = self.service.refusals.refusing() if self.service is not None else None
+        healthy, report = health_report(
+            self.status(), alive, None if refusing is None else refusing[0]
+        )
         if self.embedded_worker is not None:
             # An exited worker is restarted by its supervisor within a minute.
             report["checks"]["worker"] = "ok" if self.embedded_worker.alive() else "restarting"

@@ -15,6 +15,12 @@ class DicomStatus(enum.IntEnum):
     DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
     # Error: cannot understand (truncated, unparseable, missing or invalid UIDs).
     CANNOT_UNDERSTAND = 0xC210
+    # Failure: duplicate SOP instance (PS3.7 C.4.1): a resend with other content, refused
+    # by ``storage.duplicates = "reject"`` (as dcm4chee's reject policy answers).
+    DUPLICATE_SOP_INSTANCE = 0x0111
+    # Warning: elements discarded: a resend with other content, not stored, under
+    # ``storage.duplicates = "ignore"``; the instance first received is kept.
+    ELEMENTS_DISCARDED = 0xB006
 
     @property
     def is_success(self) -> bool:

@@ -20,9 +20,13 @@ logger = logging.getLogger(__name__)
 HealthProbe = Callable[[], tuple[bool, dict[str, Any]]]
 
 
-def _handler_class(metrics: NodeMetrics, health: HealthProbe) -> type[BaseHTTPRequestHandler]:
+def _handler_class(
+    metrics: NodeMetrics, health: HealthProbe, client_timeout_s: float
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "blsnode"
+        # Without it a client that connects and sends nothing holds a thread for good.
+        timeout = client_timeout_s
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
@@ -67,8 +71,18 @@ def _handler_class(metrics: NodeMetrics, health: HealthProbe) -> type[BaseHTTPRe
 class HealthServer:
     """A small threaded HTTP server in a background thread."""
 
-    def __init__(self, host: str, port: int, metrics: NodeMetrics, health: HealthProbe) -> None:
-        self._server = ThreadingHTTPServer((host, port), _handler_class(metrics, health))
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        metrics: NodeMetrics,
+        health: HealthProbe,
+        client_timeout_s: float = 10.0,
+    ) -> None:
+        if client_timeout_s <= 0:
+            raise ValueError(f"client_timeout_s must be positive, not {client_timeout_s}")
+        handler = _handler_class(metrics, health, client_timeout_s)
+        self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="blsnode-http", daemon=True

@@ -12,6 +12,7 @@ import json
 import logging
 import logging.handlers
 import sys
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,10 @@ def build_formatter(log_format: LogFormat) -> logging.Formatter:
 # Libraries that log routine steps at INFO: Alembic ("Context impl SQLiteImpl" before
 # every command), highdicom (every module it copies), pynetdicom (every request).
 LIBRARY_LOGGERS = ("alembic", "highdicom", "pynetdicom")
+# pydicom's warnings quote element values ("Invalid value for VR DA: '...'"): a malformed
+# birth date or name would reach the log. Its logger and its Python warnings are kept for
+# DEBUG sessions only.
+VALUE_QUOTING_LOGGER = "pydicom"
 
 
 def configure_logging(settings: LoggingSettings, log_dir: Path | None = None) -> None:
@@ -120,3 +125,7 @@ def configure_logging(settings: LoggingSettings, log_dir: Path | None = None) ->
     root.setLevel(settings.level)
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    quiet = root.level > logging.DEBUG
+    logging.getLogger(VALUE_QUOTING_LOGGER).setLevel(logging.ERROR if quiet else logging.DEBUG)
+    if quiet:
+        warnings.filterwarnings("ignore", module=rf"{VALUE_QUOTING_LOGGER}(\.|$)")

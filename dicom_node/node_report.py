@@ -72,10 +72,14 @@ def node_status(
     }
 
 
-def health_report(status: dict[str, Any], listener_alive: bool) -> tuple[bool, dict[str, Any]]:
+def health_report(
+    status: dict[str, Any], listener_alive: bool, refusing: str | None = None
+) -> tuple[bool, dict[str, Any]]:
     """Healthy means: the listener runs and instances can be stored.
 
-    A broker that is down makes the node degraded, not unhealthy: nothing is lost, the
+    ``refusing`` names why the last C-STOREs were refused for want of resources (a
+    full disk under a guard of 0, a failing database) until one is stored again. A
+    broker that is down makes the node degraded, not unhealthy: nothing is lost, the
     sweeper publishes the work when it returns.
     """
     checks = {
@@ -83,7 +87,8 @@ def health_report(status: dict[str, Any], listener_alive: bool) -> tuple[bool, d
         "database": "ok",
         "disk": "ok" if status["accepting_instances"] else "below_guard",
         "broker": "ok" if status["broker"]["reachable"] else "unreachable",
+        "storing": "ok" if refusing is None else f"refusing ({refusing})",
     }
-    healthy = listener_alive and status["accepting_instances"]
+    healthy = listener_alive and status["accepting_instances"] and refusing is None
     state = "ok" if healthy and checks["broker"] == "ok" else "degraded" if healthy else "failing"
     return healthy, {"status": state, "checks": checks}

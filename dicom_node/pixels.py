@@ -9,11 +9,15 @@ files (8 or 16 bit, already displayable) are accepted for the command line.
 
 What is not a single-frame greyscale radiograph is refused with ``RadiographError`` whose
 ``reason`` names why, so a job can fail with a clear message instead of producing garbage.
+An image whose header claims more than ``max_image_bytes`` is refused before any pixel
+is decoded: a 1 KB RLE file can claim 65535 x 65535 pixels, and the decoder would
+allocate all of them.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -47,6 +51,8 @@ class RejectReason(StrEnum):
     UNSUPPORTED_BIT_DEPTH = "unsupported bit depth"
     UNREADABLE_PIXEL_DATA = "pixel data cannot be decoded"
     BLANK_IMAGE = "blank image"
+    TOO_LARGE = "image too large"
+    INVALID_GREYSCALE_TRANSFORM = "invalid modality LUT, VOI LUT or window"
 
 
 class RadiographError(ValueError):
@@ -103,8 +109,11 @@ class Radiograph:
         return int(rows), int(columns)
 
 
-def load_radiograph(source: str | Path | Dataset) -> Radiograph:
+def load_radiograph(source: str | Path | Dataset, max_image_bytes: int | None = None) -> Radiograph:
     """Decode a DICOM file or dataset, or a PNG/JPEG file, into a ``Radiograph``.
+
+    ``max_image_bytes`` bounds Rows x Columns x frames x Bits Allocated / 8 of a DICOM
+    image, checked before decoding (``None``: no bound).
 
     Raises
     ------
@@ -114,8 +123,10 @@ def load_radiograph(source: str | Path | Dataset) -> Radiograph:
     TypeError
         ``source`` is neither a path nor a pydicom ``Dataset``.
     """
+    if max_image_bytes is not None and max_image_bytes < 1:
+        raise ValueError(f"max_image_bytes must be positive, not {max_image_bytes}")
     if isinstance(source, Dataset):
-        return _from_dataset(source)
+        return _from_dataset(source, max_image_bytes)
     if not isinstance(source, str | Path):
         raise TypeError(f"expected a path or a pydicom Dataset, got {type(source).__name__}")
     path = Path(source)
@@ -129,20 +140,40 @@ def load_radiograph(source: str | Path | Dataset) -> Radiograph:
         dataset = dcmread(path)
     except InvalidDicomError as error:
         raise RadiographError(RejectReason.NOT_AN_IMAGE, f"{path.name}: {error}") from error
-    return _from_dataset(dataset)
+    return _from_dataset(dataset, max_image_bytes)
 
 
-def _from_dataset(ds: Dataset) -> Radiograph:
+def _from_dataset(ds: Dataset, max_image_bytes: int | None) -> Radiograph:
+    _check_size(ds, max_image_bytes)
     _check_image(ds)
     try:
         stored = ds.pixel_array
-    except _DECODE_ERRORS as error:
+    except BaseException as error:
+        if not _is_decoder_failure(error):
+            raise
         raise RadiographError(
             RejectReason.UNREADABLE_PIXEL_DATA, f"{type(error).__name__}: {error}"
         ) from error
     if stored.ndim != 2:
         raise RadiographError(RejectReason.MULTI_FRAME, f"decoded shape {stored.shape}")
-    grey = _display_values(stored, ds)
+    try:
+        grey = _display_values(stored, ds)
+    except (
+        ValueError,
+        IndexError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        OverflowError,
+        struct.error,
+    ) as error:
+        if isinstance(error, RadiographError):
+            raise
+        # A LUT shorter than its descriptor says, a window width of 0, a rescale that
+        # is not a number: the sender's data, not our bug.
+        raise RadiographError(
+            RejectReason.INVALID_GREYSCALE_TRANSFORM, f"{type(error).__name__}: {error}"
+        ) from error
     if _inverted(ds):
         grey = 1.0 - grey
     spacing, spacing_attribute = pixel_spacing(ds)
@@ -160,6 +191,44 @@ def _from_dataset(ds: Dataset) -> Radiograph:
         laterality=_text(ds, "ImageLaterality") or _text(ds, "Laterality"),
         transfer_syntax_uid=str(_transfer_syntax(ds)),
     )
+
+
+def _is_decoder_failure(error: BaseException) -> bool:
+    """True for what a broken codestream raises, including a Rust decoder's panic.
+
+    pylibjpeg-rle panics on runs that overflow the frame; PyO3 raises that as
+    ``pyo3_runtime.PanicException``, a ``BaseException`` no ``except Exception`` stops:
+    it ended the worker's task loop. The class cannot be imported, only recognised.
+    """
+    return isinstance(error, _DECODE_ERRORS) or type(error).__name__ == "PanicException"
+
+
+def _header_integer(ds: Dataset, keyword: str, default: int) -> int:
+    """An integer attribute of the image header, ``default`` if absent or empty."""
+    try:
+        value: Any = ds.get(keyword)
+        return default if value is None or value == "" else int(value)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise RadiographError(
+            RejectReason.UNREADABLE_PIXEL_DATA, f"{keyword} is not an integer"
+        ) from error
+
+
+def _check_size(ds: Dataset, max_image_bytes: int | None) -> None:
+    """Refuse an image whose header claims more than ``max_image_bytes`` of pixels."""
+    if max_image_bytes is None or "PixelData" not in ds:
+        return
+    rows, columns = _header_integer(ds, "Rows", 0), _header_integer(ds, "Columns", 0)
+    frames = _header_integer(ds, "NumberOfFrames", 1) or 1
+    samples = _header_integer(ds, "SamplesPerPixel", 1)
+    bits = _header_integer(ds, "BitsAllocated", 0)
+    claimed = rows * columns * frames * samples * max(bits, 8) // 8
+    if claimed > max_image_bytes:
+        raise RadiographError(
+            RejectReason.TOO_LARGE,
+            f"{rows} x {columns} x {frames} frame(s) x {samples} sample(s) at {bits} bits is "
+            f"{claimed} bytes, more than {max_image_bytes} (worker.max_image_bytes)",
+        )
 
 
 def _check_image(ds: Dataset) -> None:
@@ -274,10 +343,15 @@ def pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
     detector); non-positive values are ignored with a warning.
     """
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = ds.get(keyword)
-        if value is None or len(value) != 2:
+        try:
+            value = ds.get(keyword)
+            if value is None or len(value) != 2:
+                continue
+            row, column = float(value[0]), float(value[1])
+        except (ValueError, TypeError, OverflowError):
+            # The value is not logged: a malformed attribute may hold anything.
+            logger.warning("ignoring %s: not two decimal numbers", keyword)
             continue
-        row, column = float(value[0]), float(value[1])
         if row > 0 and column > 0:
             return (row, column), keyword
         logger.warning("ignoring %s %s: not positive", keyword, list(value))

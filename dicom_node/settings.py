@@ -140,6 +140,13 @@ class NetworkSettings(_Section):
     require_called_ae_title: bool = True
     allowed_callers: list[AllowedCaller] = Field(default_factory=list)
     max_associations: int = Field(default=10, ge=1)
+    # Associations one calling host may hold at once: a single host (or one that lost
+    # count of its connections) cannot take every slot.
+    max_associations_per_host: int = Field(default=5, ge=1)
+    # A PDU must arrive whole within this many seconds of its first byte (a 1 MiB PDU
+    # needs 35 kB/s): a peer trickling a byte every few seconds, each read within
+    # ``network_timeout_s``, no longer holds its slot for as long as it likes.
+    pdu_deadline_s: float = Field(default=30.0, gt=0)
     acse_timeout_s: float = Field(default=30.0, gt=0)
     dimse_timeout_s: float = Field(default=60.0, gt=0)
     network_timeout_s: float = Field(default=60.0, gt=0)
@@ -151,11 +158,41 @@ class NetworkSettings(_Section):
         return validate_ae_title(value)
 
 
+class DuplicatePolicy(StrEnum):
+    """What a C-STORE of a known SOP Instance UID with other content gets.
+
+    An identical resend is always a success that changes nothing.
+    """
+
+    # Keep the first instance; answer warning 0xB006 and log the resend at INFO.
+    IGNORE = "ignore"
+    # Refuse the resend with 0x0111 (duplicate SOP instance) and log it at INFO.
+    REJECT = "reject"
+    # Store the resend in place of the first (same study and series only), queue its
+    # finished job again; answer 0x0000 and log it at INFO. Results already sent are
+    # not sent again: their UIDs derive from the source UID, which did not change.
+    REPLACE = "replace"
+
+
 class StorageSettings(_Section):
     """The spool of received instances and the disk guard."""
 
     min_free_bytes: int = Field(default=1 << 30, ge=0)
     retention_days: int | None = Field(default=None, ge=1)
+    # The largest data set accepted, as received or, if deflated, once inflated; a larger
+    # one is refused (0xA700) before it is inflated further. A hand radiograph is a few
+    # tens of MB; a deflated megabyte of zeros can claim gigabytes.
+    max_dataset_bytes: int = Field(default=256 << 20, ge=1 << 16)
+    # Resends of a known SOP Instance UID with other content: the default, and per
+    # calling AE title.
+    duplicates: DuplicatePolicy = DuplicatePolicy.IGNORE
+    duplicates_by_caller: dict[str, DuplicatePolicy] = Field(default_factory=dict)
+
+    def duplicate_policy(self, calling_ae_title: str | None) -> DuplicatePolicy:
+        """The policy for resends from ``calling_ae_title``."""
+        if calling_ae_title is None:
+            return self.duplicates
+        return self.duplicates_by_caller.get(calling_ae_title.strip(), self.duplicates)
 
 
 class SQLiteSynchronous(StrEnum):
@@ -198,6 +235,8 @@ class HTTPSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=9110, ge=0, le=65535)
+    # A client that sends nothing for this long is disconnected (its thread ends).
+    client_timeout_s: float = Field(default=10.0, gt=0)
 
 
 class ModelSettings(_Section):
@@ -357,8 +396,13 @@ class WorkerSettings(_Section):
     # A worker renews the lease of its running job five times per lease; a job whose
     # lease ran out lost its worker (killed, out of memory): the sweeper queues it again.
     job_lease_s: float = Field(default=300.0, ge=1)
-    # Workers lost on one job this many times: the job fails instead of killing more.
-    max_job_attempts: int = Field(default=3, ge=1)
+    # Workers lost on one job this many times: the job fails as poison instead of killing
+    # more (and stalling the queue behind the restarts); ``blsnode jobs retry`` runs it again.
+    max_job_attempts: int = Field(default=1, ge=1)
+    # The largest image decoded: Rows x Columns x frames x Bits Allocated / 8, checked
+    # from the header before any pixel is decoded (decoding needs about ten times as
+    # much memory). A 43 x 43 cm detector at 0.1 mm is 37 MB.
+    max_image_bytes: int = Field(default=64 << 20, ge=1 << 10)
 
 
 class OutputSettings(_Section):

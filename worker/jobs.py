@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,13 @@ from dicom_node.db.outputs import OutputRecord, record_job_results
 from dicom_node.derived.write import WrittenOutput
 from dicom_node.pseudonym import dataset_pseudonym
 from dicom_node.queue.publisher import publish_ids
+from dicom_node.receive.header import InstanceIdentity
 from dicom_node.send.dispatch import BatchOutcome, send_due_batch
 from dicom_node.settings import Settings
 from worker.context import WorkerContext
 from worker.failures import PermanentError
 from worker.joint_space import FollowUp, joint_rows
-from worker.pipeline import run_pipeline
+from worker.pipeline import SourceLimits, run_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +134,8 @@ def find_followup(context: WorkerContext, source: Path, sop_instance_uid: str) -
         return FollowUp()
     try:
         header = dcmread(source, stop_before_pixels=True)
-    except (InvalidDicomError, OSError):
-        return FollowUp()
+    except (InvalidDicomError, OSError, ValueError, TypeError, KeyError, EOFError):
+        return FollowUp()  # the pipeline refuses the file with its reason
     pseudonym = dataset_pseudonym(header, secret.get_secret_value())
     study_date = str(header.get("StudyDate") or "") or None
     if pseudonym is None or study_date is None:
@@ -154,25 +156,51 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
     UnknownIdError
         No job has this id.
     """
+    settings = context.settings
     with context.database.sessions.begin() as session:
-        if job_rows.get_job(session, job_id) is None:
+        job = job_rows.get_job(session, job_id)
+        if job is None:
             raise UnknownIdError(f"no job with id {job_id}")
-        claimed = job_rows.claim_job(session, job_id)
+        was_running = job.state is JobState.RUNNING
+        claimed = job_rows.claim_job(
+            session,
+            job_id,
+            max_attempts=settings.worker.max_job_attempts,
+            lease=timedelta(seconds=settings.worker.job_lease_s),
+        )
+        state_now = job.state
     if claimed is None:
-        logger.info("job %d is already finished; duplicate message ignored", job_id)
+        if was_running and state_now is JobState.FAILED:
+            logger.error(
+                "job %d failed as poison: its worker was lost while running it",
+                job_id,
+                extra={"job_id": job_id},
+            )
+            return JobOutcome(job_id, JobState.FAILED, "poison")
+        if was_running:
+            logger.info("job %d runs in a live worker; duplicate message ignored", job_id)
+        else:
+            logger.info("job %d is already finished; duplicate message ignored", job_id)
         return JobOutcome(job_id, None)
     source = Path(claimed.path)
+    booked = InstanceIdentity(
+        claimed.sop_class_uid,
+        claimed.sop_instance_uid,
+        claimed.study_instance_uid,
+        claimed.series_instance_uid,
+    )
     try:
         if not source.is_file():
             raise PermanentError(f"source file missing: {source}")
         with lease_renewed(context, job_id):
-            models = context.models.models()
             followup = find_followup(context, source, claimed.sop_instance_uid)
             result = run_pipeline(
                 source,
-                models,
-                context.settings.outputs,
-                output_folder(context.settings, claimed.sop_instance_uid),
+                context.models.models,
+                settings.outputs,
+                output_folder(settings, claimed.sop_instance_uid),
+                SourceLimits.from_settings(settings),
+                booked,
                 followup,
             )
     except PermanentError as failure:

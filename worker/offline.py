@@ -8,7 +8,7 @@ from typing import Any
 from blsgan_core.model import MODEL_KIND
 from dicom_node.settings import Settings
 from worker.models import ModelCache, registry_for
-from worker.pipeline import run_pipeline
+from worker.pipeline import SourceLimits, run_pipeline
 
 
 def process_file(
@@ -31,6 +31,8 @@ def process_file(
         device or settings.models.device,
         overrides,
     )
-    models = cache.models()
-    result = run_pipeline(source, models, settings.outputs, out_dir)
-    return result.as_dict() | {"source": str(source), "models": models.describe()}
+    # Loaded only once the source decoded: a file that is refused costs no model memory.
+    result = run_pipeline(
+        source, cache.models, settings.outputs, out_dir, SourceLimits.from_settings(settings)
+    )
+    return result.as_dict() | {"source": str(source), "models": cache.models().describe()}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,7 +50,9 @@ from dicom_node.derived.model import (
 )
 from dicom_node.derived.write import WrittenOutput, write_outputs
 from dicom_node.pixels import Radiograph, RadiographError, load_radiograph
-from dicom_node.settings import OutputSettings
+from dicom_node.receive.header import InstanceIdentity, read_file_header
+from dicom_node.receive.wire import DatasetTooLargeError, MalformedDatasetError
+from dicom_node.settings import OutputSettings, Settings, StorageSettings, WorkerSettings
 from worker.failures import PermanentError
 from worker.joint_space import FollowUp, joint_change, joint_space, spacing_source
 from worker.models import Models
@@ -171,16 +173,69 @@ class PipelineResult:
         }
 
 
-def read_source(path: Path) -> tuple[Dataset, Radiograph]:
-    """The source's dataset (for the derived objects' headers) and its decoded pixels."""
+@dataclass(frozen=True)
+class SourceLimits:
+    """How much a source may claim before it is refused (see the settings' comments)."""
+
+    max_dataset_bytes: int = StorageSettings().max_dataset_bytes
+    max_image_bytes: int = WorkerSettings().max_image_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SourceLimits:
+        """The limits of ``settings``."""
+        return cls(settings.storage.max_dataset_bytes, settings.worker.max_image_bytes)
+
+
+def _dataset_identity(dataset: Dataset) -> InstanceIdentity:
+    return InstanceIdentity(
+        *(
+            str(dataset.get(keyword, ""))
+            for keyword in (
+                "SOPClassUID",
+                "SOPInstanceUID",
+                "StudyInstanceUID",
+                "SeriesInstanceUID",
+            )
+        )
+    )
+
+
+def _check_booked(what: str, booked: InstanceIdentity, found: InstanceIdentity) -> None:
+    differing = booked.differences(found)
+    if differing:
+        raise PermanentError(
+            f"the {what} of the spooled file differ from those booked at ingest: "
+            f"{', '.join(differing)}; not processed"
+        )
+
+
+def read_source(
+    path: Path, limits: SourceLimits | None = None, booked: InstanceIdentity | None = None
+) -> tuple[Dataset, Radiograph]:
+    """The source's dataset (for the derived objects' headers) and its decoded pixels.
+
+    The file is first checked as the listener checks a received data set (tags rising
+    strictly, whole elements, the size bound), so no attribute has two values and this
+    parse reads what the listener booked; with ``booked``, its UIDs must also be the
+    booked ones. The image's claimed size is checked before any pixel is decoded.
+    """
+    limits = limits or SourceLimits()
+    try:
+        checked = read_file_header(path, limits.max_dataset_bytes)
+    except (MalformedDatasetError, DatasetTooLargeError) as error:
+        raise PermanentError(f"not a DICOM file the node accepts: {path.name}: {error}") from error
+    if booked is not None:
+        _check_booked("UIDs in the header", booked, checked.header.identity)
     try:
         dataset = dcmread(path)
     except InvalidDicomError as error:
         raise PermanentError(f"not a DICOM file: {path.name}: {error}") from error
     if not dataset.get("SOPInstanceUID"):
         raise PermanentError(f"{path.name} has no SOP Instance UID")
+    if booked is not None:
+        _check_booked("UIDs as read in full", booked, _dataset_identity(dataset))
     try:
-        radiograph = load_radiograph(dataset)
+        radiograph = load_radiograph(dataset, limits.max_image_bytes)
     except RadiographError as error:
         raise PermanentError(str(error)) from error
     return dataset, radiograph
@@ -273,24 +328,32 @@ def joint_result(
 
 def run_pipeline(
     source: Path,
-    models: Models,
+    models: Models | Callable[[], Models],
     outputs: OutputSettings,
     folder: Path,
+    limits: SourceLimits | None = None,
+    booked: InstanceIdentity | None = None,
     followup: FollowUp | None = None,
 ) -> PipelineResult:
     """Process the radiograph at ``source`` and write its SEG, SC and SR into ``folder``.
 
-    ``followup`` holds the patient's earlier joints: each joint measured on the same
-    scale then reports its change in joint space width.
+    ``models`` may be a function that loads them: it is called after the source decoded,
+    so a file that cannot be processed never costs the models' memory. ``limits`` and
+    ``booked`` are checked by ``read_source``. ``followup`` holds the patient's earlier
+    joints: each joint measured on the same scale then reports its change in joint
+    space width.
 
     Raises
     ------
     PermanentError
-        Not a DICOM greyscale radiograph, no hand found, no bone segmented at any joint.
+        Not a DICOM greyscale radiograph, larger than the limits, other UIDs than
+        booked, no hand found, no bone segmented at any joint.
     """
     timer = StageTimer()
     with timer.stage("decode"):
-        dataset, radiograph = read_source(Path(source))
+        dataset, radiograph = read_source(Path(source), limits, booked)
+    if callable(models):
+        models = models()
     pixels = radiograph.pixels
     with torch.inference_mode():
         with timer.stage("locate"):

@@ -131,3 +131,21 @@ def count_studies_and_series(session: Session) -> tuple[int, int]:
     studies = int(session.scalar(select(func.count(Study.id))) or 0)
     series = int(session.scalar(select(func.count(Series.id))) or 0)
     return studies, series
+
+
+def replace_instance_file(
+    session: Session,
+    instance_id: int,
+    size_bytes: int,
+    transfer_syntax_uid: str,
+    calling_ae_title: str | None,
+    now: datetime | None = None,
+) -> None:
+    """Record that the instance's spooled file now holds a resend's content."""
+    instance = session.get(Instance, instance_id)
+    if instance is None:
+        raise ValueError(f"no instance with id {instance_id}")
+    instance.size_bytes = size_bytes
+    instance.transfer_syntax_uid = transfer_syntax_uid
+    instance.calling_ae_title = calling_ae_title
+    instance.received_at = now or utc_now()

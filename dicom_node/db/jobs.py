@@ -113,21 +113,51 @@ class ClaimedJob:
     path: str
     result_destinations: tuple[str, ...]
     attempts: int
+    # What the listener booked: the worker processes the file only if it says the same.
+    sop_class_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
 
 
-def claim_job(session: Session, job_id: int, now: datetime | None = None) -> ClaimedJob | None:
-    """Mark a queued (or interrupted running) job as running; ``None`` if it is finished.
+def poison_reason(job_id: int, attempts: int) -> str:
+    """Why a job whose worker died under it is not run again by itself."""
+    return (
+        f"poison: the worker running this job was lost {attempts} time(s) (crashed, killed, "
+        f"out of memory); not run again by itself. 'blsnode jobs retry {job_id}' runs it again"
+    )
 
-    A job found running belongs to a worker that died with the message unacknowledged
-    (the broker delivers it again); jobs are idempotent, so it is simply run again. A
-    done or failed job is left alone: its message is a duplicate, and ``blsnode jobs
-    retry`` re-queues a failed one before publishing it again.
+
+def claim_job(
+    session: Session,
+    job_id: int,
+    now: datetime | None = None,
+    max_attempts: int | None = None,
+    lease: timedelta | None = None,
+) -> ClaimedJob | None:
+    """Mark a queued (or interrupted running) job as running; ``None`` if it is not to run.
+
+    A job found running whose ``lease`` is still renewed runs in a live worker: the
+    message is a duplicate and changes nothing. A job found running without that sign of
+    life belongs to a worker that died with the message unacknowledged (the broker
+    delivers it again); jobs are idempotent, so it is run again, unless its workers were
+    lost ``max_attempts`` times already: then it fails as poison, since running it again
+    would likely kill this worker too. A done or failed job is left alone: its message
+    is a duplicate, and ``blsnode jobs retry`` re-queues a failed one before publishing
+    it again.
     """
     job = _require(session, job_id)
     if job.state not in (JobState.QUEUED, JobState.RUNNING):
         return None
-    mark_running(session, job_id, now)
+    when = now or utc_now()
+    if job.state is JobState.RUNNING:
+        if lease is not None and job.updated_at > when - lease:
+            return None
+        if max_attempts is not None and job.attempts >= max_attempts:
+            mark_failed(session, job_id, poison_reason(job_id, job.attempts), when)
+            return None
+    mark_running(session, job_id, when)
     instance = job.instance
+    series = instance.series
     return ClaimedJob(
         job_id=job.id,
         instance_id=instance.id,
@@ -135,6 +165,9 @@ def claim_job(session: Session, job_id: int, now: datetime | None = None) -> Cla
         path=instance.path,
         result_destinations=tuple(job.result_destinations),
         attempts=job.attempts,
+        sop_class_uid=instance.sop_class_uid,
+        study_instance_uid=series.study.study_instance_uid,
+        series_instance_uid=series.series_instance_uid,
     )
 
 
@@ -211,10 +244,7 @@ def expire_running_jobs(
         job.updated_at = now
         if job.attempts >= max_attempts:
             job.state = JobState.FAILED
-            job.reason = (
-                f"worker lost {job.attempts} times while running this job (killed, out of "
-                f"memory?); 'blsnode jobs retry {job.id}' runs it again"
-            )
+            job.reason = poison_reason(job.id, job.attempts)
             job.finished_at = now
             failed.append(job.id)
         else:
@@ -245,6 +275,27 @@ def requeue_failed_jobs(
         job.updated_at = when
         requeued.append(job.id)
     return requeued
+
+
+def requeue_job_of_instance(
+    session: Session, instance_id: int, now: datetime | None = None
+) -> int | None:
+    """Queue a finished job of this instance again (its file was replaced); its id.
+
+    A queued job reads the new file when it runs; a running one is left alone (it may
+    have read the previous content: ``None`` is returned for both).
+    """
+    job = session.scalars(select(Job).where(Job.instance_id == instance_id)).one_or_none()
+    if job is None or job.state not in (JobState.DONE, JobState.FAILED):
+        return None
+    when = now or utc_now()
+    job.state = JobState.QUEUED
+    job.reason = None
+    job.attempts = 0
+    job.published_at = None
+    job.finished_at = None
+    job.updated_at = when
+    return job.id
 
 
 def _require(session: Session, job_id: int) -> Job:

@@ -10,12 +10,18 @@ is shown.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Sequence
 
 import numpy as np
+from pydicom import config
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
+from pydicom.valuerep import validate_value
 
 from dicom_node.derived.uids import OutputUids
+
+logger = logging.getLogger(__name__)
 
 _IMAGE_LATERALITIES = {"L", "R", "B", "U"}
 # Type 2 attributes of the Patient and General Study modules that highdicom copies from
@@ -31,6 +37,20 @@ _COPIED_TYPE_2 = (
     "AccessionNumber",
     "ReferringPhysicianName",
 )
+# Optional attributes the derived objects take over from the source (Type 3, or Type 2C
+# read by the builders): a malformed one is left out.
+_COPIED_OPTIONAL = (
+    "PatientAge",
+    "PatientSize",
+    "PatientWeight",
+    "PatientOrientation",
+    "BodyPartExamined",
+    "ImageLaterality",
+    "Laterality",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "Manufacturer",
+)
 # Patient directions of PS3.3 C.7.6.1.1.1 as LPH vectors.
 _DIRECTIONS = {
     "L": (1.0, 0.0, 0.0),
@@ -45,21 +65,56 @@ _DIRECTIONS = {
 _CROP_COLUMN_DIRECTION = "H"
 
 
-def with_type_2_present(source: Dataset) -> Dataset:
-    """``source``, or a copy of it with the absent copied Type 2 attributes set empty.
+# Attributes whose values highdicom checks against the standard's enumeration.
+_ENUMERATED = {"PatientSex": frozenset({"M", "F", "O"})}
+
+
+def _malformed(source: Dataset, keyword: str) -> bool:
+    """True if the attribute is present but its value does not fit its VR (or enumeration)."""
+    if keyword not in source:
+        return False
+    try:
+        element = source[keyword]
+        values = element.value if element.VM > 1 else [element.value]
+        # The dictionary's VR: the one the derived objects will carry the value in.
+        vr = dictionary_VR(keyword)
+        for value in values:
+            validate_value(vr, "" if value is None else value, config.RAISE)
+            if value and keyword in _ENUMERATED and str(value) not in _ENUMERATED[keyword]:
+                return True
+    except (ValueError, TypeError, KeyError, OverflowError, UnicodeError):
+        return True
+    return False
+
+
+def with_usable_copied_attributes(source: Dataset) -> Dataset:
+    """``source``, or a copy whose copied attributes all fit their VRs.
 
     Modalities in the wild leave out Type 2 attributes such as Patient's Birth Date; an
     absent Type 2 attribute means what an empty one means (unknown), and the derived
-    objects then carry it empty, as their own Type 2 rules ask. The source is not changed.
+    objects then carry it empty, as their own Type 2 rules ask. A malformed value (a
+    birth date "PHI-19700101") means no more than an absent one: a Type 2 attribute is
+    blanked, an optional one left out, and the job goes on. Only the keyword is logged,
+    never the value (it may identify the patient). The source is not changed.
     """
     missing = [keyword for keyword in _COPIED_TYPE_2 if keyword not in source]
-    if not missing:
+    blanked = [keyword for keyword in _COPIED_TYPE_2 if _malformed(source, keyword)]
+    dropped = [keyword for keyword in _COPIED_OPTIONAL if _malformed(source, keyword)]
+    if not (missing or blanked or dropped):
         return source
+    if blanked or dropped:
+        logger.warning(
+            "malformed values left out of the derived objects: %s",
+            ", ".join(blanked + dropped),
+            extra={"sop_instance_uid": str(source.get("SOPInstanceUID", ""))},
+        )
     # pydicom's shallow copies share the element mapping; only a deep copy leaves
     # ``source`` untouched (a few milliseconds even with the pixel data).
     completed = copy.deepcopy(source)
-    for keyword in missing:
+    for keyword in missing + blanked:
         setattr(completed, keyword, "")
+    for keyword in dropped:
+        delattr(completed, keyword)
     return completed
 
 

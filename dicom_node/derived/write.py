@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 from dicom_node.derived.model import RadiographResult
 from dicom_node.derived.secondary_capture import build_secondary_captures
 from dicom_node.derived.segmentation import build_segmentation
-from dicom_node.derived.source import with_type_2_present
+from dicom_node.derived.source import with_usable_copied_attributes
 from dicom_node.derived.structured_report import build_structured_report
 from dicom_node.derived.uids import OutputUids
 from dicom_node.settings import OutputSettings
@@ -84,7 +84,7 @@ def build_outputs(
     source: Dataset, result: RadiographResult, outputs: OutputSettings
 ) -> list[DerivedObject]:
     """SEG, then the SC images (overview first), then the SR that references the SEG."""
-    source = with_type_2_present(source)
+    source = with_usable_copied_attributes(source)
     uids = OutputUids(str(source.SOPInstanceUID), result.model.version, outputs.uid_prefix)
     segmentation = build_segmentation(source, result, outputs, uids)
     objects = [DerivedObject(OutputKind.SEGMENTATION, "segmentation", segmentation)]

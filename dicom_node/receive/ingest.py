@@ -15,24 +15,30 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.errors import InvalidDicomError
-from pynetdicom.dsutils import split_dataset
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from dicom_node.db import Database
 from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
-from dicom_node.db.instances import InstanceRecord, add_instance, instance_id
+from dicom_node.db.instances import (
+    InstanceRecord,
+    add_instance,
+    find_instance,
+    instance_id,
+    replace_instance_file,
+)
 from dicom_node.dimse_status import DicomStatus
-from dicom_node.receive.header import InstanceHeader, is_valid_uid, read_header
-from dicom_node.receive.spool import DiskFullError, Spool
-from dicom_node.receive.wire import MalformedDatasetError
+from dicom_node.receive.header import InstanceHeader, is_valid_uid, read_file_header, read_header
+from dicom_node.receive.spool import DiskFullError, Spool, spooled_body_equals
+from dicom_node.receive.wire import DatasetTooLargeError, MalformedDatasetError
 from dicom_node.route.rules import Decision, decide
 from dicom_node.send.destinations import all_destinations
-from dicom_node.settings import DestinationSettings, Settings
+from dicom_node.settings import DestinationSettings, DuplicatePolicy, Settings
 
 logger = logging.getLogger(__name__)
 
+# Resends with other content, answered by ``storage.duplicates`` (logged at INFO here).
+DUPLICATE_OUTCOMES = frozenset({"duplicate_ignored", "duplicate_rejected"})
 # Destinations added with ``blsnode destinations add`` reach a running listener this fast.
 DESTINATIONS_TTL_S = 5.0
 
@@ -111,7 +117,13 @@ class Ingestor:
     def ingest(self, received: Received) -> IngestResult:
         """Store one instance and return the status to answer; never raises for bad input."""
         try:
-            header = read_header(received.body, received.transfer_syntax_uid)
+            header = read_header(
+                received.body,
+                received.transfer_syntax_uid,
+                self.settings.storage.max_dataset_bytes,
+            )
+        except DatasetTooLargeError as error:
+            return IngestResult(DicomStatus.OUT_OF_RESOURCES, "too_large", reason=str(error))
         except MalformedDatasetError as error:
             return IngestResult(DicomStatus.CANNOT_UNDERSTAND, "unreadable", reason=str(error))
         mismatch = self._mismatch(received, header)
@@ -151,7 +163,7 @@ class Ingestor:
             logger.exception("database unavailable", extra={"sop_instance_uid": uid})
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
         if known is not None:
-            return IngestResult(DicomStatus.SUCCESS, "duplicate", uid, instance_id=known)
+            return self._duplicate(received, header, known)
         target = self.spool.path_for(header.study_instance_uid, header.series_instance_uid, uid)
         try:
             spooled = self.spool.write(target, [received.file_meta, received.body])
@@ -176,6 +188,84 @@ class Ingestor:
             self.spool.remove(target)
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
 
+    def _duplicate(self, received: Received, header: InstanceHeader, known: int) -> IngestResult:
+        """Answer a resend of a stored SOP Instance UID by ``storage.duplicates``.
+
+        Identical content (the data set's bytes, whatever the file meta) is a success
+        that changes nothing; other content is ignored (warning) or rejected, and said
+        at INFO either way: it may be a correction the sender expects to see.
+        """
+        uid = received.sop_instance_uid
+        try:
+            with self.database.reader() as session:
+                booked = find_instance(session, uid)
+                path = None if booked is None else Path(booked.path)
+            same = path is not None and spooled_body_equals(path, received.body)
+        except (SQLAlchemyError, OSError) as error:
+            logger.exception("could not compare a resend", extra={"sop_instance_uid": uid})
+            return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
+        if same:
+            return IngestResult(DicomStatus.SUCCESS, "duplicate", uid, instance_id=known)
+        policy = self.settings.storage.duplicate_policy(received.calling_ae_title)
+        extra = {"sop_instance_uid": uid, "calling_ae_title": received.calling_ae_title}
+        if policy is DuplicatePolicy.REPLACE and path is not None:
+            target = self.spool.path_for(header.study_instance_uid, header.series_instance_uid, uid)
+            if target.resolve() == path.resolve():
+                return self._replace(received, header, known, path, extra)
+            logger.info(
+                "resend with other content in another study or series rejected "
+                "(storage.duplicates replace keeps an instance where it is)",
+                extra=extra,
+            )
+            policy = DuplicatePolicy.REJECT
+        if policy is DuplicatePolicy.REJECT:
+            logger.info("resend with other content rejected (storage.duplicates)", extra=extra)
+            return IngestResult(
+                DicomStatus.DUPLICATE_SOP_INSTANCE,
+                "duplicate_rejected",
+                uid,
+                instance_id=known,
+                reason="an instance with this SOP Instance UID and other content is stored",
+            )
+        logger.info("resend with other content ignored (storage.duplicates)", extra=extra)
+        return IngestResult(
+            DicomStatus.ELEMENTS_DISCARDED,
+            "duplicate_ignored",
+            uid,
+            instance_id=known,
+            reason="an instance with this SOP Instance UID and other content is kept",
+        )
+
+    def _replace(
+        self,
+        received: Received,
+        header: InstanceHeader,
+        known: int,
+        path: Path,
+        extra: dict[str, str | None],
+    ) -> IngestResult:
+        uid = header.sop_instance_uid
+        try:
+            spooled = self.spool.write(path, [received.file_meta, received.body])
+            with self.database.sessions.begin() as session:
+                replace_instance_file(
+                    session,
+                    known,
+                    spooled.size_bytes,
+                    header.transfer_syntax_uid,
+                    received.calling_ae_title,
+                )
+                job_id = job_rows.requeue_job_of_instance(session, known)
+        except DiskFullError as error:
+            return IngestResult(DicomStatus.OUT_OF_RESOURCES, "disk_full", uid, reason=str(error))
+        except (OSError, SQLAlchemyError) as error:
+            logger.exception("replacing failed", extra=extra)
+            return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
+        logger.info(
+            "resend with other content replaced the instance (storage.duplicates)", extra=extra
+        )
+        return IngestResult(DicomStatus.SUCCESS, "replaced", uid, instance_id=known, job_id=job_id)
+
     def book_spooled(self, path: Path) -> IngestResult:
         """Book a file already in the spool that has no row (re-booking after a power cut).
 
@@ -183,11 +273,10 @@ class Ingestor:
         belongs is left alone.
         """
         try:
-            file_meta, offset = split_dataset(path)
-            data = path.read_bytes()
-            header = read_header(memoryview(data)[offset:], str(file_meta.TransferSyntaxUID))
-        except (OSError, ValueError, AttributeError, KeyError, InvalidDicomError) as error:
+            spooled = read_file_header(path, self.settings.storage.max_dataset_bytes)
+        except (OSError, MalformedDatasetError, DatasetTooLargeError) as error:
             return IngestResult(DicomStatus.CANNOT_UNDERSTAND, "unreadable", reason=str(error))
+        header, file_meta = spooled.header, spooled.file_meta
         expected = self.spool.path_for(
             header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
         )
@@ -206,7 +295,9 @@ class Ingestor:
                 return IngestResult(
                     DicomStatus.SUCCESS, "duplicate", header.sop_instance_uid, instance_id=known
                 )
-            return self._book(str(calling).strip() if calling else None, header, path, len(data))
+            return self._book(
+                str(calling).strip() if calling else None, header, path, spooled.size_bytes
+            )
 
     def _book(
         self, calling_ae_title: str | None, header: InstanceHeader, path: Path, size: int

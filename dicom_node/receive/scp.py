@@ -36,6 +36,7 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
@@ -45,7 +46,8 @@ from dicom_node.metrics import NodeMetrics
 from dicom_node.queue.publisher import Publisher
 from dicom_node.receive.filemeta import encode_file_meta
 from dicom_node.receive.header import is_valid_uid
-from dicom_node.receive.ingest import Ingestor, Received
+from dicom_node.receive.ingest import DUPLICATE_OUTCOMES, Ingestor, Received
+from dicom_node.receive.refusals import Refusals
 from dicom_node.settings import AllowedCaller, Settings, TLSSettings
 
 logger = logging.getLogger(__name__)
@@ -82,12 +84,15 @@ _REJECT_LOCAL_LIMIT = (0x02, 0x03, 0x02)
 _CONNECTION_CEILING = 1 << 16
 
 
-def requested_associations(ae: AE) -> int:
-    """Associations this AE accepts whose peer has sent an A-ASSOCIATE-RQ."""
+def requested_associations(ae: AE, host: str | None = None) -> int:
+    """Associations this AE accepts whose peer has sent an A-ASSOCIATE-RQ (from ``host``)."""
+    wanted = None if host is None else canonical_address(host)
     return sum(
         1
         for association in ae.active_associations
-        if association.is_acceptor and association.requestor.primitive is not None
+        if association.is_acceptor
+        and association.requestor.primitive is not None
+        and (wanted is None or canonical_address(association.requestor.address) == wanted)
     )
 
 
@@ -118,18 +123,34 @@ class AccessPolicy:
         if self.open:
             return True
         title = calling_ae_title.strip()
+        peer = canonical_address(address)
         return any(
-            title == allowed_title and (not hosts or address in hosts)
+            title == allowed_title and (not hosts or peer in hosts)
             for allowed_title, hosts in self.allowed
         )
 
 
+def canonical_address(address: str) -> str:
+    """``address`` as the allow-list spells it: an IPv4-mapped IPv6 peer as plain IPv4.
+
+    A listener bound to ``::`` sees every IPv4 caller as ``::ffff:a.b.c.d``; without this
+    every host-pinned entry refused them.
+    """
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(parsed)
+
+
 def _addresses(host: str) -> set[str]:
     try:
-        return {str(ipaddress.ip_address(host))}
+        return {canonical_address(str(ipaddress.ip_address(host)))}
     except ValueError:
         infos = socket.getaddrinfo(host, None)
-        return {str(info[4][0]) for info in infos}
+        return {canonical_address(str(info[4][0])) for info in infos}
 
 
 def server_tls_context(tls: TLSSettings) -> ssl.SSLContext:
@@ -158,15 +179,23 @@ class StorageService:
         metrics: NodeMetrics,
         policy: AccessPolicy,
         max_associations: int | None = None,
+        max_associations_per_host: int | None = None,
     ) -> None:
-        """``max_associations``: requested associations at once (``None``: no limit)."""
-        if max_associations is not None and max_associations < 1:
-            raise ValueError(f"max_associations must be at least 1, not {max_associations}")
+        """``max_associations``: requested associations at once, and from one host at
+        once (``None``: no limit)."""
+        for name, limit in (
+            ("max_associations", max_associations),
+            ("max_associations_per_host", max_associations_per_host),
+        ):
+            if limit is not None and limit < 1:
+                raise ValueError(f"{name} must be at least 1, not {limit}")
         self.ingestor = ingestor
         self.publisher = publisher
         self.metrics = metrics
         self.policy = policy
         self.max_associations = max_associations
+        self.max_associations_per_host = max_associations_per_host
+        self.refusals = Refusals()
 
     def handlers(self) -> list[Any]:
         """The (event, handler) pairs to bind."""
@@ -197,6 +226,18 @@ class StorageService:
             logger.warning(
                 "rejecting association: %d open (network.max_associations)",
                 self.max_associations,
+                extra=extra,
+            )
+            self._reject(event, _REJECT_LOCAL_LIMIT)
+            return
+        if (
+            self.max_associations_per_host is not None
+            and requested_associations(event.assoc.ae, requestor.address)
+            > self.max_associations_per_host
+        ):
+            logger.warning(
+                "rejecting association: %d open from this host (network.max_associations_per_host)",
+                self.max_associations_per_host,
                 extra=extra,
             )
             self._reject(event, _REJECT_LOCAL_LIMIT)
@@ -233,6 +274,7 @@ class StorageService:
         except Exception:  # the handler must answer; the failure is logged in full
             logger.exception("C-STORE handler failed")
             status, outcome = DicomStatus.OUT_OF_RESOURCES, "error"
+        self.refusals.record(status, outcome)
         self.metrics.stores.labels(outcome=outcome).inc()
         self.metrics.store_seconds.observe(time.perf_counter() - started)
         return int(status)
@@ -265,6 +307,8 @@ class StorageService:
             logger.debug("C-STORE answered", extra=extra)
             if result.outcome == "stored":
                 self.metrics.received_bytes.inc(size)
+        elif result.outcome in DUPLICATE_OUTCOMES:
+            logger.debug("C-STORE of a resend answered: %s", result.reason, extra=extra)
         else:
             logger.warning("C-STORE refused: %s", result.reason, extra=extra)
         if self.publisher is not None and (result.job_id is not None or result.dispatch_ids):
@@ -303,11 +347,18 @@ class BoundedAssociationSocket(AssociationSocket):
     """
 
     max_pdu_length = MAXIMUM_PDU_SIZE
+    # Set per connection by the request handler from ``network.pdu_deadline_s``.
+    pdu_deadline_s: float | None = None
 
     def recv(self, nr_bytes: int) -> bytearray:
-        """Read ``nr_bytes``, unless that is more than one acceptable PDU."""
+        """Read ``nr_bytes``, unless that is more than one acceptable PDU.
+
+        The read must finish within ``pdu_deadline_s``: pynetdicom reads a PDU's header,
+        then its body, each with one call, so a peer that trickles bytes loses the
+        connection (``TimeoutError``, which pynetdicom handles as a closed connection).
+        """
         if nr_bytes <= self.max_pdu_length:
-            return super().recv(nr_bytes)
+            return self._read_within_deadline(nr_bytes)
         logger.warning(
             "peer announced a PDU of %d bytes (at most %d accepted); disconnecting",
             nr_bytes,
@@ -320,6 +371,90 @@ class BoundedAssociationSocket(AssociationSocket):
             raw.close()
         return bytearray()
 
+    def _read_within_deadline(self, nr_bytes: int) -> bytearray:
+        raw = self.socket
+        if self.pdu_deadline_s is None or raw is None:
+            return super().recv(nr_bytes)
+        deadline = time.monotonic() + self.pdu_deadline_s
+        idle_timeout = raw.gettimeout()
+        data = bytearray()
+        try:
+            while len(data) < nr_bytes:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    logger.warning(
+                        "peer sent %d of %d bytes in %.0f s (network.pdu_deadline_s); "
+                        "disconnecting",
+                        len(data),
+                        nr_bytes,
+                        self.pdu_deadline_s,
+                    )
+                    raise TimeoutError("PDU not received within network.pdu_deadline_s")
+                raw.settimeout(left if idle_timeout is None else min(left, idle_timeout))
+                chunk = raw.recv(min(nr_bytes - len(data), 1 << 16))
+                if not chunk:
+                    return data
+                data += chunk
+        finally:
+            raw.settimeout(idle_timeout)
+        return data
+
+
+class AnsweringAssociation(Association):
+    """An acceptor association that answers every C-STORE request it can address.
+
+    pynetdicom drops a request that lacks a required element (an empty Affected SOP
+    Instance UID) with a log line and no response: the sender waited for its own DIMSE
+    timeout. A C-STORE request with a Message ID gets 0xC210 (cannot understand).
+    """
+
+    def _serve_request(self, msg: Any, context_id: int) -> None:
+        if isinstance(msg, C_STORE) and not msg.is_valid_request and msg.MessageID is not None:
+            logger.warning(
+                "C-STORE request %s lacks a required element (Affected SOP Class or "
+                "Instance UID, Priority); answering 0xC210",
+                msg.MessageID,
+                extra={"peer": self.requestor.address},
+            )
+            response = C_STORE()
+            response.MessageIDBeingRespondedTo = msg.MessageID
+            if msg.AffectedSOPClassUID:
+                response.AffectedSOPClassUID = msg.AffectedSOPClassUID
+            response.Status = int(DicomStatus.CANNOT_UNDERSTAND)
+            self.dimse.send_msg(response, context_id)
+            return
+        super()._serve_request(msg, context_id)
+
+
+class BoundedDIMSE(DIMSEServiceProvider):
+    """pynetdicom's DIMSE provider, refusing to gather a data set beyond the limit.
+
+    pynetdicom collects every P-DATA fragment of a message in memory before the C-STORE
+    handler sees it: a peer that kept sending one data set could take all of it. Past
+    ``max_data_set_bytes`` (``storage.max_dataset_bytes``) the fragments are dropped and
+    the association is aborted as for an invalid PDU (Evt19: A-ABORT to the peer).
+    """
+
+    # Set per association by the request handler.
+    max_data_set_bytes: int | None = None
+
+    def receive_primitive(self, primitive: Any) -> None:
+        """Gather the fragments, unless they would grow the data set beyond the limit."""
+        message, limit = self.message, self.max_data_set_bytes
+        if limit is not None and message is not None and isinstance(message.data_set, BytesIO):
+            # Each value starts with its one-byte message control header.
+            incoming = sum(len(value) - 1 for _, value in primitive.presentation_data_value_list)
+            if message.data_set.tell() + incoming > limit:
+                logger.warning(
+                    "data set larger than %d bytes (storage.max_dataset_bytes); aborting",
+                    limit,
+                    extra={"peer": self.assoc.requestor.address},
+                )
+                self.message = None
+                self.dul.event_queue.put("Evt19")
+                return
+        super().receive_primitive(primitive)
+
 
 class BoundedRequestHandler(RequestHandler):
     """pynetdicom's request handler, with the association's socket bounded."""
@@ -327,8 +462,16 @@ class BoundedRequestHandler(RequestHandler):
     def _create_association(self) -> Association:
         assoc = super()._create_association()
         # The socket is made (and its connection event queued) inside pynetdicom's
-        # method; narrowing its class adds the bound without a second socket object.
+        # method; narrowing the classes adds the bound and the answers without second
+        # objects.
         assoc.dul.socket.__class__ = BoundedAssociationSocket
+        bounded = cast(BoundedAssociationSocket, assoc.dul.socket)
+        bounded.pdu_deadline_s = getattr(self.server, "pdu_deadline_s", None)
+        assoc.dimse.__class__ = BoundedDIMSE
+        cast(BoundedDIMSE, assoc.dimse).max_data_set_bytes = getattr(
+            self.server, "max_dataset_bytes", None
+        )
+        assoc.__class__ = AnsweringAssociation
         return assoc
 
 
@@ -342,6 +485,11 @@ class ListenerServer(ThreadedAssociationServer):
     accepted socket gets the network timeout, and the TLS handshake runs in the
     connection's own thread.
     """
+
+    # The deadline each connection's PDUs must meet (``network.pdu_deadline_s``).
+    pdu_deadline_s: float | None = None
+    # The largest data set gathered from the network (``storage.max_dataset_bytes``).
+    max_dataset_bytes: int | None = None
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         """Accept a connection; give it the timeout; wrap it for TLS without handshaking."""
@@ -391,6 +539,8 @@ def start_listener(
         server_class=ListenerServer,
         request_handler=BoundedRequestHandler,
     )
+    cast(ListenerServer, server).pdu_deadline_s = network.pdu_deadline_s
+    cast(ListenerServer, server).max_dataset_bytes = settings.storage.max_dataset_bytes
     threading.Thread(target=server.serve_forever, name="dicom-listener", daemon=True).start()
     service.metrics.active_associations.set_function(lambda: requested_associations(ae))
     logger.info(

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pynetdicom.dsutils import split_dataset
+
 from dicom_node.receive.header import is_valid_uid
 
 logger = logging.getLogger(__name__)
@@ -207,3 +209,20 @@ class Spool:
     def remove(self, path: Path) -> None:
         """Delete a spooled file (after its database row is gone or was never committed)."""
         path.unlink(missing_ok=True)
+
+
+def spooled_body_equals(path: Path, body: bytes | memoryview) -> bool:
+    """True if the spooled file at ``path`` holds the data set ``body`` after its file meta.
+
+    The file meta differs between copies (the calling AE title is in it); the data set
+    is what was sent.
+    """
+    size = path.stat().st_size
+    if size < len(body):
+        return False
+    with path.open("rb") as handle:
+        handle.seek(size - len(body))
+        if handle.read(len(body)) != bytes(body):
+            return False
+    _, offset = split_dataset(path)
+    return offset == size - len(body)

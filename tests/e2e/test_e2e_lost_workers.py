@@ -79,7 +79,9 @@ def test_a_job_whose_worker_was_killed_runs_again_after_its_lease(
         served_node(
             tmp_path / "node",
             models={"registry_dir": str(model_registry)},
-            worker={"embedded": True, "job_lease_s": LEASE_S},  # the single-machine default
+            # The single-machine default, with a second attempt allowed: the default (1)
+            # fails a job that lost its worker as poison (tests/test_worker/test_hostile_jobs.py).
+            worker={"embedded": True, "job_lease_s": LEASE_S, "max_job_attempts": 2},
             destinations=[destination("viewer", viewer.ae_title, viewer.port)],
         ) as node,
     ):

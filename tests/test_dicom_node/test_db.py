@@ -236,7 +236,8 @@ def test_jobs_running_past_their_lease_are_queued_again_then_failed(database: Da
         expired = jobs.expire_running_jobs(session, T0 + timedelta(minutes=80), lease, 2)
         assert expired.requeued == [busy] and expired.failed == [lost]
         failed = jobs.get_job(session, lost)
-        assert failed.state is JobState.FAILED and "worker lost 2 times" in failed.reason
+        assert failed.state is JobState.FAILED
+        assert failed.reason.startswith("poison: the worker running this job was lost 2 time(s)")
         # An administrator's retry starts its count afresh.
         assert jobs.requeue_failed_jobs(session, [lost]) == [lost]
         assert jobs.get_job(session, lost).attempts == 0
@@ -244,6 +245,38 @@ def test_jobs_running_past_their_lease_are_queued_again_then_failed(database: Da
             jobs.expire_running_jobs(session, T0, timedelta(0), 2)
         with pytest.raises(ValueError, match="max_attempts"):
             jobs.expire_running_jobs(session, T0, lease, 0)
+
+
+def test_a_job_claimed_again_after_its_worker_died_is_poison(database: Database) -> None:
+    with database.sessions.begin() as session:
+        job_id = jobs.create_job(session, add_instance(session, record(7)), "hand-pa", [], now=T0)
+        claimed = jobs.claim_job(session, job_id, now=T0, max_attempts=1)
+        # The claim carries what the listener booked, for the worker to check its file.
+        assert claimed is not None and claimed.attempts == 1
+        assert (claimed.sop_instance_uid, claimed.sop_class_uid) == (
+            "1.2.3.1.7",
+            "1.2.840.10008.5.1.4.1.1.1.1",
+        )
+        assert (claimed.study_instance_uid, claimed.series_instance_uid) == ("1.2.3", "1.2.3.1")
+    lease = timedelta(minutes=5)
+    with database.sessions.begin() as session:
+        # Its worker renews the lease: a duplicate message changes nothing.
+        soon = T0 + timedelta(minutes=1)
+        assert jobs.claim_job(session, job_id, now=soon, max_attempts=1, lease=lease) is None
+        assert jobs.get_job(session, job_id).state is JobState.RUNNING
+    with database.sessions.begin() as session:
+        # The worker died (no renewal for a lease); the message comes again: not run again.
+        later = T0 + timedelta(minutes=6)
+        assert jobs.claim_job(session, job_id, now=later, max_attempts=1, lease=lease) is None
+        job = jobs.get_job(session, job_id)
+        assert job.state is JobState.FAILED and job.attempts == 1
+        assert job.reason.startswith("poison: the worker running this job was lost 1 time(s)")
+        assert f"blsnode jobs retry {job_id}" in job.reason
+    with database.sessions.begin() as session:
+        # With more attempts allowed, a redelivered running job runs again.
+        assert jobs.requeue_failed_jobs(session, [job_id]) == [job_id]
+        jobs.claim_job(session, job_id, now=T0, max_attempts=2)
+        assert jobs.claim_job(session, job_id, now=T0, max_attempts=2).attempts == 2
 
 
 def test_job_functions_name_bad_values(database: Database) -> None:

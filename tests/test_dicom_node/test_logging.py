@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import pytest
+from pydicom.dataset import Dataset
 
-from dicom_node.logging_setup import REDACTED, configure_logging
+from dicom_node.logging_setup import REDACTED, VALUE_QUOTING_LOGGER, configure_logging
 from dicom_node.settings import LoggingSettings
 
 
@@ -59,3 +61,21 @@ def test_no_file_when_disabled(tmp_path: Path) -> None:
     configure_logging(LoggingSettings(to_file=False), tmp_path)
     logging.getLogger("x").warning("only stderr")
     assert not (tmp_path / "blsnode.log").exists()
+
+
+def test_values_pydicom_quotes_stay_out_of_the_log_unless_debug(tmp_path: Path) -> None:
+    pydicom_logger = logging.getLogger(VALUE_QUOTING_LOGGER)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            configure_logging(LoggingSettings(level="INFO"), tmp_path)
+            ds = Dataset()
+            ds.PatientBirthDate = "PHI-19700101"  # pydicom warns, quoting the value
+        assert ds.PatientBirthDate == "PHI-19700101"
+        assert not [w for w in caught if "PHI-" in str(w.message)]
+        assert not [line for line in _log_lines(tmp_path) if "PHI-" in line]
+        configure_logging(LoggingSettings(level="DEBUG"), tmp_path)
+        Dataset().PatientBirthDate = "PHI-19700102"
+        assert [line for line in _log_lines(tmp_path) if "PHI-19700102" in line]
+    finally:
+        pydicom_logger.setLevel(logging.NOTSET)

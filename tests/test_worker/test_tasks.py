@@ -44,6 +44,9 @@ def node(tmp_path: Path) -> Iterator[tuple[Settings, WorkerApp]]:
         tmp_path / "node",
         destinations=[destination | {"port": free_port()}],
         dispatch={"backoff_initial_s": 30, "max_attempts": 2},
+        # Re-runs after a lost worker are tested here; the default (1) makes such a job
+        # poison (tests/test_worker/test_hostile_jobs.py).
+        worker={"embedded": False, "max_job_attempts": 3},
     )
     promote_blsgan(settings.model_registry_dir)
     app = create_app(settings)
@@ -90,9 +93,10 @@ def test_a_rerun_replaces_outputs_without_duplicating(
     app.tasks[PROCESS_TASK](job_id)
     first = {o.sop_instance_uid: o.path for o in _rows(app, Output)}
     files = sorted(Path(next(iter(first.values()))).parent.iterdir())
-    # A worker died after writing: the broker delivers the message again.
+    # A worker died after writing (its lease ran out): the broker delivers the message again.
+    lost_at = utc_now() - timedelta(seconds=settings.worker.job_lease_s + 1)
     with app.context.database.sessions.begin() as session:
-        job_rows.mark_running(session, job_id)
+        job_rows.mark_running(session, job_id, now=lost_at)
     assert app.tasks[PROCESS_TASK](job_id)["state"] == "done"
     assert {o.sop_instance_uid: o.path for o in _rows(app, Output)} == first
     assert len(_rows(app, Dispatch)) == 18

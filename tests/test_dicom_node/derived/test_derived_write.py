@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,40 @@ def test_every_output_names_this_node_and_this_model_as_its_equipment(
             result_left.model.version,
             "node-7",
         ), item.label
+
+
+MALFORMED = {
+    "PatientBirthDate": "PHI-19700101",
+    "StudyTime": "PHI-1234",
+    "PatientSex": "PHI-XX",
+    "PatientAge": "PHI-42",
+}
+
+
+def test_malformed_optional_values_are_left_out_and_never_logged(
+    dx_left: Dataset,
+    result_left: RadiographResult,
+    outputs: OutputSettings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sloppy = copy.deepcopy(dx_left)  # a shallow copy shares the session fixture's elements
+    sloppy.PatientID = "PID-7"
+    for keyword, value in MALFORMED.items():
+        setattr(sloppy, keyword, value)
+    with caplog.at_level("INFO"):
+        written = write_outputs(sloppy, result_left, outputs, tmp_path / "out")
+    assert len(written) == 1 + 16 + 1
+    assert sloppy.PatientBirthDate == "PHI-19700101"  # the source is not altered
+    for kind in OutputKind:
+        item = next(item for item in written if item.kind == kind)
+        assert_passes_dciodvfy(item.path)
+        header = dcmread(item.path, stop_before_pixels=True)
+        assert not header.get("PatientBirthDate") and not header.get("StudyTime")
+        assert "PatientAge" not in header
+        assert header.PatientID == "PID-7"  # the well-formed values stay
+    # pydicom's own warnings quote values; configure_logging keeps them for DEBUG
+    # (tests/test_dicom_node/test_logging.py), so only the node's records count here.
+    logged = [r for r in caplog.records if r.levelno >= logging.INFO and r.name != "pydicom"]
+    assert any("PatientBirthDate" in r.getMessage() for r in logged)
+    assert not any("PHI-" in r.getMessage() for r in logged)
