@@ -135,8 +135,8 @@ def find_followup(context: WorkerContext, source: Path, sop_instance_uid: str) -
         return FollowUp()
     try:
         header = dcmread(source, stop_before_pixels=True)
-    except (InvalidDicomError, OSError):
-        return FollowUp()
+    except (InvalidDicomError, OSError, ValueError, TypeError, KeyError, EOFError):
+        return FollowUp()  # the pipeline refuses the file with its reason
     pseudonym = dataset_pseudonym(header, secret.get_secret_value())
     study_date = str(header.get("StudyDate") or "") or None
     if pseudonym is None or study_date is None:
