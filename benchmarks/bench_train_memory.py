@@ -60,7 +60,7 @@ def training_steps(name: str, batch: int, steps: int = 2, size: int = 256) -> di
     optimise_g = torch.optim.Adam(generator_parameters, lr=LEARNING_RATE)
     optimise_d = torch.optim.Adam(supervisor.parameters(), lr=LEARNING_RATE)
     image, masks = inputs(batch, size)
-    real_layers = image * masks
+    real_layers = image * masks  # Eq. 3's real sample J * M
     seconds = []
     for _ in range(steps):
         start = time.perf_counter()
@@ -71,7 +71,7 @@ def training_steps(name: str, batch: int, steps: int = 2, size: int = 256) -> di
         loss_g.total.backward()
         optimise_g.step()
         supervisor.requires_grad_(True)
-        loss_d = supervisor_loss(supervisor(real_layers), masks, supervisor(layers.detach()), masks)
+        loss_d = supervisor_loss(supervisor(real_layers), supervisor(layers.detach()), masks)
         optimise_d.zero_grad(set_to_none=True)
         loss_d.total.backward()
         optimise_d.step()
