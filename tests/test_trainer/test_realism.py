@@ -26,6 +26,7 @@ from trainer.evaluation.separation import (
 from trainer.plots import realism_panel
 
 FAST = RealismConfig(steps=100, seed=0)
+LONGER = RealismConfig(steps=200, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +67,12 @@ def test_classifier_separates_what_differs_and_not_what_does_not(
     # Generated with a flat grey patch in the middle (a seam): learned at once.
     pasted = same.copy()
     pasted[:, 12:20, 12:20] = 0.5
-    net = train_classifier(real, pasted, FAST)
+    # 200 steps: with 100 the AUC depends on the thread count (0.89 on one thread).
+    net = train_classifier(real, pasted, LONGER)
     held_real, held_pasted = fresh.copy(), fresh.copy()
     held_pasted[:, 12:20, 12:20] = 0.5
     assert roc_auc(classify(net, held_pasted), classify(net, held_real)) > 0.9
-    again = train_classifier(real, pasted, FAST)  # seeded: the same classifier
+    again = train_classifier(real, pasted, LONGER)  # seeded: the same classifier
     assert np.array_equal(classify(net, fresh), classify(again, fresh))
 
 
