@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -279,17 +280,21 @@ class Dashboard:
 
     async def jobs(self, request: Request) -> Response:
         """Jobs, newest first, filtered by state."""
+        return await self._state_listing(request, JobState, job_admin.list_jobs, "jobs")
+
+    async def _state_listing(
+        self, request: Request, states: type[Enum], lister: Any, key: str
+    ) -> Response:
+        """The page ``<key>.html`` of what ``lister`` returns under ``key``, by state."""
         await self._user(request)
-        state = _enum_or_none(JobState, request.query_params.get("state"))
-        listing = await run_in_threadpool(
-            job_admin.list_jobs, self.context.database, state, LIST_LIMIT
-        )
+        state = _enum_or_none(states, request.query_params.get("state"))
+        listing = await run_in_threadpool(lister, self.context.database, state, LIST_LIMIT)
         return self._page(
             request,
-            "jobs.html",
-            jobs=listing["jobs"],
+            f"{key}.html",
+            **{key: listing[key]},
             state=state.value if state else "",
-            states=[s.value for s in JobState],
+            states=[s.value for s in states],
         )
 
     async def job(self, request: Request) -> Response:
@@ -317,17 +322,8 @@ class Dashboard:
 
     async def dispatches(self, request: Request) -> Response:
         """Dispatches, newest first, filtered by state (``dead`` for the dead letters)."""
-        await self._user(request)
-        state = _enum_or_none(DispatchState, request.query_params.get("state"))
-        listing = await run_in_threadpool(
-            result_admin.list_dispatches, self.context.database, state, LIST_LIMIT
-        )
-        return self._page(
-            request,
-            "dispatches.html",
-            dispatches=listing["dispatches"],
-            state=state.value if state else "",
-            states=[s.value for s in DispatchState],
+        return await self._state_listing(
+            request, DispatchState, result_admin.list_dispatches, "dispatches"
         )
 
     async def retry_dispatch(self, request: Request) -> Response:
