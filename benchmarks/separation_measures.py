@@ -90,7 +90,7 @@ def main() -> None:
             config, validation=replace(config.validation, max_images=options.max_images)
         )
     data = prepare_data([options.manifest.resolve()], config.data)
-    store = SampleStore()
+    store = SampleStore(harmonise=config.data.harmonise)
     store.load(list(data.validation))
     validation = Validation.build(data, store, config)
     results: dict[str, object] = {

@@ -91,7 +91,11 @@ class DataSection:
     model trained on crops runs unchanged on whole 256 x 256 joints, and the bones keep
     the scale they have at inference. ``max_records`` caps the records after the split
     (both sides, half without and half with overlap) for smoke runs. ``min_real_overlap_px``
-    is the smallest mask intersection of a real image used in phase 2.
+    is the smallest mask intersection of a real image used in phase 2. ``harmonise``
+    (on by default; not part of the paper, which trains on the crops as exported) maps
+    every crop onto the training data's grey statistics as the node does before the
+    segmenter and BLS-GAN (:mod:`blsgan_core.harmonise`), so the model is trained and
+    validated on the grey values it meets on the node; off, the raw crops are used.
     """
 
     crop_size: int = 256
@@ -100,6 +104,7 @@ class DataSection:
     hflip: bool = True
     max_records: int | None = None
     min_real_overlap_px: int = 1
+    harmonise: bool = True
     synthetic: dict[str, Any] = field(default_factory=dict)
 
 

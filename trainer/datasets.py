@@ -6,7 +6,11 @@
   :func:`blsgan_core.data.split_by_case`, never by image.
 - :class:`SampleStore` holds the decoded arrays of every record in memory as uint8 and
   booleans (256 kB a joint, ~300 MB for the 1194 joints of the shared set), loaded once
-  in the main process so that forked loader workers share them.
+  in the main process so that forked loader workers share them. Each image is
+  harmonised (:func:`blsgan_core.harmonise.harmonise`) as the node harmonises every crop
+  before the segmenter and BLS-GAN, and its soft-tissue background is solved on the
+  harmonised image: synthetic overlaps are composed from, and real joints given as, the
+  grey values the model meets on the node.
 - :class:`JointDataset` yields one epoch of one phase: synthetic overlaps made from the
   non-overlapping joints (phase 1 and 2) and real joints (phase 2). Every random choice
   (synthetic shift, crop window, flip) is drawn from a generator seeded with
@@ -41,6 +45,8 @@ from blsgan_core.data import (
     read_manifests,
     split_by_case,
 )
+from blsgan_core.harmonise import harmonise
+from blsgan_core.laplace import soft_tissue_background
 from blsgan_core.synthetic import SyntheticConfig, synthesize_overlap
 from trainer.config import DataSection
 
@@ -160,9 +166,17 @@ def _to_uint8(values: NDArray[np.float32]) -> NDArray[np.uint8]:
 
 
 class SampleStore:
-    """Decoded joints by image path, loaded once; backgrounds solved where none is given."""
+    """Decoded joints by image path, loaded once; backgrounds solved where none is given.
 
-    def __init__(self) -> None:
+    With ``harmonise`` (the default, what the node does) every image is mapped onto the
+    training data's grey statistics first and its background is always solved on the
+    result (a manifest's background belongs to the raw image, and the map is not
+    linear, so it cannot be carried over). Without it the raw image and the manifest's
+    background are used, as the models up to ``blsgan-cpu`` were trained.
+    """
+
+    def __init__(self, harmonise: bool = True) -> None:
+        self.harmonise = harmonise
         self._joints: dict[Path, StoredJoint] = {}
 
     def __len__(self) -> int:
@@ -180,19 +194,14 @@ class SampleStore:
             self._joints[record.image] = self._decode(record)
         return self._joints[record.image]
 
-    @staticmethod
-    def _decode(record: JointRecord) -> StoredJoint:
+    def _decode(self, record: JointRecord) -> StoredJoint:
         sample = load_sample(record)
-        if sample.background is not None:
+        image = harmonise(sample.image) if self.harmonise else sample.image
+        if sample.background is not None and not self.harmonise:
             background = sample.background
         else:
-            # Imported here: only manifests without precomputed backgrounds need the solver.
-            from blsgan_core.laplace import soft_tissue_background
-
-            background = soft_tissue_background(sample.image, sample.masks)
-        return StoredJoint(
-            _to_uint8(sample.image), sample.masks, _to_uint8(background), sample.overlap_px
-        )
+            background = soft_tissue_background(image, sample.masks)
+        return StoredJoint(_to_uint8(image), sample.masks, _to_uint8(background), sample.overlap_px)
 
 
 def joint_space_centre(masks: NDArray[np.bool_]) -> tuple[float, float]:

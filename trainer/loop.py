@@ -247,7 +247,7 @@ def train(
     )
     for rejection in data.rejected:
         logger.warning("left out %s (%s): %s", rejection.image, rejection.case, rejection.reason)
-    store = SampleStore()
+    store = SampleStore(harmonise=config.data.harmonise)
     store.load([*data.train, *data.validation])
     validation = Validation.build(data, store, config)
     baseline = validation.baseline_row()

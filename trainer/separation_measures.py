@@ -14,7 +14,10 @@ On held-out joints, for the model and (once) for the identity layers beside it:
   adversarial target);
 - the supervisor's real-vs-generated AUC: its mean "real" probability inside the overlap
   on the true layers of synthetic overlaps (positives) against the generated layers of
-  the same joints (negatives). 0.5 is a judge that tells nothing apart.
+  the same joints (negatives). 0.5 is a judge that tells nothing apart. Its mean "real"
+  probability on those true layers (``val_true_verdict``) calibrates its verdict on the
+  real joints: each epoch has another supervisor, so only the ratio of the two compares
+  across epochs.
 
 :func:`selection_score` combines them into the number the run keeps its best model by.
 """
@@ -171,7 +174,7 @@ def supervisor_measures(
     device: torch.device,
 ) -> Row:
     """The supervisor's real-vs-generated AUC and its verdict on the real joints' layers."""
-    row: Row = {"val_supervisor_auc": None, "val_real_verdict": None}
+    row: Row = {"val_supervisor_auc": None, "val_real_verdict": None, "val_true_verdict": None}
     was_training = supervisor.training
     supervisor.eval()
     try:
@@ -179,10 +182,11 @@ def supervisor_measures(
             masks = np.stack([joint.masks for joint in synthetic])
             true = np.stack([_truth(joint) for joint in synthetic]).astype(np.float32)
             generated = np.stack([o.layers.numpy() for o in synthetic_outputs])
+            true_realness = _realness(supervisor, true, masks, device)
             row["val_supervisor_auc"] = roc_auc(
-                _realness(supervisor, true, masks, device),
-                _realness(supervisor, generated.astype(np.float32), masks, device),
+                true_realness, _realness(supervisor, generated.astype(np.float32), masks, device)
             )
+            row["val_true_verdict"] = _mean(true_realness)
         if real:
             masks = np.stack([joint.masks for joint in real])
             generated = np.stack([o.layers.numpy() for o in real_outputs]).astype(np.float32)
@@ -194,21 +198,38 @@ def supervisor_measures(
 
 SELECTION_RULE = (
     "highest selection score over both phases: synthetic + wide-shift layer PSNR in the "
-    "overlap + real reconstruction PSNR in the overlap / 2 - 20|log10 seam ratio| (both "
-    "synthetic sets) + 5 x the supervisor's realness verdict on the real joints' layers"
+    "overlap - 20|log10 seam ratio| (both synthetic sets) + real reconstruction PSNR in "
+    "the overlap / 2 - 20 log10 of the real joints' seam ratio against the input where "
+    "above 1 + 5 x the supervisor's verdict on the real joints' layers relative to its "
+    "verdict on true layers (at most 1)"
 )
+
+
+def calibrated_verdict(row: Row) -> float:
+    """D's "real" verdict on the real joints' layers over that on true layers, in [0, 1].
+
+    1: the supervisor of that epoch finds the layers of real overlaps as real as true
+    layers; 0 without a supervisor (the baselines).
+    """
+    verdict, reference = row.get("val_real_verdict"), row.get("val_true_verdict")
+    if verdict is None or reference is None or not reference > 0:
+        return 0.0
+    return float(min(1.0, max(0.0, verdict / reference)))
 
 
 def selection_score(row: Row) -> float | None:
     """The number a run keeps its best model by (higher is better), in dB.
 
-    ``synthetic layer PSNR + wide-shift layer PSNR`` (separation where the truth is
-    known, within and beyond the training shifts) ``+ real overlap PSNR / 2`` (Eq. 2's
-    real-image term, what phase 2 trains; halved because a non-separating answer already
-    scores high on it) ``- 20 |log10(seam ratio)|`` for both synthetic sets (a seam's
-    excess edge strength as an amplitude ratio in dB) ``+ 5 * verdict`` (the supervisor's
-    mean "real" probability on the real joints' layers, up to 5 dB). Phase 1 and phase 2
-    epochs compete on equal terms; ``None`` if a part is missing.
+    Separation where the truth is known: ``synthetic layer PSNR + wide-shift layer PSNR``
+    (within and beyond the training shifts) ``- 20 |log10(seam ratio)|`` for both sets (a
+    seam's excess edge strength as an amplitude ratio in dB). What phase 2 trains, on
+    real overlaps without truth: ``+ real overlap PSNR / 2`` (Eq. 2's ``Lr(R_cap, J_cap)``;
+    halved because a non-separating answer already scores high on it), ``- 20
+    log10(real seam ratio)`` where that ratio is above 1 (a layer edge on the overlap's
+    boundary stronger than the input's own edge there, which also carries the other
+    bone's outline, is a seam no separation explains), and ``+ 5 *``
+    :func:`calibrated_verdict` (up to 5 dB). Phase 1 and phase 2 epochs compete on equal
+    terms; ``None`` if a part is missing.
     """
     parts = (
         "val_synthetic_layer_psnr",
@@ -216,17 +237,18 @@ def selection_score(row: Row) -> float | None:
         "val_real_overlap_psnr",
         "val_synthetic_seam_ratio",
         "val_wide_seam_ratio",
+        "val_real_seam_ratio",
     )
     values = [row.get(key) for key in parts]
     if any(value is None or not math.isfinite(value) or value <= 0 for value in values):
         return None
-    synthetic, wide, real, seam, wide_seam = (float(v) for v in values)  # type: ignore[arg-type]
-    verdict = row.get("val_real_verdict")
+    synthetic, wide, real, seam, wide_seam, real_seam = (float(v) for v in values)  # type: ignore[arg-type]
     return (
         synthetic
         + wide
-        + real / 2
         - 20 * abs(math.log10(seam))
         - 20 * abs(math.log10(wide_seam))
-        + 5 * float(verdict or 0.0)
+        + real / 2
+        - 20 * max(0.0, math.log10(real_seam))
+        + 5 * calibrated_verdict(row)
     )

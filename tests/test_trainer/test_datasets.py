@@ -1,10 +1,15 @@
 """Training data: validated and reported, split by joint, seeded per epoch, physics kept."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
+from blsgan_core.data import read_grey
+from blsgan_core.harmonise import harmonise
+from blsgan_core.laplace import soft_tissue_background
 from blsgan_core.reconstruction import reconstruct
 from trainer.config import TrainConfig
 from trainer.datasets import (
@@ -98,3 +103,53 @@ def test_phase_one_has_only_synthetic_items(small_manifest: Path, tiny_config: T
     data = prepare_data([small_manifest], tiny_config.data)
     assert {item.kind for item in phase_items(data, 1, 1)} == {SYNTHETIC}
     assert all(isinstance(item, Item) for item in phase_items(data, 2, 1))
+
+
+def test_crops_are_harmonised_as_on_the_node_before_composition_and_for_real_joints(
+    small_manifest: Path, tiny_config: TrainConfig, tmp_path: Path
+) -> None:
+    data = prepare_data([small_manifest], tiny_config.data)
+    store = SampleStore()
+    source = data.synthetic_sources("train")[0]
+    real = data.real_overlapping("train", 20)[0]
+    for record in (source, real):
+        raw = read_grey(record.image)
+        expected = np.rint(harmonise(raw) * 255).astype(np.uint8)
+        stored = store.get(record)
+        assert np.array_equal(stored.image, expected)
+        assert np.abs(stored.image.astype(int) - np.rint(raw * 255)).mean() > 1  # not the raw crop
+        background = soft_tissue_background(harmonise(raw), stored.masks)
+        assert np.array_equal(stored.background, np.rint(background * 255).astype(np.uint8))
+    # A crop exported with another window and gamma reaches the model as the same crop.
+    raw = read_grey(real.image)
+    distorted = np.clip((raw - 0.1) / 0.7, 0, 1) ** 1.8
+    Image.fromarray(np.rint(distorted * 255).astype(np.uint8)).save(tmp_path / "distorted.png")
+    changed = replace(real, image=tmp_path / "distorted.png")
+    assert np.abs(store.get(changed).image_float() - store.get(real).image_float()).mean() < 0.02
+    assert np.abs(distorted - raw).mean() > 0.05
+    # Real items and the sources of synthetic overlaps carry the harmonised grey values.
+    items = [Item(REAL, real), Item(SYNTHETIC, source)]
+    dataset = JointDataset(
+        store, items, seed=1, phase=2, epoch=0, crop_size=256, hflip=False
+    )  # fmt: skip
+    assert np.allclose(dataset[0]["image"][0].numpy(), store.get(real).image_float())
+    synthetic = dataset[1]
+    stored = store.get(source)
+    outside = ~synthetic["masks"].numpy().any(axis=0)
+    made = synthetic["image"][0].numpy()
+    assert np.allclose(made[outside], stored.background_float()[outside], atol=1e-6)
+    upper = stored.masks[0] & ~stored.masks[1]
+    upper_layer = synthetic["true_layers"][0].numpy()
+    assert upper_layer.max() == stored.image_float()[upper].max()
+
+
+def test_without_harmonise_the_raw_crop_and_the_manifest_background_are_used(
+    small_manifest: Path, tiny_config: TrainConfig
+) -> None:
+    data = prepare_data([small_manifest], tiny_config.data)
+    record = data.real_overlapping("train", 20)[0]
+    stored = SampleStore(harmonise=False).get(record)
+    assert np.array_equal(stored.image, np.rint(read_grey(record.image) * 255).astype(np.uint8))
+    assert record.background is not None
+    manifest_background = np.rint(read_grey(record.background) * 255).astype(np.uint8)
+    assert np.array_equal(stored.background, manifest_background)
