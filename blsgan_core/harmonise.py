@@ -19,6 +19,8 @@ their order under any increasing transform, so the check does not depend on the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 # Percentiles at which each crop is matched to the reference (the knots of the map).
@@ -50,23 +52,42 @@ def harmonise(crop: np.ndarray) -> np.ndarray:
     Inverted crops (``bone_contrast`` < 0) are turned back first. A crop without any
     contrast (all one value) becomes the reference median everywhere.
     """
+    return grey_map(crop)(crop)
+
+
+def grey_map(crop: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The grey transform :func:`harmonise` applies to ``crop``, to apply to other arrays.
+
+    An image derived from the crop's grey values (its soft-tissue background) goes
+    through the same map, so it stays on the crop's new grey scale.
+    """
     _check(crop)
     array = np.asarray(crop, dtype=np.float32)
-    if bone_contrast(array) < 0:
-        array = array.max() + array.min() - array
+    low, high = float(array.min()), float(array.max())
+    inverted = bone_contrast(array) < 0
+    if inverted:
+        array = high + low - array
     knots = np.percentile(array, PERCENTILES).astype(np.float64)
     reference = np.asarray(REFERENCE, dtype=np.float64)
-    if knots[-1] - knots[0] < MIN_KNOT_GAP:
-        return np.full(array.shape, reference[len(reference) // 2], dtype=np.float32)
+    flat = knots[-1] - knots[0] < MIN_KNOT_GAP
     # Percentiles never decrease; equal ones (flat stretches) are spread apart.
     knots = knots + MIN_KNOT_GAP * np.arange(len(knots))
-    mapped = np.interp(array, knots, reference)
     # Beyond the outer knots, continue with the slope of the outer segments.
     low_slope = (reference[1] - reference[0]) / (knots[1] - knots[0])
     high_slope = (reference[-1] - reference[-2]) / (knots[-1] - knots[-2])
-    mapped = np.where(array < knots[0], reference[0] + (array - knots[0]) * low_slope, mapped)
-    mapped = np.where(array > knots[-1], reference[-1] + (array - knots[-1]) * high_slope, mapped)
-    return np.clip(mapped, 0.0, 1.0).astype(np.float32)
+
+    def apply(values: np.ndarray) -> np.ndarray:
+        grey = np.asarray(values, dtype=np.float32)
+        if flat:
+            return np.full(grey.shape, reference[len(reference) // 2], dtype=np.float32)
+        if inverted:
+            grey = high + low - grey
+        mapped = np.interp(grey, knots, reference)
+        mapped = np.where(grey < knots[0], reference[0] + (grey - knots[0]) * low_slope, mapped)
+        mapped = np.where(grey > knots[-1], reference[-1] + (grey - knots[-1]) * high_slope, mapped)
+        return np.clip(mapped, 0.0, 1.0).astype(np.float32)
+
+    return apply
 
 
 def harmonise_batch(crops: np.ndarray) -> np.ndarray:

@@ -117,7 +117,7 @@ class OptimSection:
     batch_size: int = 12
     pretrain_epochs: int = 250
     finetune_epochs: int = 50
-    loss_weights: dict[str, float] = field(default_factory=dict)
+    loss_weights: dict[str, Any] = field(default_factory=dict)
     # Departure (the paper: Eq. 2 and 3 alone in phase 2): keep Eq. 4's and Eq. 5's true-layer
     # terms for the synthetic joints of phase 2. Without them phase 2 lowered the synthetic
     # layer PSNR of every CPU run (28.7 to 24.6-27 dB) and D never saw a true layer again,

@@ -28,6 +28,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- preset: {training.get('preset', '?')}, epochs: {training.get('epochs', '?')}",
         f"- phase {training.get('phase', '?')}, epoch {training.get('phase_epoch', '?')} of "
         f"that phase; chosen by: {training.get('selection', 'the last epoch')}",
+        *_standing_lines(training.get("selection_standing", {})),
         f"- initialised from: {training.get('initialised_from', 'random initialisation')}",
         f"- data digest (sha256 of images and masks): {data.get('digest', '?')}",
         f"- manifests: {', '.join(data.get('manifests', [])) or '?'}",
@@ -56,6 +57,22 @@ def card_markdown(card: dict[str, Any]) -> str:
     if evaluation:
         lines += ["", *evaluation_table(evaluation)]
     return "\n".join(lines) + "\n"
+
+
+def _standing_lines(standing: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per phase: its best epoch up to this checkpoint and what it scored."""
+    lines = []
+    for phase, best in sorted(standing.items()):
+        parts = ", ".join(
+            f"{key.removeprefix('val_')} {value:.3g}"
+            for key, value in best.items()
+            if key.startswith("val_") and isinstance(value, int | float)
+        )
+        lines.append(
+            f"- best of {phase} up to this checkpoint: epoch {best.get('phase_epoch')} of "
+            f"that phase, selection score {best['score']:.2f} dB ({parts})"
+        )
+    return lines
 
 
 def _cell(summary: dict[str, Any], key: str, scale: float = 1.0) -> str:

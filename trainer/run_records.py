@@ -11,7 +11,15 @@ from typing import Any
 from blsgan_core.checkpoint import atomic_file
 from trainer.config import TrainConfig
 from trainer.datasets import TrainingData
-from trainer.separation_measures import SELECTION_RULE
+from trainer.separation_measures import SELECTION_COLUMN, SELECTION_RULE
+
+# The parts of the selection score the card shows beside each phase's best epoch.
+STANDING_COLUMNS = (
+    "val_synthetic_layer_psnr",
+    "val_real_overlap_psnr",
+    "val_real_seam_ratio",
+    "val_supervisor_auc",
+)
 
 
 def write_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:
@@ -42,6 +50,7 @@ def model_metadata(
             "phase": last.get("phase"),
             "phase_epoch": last.get("phase_epoch"),
             "selection": SELECTION_RULE,
+            "selection_standing": selection_standing(history),
             **extra,
         },
         "data": {
@@ -55,6 +64,28 @@ def model_metadata(
         "metrics_identity_baseline": baseline,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def selection_standing(history: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per phase, the epoch with the highest selection score so far and what it scored.
+
+    Written into every checkpoint, so the card of ``best.pt`` says why its epoch won: the
+    best of the other phase (up to then) stands beside it.
+    """
+    standing: dict[str, dict[str, Any]] = {}
+    for row in history:
+        score = row.get(SELECTION_COLUMN)
+        if not isinstance(score, int | float):
+            continue
+        key = f"phase {row.get('phase')}"
+        if key not in standing or score > standing[key]["score"]:
+            standing[key] = {
+                "phase_epoch": row.get("phase_epoch"),
+                "epoch": row.get("epoch"),
+                "score": float(score),
+                **{name: row.get(name) for name in STANDING_COLUMNS},
+            }
+    return standing
 
 
 def model_version(config: TrainConfig, data: TrainingData, epochs: int) -> str:

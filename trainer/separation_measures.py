@@ -39,6 +39,7 @@ from trainer.evaluation.separation import EvalJoint
 DETAIL_SIGMA = 3.0
 PSNR_CAP_DB = 100.0
 SEAM_WIDTH_PX = 2
+SELECTION_COLUMN = "val_selection"  # the log column of :func:`selection_score`
 Row = dict[str, float | None]
 
 

@@ -36,7 +36,7 @@ from trainer.evaluation.separation import (
 )
 from trainer.separation_measures import Row
 
-BEST_METRIC = "val_selection"
+BEST_METRIC = separation_measures.SELECTION_COLUMN
 # Shifts per bone for the "wide" synthetic set: beyond the training range (1-8 px per bone).
 WIDE_SHIFTS = {"min_shift": 10, "max_shift": 16}
 

@@ -123,6 +123,58 @@ def test_eq3_and_eq5_on_a_hand_computed_case() -> None:
     assert pretraining.total.item() == pytest.approx(terms.total.item() + LN2 + 0.4)
 
 
+def test_real_sample_without_overlap_on_a_hand_computed_case() -> None:
+    masks = _strip_masks()
+    zeros = torch.zeros(1, 4, 1, 4)
+    weights = LossWeights(real_sample_without_overlap=True)
+    # The realness channels of J * M are not judged on the overlap (pixel 2): BCE ln 2 on
+    # 14 of the 16 pixels (mean 7/8 ln 2). Dice: the overlap channels keep {M - M_cap}
+    # (|t| = 1, 0.5 each); the realness channels see p = 0.5 on 3 pixels and the targets
+    # M without pixel 2 (|t| = 1): 1 - (2 * 0.5 + 1) / (1.5 + 1 + 1) = 3/7 each.
+    terms = supervisor_loss(zeros, zeros, masks, weights)
+    expected = 7 / 8 * LN2 + (0.5 + 0.5 + 3 / 7 + 3 / 7) / 4
+    assert terms.parts["supervisor_input"].item() == pytest.approx(expected)
+    # The fake sample is judged as in the paper.
+    assert terms.parts["supervisor_generated"].item() == pytest.approx(LN2 + 8 / 15)
+    # Whatever D says about the real sample's overlap in its realness channels costs
+    # nothing; in the paper's Eq. 3 it does.
+    confident = zeros.clone()
+    confident[0, 2:, 0, 2] = -6.0  # "generated" on the overlap pixel, both layers
+    changed = supervisor_loss(confident, zeros, masks, weights)
+    assert changed.total.item() == pytest.approx(terms.total.item(), abs=1e-6)
+    paper = (
+        supervisor_loss(confident, zeros, masks).total - supervisor_loss(zeros, zeros, masks).total
+    )
+    assert paper.item() > 0.1
+    # Outside the overlap the realness channels are still trained towards "real".
+    outside = zeros.clone()
+    outside[0, 2:, 0, 1] = -6.0
+    assert supervisor_loss(outside, zeros, masks, weights).total.item() > terms.total.item() + 0.1
+    with pytest.raises(ValueError, match="true or false"):
+        LossWeights(real_sample_without_overlap=1)  # type: ignore[arg-type]
+
+
+def test_eq5_true_layer_term_weighs_the_overlap_with_the_emphasis() -> None:
+    masks = torch.zeros(1, 2, 1, 8)
+    masks[0, 0, 0, :5], masks[0, 1, 0, 4:] = 1, 1  # overlap: pixel 4; weights 10 on 2-6
+    zeros = torch.zeros(1, 4, 1, 8)
+    wrong = zeros.clone()
+    wrong[0, 2:, 0, 4] = -6.0  # the true layers called "generated" on the overlap
+
+    def excess(weights: LossWeights) -> float:
+        changed = pretraining_supervisor_loss(zeros, zeros, wrong, masks, weights)
+        base = pretraining_supervisor_loss(zeros, zeros, zeros, masks, weights)
+        return float(changed.parts["supervisor_true_layers"] - base.parts["supervisor_true_layers"])
+
+    # The Dice part changes alike; the BCE part is a weighted mean over 4 channels x 8
+    # pixels: 2 wrong pixels of 32 without emphasis, 2 of weight 10 in a weight sum of
+    # 4 x (3 x 1 + 5 x 10) = 212 with it.
+    gap = torch.nn.functional.softplus(torch.tensor(6.0)).item() - LN2
+    dice_change = excess(LossWeights()) - 2 * gap / 32
+    emphasised = excess(LossWeights(overlap_emphasis=9.0))
+    assert emphasised == pytest.approx(dice_change + 20 * gap / 212, rel=1e-4)
+
+
 def test_eq4_adds_the_ground_truth_layer_term_with_weight_one() -> None:
     masks = _strip_masks()
     image = torch.tensor([[[[0.9, 0.5, 0.6, 0.4]]]])

@@ -11,6 +11,7 @@ from blsgan_core.networks.supervisor import Supervisor, SupervisorConfig
 from blsgan_core.synthetic import Shifts, synthesize_with_shifts
 from trainer.evaluation.separation import EvalJoint
 from trainer.separation_measures import (
+    calibrated_verdict,
     laplace_k,
     pearson_r,
     real_measures,
@@ -95,6 +96,7 @@ def test_supervisor_measures_are_an_auc_and_a_probability() -> None:
     row = supervisor_measures(supervisor, joints, outputs, joints, outputs, torch.device("cpu"))
     assert 0 <= row["val_supervisor_auc"] <= 1  # type: ignore[operator]
     assert 0 < row["val_real_verdict"] < 1  # type: ignore[operator]
+    assert 0 < row["val_true_verdict"] < 1  # type: ignore[operator]
     assert supervisor.training  # left as it was found
 
 
@@ -105,10 +107,36 @@ def test_selection_score_by_hand() -> None:
         "val_real_overlap_psnr": 40.0,
         "val_synthetic_seam_ratio": 10.0,
         "val_wide_seam_ratio": 1.0,
+        "val_real_seam_ratio": 10.0,
         "val_real_verdict": 0.4,
+        "val_true_verdict": 0.8,
     }
-    # 30 + 26 + 40 / 2 - 20 * log10(10) - 0 + 5 * 0.4
-    assert selection_score(row) == pytest.approx(58.0)
+    # 30 + 26 - 20 * log10(10) - 0 + 40 / 2 - 20 * log10(10) + 5 * 0.4 / 0.8
+    assert selection_score(row) == pytest.approx(38.5)
     assert selection_score({**row, "val_wide_seam_ratio": None}) is None
-    assert selection_score({**row, "val_real_verdict": None}) == pytest.approx(56.0)
+    assert selection_score({**row, "val_real_seam_ratio": None}) is None
+    # Real seams below the input's own edge cost nothing; the verdict ratio stops at 1.
+    assert selection_score({**row, "val_real_seam_ratio": 0.5}) == pytest.approx(58.5)
+    assert selection_score({**row, "val_real_verdict": 0.9}) == pytest.approx(41.0)
+    assert selection_score({**row, "val_true_verdict": None}) == pytest.approx(36.0)
+    assert calibrated_verdict({"val_real_verdict": 0.3, "val_true_verdict": 0.0}) == 0.0
     assert not math.isnan(selection_score({**row, "val_synthetic_seam_ratio": 0.1}) or 0)
+
+
+def test_a_phase2_epoch_can_win_but_not_by_giving_up_the_synthetic_layers() -> None:
+    phase1 = {
+        "val_synthetic_layer_psnr": 28.0,
+        "val_wide_layer_psnr": 22.0,
+        "val_real_overlap_psnr": 32.0,
+        "val_synthetic_seam_ratio": 1.6,
+        "val_wide_seam_ratio": 1.6,
+        "val_real_seam_ratio": 2.6,
+        "val_real_verdict": 0.5,
+        "val_true_verdict": 0.5,
+    }
+    # Weaker seams on the real joints (2.6 -> 2.0, +2.3 dB) for 0.5 dB of synthetic layer PSNR.
+    phase2 = {**phase1, "val_synthetic_layer_psnr": 27.5, "val_real_seam_ratio": 2.0}
+    assert selection_score(phase2) > selection_score(phase1)  # type: ignore[operator]
+    # The same for 3 dB of synthetic layer PSNR loses.
+    worse = {**phase2, "val_synthetic_layer_psnr": 25.0}
+    assert selection_score(worse) < selection_score(phase1)  # type: ignore[operator]

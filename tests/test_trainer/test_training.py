@@ -11,6 +11,7 @@ from blsgan_core.checkpoint import load_checkpoint
 from blsgan_core.model import BLSGANModel, model_from_checkpoint
 from trainer.config import TrainConfig, with_ablations
 from trainer.loop import RunResult, train
+from trainer.model_registry import card_markdown
 from trainer.state import STATE_FILE, load_training_state, network_states
 
 
@@ -49,6 +50,15 @@ def test_a_tiny_run_trains_both_phases_and_writes_its_files(tiny_run: RunResult)
     assert best.metadata["training"]["epochs"] == tiny_run.best["epoch"]
     assert best.metadata["training"]["phase"] == tiny_run.best["phase"]
     assert "selection score" in best.metadata["training"]["selection"]
+    # The card says why: each phase's best epoch up to then, with its score.
+    standing = checkpoint.metadata["training"]["selection_standing"]
+    assert set(standing) == {"phase 1", "phase 2"}
+    scores = [float(row["val_selection"]) for row in rows if row["phase"] == "1"]
+    assert standing["phase 1"]["score"] == pytest.approx(max(scores))
+    assert standing["phase 2"]["phase_epoch"] == 1
+    card = card_markdown({"name": "x", "kind": "blsgan", "metadata": best.metadata})
+    assert f"phase {tiny_run.best['phase']}, epoch" in card
+    assert "best of phase 1 up to this checkpoint: epoch" in card
 
 
 def test_training_changes_the_weights_and_the_layer_loss_falls(
