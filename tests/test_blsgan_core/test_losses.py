@@ -124,32 +124,38 @@ def test_eq3_and_eq5_on_a_hand_computed_case() -> None:
 
 
 def test_real_sample_without_overlap_on_a_hand_computed_case() -> None:
-    masks = _strip_masks()
-    zeros = torch.zeros(1, 4, 1, 4)
+    # 1 x 16 strip: upper bone on pixels 1-8, lower on 8-14, the overlap is pixel 8.
+    masks = torch.zeros(1, 2, 1, 16)
+    masks[0, 0, 0, 1:9], masks[0, 1, 0, 8:15] = 1, 1
+    zeros = torch.zeros(1, 4, 1, 16)
     weights = LossWeights(real_sample_without_overlap=True)
-    # The realness channels of J * M are not judged on the overlap (pixel 2): BCE ln 2 on
-    # 14 of the 16 pixels (mean 7/8 ln 2). Dice: the overlap channels keep {M - M_cap}
-    # (|t| = 1, 0.5 each); the realness channels see p = 0.5 on 3 pixels and the targets
-    # M without pixel 2 (|t| = 1): 1 - (2 * 0.5 + 1) / (1.5 + 1 + 1) = 3/7 each.
+    # The realness channels of J * M are not judged within 4 px of the overlap (pixels
+    # 4-12): BCE ln 2 on 64 - 2 x 9 = 46 of the 64 entries. Dice with p = 0.5, sum of p S,
+    # |t| targets: 1 - (|t| + 1) / (S + |t| + 1). Overlap channels keep {M - M_cap}:
+    # upper |t| = 7, S = 8 -> 1/2; lower |t| = 6 -> 8/15. Realness channels see 7 pixels
+    # (S = 3.5): upper targets 1-3 (|t| = 3) -> 7/15, lower 13-14 (|t| = 2) -> 7/13.
     terms = supervisor_loss(zeros, zeros, masks, weights)
-    expected = 7 / 8 * LN2 + (0.5 + 0.5 + 3 / 7 + 3 / 7) / 4
+    expected = 46 / 64 * LN2 + (1 / 2 + 8 / 15 + 7 / 15 + 7 / 13) / 4
     assert terms.parts["supervisor_input"].item() == pytest.approx(expected)
-    # The fake sample is judged as in the paper.
-    assert terms.parts["supervisor_generated"].item() == pytest.approx(LN2 + 8 / 15)
-    # Whatever D says about the real sample's overlap in its realness channels costs
-    # nothing; in the paper's Eq. 3 it does.
+    # Whatever D says about the real sample near the overlap in its realness channels
+    # costs nothing; in the paper's Eq. 3 it does.
     confident = zeros.clone()
-    confident[0, 2:, 0, 2] = -6.0  # "generated" on the overlap pixel, both layers
+    confident[0, 2:, 0, 4:13] = -6.0  # "generated" on and near the overlap, both layers
     changed = supervisor_loss(confident, zeros, masks, weights)
     assert changed.total.item() == pytest.approx(terms.total.item(), abs=1e-6)
     paper = (
         supervisor_loss(confident, zeros, masks).total - supervisor_loss(zeros, zeros, masks).total
     )
     assert paper.item() > 0.1
-    # Outside the overlap the realness channels are still trained towards "real".
+    # Farther away the realness channels are still trained towards "real".
     outside = zeros.clone()
-    outside[0, 2:, 0, 1] = -6.0
-    assert supervisor_loss(outside, zeros, masks, weights).total.item() > terms.total.item() + 0.1
+    outside[0, 2:, 0, 2] = -6.0
+    assert supervisor_loss(outside, zeros, masks, weights).total.item() > terms.total.item() + 0.02
+    # The fake sample is judged as in the paper.
+    assert torch.equal(
+        terms.parts["supervisor_generated"],
+        supervisor_loss(zeros, zeros, masks).parts["supervisor_generated"],
+    )
     with pytest.raises(ValueError, match="true or false"):
         LossWeights(real_sample_without_overlap=1)  # type: ignore[arg-type]
 
