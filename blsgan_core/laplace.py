@@ -115,7 +115,7 @@ def poisson_fill(
         raise ValueError(f"dirichlet {fixed.shape} does not match the image {image.shape}")
     if screening < 0 or (screening and guide is None):
         raise ValueError(f"screening must be >= 0 and needs a guidance, got {screening}")
-    result = image.copy()
+    result: NDArray[np.float64] = np.array(image, dtype=np.float64)
     count = int(region.sum())
     if count == 0:
         return result
