@@ -18,6 +18,10 @@ and the mean over the overlap, i.e. k, is off by ~0.15 (tests and docs/science.m
 The 5-point discretisation gives one sparse linear system per image, solved directly
 (SuperLU through ``scipy.sparse.linalg.spsolve``, single precision): a typical MCP joint
 (~40 000 unknowns) takes ~0.14 s on one core.
+
+:func:`poisson_fill` is the general solver behind :func:`laplace_fill`: a guidance image
+whose Laplacian the fill keeps, Dirichlet values only where asked (Neumann elsewhere) and
+an optional screening term; :mod:`blsgan_core.seams` blends generated layers with it.
 """
 
 from __future__ import annotations
