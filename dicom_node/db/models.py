@@ -263,6 +263,8 @@ class Destination(Base):
     port: Mapped[int] = mapped_column(Integer)
     send: Mapped[SendWhat] = mapped_column(_enum(SendWhat, "send_what"), default=SendWhat.RESULTS)
     transfer_syntax: Mapped[str | None] = mapped_column(String(UID_LENGTH))
+    # The result kinds it takes, comma-separated ("pr,sr"); None: every kind.
+    results: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
