@@ -121,7 +121,7 @@ class Dashboard:
     def __init__(self, context: WebContext) -> None:
         self.context = context
         web = context.settings.web
-        self.sessions = SessionStore(web.session_hours * 3600.0)
+        self.sessions = SessionStore(web.session_hours * 3600.0, database=context.database)
         self.throttle = LoginThrottle(web.login_attempts, web.login_window_s)
         self.templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
         self.secure_cookie = web.tls
