@@ -93,10 +93,11 @@ class LossWeights:
         D's real-vs-generated AUC on held-out synthetic overlaps fell to 0.2-0.47 (it
         preferred generated layers to true ones) from epoch 9 of a from-scratch run on.
         The overlap's real examples are then the true layers (Eq. 5, and phase 2's
-        synthetic joints with ``phase2_ground_truth``). Leaving out ``M_cap``
-        alone, the AUC stayed at 0.42-0.44 (phase-1 epochs 3-6 of ``runs/gan-h``),
-        presumably because the emphasised ring around it, at D's half resolution, still
-        called the bright ``J * M`` next to it real; hence the margin.
+        synthetic joints with ``phase2_ground_truth``). Measured, it did not fix the
+        inversion: with ``M_cap`` left out the AUC was 0.42-0.47 at phase-1 epochs 3-7
+        (``runs/gan-h1``), with the margin too 0.30-0.40 at epochs 3-6 and 0.36 in phase 2
+        (``runs/gan-h``); presumably the generated layers, pushed by Eq. 2 towards what D
+        calls real, overshoot the true ones. Off in every preset.
     """
 
     a0: float = 0.5
