@@ -108,6 +108,25 @@ def predicted_layer(joint: Overlap, mask: NDArray[np.bool_], free: NDArray[np.bo
     return np.clip(joint.background + profile[index], 0.0, 1.0)
 
 
+def steepest_rise(image: NDArray[np.float32], signed: Floats, region: NDArray[np.bool_]) -> float:
+    """Where across the boundary the input rises most, in px (+ inside the overlap).
+
+    The input's mean per 1-px shell of signed distance, -6..-1 and 1..6 (shells of fewer
+    than 3 px left out); the midpoint between the two neighbouring shells with the largest
+    increase (0: between the last pixel outside and the first inside).
+    """
+    shells = [d for d in range(-6, 7) if d]
+    means = []
+    for d in shells:
+        chosen = region & (np.ceil(np.abs(signed)) * np.sign(signed) == d)
+        means.append(float(image[chosen].mean()) if chosen.sum() >= 3 else np.nan)
+    rises = np.diff(np.asarray(means))
+    if np.all(np.isnan(rises)):
+        return float("nan")
+    best = int(np.nanargmax(rises))
+    return (shells[best] + shells[best + 1]) / 2
+
+
 def measure(joint: Overlap) -> dict[str, float]:
     """Every per-joint statistic of the module docstring."""
     image, upper, lower = joint.image, joint.upper, joint.lower
@@ -132,6 +151,9 @@ def measure(joint: Overlap) -> dict[str, float]:
         outer_means[side] = band_mean(image, near_out)
         row[f"step, {side} side"] = band_mean(image, near_in) - outer_means[side]
         row[f"deep step, {side} side"] = band_mean(image, deep_in) - band_mean(image, deep_out)
+        row[f"steepest rise at, {side} side (px)"] = steepest_rise(
+            image, np.where(overlap, to_alone, -to_overlap), overlap | alone
+        )
     j = row["overlap grey"]
     row["implied k (constant layers)"] = (
         (1 - outer_means["upper"]) * (1 - outer_means["lower"]) / (1 - j)
