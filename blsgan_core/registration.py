@@ -79,6 +79,23 @@ def _window(first: NDArray[np.bool_], second: NDArray[np.bool_]) -> tuple[slice,
     )
 
 
+def _inverse_map(
+    params: NDArray[np.float64], centre: NDArray[np.float64], origin: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(row, col) matrix and offset for ndimage: output pixel -> baseline pixel.
+
+    ``params`` are (dx, dy, angle in degrees) about ``centre`` (x, y); ``origin`` (x, y) is
+    where the output grid starts on the full grid.
+    """
+    dx, dy, angle = float(params[0]), float(params[1]), math.radians(float(params[2]))
+    cos, sin = math.cos(angle), math.sin(angle)
+    # Output pixel p (full grid) samples the baseline at R^-1 (p - c - d) + c.
+    inverse = np.array([[cos, sin], [-sin, cos]])  # (x, y) rotation by -angle
+    offset = centre - inverse @ (centre + np.array([dx, dy]) - origin)
+    # ndimage works in (row, col): swap the axes of the (x, y) map.
+    return inverse[::-1, ::-1], offset[::-1]
+
+
 class _Problem:
     """The moved baseline against the follow-up, as a function of (dx, dy, angle)."""
 
@@ -104,13 +121,7 @@ class _Problem:
 
     def _map(self, params: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(row, col) matrix and offset: window pixel -> baseline pixel."""
-        dx, dy, angle = float(params[0]), float(params[1]), math.radians(float(params[2]))
-        cos, sin = math.cos(angle), math.sin(angle)
-        # Output pixel p (full grid) samples the baseline at R^-1 (p - c - d) + c.
-        inverse = np.array([[cos, sin], [-sin, cos]])  # (x, y) rotation by -angle
-        offset = self.centre - inverse @ (self.centre + np.array([dx, dy]) - self.origin)
-        # ndimage works in (row, col): swap the axes of the (x, y) map.
-        return inverse[::-1, ::-1], offset[::-1]
+        return _inverse_map(params, self.centre, self.origin)
 
     def moved(self, params: NDArray[np.float64], order: int = 3) -> NDArray[np.float32]:
         """Baseline image moved by ``params``, on the window's grid."""
@@ -189,3 +200,20 @@ def register_bone(
         mse=problem.mse(params),
         mse_identity=identity,
     )
+
+
+def apply_motion(
+    image: NDArray[np.floating], registration: RigidRegistration, *, order: int = 3
+) -> NDArray[np.float32]:
+    """The baseline ``image`` (any image of the baseline's grid) moved by ``registration``.
+
+    The result lies on the follow-up's grid, zero where the moved image does not reach.
+    Use it to judge a motion on images other than the ones it was estimated from (e.g.
+    the raw radiograph, whatever layers the registration saw). ``order`` 0 moves masks.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"image must be 2-D, got shape {image.shape}")
+    params = np.array([registration.dx, registration.dy, registration.angle_deg])
+    matrix, offset = _inverse_map(params, np.asarray(registration.centre, dtype=float), np.zeros(2))
+    return ndimage.affine_transform(image, matrix, offset, image.shape, order=order)
