@@ -62,6 +62,13 @@ class RigidRegistration:
     mse: float
     mse_identity: float
 
+    def baseline_point(self, x: float, y: float) -> tuple[float, float]:
+        """Where the follow-up point (x, y) lay on the baseline, for this bone."""
+        angle = math.radians(self.angle_deg)
+        cos, sin = math.cos(angle), math.sin(angle)
+        px, py = x - self.centre[0] - self.dx, y - self.centre[1] - self.dy
+        return (cos * px + sin * py + self.centre[0], -sin * px + cos * py + self.centre[1])
+
 
 def _check(image: NDArray[np.floating], mask: NDArray[np.bool_], name: str) -> None:
     if image.ndim != 2 or image.shape != mask.shape:
@@ -107,6 +114,7 @@ class _Problem:
         fixed_mask: NDArray[np.bool_],
         window: tuple[slice, slice],
         centre: tuple[float, float],
+        region: NDArray[np.bool_],
     ) -> None:
         # Linear samples for the coarse fit; cubic B-spline coefficients (computed once)
         # for the fine fit and the reported MSE: linear interpolation has kinks at every
@@ -116,6 +124,8 @@ class _Problem:
         rows, cols = window
         self.fixed = fixed[window]
         self.fixed_mask = fixed_mask[window]
+        self.region = region[window]
+        self.weight = self.region.astype(np.float32)
         self.origin = np.array([cols.start, rows.start], dtype=float)
         self.centre = np.asarray(centre, dtype=float)
 
@@ -131,8 +141,8 @@ class _Problem:
         )
 
     def residuals(self, params: NDArray[np.float64], order: int) -> NDArray[np.float32]:
-        """Differences over the whole window (zero where neither bone lies)."""
-        return (self.moved(params, order) - self.fixed).ravel()
+        """Differences over the window's region (zero where neither bone lies)."""
+        return ((self.moved(params, order) - self.fixed) * self.weight).ravel()
 
     def mse(self, params: NDArray[np.float64]) -> float:
         """Mean squared difference over both outlines after moving by ``params``."""
@@ -140,7 +150,7 @@ class _Problem:
         mask = ndimage.affine_transform(
             self.moving_mask, matrix, offset, self.fixed.shape, order=1, prefilter=False
         )
-        region = (mask >= 0.5) | self.fixed_mask
+        region = ((mask >= 0.5) | self.fixed_mask) & self.region
         return float(np.mean((self.moved(params)[region] - self.fixed[region]) ** 2))
 
     def fit(self, start: NDArray[np.float64], order: int, evaluations: int) -> NDArray[np.float64]:
@@ -163,12 +173,15 @@ def register_bone(
     moving_mask: NDArray[np.bool_],
     fixed: NDArray[np.floating],
     fixed_mask: NDArray[np.bool_],
+    region: NDArray[np.bool_] | None = None,
 ) -> RigidRegistration:
     """Register the baseline bone image ``moving`` onto the follow-up ``fixed``.
 
     Both images are grey values (bright = bone) zero outside their bone's outline, given
-    by the masks. Raises ``ValueError`` for images and masks of different shapes or an
-    empty mask.
+    by the masks. ``region`` (follow-up grid, default everywhere) limits where
+    differences count: a partial registration, e.g. away from the crop's border, where a
+    bone cut off by the crop has an edge that stays put whatever the bone does. Raises
+    ``ValueError`` for images and masks of different shapes or an empty mask.
     """
     moving = np.asarray(moving, dtype=np.float32)
     fixed = np.asarray(fixed, dtype=np.float32)
@@ -180,12 +193,15 @@ def register_bone(
         raise ValueError(f"baseline {moving.shape} and follow-up {fixed.shape} differ in size")
     moving = np.where(moving_mask, moving, 0.0).astype(np.float32)
     fixed = np.where(fixed_mask, fixed, 0.0).astype(np.float32)
+    region = np.ones(fixed.shape, bool) if region is None else np.asarray(region, dtype=bool)
+    if region.shape != fixed.shape or not (region & fixed_mask).any():
+        raise ValueError(f"region {region.shape} must be the images' shape and meet the bone")
     rows, cols = np.nonzero(moving_mask)
     centre = (float(cols.mean()), float(rows.mean()))
-    shift_rc, _, _ = phase_cross_correlation(fixed, moving, upsample_factor=10)
+    shift_rc, _, _ = phase_cross_correlation(fixed * region, moving * region, upsample_factor=10)
     start = np.array([shift_rc[1], shift_rc[0], 0.0])
     window = _window(fixed_mask, moving_mask | ndimage.shift(moving_mask, shift_rc, order=0))
-    problem = _Problem(moving, moving_mask, fixed, fixed_mask, window, centre)
+    problem = _Problem(moving, moving_mask, fixed, fixed_mask, window, centre, region)
     identity = problem.mse(np.zeros(3))
     # Phase correlation can lock onto the wrong peak; keep the better of it and no motion.
     if identity < problem.mse(start):

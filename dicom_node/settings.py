@@ -528,6 +528,11 @@ class Settings(BaseSettings):
         return self.data_dir / "outputs"
 
     @property
+    def layers_dir(self) -> Path:
+        """Directory of each processed radiograph's joint layers, a follow-up's baseline."""
+        return self.data_dir / "layers"
+
+    @property
     def log_dir(self) -> Path:
         """Directory of log files."""
         return self.data_dir / "logs"
@@ -634,6 +639,7 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
     data["paths"] = {
         "spool_dir": str(settings.spool_dir),
         "output_dir": str(settings.output_dir),
+        "layers_dir": str(settings.layers_dir),
         "log_dir": str(settings.log_dir),
         "broker_queue_dir": str(settings.broker_queue_dir),
     }
