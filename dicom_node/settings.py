@@ -467,6 +467,15 @@ class OutputSettings(_Section):
         return None if value is None else validate_uid_prefix(value)
 
 
+class PriorPacsSettings(_Section):
+    """A PACS asked for the patient's previous radiograph (Study Root Query/Retrieve)."""
+
+    ae_title: str = Field(min_length=1, max_length=16)
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
 class FollowUpSettings(_Section):
     """Linking a patient's radiographs for follow-up, without storing who the patient is.
 
@@ -477,6 +486,9 @@ class FollowUpSettings(_Section):
     """
 
     site_secret: SecretStr | None = Field(default=None, min_length=16)
+    # Where to look for a prior this node never processed (C-FIND, then C-MOVE to
+    # ``network.ae_title``, which the PACS must know as a move destination).
+    pacs: PriorPacsSettings | None = None
 
 
 class Settings(BaseSettings):
