@@ -38,6 +38,7 @@ from worker.failures import PermanentError
 from worker.joint_layers import layers_file, load_joint_layers, save_joint_layers
 from worker.joint_space import FollowUp, joint_rows
 from worker.pipeline import SourceLimits, run_pipeline
+from worker.prior_fetch import fetch_prior
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +132,8 @@ def find_followup(context: WorkerContext, source: Path, sop_instance_uid: str) -
     Empty without a site secret. A header that cannot be read is left to the pipeline,
     which fails the job with the reason; no Patient ID or no study date means nothing to
     link. A prior whose layers file is unreadable keeps its measured change only (logged).
+    Without a prior in the database, one may be fetched from the PACS
+    (:func:`worker.prior_fetch.fetch_prior`, which then raises ``PriorPendingError``).
     """
     secret = context.settings.followup.site_secret
     if secret is None:
@@ -145,6 +148,8 @@ def find_followup(context: WorkerContext, source: Path, sop_instance_uid: str) -
         return FollowUp(pseudonym, study_date)
     with context.database.sessions.begin() as session:
         priors = prior_joints(session, pseudonym, study_date, sop_instance_uid)
+    if not priors:
+        fetch_prior(context, header, study_date)  # raises PriorPendingError if fetched
     layers = {}
     for uid in sorted({prior.sop_instance_uid for prior in priors.values()}):
         try:
