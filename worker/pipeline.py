@@ -341,6 +341,8 @@ def joint_result(
         error=ReconstructionError(metrics["mse"], metrics["ssim"], min(psnr, MAX_PSNR_DB)),
         space=space,
         change=joint_change(space, prior, followup.study_date, registered),
+        # blsgan_core puts pixel centres at integers, DICOM at index + 0.5.
+        crop_corners=geometry.corners + 0.5,
     )
     return result, stored
 
