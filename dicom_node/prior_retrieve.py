@@ -101,7 +101,10 @@ class _Session:
             if code in _PENDING and identifier is not None:
                 matches.append(identifier)
             elif code not in _PENDING and code != 0x0000:
-                raise PriorRetrievalError(f"the PACS refused the C-FIND (status 0x{code:04X})")
+                raise PriorRetrievalError(
+                    f"the PACS refused the C-FIND (status 0x{code:04X}; does it know our AE "
+                    "title as a peer allowed to query?)"
+                )
         return matches
 
     def move(self, image: PriorImage, destination: str) -> None:
