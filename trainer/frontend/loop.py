@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import shlex
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from blsgan_core.checkpoint import file_digest, read_payload, write_payload
+from blsgan_core.checkpoint import read_payload, write_payload
 
 
 def configure_torch(threads: int, seed: int) -> None:
@@ -107,52 +103,6 @@ def log(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a") as handle:
         handle.write(json.dumps(record) + "\n")
     print(json.dumps(record), flush=True)
-
-
-def git_commit() -> str:
-    """The commit the training code ran from, ``-dirty`` if code differed from it.
-
-    Untracked files count as dirty too (new modules are untracked until committed), except
-    under ``tests/``, which the training never imports.
-    """
-    here = Path(__file__).resolve().parent
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=here
-        )
-        status = subprocess.run(
-            ["git", "status", "--porcelain"], capture_output=True, text=True, check=True, cwd=here
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
-    dirty = any(not path.startswith("tests/") for path in changed)
-    return result.stdout.strip() + ("-dirty" if dirty else "")
-
-
-def module_command(argv: list[str]) -> str:
-    """``python -m package.module args`` for a module started by path or with ``-m``."""
-    program, *rest = argv
-    path = Path(program)
-    if path.suffix == ".py" and "trainer" in path.parts:
-        parts = path.with_suffix("").parts
-        program = "-m " + ".".join(parts[parts.index("trainer") :])
-    return " ".join(["python", program, shlex.join(rest)])
-
-
-def command_line() -> str:
-    """How this process was started, for the model card."""
-    return module_command(sys.argv)
-
-
-def files_digest(root: Path, files: list[Path]) -> str:
-    """SHA-256 over the relative paths and contents of ``files``: the training data's id."""
-    digest = hashlib.sha256()
-    root = root.resolve()
-    for path in sorted(p.resolve() for p in files):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(file_digest(path).encode())
-    return digest.hexdigest()
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:

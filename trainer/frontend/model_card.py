@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from blsgan_core.checkpoint import file_digest, load_checkpoint
-from trainer.frontend.loop import module_command
+from trainer.provenance import module_command
 
 # Metadata some runs record, shown in the card's table when present.
 OPTIONAL_ROWS = (
@@ -43,7 +43,7 @@ def render_model_card(
         f"| sha256 | `{file_digest(weights)}` |",
         f"| kind / version | `{checkpoint.kind}` / `{checkpoint.version}` |",
         f"| exported | {time.strftime('%Y-%m-%d')} |",
-        f"| git commit of the training code | `{meta.get('commit', 'unknown')}` |",
+        f"| git commit of the training code | `{meta.get('commit') or 'unknown'}` |",
         f"| training data | `{meta.get('data', '?')}` |",
         f"| data digest (sha256 over paths and file digests) | `{meta.get('data_digest', '?')}` |",
         f"| seed | {meta.get('seed', '?')} |",

@@ -24,16 +24,14 @@ from torch import nn
 from blsgan_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from trainer.frontend.loop import (
     TrainingState,
-    command_line,
     cosine_lr,
     epoch_rng,
-    files_digest,
-    git_commit,
     load_training_state,
     log,
     save_training_state,
 )
 from trainer.frontend.model_card import render_model_card
+from trainer.provenance import command_line, files_digest, source_commit
 
 
 @runtime_checkable
@@ -132,7 +130,7 @@ def run_metadata(
     """What a checkpoint records of its run: command, code, data and its digest, split, seed."""
     return {
         "command": command_line(),
-        "commit": git_commit(),
+        "commit": source_commit(),
         "data": str(options.data_dir),
         "data_digest": files_digest(options.data_dir, data_files),
         **extra,
