@@ -1,28 +1,14 @@
-"""What a run writes about itself: the per-epoch CSV, checkpoint metadata, version strings."""
+"""What a BLS-GAN run says about itself in its checkpoints: metadata, version strings."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from blsgan_core.checkpoint import atomic_file
 from trainer.config import TrainConfig
 from trainer.datasets import TrainingData
 from trainer.separation_measures import SELECTION_RULE
-
-
-def write_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:
-    """The per-epoch log, rewritten whole from the history (so it matches the state)."""
-    columns: list[str] = []
-    for row in history:
-        columns += [key for key in row if key not in columns]
-    with atomic_file(path, text=True, newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(history)
 
 
 def model_metadata(

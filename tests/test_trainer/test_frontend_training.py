@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from blsgan_core.checkpoint import load_checkpoint
 from blsgan_core.shipped import shipped_weights
 from trainer.frontend import train_localiser, train_segmenter
+from trainer.state import STATE_FILE, load_training_state
 
 
 def _log(out: Path) -> list[dict]:
@@ -49,7 +50,7 @@ def test_localiser_training_resumes_and_exports(tmp_path: Path, hand_radiographs
     resumed = runner.invoke(train_localiser.main, [*common, "--epochs", "2"])
     assert resumed.exit_code == 0, resumed.output
     assert [r["epoch"] for r in _log(out)] == [1, 2]  # epoch 1 was not repeated
-    assert torch.load(out / "state.pt", weights_only=True)["state"]["epoch"] == 2
+    assert load_training_state(out / STATE_FILE).completed_epochs == 2
     assert "val" in _log(out)[-1] and _log(out)[-1]["val"]["n_hands"] == 2
     shipped = tmp_path / "localiser.pt"
     exported = runner.invoke(train_localiser.main, [*common, "--export", str(shipped)])

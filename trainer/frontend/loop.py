@@ -1,19 +1,12 @@
-"""Pieces both front-end trainers share: threads and seeds, resumable state, schedule, logs."""
+"""Pieces both front-end trainers share: threads and seeds, schedule, loss terms."""
 
 from __future__ import annotations
 
-import json
 import math
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-
-from blsgan_core.checkpoint import read_payload, write_payload
 
 
 def configure_torch(threads: int, seed: int) -> None:
@@ -62,47 +55,6 @@ def spatial_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.T
     flat = target.reshape(batch, channels, -1)
     distribution = flat / flat.sum(dim=-1, keepdim=True).clamp_min(1e-8)
     return -(distribution * log_probability).sum(dim=-1).mean()
-
-
-@dataclass
-class TrainingState:
-    """Where a run stands: last finished epoch, best validation score, history."""
-
-    epoch: int = 0
-    step: int = 0
-    best: float = math.inf
-    best_epoch: int = -1
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def save_training_state(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainingState
-) -> None:
-    """Everything needed to resume, written atomically."""
-    payload = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "state": asdict(state),
-    }
-    write_payload(path, payload)
-
-
-def load_training_state(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer
-) -> TrainingState:
-    """Restore model and optimiser from ``save_training_state``; the state is returned."""
-    payload = read_payload(path, "training state")
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    return TrainingState(**payload["state"])
-
-
-def log(path: Path, record: dict[str, Any]) -> None:
-    """One JSON line in the run's log and a short line on stdout."""
-    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}
-    with open(path, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
-    print(json.dumps(record), flush=True)
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:

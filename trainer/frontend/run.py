@@ -9,10 +9,11 @@ line are the same, and live here once.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -22,16 +23,11 @@ import torch
 from torch import nn
 
 from blsgan_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from trainer.frontend.loop import (
-    TrainingState,
-    cosine_lr,
-    epoch_rng,
-    load_training_state,
-    log,
-    save_training_state,
-)
+from trainer.frontend.loop import cosine_lr, epoch_rng
 from trainer.frontend.model_card import render_model_card
 from trainer.provenance import command_line, files_digest, source_commit
+from trainer.run_files import finish_epoch
+from trainer.state import STATE_FILE, TrainingState, load_training_state, resumed_provenance
 
 
 @runtime_checkable
@@ -139,6 +135,9 @@ def run_metadata(
     }
 
 
+NETWORK, OPTIMIZER = "model", "adam"  # their names in the run's state
+
+
 def train(
     options: RunOptions,
     name: str,
@@ -149,6 +148,8 @@ def train(
     metadata: dict[str, Any],
 ) -> None:
     """Train ``model`` with Adam until ``options.epochs``, resuming from ``state.pt``.
+
+    The run folder holds the files every trainer writes (:mod:`trainer.run_files`).
 
     Parameters
     ----------
@@ -161,7 +162,10 @@ def train(
         their sum is minimised and each term's epoch mean is logged under its key.
     validate
         Measures the model in eval mode: the report to log and a score, lower is better;
-        the best-scoring model is written as ``best.pt`` with ``metadata``.
+        the best-scoring model is written as ``best.pt``.
+    metadata
+        The run's provenance (:func:`run_metadata`), kept in its checkpoints; a resume
+        keeps the first run's and lists its own command.
     """
     if not isinstance(model, SelfDescribing):
         raise TypeError(f"model must have to_checkpoint(), got {type(model).__name__}")
@@ -170,50 +174,78 @@ def train(
     if options.eval_every < 1:
         raise ValueError(f"eval_every must be >= 1, got {options.eval_every}")
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
-    options.out_dir.mkdir(parents=True, exist_ok=True)
-    state_path, log_path = options.out_dir / "state.pt", options.out_dir / "log.jsonl"
-    state = (
-        load_training_state(state_path, model, optimizer)
-        if state_path.is_file()
-        else TrainingState()
-    )
+    state = _start_or_resume(options, model, optimizer, metadata)
+    step = int(state.history[-1]["step"]) if state.history else 0
     total_steps = options.epochs * steps_per_epoch
-    while state.epoch < options.epochs:
-        rng = epoch_rng(options.seed, state.epoch)
+    while state.completed_epochs < options.epochs:
+        epoch = state.completed_epochs + 1
+        rng = epoch_rng(options.seed, epoch - 1)
         model.train()
         started, losses = time.time(), []
         for terms in epoch_losses(rng):
             for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(options.lr, state.step, total_steps)
+                group["lr"] = cosine_lr(options.lr, step, total_steps)
             loss = torch.stack(list(terms.values())).sum()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            state.step += 1
+            step += 1
             losses.append({key: term.item() for key, term in terms.items()})
-        state.epoch += 1
         record: dict[str, Any] = {
-            "epoch": state.epoch,
+            "epoch": epoch,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "seconds": round(time.time() - started, 1),
+            "step": step,
             "lr": optimizer.param_groups[0]["lr"],
-            **{key: float(np.mean([step[key] for step in losses])) for key in losses[0]},
+            **{key: float(np.mean([item[key] for item in losses])) for key in losses[0]},
         }
-        if state.epoch % options.eval_every == 0 or state.epoch == options.epochs:
+        improved = False
+        card = {**state.extra, "epoch": epoch}
+        if epoch % options.eval_every == 0 or epoch == options.epochs:
             model.eval()
             report, score = validate()
-            record["val"] = report
-            if score < state.best or not math.isfinite(state.best):
-                state.best, state.best_epoch = score, state.epoch
-                save_checkpoint(
-                    options.out_dir / "best.pt",
-                    model.to_checkpoint(
-                        f"{name}-e{state.epoch}",
-                        {**metadata, "epoch": state.epoch, "validation": report},
-                    ),
-                )
+            record["val"] = card["validation"] = report
+            best = state.best.get("score", math.inf)
+            improved = score < best or not math.isfinite(best)
+            if improved:
+                state.best = {"epoch": epoch, "score": score}
         state.history.append(record)
-        save_training_state(state_path, model, optimizer, state)
-        log(log_path, record)
+        state.completed_epochs = epoch
+        state.networks = {NETWORK: model.state_dict()}
+        state.optimizers = {OPTIMIZER: optimizer.state_dict()}
+        checkpoint = model.to_checkpoint(f"{name}-e{epoch}", card)
+        finish_epoch(options.out_dir, state, checkpoint, improved)
+        print(json.dumps(record), flush=True)
+
+
+def _start_or_resume(
+    options: RunOptions,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    metadata: dict[str, Any],
+) -> TrainingState:
+    """The state in ``options.out_dir`` with model and optimiser restored, or a fresh one."""
+    path = options.out_dir / STATE_FILE
+    config = {key: str(value) if isinstance(value, Path) else value
+              for key, value in asdict(options).items()}  # fmt: skip
+    if not path.is_file():
+        return TrainingState(
+            config=config,
+            manifests=[str(options.data_dir)],
+            phases=[(1, options.epochs)],
+            completed_epochs=0,
+            networks={},
+            optimizers={},
+            extra=metadata,
+        )
+    state = load_training_state(path)
+    model.load_state_dict(state.networks[NETWORK])
+    optimizer.load_state_dict(state.optimizers[OPTIMIZER])
+    extra = state.extra or metadata  # a run started before the shared format has none
+    state.extra = resumed_provenance(extra, metadata.get("command"))
+    state.config, state.manifests = config, [str(options.data_dir)]
+    state.phases = [(1, options.epochs)]  # --epochs may lengthen a run
+    return state
 
 
 def export(
