@@ -21,6 +21,7 @@ from pathlib import Path
 from blsgan_core.data import read_manifests
 from blsgan_core.segment import load_segmenter
 from trainer.evaluation.jsw_accuracy import synthetic_jsw_accuracy
+from trainer.model_card import recorded_split
 
 DEFAULT_MANIFEST = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mcp_joints" / "manifest.json"
@@ -41,7 +42,7 @@ def main() -> None:
     segmenter = load_segmenter()
     records = read_manifests(args.manifest).records
     if args.split == "val":
-        cases = set(segmenter.metadata["split"]["val_cases"])
+        cases = set(recorded_split(segmenter.metadata)["val_cases"])
         records = tuple(r for r in records if r.case in cases)
     started = time.perf_counter()
     report = synthetic_jsw_accuracy(records, segmenter, seed=args.seed)

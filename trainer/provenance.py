@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
+
 from blsgan_core.checkpoint import file_digest
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -43,19 +45,35 @@ def source_commit(root: Path = PACKAGE_ROOT) -> str | None:
     return commit + (DIRTY if dirty else "")
 
 
-def module_command(argv: list[str]) -> str:
-    """``python -m package.module args`` for a trainer started by path or with ``-m``."""
-    program, *rest = argv
-    path = Path(program)
-    if path.suffix == ".py" and "trainer" in path.parts:
-        parts = path.with_suffix("").parts
-        program = "-m " + ".".join(parts[parts.index("trainer") :])
-    return " ".join(["python", program, shlex.join(rest)])
+def invocation(ctx: click.Context, program: str) -> str:
+    """``program`` and the options ``ctx`` was given, as a shell line (for the model card).
+
+    Rebuilt from the parsed options rather than copied from ``sys.argv``, so that it is
+    right however the command was invoked (console script, ``python -m``, tests), with
+    defaults left out.
+    """
+    words = shlex.split(program)
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name is None:
+            continue
+        value = ctx.params.get(param.name)
+        if value is None or value is False or value == () or value == param.default:
+            continue
+        flag = max(param.opts, key=len)
+        values = value if param.multiple else (value,)
+        for item in values:
+            words += [flag] if param.is_flag else [flag, str(item)]
+    return shlex.join(words)
 
 
-def command_line() -> str:
-    """How this process was started, for the model card."""
-    return module_command(sys.argv)
+def module_invocation(ctx: click.Context) -> str:
+    """``python -m <module> options`` of the trainer command running in ``ctx``."""
+    callback = ctx.command.callback
+    module = callback.__module__ if callback is not None else "?"
+    if module == "__main__":  # started with python -m: the module's own name
+        spec = sys.modules["__main__"].__spec__
+        module = spec.name if spec is not None else sys.argv[0]
+    return invocation(ctx, f"python -m {module}")
 
 
 def files_digest(root: Path, files: list[Path]) -> str:

@@ -61,10 +61,11 @@ def test_localiser_training_resumes_and_exports(tmp_path: Path, hand_radiographs
         for t in checkpoint.state["landmarks"].values()
         if t.is_floating_point()
     )
-    assert len(checkpoint.metadata["data_digest"]) == 64
-    assert checkpoint.metadata["split"]["n_val"] == 20
+    assert len(checkpoint.metadata["data"]["digest"]) == 64
+    assert checkpoint.metadata["data"]["split"]["n_val"] == 20
+    assert checkpoint.metadata["precision"] == "fp16"
     card = shipped.with_suffix(".md").read_text()
-    assert "two-hands" in card and checkpoint.metadata["data_digest"] in card
+    assert "two-hands" in card and checkpoint.metadata["data"]["digest"] in card
 
 
 @pytest.mark.slow
@@ -94,10 +95,10 @@ def test_segmenter_training_resumes_and_exports(tmp_path: Path, mcp_joints_dir: 
     exported = runner.invoke(train_segmenter.main, [*common, "--export", str(shipped)])
     assert exported.exit_code == 0, exported.output
     checkpoint = load_checkpoint(shipped, expected_kind="segmenter")
-    assert len(checkpoint.metadata["excluded_invalid"]) == 4  # the README's annotation errors
+    assert len(checkpoint.metadata["data"]["rejected"]) == 4  # the README's annotation errors
     card = shipped.with_suffix(".md").read_text()
     assert "dice_overlap" in card and "overlap area ratio" in card
-    assert "checkpoint selected on | mean of min(per-bone Dice) and overlap Dice" in card
+    assert "chosen by: mean of min(per-bone Dice) and overlap Dice" in card
     # A run can start from another segmenter's weights, of the same architecture only.
     started = runner.invoke(
         train_segmenter.main,
@@ -105,7 +106,7 @@ def test_segmenter_training_resumes_and_exports(tmp_path: Path, mcp_joints_dir: 
     )
     assert started.exit_code == 0, started.output
     meta = load_checkpoint(tmp_path / "b" / "best.pt").metadata
-    assert meta["initialised_from"].startswith(f"{out / 'best.pt'} (segmenter-e")
+    assert meta["training"]["initialised_from"].startswith(f"{out / 'best.pt'} (segmenter-e")
     other = runner.invoke(
         train_segmenter.main,
         [

@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from trainer.provenance import DIRTY, files_digest, module_command, source_commit
+import click
+from click.testing import CliRunner
+
+from trainer.provenance import DIRTY, files_digest, module_invocation, source_commit
 
 
 def _git(root: Path, *args: str) -> str:
@@ -42,9 +45,16 @@ def test_outside_a_checkout_the_commit_is_unknown(tmp_path: Path) -> None:
     assert source_commit(tmp_path) is None
 
 
-def test_a_trainer_started_by_path_is_recorded_as_a_module() -> None:
-    command = module_command(["/src/trainer/frontend/train_segmenter.py", "--out", "a b"])
-    assert command == "python -m trainer.frontend.train_segmenter --out 'a b'"
+def test_a_trainer_command_is_rebuilt_from_its_options_without_defaults() -> None:
+    @click.command()
+    @click.option("--out")
+    @click.option("--epochs", type=int, default=40)
+    @click.option("--tiny", is_flag=True)
+    def main(out: str, epochs: int, tiny: bool) -> None:
+        click.echo(module_invocation(click.get_current_context()))
+
+    result = CliRunner().invoke(main, ["--out", "a b", "--epochs", "40", "--tiny"])
+    assert result.output.strip() == f"python -m {__name__} --out 'a b' --tiny"
 
 
 def test_the_data_digest_depends_on_contents_and_relative_paths(tmp_path: Path) -> None:

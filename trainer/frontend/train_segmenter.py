@@ -216,9 +216,12 @@ def main(
             "n_val_images": len(val_records),
             "val_cases": sorted({r.case for r in val_records}),
         },
-        excluded_invalid=sorted(f"{r.case}/{r.image.name} (IoU {iou:.2f})" for r, iou in invalid),
+        manifest=manifest,
+        n_train=len(train_records),
+        n_validation=len(val_records),
+        rejected=sorted(f"{r.case}/{r.image.name} (IoU {iou:.2f})" for r, iou in invalid),
         initialised_from=(
-            f"{init_path} ({load_checkpoint(init_path).version})" if init_path else "random"
+            f"{init_path} ({load_checkpoint(init_path).version})" if init_path else None
         ),
         selection="mean of min(per-bone Dice) and overlap Dice on the validation joints",
     )
