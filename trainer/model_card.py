@@ -25,6 +25,7 @@ from typing import Any
 
 from blsgan_core.checkpoint import Checkpoint, file_digest
 from blsgan_core.registry import model_card
+from trainer.run_files import flatten
 
 SEPARATION_TASK = "separation"
 
@@ -101,7 +102,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         "| metric | value |",
         "| --- | --- |",
     ]
-    for key, value in sorted(_scalars(metadata.get("metrics", {})).items()):
+    metrics = flatten(metadata.get("metrics", {}))
+    for key, value in sorted((k, v) for k, v in metrics.items() if not isinstance(v, list)):
         lines.append(
             f"| {key} | {value:.6g} |" if isinstance(value, float) else f"| {key} | {value} |"
         )
@@ -125,17 +127,6 @@ def card_markdown(card: dict[str, Any]) -> str:
     if metadata.get("note"):
         lines += ["", "## Provenance note", "", metadata["note"]]
     return "\n".join(lines) + "\n"
-
-
-def _scalars(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """The numbers and strings of a (nested) report under dotted keys; lists are left out."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_scalars(value, f"{prefix}{key}."))
-        elif not isinstance(value, list):
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _json(value: Any) -> list[str]:

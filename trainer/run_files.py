@@ -38,7 +38,10 @@ def finish_epoch(out: Path, state: TrainingState, checkpoint: Checkpoint, improv
 
 def write_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:
     """The per-epoch log, rewritten whole from the history (so it matches the state)."""
-    rows = [_flat(row) for row in history]
+    rows = [
+        {key: json.dumps(value) if isinstance(value, list) else value for key, value in row.items()}
+        for row in map(flatten, history)
+    ]
     columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
@@ -48,11 +51,12 @@ def write_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def _flat(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested report as one level, keys joined by dots (``val.dice_upper``)."""
     flat: dict[str, Any] = {}
-    for key, value in row.items():
+    for key, value in values.items():
         if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
-            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
+            flat[f"{prefix}{key}"] = value
     return flat
