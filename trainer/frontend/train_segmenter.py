@@ -163,7 +163,12 @@ def epoch_losses(
     limit_help="Use only this many images per split.",
 )
 @click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--val-fraction", type=float, default=VAL_FRACTION, show_default=True)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=VAL_FRACTION,
+    show_default=True,
+)
 @click.option(
     "--init",
     "init_path",
