@@ -8,9 +8,9 @@ A run lives in one folder (``out``)::
     log.csv        one row per epoch: losses, throughput, validation metrics
     log.jsonl      the same rows as JSON lines
     rejected.json  manifest records that failed validation, with the reason
+    plots/         loss curves, metrics against overlap size, example joints (PNG)
 
 The first five are written as every trainer writes them (:mod:`trainer.run_files`).
-    plots/         loss curves, metrics against overlap size, example joints (PNG)
 
 Everything random comes from the config's seeds: network initialisation from
 ``torch.manual_seed(seed)``, the data from ``(seed, phase, epoch, index)``. So a run is

@@ -13,8 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from blsgan_core.checkpoint import Checkpoint, file_digest, load_checkpoint
+from blsgan_core.data import read_manifests
 from blsgan_core.registry import model_card
 from trainer.frontend import train_segmenter
+from trainer.frontend.joint_data import read_manifest, valid_split
 from trainer.model_card import card_markdown
 from trainer.provenance import source_commit
 from trainer.retrain import TrainRequest, run_training
@@ -53,8 +55,10 @@ def _card(path: Path) -> str:
 
 
 def _labels(card: str) -> list[str]:
-    """The card's facts and sections, without their values."""
-    return [line.split(":")[0] for line in card.splitlines() if line.startswith(("- ", "## Valid"))]
+    """The facts the card lists before its sections, and its first section, without values."""
+    facts, first_section = card.split("\n## ")[:2]
+    labels = [line.split(":")[0] for line in facts.splitlines() if line.startswith("- ")]
+    return [*labels, first_section.splitlines()[0]]
 
 
 @pytest.mark.slow
@@ -100,3 +104,22 @@ def test_every_trainer_records_the_same_provenance_and_writes_the_same_card(
     assert _labels(cards["blsgan"]) == _labels(cards["segmenter"])
     assert "- command: `blsnode train --preset tiny`" in cards["blsgan"]
     assert "train_segmenter" in cards["segmenter"]
+
+
+def test_the_segmenter_leaves_out_the_records_blsgan_rejects(small_manifest: Path) -> None:
+    rejected = read_manifests(small_manifest).rejected
+    train, validation, invalid = valid_split(read_manifest(small_manifest), val_fraction=0.25)
+    assert [Path(r.image).name for r in rejected] == [r.image.name for r, _ in invalid]
+    assert "same bone" in rejected[0].reason and invalid[0][1] >= 0.5
+    assert len(train) + len(validation) == len(read_manifests(small_manifest).records)
+
+
+def test_a_broken_record_stops_the_segmenter_with_its_reason(
+    tmp_path: Path, small_manifest: Path
+) -> None:
+    entries = json.loads(small_manifest.read_text())
+    entries[0]["upper"] = entries[1]["image"]  # a grey image is no binary mask
+    broken = tmp_path / "manifest.json"
+    broken.write_text(json.dumps(entries))
+    with pytest.raises(ValueError, match=r"record 0 .*not binary"):
+        read_manifest(broken)
