@@ -46,9 +46,12 @@ def checkpoint_metadata(
 def recorded_split(metadata: dict[str, Any]) -> dict[str, Any]:
     """The validation split a front-end checkpoint records (``{}`` if none).
 
-    Weights exported before every trainer shared one layout keep it at the top level.
+    Weights exported before every trainer shared one layout keep it at the top level
+    (and ``data`` there is the data folder, a string).
     """
-    return dict(metadata.get("data", {}).get("split") or metadata.get("split", {}))
+    data = metadata.get("data")
+    split = data.get("split") if isinstance(data, dict) else None
+    return dict(split or metadata.get("split", {}))
 
 
 def write_card(weights: Path, checkpoint: Checkpoint) -> Path:

@@ -78,12 +78,14 @@ def test_segmentation_report_excludes_invalid_records(tmp_path: Path, mcp_joints
     val_cases = {
         r.case for r in select_joint_split(read_manifest(mcp_joints_dir / "manifest.json"), "val")
     }
-    chosen = [e for e in entries if e["case"] in val_cases][:5]
+    chosen = [e for e in entries if e["case"] in val_cases][:6]
     # One of the README's annotation errors: both masks drawn on the same bone.
-    chosen.append({**chosen[0], "upper": chosen[0]["lower"]})
+    chosen[5] = {**chosen[5], "upper": chosen[5]["lower"]}
+    del chosen[5]["overlap_px"]  # the stated overlap was that of the true masks
     for entry in chosen:
-        for key in ("image", "upper", "lower"):
-            entry[key] = str(mcp_joints_dir / entry[key])
+        for key in ("image", "upper", "lower", "background"):
+            if entry.get(key):
+                entry[key] = str(mcp_joints_dir / entry[key])
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps(chosen))
     result = CliRunner().invoke(

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
+from trainer.model_card import recorded_split
 from trainer.provenance import DIRTY, files_digest, module_invocation, source_commit
 
 
@@ -64,3 +65,10 @@ def test_the_data_digest_depends_on_contents_and_relative_paths(tmp_path: Path) 
     assert first == files_digest(tmp_path, [tmp_path / "b.png", tmp_path / "a.png"])
     (tmp_path / "b.png").write_bytes(b"3")
     assert files_digest(tmp_path, [tmp_path / "a.png", tmp_path / "b.png"]) != first
+
+
+def test_the_split_is_read_from_both_metadata_layouts() -> None:
+    split = {"by": "case", "val_cases": ["a"]}
+    assert recorded_split({"data": {"digest": "d", "split": split}}) == split
+    assert recorded_split({"data": "../shared/data/mcp_joints", "split": split}) == split
+    assert recorded_split({"training": {}}) == {}

@@ -37,7 +37,7 @@ def read_manifest(path: Path) -> list[JointRecord]:
 
     ``ValueError`` naming the records that fail any other check.
     """
-    contents = read_manifests(path, max_mask_iou=1.0)
+    contents = read_manifests(path, max_mask_iou=None)
     if contents.rejected:
         reasons = "; ".join(f"record {r.index} ({r.image}): {r.reason}" for r in contents.rejected)
         raise ValueError(f"{path}: {reasons}")
