@@ -54,6 +54,7 @@ def export_half(
     *,
     promote: bool = True,
     evaluation: dict[str, Any] | None = None,
+    boundary_blend: bool | None = None,
     command: str | None = None,
 ) -> ModelEntry:
     """Write ``checkpoint`` as fp16 ``<directory>/<name>.pt`` with its cards; promote it.
@@ -61,11 +62,16 @@ def export_half(
     ``evaluation`` (a separation report of ``blsnode evaluate``) goes into the card, so
     the shipped model says how it measured against the baselines; its realism figure
     (held-out real and generated patches) is copied next to the card as
-    ``<name>-realism.png``, which the card shows. ``command`` is the export command line.
+    ``<name>-realism.png``, which the card shows. ``boundary_blend`` (if not ``None``)
+    sets the config's switch of the Poisson seam blend (:mod:`blsgan_core.seams`), so any
+    checkpoint can ship with it on or off without retraining. ``command`` is the export
+    command line, for the card.
     """
     source = load_checkpoint(checkpoint, expected_kind=MODEL_KIND)
     evaluation, figure = _card_figure(evaluation, name)
-    extra = {"evaluation": evaluation} if evaluation else {}
+    if boundary_blend is not None:
+        source = replace(source, config={**source.config, "boundary_blend": boundary_blend})
+    extra = {"evaluation": evaluation} if evaluation is not None else {}
     half = fp16_copy(source, checkpoint, export_command=command, **extra)
     registry = ModelRegistry(directory, shipped_dir=None)
     entry = registry.register(half, name)
