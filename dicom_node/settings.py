@@ -147,6 +147,11 @@ class NetworkSettings(_Section):
     # needs 35 kB/s): a peer trickling a byte every few seconds, each read within
     # ``network_timeout_s``, no longer holds its slot for as long as it likes.
     pdu_deadline_s: float = Field(default=30.0, gt=0)
+    # A connection must send its A-ASSOCIATE-RQ within this many seconds (the ARTIM
+    # timer of PS3.8 9.1.5, which pynetdicom sets to the ACSE timeout): a caller sends it
+    # at once, so a connection silent this long is a port scan, a stale load balancer
+    # probe or an attacker holding sockets, and is closed.
+    association_request_timeout_s: float = Field(default=10.0, gt=0)
     acse_timeout_s: float = Field(default=30.0, gt=0)
     dimse_timeout_s: float = Field(default=60.0, gt=0)
     network_timeout_s: float = Field(default=60.0, gt=0)

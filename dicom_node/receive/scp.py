@@ -47,6 +47,7 @@ from dicom_node.queue.publisher import Publisher
 from dicom_node.receive.filemeta import encode_file_meta
 from dicom_node.receive.header import is_valid_uid
 from dicom_node.receive.ingest import DUPLICATE_OUTCOMES, Ingestor, Received
+from dicom_node.receive.reactor import QuietDUL
 from dicom_node.receive.refusals import Refusals
 from dicom_node.settings import AllowedCaller, Settings, TLSSettings
 
@@ -209,6 +210,9 @@ class StorageService:
 
     def on_requested(self, event: evt.Event) -> None:
         """Reject callers outside the allow-list, and any beyond the association limit."""
+        # The request came within the connection's short deadline; from now on the
+        # configured ACSE timeout applies (to the release, and to the ARTIM timer).
+        event.assoc.acse_timeout = event.assoc.ae.acse_timeout
         requestor = event.assoc.requestor
         # Negotiation copies the calling AE title onto the requestor later; read the request.
         request = requestor.primitive
@@ -472,6 +476,16 @@ class BoundedRequestHandler(RequestHandler):
             self.server, "max_dataset_bytes", None
         )
         assoc.__class__ = AnsweringAssociation
+        assoc.dul.__class__ = QuietDUL
+        cast(QuietDUL, assoc.dul).quieten()
+        # Until its A-ASSOCIATE-RQ arrives (``StorageService.on_requested`` restores the
+        # ACSE timeout), a connection gets the request deadline: the acceptor's wait for
+        # the request and the ARTIM timer both follow ``acse_timeout``.
+        request_timeout = getattr(self.server, "association_request_timeout_s", None)
+        if request_timeout is not None and (
+            assoc.acse_timeout is None or request_timeout < assoc.acse_timeout
+        ):
+            assoc.acse_timeout = request_timeout
         return assoc
 
 
@@ -490,6 +504,8 @@ class ListenerServer(ThreadedAssociationServer):
     pdu_deadline_s: float | None = None
     # The largest data set gathered from the network (``storage.max_dataset_bytes``).
     max_dataset_bytes: int | None = None
+    # How long a new connection may take to send its A-ASSOCIATE-RQ.
+    association_request_timeout_s: float | None = None
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         """Accept a connection; give it the timeout; wrap it for TLS without handshaking."""
@@ -539,8 +555,10 @@ def start_listener(
         server_class=ListenerServer,
         request_handler=BoundedRequestHandler,
     )
-    cast(ListenerServer, server).pdu_deadline_s = network.pdu_deadline_s
-    cast(ListenerServer, server).max_dataset_bytes = settings.storage.max_dataset_bytes
+    listener = cast(ListenerServer, server)
+    listener.pdu_deadline_s = network.pdu_deadline_s
+    listener.max_dataset_bytes = settings.storage.max_dataset_bytes
+    listener.association_request_timeout_s = network.association_request_timeout_s
     threading.Thread(target=server.serve_forever, name="dicom-listener", daemon=True).start()
     service.metrics.active_associations.set_function(lambda: requested_associations(ae))
     logger.info(

@@ -123,6 +123,31 @@ def test_a_peer_trickling_a_pdu_loses_its_slot(start_node) -> None:
         assoc.abort()
 
 
+def test_a_connection_that_never_asks_for_an_association_is_closed_at_the_deadline(
+    start_node,
+) -> None:
+    # The ACSE timeout (60 s) would keep it open for a minute; the request deadline is 1 s.
+    node = start_node(network={"association_request_timeout_s": 1.0, "acse_timeout_s": 60})
+    with socket.create_connection(("127.0.0.1", node.port)) as silent:
+        silent.settimeout(30)
+        opened = time.monotonic()
+        try:
+            closed = silent.recv(1) == b""  # blocks until the node closes the connection
+        except ConnectionResetError:
+            closed = True
+        waited = time.monotonic() - opened
+    assert closed
+    assert waited >= 0.9, "closed before the deadline"
+    wait_until(lambda: len(node.node.listener.ae.active_associations) == 0, what="no thread left")
+    # A caller that asks at once is served, and keeps the ACSE timeout afterwards.
+    assoc = _established(node.port)
+    try:
+        assert assoc.is_established
+        assert node.node.listener.ae.active_associations[0].acse_timeout == 60
+    finally:
+        assoc.release()
+
+
 def test_one_host_cannot_take_every_slot(start_node) -> None:
     node = start_node(network={"max_associations": 10, "max_associations_per_host": 2})
     held = [_established(node.port, calling=f"HOLDER{n}") for n in range(2)]
