@@ -9,6 +9,12 @@ and a wake-up file descriptor that every local request (a PDU to send, a kill) w
 to; the ARTIM timer bounds the wait. An idle connection then costs a wake-up per
 ``_SAFETY_WAIT_S`` (for anything that changes the connection from another thread
 without a wake-up, such as the server closing the socket).
+
+The association's own thread polled the same way (a 1 ms sleep per round, for a
+message, a release or an abort from the DUL). ``QuietAcceptor`` waits instead on an
+event the DUL sets after every state machine action, bounded by the network idle timer:
+an established association with nothing to do sleeps, and a request is served as soon
+as it is decoded rather than up to a millisecond later.
 """
 
 from __future__ import annotations
@@ -20,8 +26,11 @@ import queue
 import select
 import ssl
 import threading
+import time
 from typing import Any
 
+from pynetdicom import evt
+from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 
@@ -76,10 +85,14 @@ class QuietDUL(DULServiceProvider):
     """A DUL provider that sleeps until its socket, its user or its ARTIM timer has news."""
 
     wakeup: Wakeup
+    # Set after every state machine action and when the reactor ends: news for the
+    # association's thread.
+    delivered: threading.Event
 
     def quieten(self) -> None:
         """Give an instance made as a plain provider what this class needs (before start)."""
         self.wakeup = Wakeup()
+        self.delivered = threading.Event()
 
     def run(self) -> None:
         """The thread's body: pynetdicom bound its own reactor as the thread's target."""
@@ -132,8 +145,10 @@ class QuietDUL(DULServiceProvider):
                     self._wait()
                     continue
                 self.state_machine.do_action(event)
+                self.delivered.set()
         finally:
             self.wakeup.close()
+            self.delivered.set()
 
     def _abort_on_error(self) -> None:
         """As pynetdicom: an exception in the reactor aborts the association at once."""
@@ -167,3 +182,76 @@ class QuietDUL(DULServiceProvider):
         with contextlib.suppress(OSError, ValueError):
             select.select(watched, [], [], timeout)
         self.wakeup.clear()
+
+
+class QuietAcceptor(Association):
+    """An acceptor association whose thread sleeps until its ``QuietDUL`` has news."""
+
+    dul: QuietDUL
+
+    def kill(self) -> None:
+        """Stop the association's thread, waking it to notice."""
+        self._kill = True
+        self.dul.delivered.set()
+        super().kill()
+
+    def _run_reactor(self) -> None:
+        """pynetdicom's acceptor loop, with its 1 ms sleep replaced by ``_await_news``."""
+        self._is_paused = False
+        while not self._kill:
+            # Parked: not touching the queues (``release`` and the ``send_*`` methods
+            # pause the reactor and wait for this flag).
+            self._is_paused = True
+            self._await_news()
+            self._reactor_checkpoint.wait()
+            self._is_paused = False
+
+            context_id, message = self.dimse.get_msg(block=False)
+            if message:
+                self._serve_request(message, context_id)  # type: ignore[arg-type]
+
+            if self.is_established and self.acse.is_release_requested():
+                self.acse.send_release(is_response=True)
+                logger.debug("association released")
+                self.is_released, self.is_established = True, False
+                evt.trigger(self, evt.EVT_RELEASED, {})
+                self.kill()
+                return
+
+            if self.acse.is_aborted():
+                self.dul.receive_pdu(wait=False)  # so EVT_ACSE_RECV fires
+                self.is_aborted, self.is_established = True, False
+                evt.trigger(self, evt.EVT_ABORTED, {})
+                self.kill()
+                return
+
+            if not self.dul.is_alive():
+                self.kill()
+                return
+
+            if self.dul.idle_timer_expired():
+                logger.warning("network timeout reached", extra={"peer": self.requestor.address})
+                if self.network_timeout_response == "A-RELEASE":
+                    self._is_paused = True
+                    self._reactor_checkpoint.wait()
+                    self.release()
+                    self._is_paused = False
+                else:
+                    self.abort()
+                self.kill()
+                return
+
+    def _await_news(self) -> None:
+        """Return when the DUL may have delivered something, or the idle timer may be due."""
+        if not self.dimse.msg_queue.empty():
+            return
+        if not self.dul.to_user_queue.empty():
+            # A primitive this loop may not consume: look again soon, as pynetdicom did.
+            time.sleep(0.001)
+            return
+        timeout = _SAFETY_WAIT_S
+        idle = self.dul._idle_timer
+        if idle.timeout is not None:
+            timeout = min(timeout, max(idle.remaining, 0.0))
+        self.dul.delivered.wait(timeout)
+        self.dul.delivered.clear()

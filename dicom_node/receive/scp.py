@@ -47,7 +47,7 @@ from dicom_node.queue.publisher import Publisher
 from dicom_node.receive.filemeta import encode_file_meta
 from dicom_node.receive.header import is_valid_uid
 from dicom_node.receive.ingest import DUPLICATE_OUTCOMES, Ingestor, Received
-from dicom_node.receive.reactor import QuietDUL
+from dicom_node.receive.reactor import QuietAcceptor, QuietDUL
 from dicom_node.receive.refusals import Refusals
 from dicom_node.settings import AllowedCaller, Settings, TLSSettings
 
@@ -404,7 +404,7 @@ class BoundedAssociationSocket(AssociationSocket):
         return data
 
 
-class AnsweringAssociation(Association):
+class AnsweringAssociation(QuietAcceptor):
     """An acceptor association that answers every C-STORE request it can address.
 
     pynetdicom drops a request that lacks a required element (an empty Affected SOP
