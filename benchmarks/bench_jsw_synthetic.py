@@ -22,6 +22,7 @@ from blsgan_core.data import read_manifests
 from blsgan_core.segment import load_segmenter
 from blsgan_core.synthetic import SyntheticConfig
 from trainer.evaluation.jsw_accuracy import synthetic_jsw_accuracy
+from trainer.model_card import recorded_split
 
 DEFAULT_MANIFEST = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mcp_joints" / "manifest.json"
@@ -48,7 +49,7 @@ def main() -> None:
     segmenter = load_segmenter()
     records = read_manifests(args.manifest).records
     if args.split == "val":
-        cases = set(segmenter.metadata["split"]["val_cases"])
+        cases = set(recorded_split(segmenter.metadata)["val_cases"])
         records = tuple(r for r in records if r.case in cases)
     started = time.perf_counter()
     config = SyntheticConfig(lateral_jitter=args.lateral_jitter)

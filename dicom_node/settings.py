@@ -147,6 +147,19 @@ class NetworkSettings(_Section):
     # needs 35 kB/s): a peer trickling a byte every few seconds, each read within
     # ``network_timeout_s``, no longer holds its slot for as long as it likes.
     pdu_deadline_s: float = Field(default=30.0, gt=0)
+    # A connection must send its A-ASSOCIATE-RQ within this many seconds (the ARTIM
+    # timer of PS3.8 9.1.5, which pynetdicom sets to the ACSE timeout): a caller sends it
+    # at once, so a connection silent this long is a port scan, a stale load balancer
+    # probe or an attacker holding sockets, and is closed.
+    association_request_timeout_s: float = Field(default=10.0, gt=0)
+    # Every DIMSE message (a C-STORE request with its data set) must arrive within
+    # ``transfer_grace_s`` of its first fragment plus one second per
+    # ``min_transfer_rate_bytes_s`` bytes, or the association is aborted: a sender of
+    # small whole PDUs every few seconds (each within ``pdu_deadline_s``) no longer holds
+    # its slot for as long as it likes. 100 kB/s (0.8 Mbit/s) takes a 30 MB radiograph
+    # in 5 minutes; lower it for callers on slower links.
+    min_transfer_rate_bytes_s: float = Field(default=100_000.0, gt=0)
+    transfer_grace_s: float = Field(default=10.0, ge=0)
     acse_timeout_s: float = Field(default=30.0, gt=0)
     dimse_timeout_s: float = Field(default=60.0, gt=0)
     network_timeout_s: float = Field(default=60.0, gt=0)

@@ -8,11 +8,12 @@ from blsgan_core.data import ManifestContents
 from blsgan_core.segment import load_segmenter
 from blsgan_core.synthetic import SyntheticConfig
 from trainer.evaluation.jsw_accuracy import synthetic_jsw_accuracy
+from trainer.model_card import recorded_split
 
 
 def test_synthetic_report_beats_the_blind_baselines(full_manifest: ManifestContents) -> None:
     segmenter = load_segmenter()
-    cases = set(segmenter.metadata["split"]["val_cases"])
+    cases = set(recorded_split(segmenter.metadata)["val_cases"])
     records = [r for r in full_manifest.records if r.case in cases][:24]
     report = synthetic_jsw_accuracy(records, segmenter, seed=0)
     assert report["n_joints"] == sum(r.overlap_px == 0 for r in records) >= 8
