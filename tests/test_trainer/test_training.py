@@ -11,7 +11,7 @@ from blsgan_core.checkpoint import load_checkpoint
 from blsgan_core.model import BLSGANModel, model_from_checkpoint
 from trainer.config import TrainConfig, with_ablations
 from trainer.loop import RunResult, train
-from trainer.model_registry import card_markdown
+from trainer.model_card import card_markdown
 from trainer.state import STATE_FILE, load_training_state, network_states
 
 
