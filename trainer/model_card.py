@@ -89,8 +89,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- preset: {training.get('preset', 'none (the trainer defaults)')}, "
         f"seed: {training.get('seed', '?')}",
         f"- epochs: {training.get('epochs', '?')}{phase}; "
-        f"chosen by: {training.get('selection', 'the last epoch')}",
-        *_standing_lines(training.get("selection_standing", {})),
+        f"chosen by: {training.get('selection', 'the last epoch')}"
+        f"{_standing(training.get('selection_standing', {}))}",
         f"- initialised from: {training.get('initialised_from', 'random initialisation')}",
         f"- data digest (sha256 of the training data): {data.get('digest', '?')}",
         f"- data: {', '.join(data.get('manifests', [])) or '?'}",
@@ -133,20 +133,20 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _standing_lines(standing: dict[str, dict[str, Any]]) -> list[str]:
-    """One line per phase: its best epoch up to this checkpoint and what it scored."""
-    lines = []
+def _standing(standing: dict[str, dict[str, Any]]) -> str:
+    """Each phase's best epoch up to this checkpoint and what it scored, or nothing."""
+    parts = []
     for phase, best in sorted(standing.items()):
-        parts = ", ".join(
+        scores = ", ".join(
             f"{key.removeprefix('val_')} {value:.3g}"
             for key, value in best.items()
             if key.startswith("val_") and isinstance(value, int | float)
         )
-        lines.append(
-            f"- best of {phase} up to this checkpoint: epoch {best.get('phase_epoch')} of "
-            f"that phase, selection score {best['score']:.2f} dB ({parts})"
+        parts.append(
+            f"best of {phase} up to this checkpoint: epoch {best.get('phase_epoch')} of that "
+            f"phase, selection score {best['score']:.2f} dB ({scores})"
         )
-    return lines
+    return "; " + "; ".join(parts) if parts else ""
 
 
 def _json(value: Any) -> list[str]:
