@@ -21,6 +21,7 @@ install-dev: $(BIN)/python
 
 system-packages:
 	bash scripts/install-system-packages.sh
+	bash scripts/install-ohif.sh
 
 run: install
 	$(BIN)/blsnode serve

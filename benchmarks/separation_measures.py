@@ -11,6 +11,8 @@ exactly as a training run validates (:class:`trainer.validation.Validation`). Pr
 JSON object: per separator (``identity`` first) the columns of the run's ``log.csv``
 (:mod:`trainer.separation_measures`). With ``--png`` it writes, per model, crops around
 the overlap of a few synthetic and wide-shift joints: input, true and generated layers.
+With ``--blend-compare`` every model is measured twice, without the Poisson seam blend
+(:mod:`blsgan_core.seams`, not the paper's) as NAME and with it as NAME+blend.
 """
 
 from __future__ import annotations
@@ -82,6 +84,9 @@ def main() -> None:
     parser.add_argument("--max-images", type=int, default=None, help="joints per set")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--png", type=Path, help="folder for the layer panels")
+    parser.add_argument(
+        "--blend-compare", action="store_true", help="each model without and with the blend"
+    )
     options = parser.parse_args()
     torch.set_num_threads(options.threads)
     config = load_preset(options.preset)
@@ -108,22 +113,30 @@ def main() -> None:
         model = model_from_checkpoint(
             checkpoint, with_supervisor="supervisor" in checkpoint.state
         ).float()
-        separator = model_separator(model, device)
-        row = validation.measures(separator, model.supervisor, device)
-        row[BEST_METRIC] = selection_score(row)
-        results[name] = {
-            "checkpoint": path,
-            "version": checkpoint.version,
-            "phase": checkpoint.metadata.get("training", {}).get("phase"),
-            "epochs": checkpoint.metadata.get("training", {}).get("epochs"),
-            **row,
-        }
-        if options.png:
-            for label, joints in (("synthetic", validation.synthetic), ("wide", validation.wide)):
-                chosen = joints[:PANEL_JOINTS]
-                outputs = run_separator(separator, chosen)
-                layers = [output.layers.numpy() for output in outputs]
-                panel(chosen, layers, options.png / f"{name}_{label}.png")
+        blends = (
+            ((name, False), (f"{name}+blend", True)) if options.blend_compare else ((name, None),)
+        )
+        for label, blend in blends:
+            separator = model_separator(model, device, boundary_blend=blend)
+            row = validation.measures(separator, model.supervisor, device)
+            row[BEST_METRIC] = selection_score(row)
+            results[label] = {
+                "checkpoint": path,
+                "version": checkpoint.version,
+                "phase": checkpoint.metadata.get("training", {}).get("phase"),
+                "epochs": checkpoint.metadata.get("training", {}).get("epochs"),
+                "boundary_blend": model.config.boundary_blend if blend is None else blend,
+                **row,
+            }
+            if options.png:
+                for kind, joints in (
+                    ("synthetic", validation.synthetic),
+                    ("wide", validation.wide),
+                ):
+                    chosen = joints[:PANEL_JOINTS]
+                    outputs = run_separator(separator, chosen)
+                    layers = [output.layers.numpy() for output in outputs]
+                    panel(chosen, layers, options.png / f"{label}_{kind}.png")
     print(json.dumps(results, indent=1))
 
 

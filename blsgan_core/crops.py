@@ -240,6 +240,12 @@ class CropGeometry:
         """Affine source pixel -> crop pixel."""
         return np.linalg.inv(self.matrix)
 
+    @property
+    def corners(self) -> np.ndarray:
+        """Source ``(x, y)`` of the crop's outer corners (pixel edges), in order around it."""
+        low, high = -0.5, self.size - 0.5
+        return self.to_source(np.array([[low, low], [high, low], [high, high], [low, high]]))
+
     def to_source(self, points: np.ndarray) -> np.ndarray:
         """Crop ``(x, y)`` points -> source points."""
         return apply_affine(self.matrix, points)

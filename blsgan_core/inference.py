@@ -5,6 +5,10 @@ CPU tensors out. It runs the model in eval mode under ``torch.inference_mode`` o
 model's device (or ``device``), all joints of a radiograph in one forward pass (chunked by
 ``batch_size`` if given). Eval mode has no randomness (no dropout, GroupNorm instead of
 batch statistics), so the same input gives the same output on the same device.
+
+If the model's config asks for it (``boundary_blend``, a departure from the paper), the
+layers are blended across the overlap boundary on the CPU afterwards
+(:mod:`blsgan_core.seams`) and Eq. 1 is recomputed from them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import torch
 from numpy.typing import NDArray
 
 from blsgan_core.model import BLSGANModel
+from blsgan_core.reconstruction import reconstruct
+from blsgan_core.seams import blend_batch
 
 ArrayLike = torch.Tensor | NDArray[np.generic]
 
@@ -61,6 +67,7 @@ def separate(
     *,
     device: str | torch.device | None = None,
     batch_size: int | None = None,
+    boundary_blend: bool | None = None,
 ) -> SeparationResult:
     """Layer images, k and the Eq. 1 reconstruction of each joint.
 
@@ -78,6 +85,9 @@ def separate(
         moved there if needed.
     batch_size
         Joints per forward pass; all at once if ``None``.
+    boundary_blend
+        Blend the layers across the overlap boundary (:mod:`blsgan_core.seams`); ``None``
+        follows the model's config. Set it to measure one model with and without.
     """
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -102,4 +112,7 @@ def separate(
     if not outputs:
         raise ValueError("no images given")
     layers, k, recon = (torch.cat(parts) for parts in zip(*outputs, strict=True))
+    if model.config.boundary_blend if boundary_blend is None else boundary_blend:
+        layers = blend_batch(layers, image_tensor, mask_tensor)
+        recon = reconstruct(layers, mask_tensor, k)
     return SeparationResult(layers, k, recon)

@@ -26,12 +26,22 @@ MODEL_KIND = "blsgan"
 
 @dataclass(frozen=True)
 class BLSGANConfig:
-    """Configs of the three networks and the correction switch (False = k fixed to 1)."""
+    """Configs of the three networks, the correction switch (False = k fixed to 1) and
+    ``boundary_blend``.
+
+    ``boundary_blend`` is a departure from the paper, off by default: at inference each
+    generated layer is replaced by the input outside the overlap and, inside it, blended
+    into that surround by a Poisson solve on its own gradient
+    (:mod:`blsgan_core.seams`), and Eq. 1 recomputed. Why: generators leave a brightness
+    offset with a hard edge along the overlap boundary (a seam) whose texture is right
+    but whose level is not; the blend removes the offset and keeps the texture.
+    """
 
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     reconstructor: ReconstructorConfig = field(default_factory=ReconstructorConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     correction: bool = True
+    boundary_blend: bool = False
 
     def __post_init__(self) -> None:
         if self.generator.n_layers != self.supervisor.n_layers:
@@ -62,17 +72,20 @@ class BLSGANConfig:
             "reconstructor": self.reconstructor.to_dict(),
             "supervisor": self.supervisor.to_dict(),
             "correction": self.correction,
+            "boundary_blend": self.boundary_blend,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BLSGANConfig:
-        """Inverse of :meth:`to_dict`; a missing or unknown key is a ``ValueError``."""
+        """Inverse of :meth:`to_dict`; a missing or unknown key is a ``ValueError``, except
+        ``boundary_blend``, which checkpoints written before it existed lack (off)."""
         try:
             return cls(
                 generator=GeneratorConfig(**data["generator"]),
                 reconstructor=ReconstructorConfig(**data["reconstructor"]),
                 supervisor=SupervisorConfig(**data["supervisor"]),
                 correction=bool(data["correction"]),
+                boundary_blend=bool(data.get("boundary_blend", False)),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"not a BLS-GAN config: {error}") from error

@@ -340,13 +340,22 @@ class DestinationSettings(_Section):
     send: SendWhat = SendWhat.RESULTS
     transfer_syntax: str | None = None
     # Which results it takes (a viewer that shows only presentation states: ["pr"]);
-    # None: every kind. Destinations added from the command line take every kind.
+    # None: every kind (also for those added with the command line or the dashboard).
     results: list[ResultKind] | None = None
 
     @field_validator("ae_title")
     @classmethod
     def _legal_ae_title(cls, value: str | None) -> str | None:
         return None if value is None else validate_ae_title(value)
+
+    @field_validator("results")
+    @classmethod
+    def _some_results(cls, value: list[ResultKind] | None) -> list[ResultKind] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("results lists the kinds taken; leave it out for every kind")
+        return [kind for kind in ResultKind if kind in value]  # each once, in a fixed order
 
     @field_validator("url")
     @classmethod

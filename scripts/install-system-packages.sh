@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian programs the test suite starts for real (Redis, dcmtk, dicom3tools,
 # Orthanc and its DICOMweb plugin, PostgreSQL; openssl makes the TLS test certificates;
-# Chromium, headless, shows the web dashboard to the browser tests). Idempotent: does
-# nothing when every program and file is already present.
+# Chromium, headless, shows the web dashboard and OHIF to the browser tests; npm fetches
+# OHIF's published build, scripts/install-ohif.sh). Idempotent: does nothing when every
+# program and file is already present.
 set -euo pipefail
 
 # program -> Debian package that provides it
@@ -14,6 +15,7 @@ declare -A wanted=(
   [pg_ctl]=postgresql
   [openssl]=openssl
   [chromium]=chromium
+  [npm]=npm
 )
 
 # file -> Debian package that provides it (plugins are files, not programs)

@@ -26,18 +26,25 @@ def export_half(
     *,
     promote: bool = True,
     evaluation: dict[str, Any] | None = None,
+    boundary_blend: bool | None = None,
 ) -> ModelEntry:
     """Write ``checkpoint`` as fp16 ``<directory>/<name>.pt`` with its cards; promote it.
 
     ``evaluation`` (a separation report of ``blsnode evaluate``) goes into the card, so
     the shipped model says how it measured against the baselines; its realism figure
     (held-out real and generated patches) is copied next to the card as
-    ``<name>-realism.png``, which the card shows.
+    ``<name>-realism.png``, which the card shows. ``boundary_blend`` (if not ``None``)
+    sets the config's switch of the Poisson seam blend (:mod:`blsgan_core.seams`), so any
+    checkpoint can ship with it on or off without retraining.
     """
     source = load_checkpoint(checkpoint, expected_kind=MODEL_KIND)
     evaluation, figure = _card_figure(evaluation, name)
+    config = dict(source.config)
+    if boundary_blend is not None:
+        config["boundary_blend"] = boundary_blend
     half = replace(
         source,
+        config=config,
         state={
             network: {
                 key: value.half() if value.is_floating_point() else value

@@ -328,6 +328,8 @@ def joint_result(
             followup.priors.get((joints.sides[index], joints.names[index])),
             followup.study_date,
         ),
+        # blsgan_core puts pixel centres at integers, DICOM at index + 0.5.
+        crop_corners=geometry.corners + 0.5,
     )
 
 

@@ -83,6 +83,9 @@ MIN_REFINE_SCORE = 0.1
 # the landmark network were trained on hands within 20-30 degrees of upright, so four
 # views leave no hand more than 45 degrees off the one its answer comes from.
 QUARTER_TURNS = 4
+# A hand-region part that no centre peak claimed is read as a hand candidate when it is
+# at least this fraction of the largest claimed part (``_unclaimed_regions``).
+UNCLAIMED_MIN_AREA = 0.5
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,8 @@ def detect_hands(
 def _boxes_in_view(
     maps: np.ndarray, view_to_source: np.ndarray, config: LocaliserConfig, min_score: float
 ) -> list[HandBox]:
-    """Boxes of one detector view: each centre peak with its part of the hand region."""
+    """Boxes of one detector view: each centre peak with its part of the hand region, then
+    each sizeable region part that no centre claimed (``_unclaimed_regions``)."""
     size = config.detector_size
     centres = find_peaks(maps[CENTRE_CHANNEL], min_score, min_distance=max(2, size // 10))
     centres = centres[:MAX_HANDS]
@@ -147,20 +151,55 @@ def _boxes_in_view(
     distances = np.stack([np.hypot(cols - x, rows - y) for x, y, _ in centres] or [rows])
     owner = np.argmin(distances, axis=0)
     boxes = []
+    claimed = np.zeros_like(region)
     for index, (x, y, score) in enumerate(centres):
         labels, count = ndimage.label(region & (owner == index))
         if count == 0:
             logger.info("hand centre at (%.0f, %.0f) has no hand region; skipped", x, y)
             continue
         nearest = np.where(labels > 0, distances[index], np.inf)
-        label = labels.flat[int(np.argmin(nearest))]
-        ys, xs = np.nonzero(labels == label)
-        side = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) * config.hand_box_scale
-        middle = (config.landmark_size - 1) / 2.0
-        centre = ((xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0)
-        box_to_view = similarity((middle, middle), centre, side / config.landmark_size, 0.0)
-        boxes.append(HandBox(score, view_to_source @ box_to_view))
+        part = labels == labels.flat[int(np.argmin(nearest))]
+        claimed |= part
+        boxes.append(HandBox(score, view_to_source @ _region_box(part, config)))
+    for part, score in _unclaimed_regions(region, claimed, maps[CENTRE_CHANNEL]):
+        boxes.append(HandBox(score, view_to_source @ _region_box(part, config)))
     return boxes
+
+
+def _region_box(part: np.ndarray, config: LocaliserConfig) -> np.ndarray:
+    """Affine landmark input pixel -> view pixel of the square around a region part."""
+    ys, xs = np.nonzero(part)
+    side = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) * config.hand_box_scale
+    middle = (config.landmark_size - 1) / 2.0
+    centre = ((xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0)
+    return similarity((middle, middle), centre, side / config.landmark_size, 0.0)
+
+
+def _unclaimed_regions(
+    region: np.ndarray, claimed: np.ndarray, centre_map: np.ndarray
+) -> list[tuple[np.ndarray, float]]:
+    """Connected hand-region parts that no centre peak claimed, with their strongest
+    centre response, if at least ``UNCLAIMED_MIN_AREA`` of the largest claimed part.
+
+    A second hand in the image can have a clear region while its centre response stays
+    below ``MIN_HAND_SCORE`` (two hands side by side, each at half the detector's
+    training size: one of 40 validation pairs, centre 0.18, region whole). Such parts
+    are read like any box; the landmark stage rejects what is not a hand. Without a
+    claimed part (no centre reached the threshold) nothing is added, so images without
+    a hand are refused as before.
+    """
+    if not claimed.any():
+        return []
+    labels, count = ndimage.label(region & ~claimed)
+    if count == 0:
+        return []
+    largest_claimed = max(np.bincount(ndimage.label(claimed)[0].ravel())[1:])
+    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    return [
+        (labels == label, float(centre_map[labels == label].max()))
+        for label in range(1, count + 1)
+        if areas[label] >= UNCLAIMED_MIN_AREA * largest_claimed
+    ]
 
 
 def _mirror(size: int) -> np.ndarray:

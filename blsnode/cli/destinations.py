@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from blsnode.cli.context import emit, exit_on_value_error, json_option, pass_settings
 from blsnode.cli.database import command_database
 from dicom_node.admin import destinations as admin
-from dicom_node.settings import DestinationSettings, SendWhat, Settings
+from dicom_node.settings import DestinationSettings, ResultKind, SendWhat, Settings
 
 
 @click.group()
@@ -31,6 +31,13 @@ def destinations() -> None:
     help="What it receives.",
 )
 @click.option("--transfer-syntax", help="UID or pydicom keyword (default: as stored).")
+@click.option(
+    "--results",
+    "results",
+    multiple=True,
+    type=click.Choice([kind.value for kind in ResultKind]),
+    help="A kind of result it takes; repeat for several (default: every kind).",
+)
 @json_option
 @pass_settings
 def add(
@@ -41,9 +48,14 @@ def add(
     port: int,
     send: str,
     transfer_syntax: str | None,
+    results: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Add a destination (stored in the node's database)."""
+    """Add a destination (stored in the node's database).
+
+    E.g. a viewer that shows presentation states and reports only:
+    ``--results pr --results sr``.
+    """
     try:
         destination = DestinationSettings(
             name=name,
@@ -52,6 +64,7 @@ def add(
             port=port,
             send=SendWhat(send),
             transfer_syntax=transfer_syntax,
+            results=[ResultKind(kind) for kind in results] or None,
         )
     except ValidationError as error:
         raise click.UsageError(f"invalid destination: {error}") from error
@@ -104,12 +117,15 @@ def echo(settings: Settings, name: str, as_json: bool) -> None:
 def _table(report: dict[str, Any]) -> str:
     if not report["destinations"]:
         return "no destinations"
-    lines = [f"{'name':16} {'AE title':16} {'address':24} {'send':9} source"]
+    lines = [f"{'name':16} {'AE title':16} {'address':24} {'send':9} {'results':12} source"]
     for d in report["destinations"]:
         if d["protocol"] == "dicomweb":
             called, address = "(DICOMweb)", d["url"]
         else:
             called = d["ae_title"]
             address = f"{d['host']}:{d['port']}" + (" TLS" if d["tls"]["enabled"] else "")
-        lines.append(f"{d['name']:16} {called:16} {address:24} {d['send']:9} {d['source']}")
+        kinds = ",".join(d["results"]) if d["results"] else "all"
+        lines.append(
+            f"{d['name']:16} {called:16} {address:24} {d['send']:9} {kinds:12} {d['source']}"
+        )
     return "\n".join(lines)

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from trainer.splits import pick_split
+
+if TYPE_CHECKING:
+    from blsgan_core.model import BLSGANModel
+    from trainer.evaluation.separation import Separator
 
 DEFAULT_VALIDATION_FRACTION = 0.2  # the presets' split
 DEFAULT_SYNTHETIC_SEED = 1234  # the presets' validation.synthetic_seed
@@ -35,14 +39,15 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     min/max px per bone; default the training range and one beyond it), ``masks``
     (annotated/predicted), ``segmenter`` (its checkpoint, needed for predicted masks),
     ``realism`` (run the Turing test, needs split val), ``realism_steps``,
-    ``max_images``, ``device`` and ``plots`` (folder for PNG figures).
+    ``max_images``, ``device``, ``plots`` (folder for PNG figures) and ``boundary_blend``
+    (:data:`BLEND_CHOICES`: as the checkpoint says, off, on, or ``compare``: the model
+    without it as ``model`` and with it as ``model+blend``, in the same run).
     """
     import torch
 
     from blsgan_core.data import read_manifests, split_by_case
     from blsgan_core.model import load_model
     from blsgan_core.segment import load_segmenter
-    from trainer.evaluation.separation import model_separator
     from trainer.evaluation.separation_run import default_shift_ranges, measure
 
     manifests = _manifests(options.get("manifest"))
@@ -65,7 +70,7 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     report = measure(
         records,
         halves[0] if split == "val" else None,
-        {"model": model_separator(model, device)},
+        blend_separators(model, device, options.get("boundary_blend") or "config"),
         segmenter=segmenter,
         synthetic_seed=options.get("synthetic_seed", DEFAULT_SYNTHETIC_SEED),
         shift_ranges=options.get("shift_ranges") or default_shift_ranges(),
@@ -85,6 +90,24 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+BLEND_CHOICES = ("config", "off", "on", "compare")
+
+
+def blend_separators(model: BLSGANModel, device: str, choice: str) -> dict[str, Separator]:
+    """The model's separators for ``--boundary-blend`` ``choice`` (see :data:`BLEND_CHOICES`)."""
+    from trainer.evaluation.separation import model_separator
+
+    if choice not in BLEND_CHOICES:
+        raise ValueError(f"boundary_blend must be one of {BLEND_CHOICES}, got {choice!r}")
+    if choice == "compare":
+        return {
+            "model": model_separator(model, device, boundary_blend=False),
+            "model+blend": model_separator(model, device, boundary_blend=True),
+        }
+    blend = {"config": None, "off": False, "on": True}[choice]
+    return {"model": model_separator(model, device, boundary_blend=blend)}
+
+
 def render_separation(data: dict[str, Any]) -> str:
     """The report as text: one block per protocol, one line per separator."""
 
@@ -102,7 +125,7 @@ def render_separation(data: dict[str, Any]) -> str:
         for name in data["separators"]:
             part = real[name]
             lines.append(
-                f"  {name:<9} overlap psnr {value(part, 'overlap_psnr')} dB  "
+                f"  {name:<11} overlap psnr {value(part, 'overlap_psnr')} dB  "
                 f"bones psnr {value(part, 'bones_psnr')} dB  "
                 f"whole crop {value(part, 'whole_crop_psnr')} dB  "
                 f"k {value(part, 'k', '.3f')} (r {_r(part)})"
@@ -112,7 +135,7 @@ def render_separation(data: dict[str, Any]) -> str:
         for name in data["separators"]:
             part = part_set[name]
             lines.append(
-                f"  {name:<9} layer psnr {value(part, 'layer_psnr')} dB  "
+                f"  {name:<11} layer psnr {value(part, 'layer_psnr')} dB  "
                 f"detail psnr {value(part, 'detail_psnr')} dB  "
                 f"seam ratio {value(part, 'seam_ratio')}  k error "
                 f"{value(part, 'k_abs_error', '.3f')} (r {_r(part)})"
@@ -171,6 +194,14 @@ SEPARATION_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         default=DEFAULT_SYNTHETIC_SEED,
         show_default=True,
         help="Separation: seed of the synthetic overlaps.",
+    ),
+    click.option(
+        "--boundary-blend",
+        type=click.Choice(BLEND_CHOICES),
+        default="config",
+        show_default=True,
+        help="Separation: the Poisson seam blend of the layers (not the paper's) as the "
+        "checkpoint says, off, on, or compare (the model with and without it).",
     ),
     click.option("--max-images", type=click.IntRange(min=1), help="Separation: cap per protocol."),
     click.option("--device", help="Separation: torch device (default cuda if present)."),

@@ -136,6 +136,12 @@ def register(settings: Settings, checkpoint: Path, name: str, as_json: bool) -> 
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="A separation report (evaluate --json output) to put into the card.",
 )
+@click.option(
+    "--boundary-blend/--no-boundary-blend",
+    default=None,
+    help="Switch the Poisson seam blend of the layers (not the paper's) on or off in the "
+    "exported config (default: as in CHECKPOINT).",
+)
 @json_option
 def export(
     checkpoint: Path,
@@ -143,6 +149,7 @@ def export(
     directory: Path | None,
     no_promote: bool,
     evaluation: Path | None,
+    boundary_blend: bool | None,
     as_json: bool,
 ) -> None:
     """Write CHECKPOINT as fp16 NAME with its model cards, for shipping with the package."""
@@ -162,6 +169,7 @@ def export(
             directory or SHIPPED_WEIGHTS_DIR,
             promote=not no_promote,
             evaluation=report,
+            boundary_blend=boundary_blend,
         )
     summary = {**entry_summary(entry, promoted=not no_promote), "bytes": entry.path.stat().st_size}
     emit(summary, as_json, lambda d: f"exported {d['name']} ({d['bytes'] / 2**20:.1f} MiB)")

@@ -6,7 +6,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from dicom_node.db.models import Destination
-from dicom_node.settings import DestinationSettings
+from dicom_node.settings import DestinationSettings, ResultKind
 
 
 def add_destination(session: Session, destination: DestinationSettings) -> Destination:
@@ -27,6 +27,9 @@ def add_destination(session: Session, destination: DestinationSettings) -> Desti
         port=port,
         send=destination.send,
         transfer_syntax=destination.transfer_syntax,
+        results=None
+        if destination.results is None
+        else ",".join(kind.value for kind in destination.results),
     )
     session.add(row)
     session.flush()
@@ -55,6 +58,9 @@ def stored_destinations(session: Session) -> list[DestinationSettings]:
             port=row.port,
             send=row.send,
             transfer_syntax=row.transfer_syntax,
+            results=None
+            if row.results is None
+            else [ResultKind(kind) for kind in row.results.split(",")],
         )
         for row in rows
     ]

@@ -263,6 +263,8 @@ class Destination(Base):
     port: Mapped[int] = mapped_column(Integer)
     send: Mapped[SendWhat] = mapped_column(_enum(SendWhat, "send_what"), default=SendWhat.RESULTS)
     transfer_syntax: Mapped[str | None] = mapped_column(String(UID_LENGTH))
+    # The result kinds it takes, comma-separated ("pr,sr"); None: every kind.
+    results: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
@@ -284,3 +286,21 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     password_changed_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class WebLogin(Base):
+    """A logged-in dashboard session, so that it outlives a restart of ``serve``.
+
+    Only a SHA-256 of the cookie's token is stored: whoever reads the database cannot
+    present it. Logging out deletes the row; an expired one is ignored and swept.
+    """
+
+    __tablename__ = "web_logins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    user_name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[Role] = mapped_column(_enum(Role, "web_login_role"))
+    logged_in_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -210,6 +210,10 @@ class JointResult:
         Joint space width along the finger axis, ``None`` when the masks share no column.
     change
         JSW change since the patient's previous radiograph of this hand, if there is one.
+    crop_corners
+        float (4, 2): the corners of the crop J on the source grid as (column, row) in
+        DICOM pixel coordinates (pixel centres at index + 0.5), in order around it. The
+        SR's region of a joint whose bones were not found at all (else ``None`` is fine).
     """
 
     joint: Joint
@@ -223,9 +227,17 @@ class JointResult:
     error: ReconstructionError
     space: JointSpace | None = None
     change: JointSpaceChange | None = None
+    crop_corners: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "joint", Joint(self.joint))
+        corners = self.crop_corners
+        if corners is not None and (
+            not isinstance(corners, np.ndarray)
+            or corners.shape != (4, 2)
+            or not np.all(np.isfinite(corners))
+        ):
+            raise ValueError(f"{self.joint} crop_corners must be 4 finite (column, row) points")
         if self.space is not None and not isinstance(self.space, JointSpace):
             raise TypeError(f"{self.joint} space must be a JointSpace or None")
         if self.change is not None and (self.space is None or self.change.unit != self.space.unit):

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
-from skimage.measure import find_contours
 
 from dicom_node.derived.equipment import equipment
 from dicom_node.derived.model import JointResult, RadiographResult, Side
+from dicom_node.derived.outlines import bounding_box, mask_outlines
 from dicom_node.derived.overview import overlap_text
 from dicom_node.derived.segmentation import DISPLAY_COLOURS, BonePart
 from dicom_node.derived.source import check_source_grid, source_laterality
@@ -27,11 +27,6 @@ from dicom_node.pixels import pixel_spacing
 from dicom_node.settings import OutputSettings
 
 CONTENT_LABEL = "BLSGAN_OUTLINES"
-# Contours shorter than this many points are specks of a mask, not outlines.
-MIN_CONTOUR_POINTS = 8
-# At most this many points per outline: keeps the object small; a joint outline spans a
-# few hundred source pixels, so a point every few pixels follows it closely.
-MAX_CONTOUR_POINTS = 200
 _LAYERS = {
     BonePart.UPPER: ("PHALANX", "Outline of the proximal phalanx base"),
     BonePart.LOWER: ("METACARPAL", "Outline of the metacarpal head"),
@@ -39,43 +34,6 @@ _LAYERS = {
 }
 _LABEL_LAYER = ("LABELS", "Joint labels")
 _WHITE = (255, 255, 255)
-
-
-def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(top, bottom, left, right) of a mask, bounds inclusive; ``None`` if empty.
-
-    Two boolean reductions: far cheaper than ``np.nonzero`` on a radiograph-sized mask.
-    """
-    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return None
-    return int(rows[0]), int(rows[-1]), int(columns[0]), int(columns[-1])
-
-
-def mask_outlines(mask: np.ndarray) -> list[np.ndarray]:
-    """Closed outlines of a mask as (column, row) points in DICOM pixel coordinates.
-
-    DICOM puts (0, 0) at the top-left corner of the top-left pixel, so a pixel centre is
-    at index + 0.5. Traced on the mask's bounding box only (a joint is a small part of the
-    radiograph), padded so that outlines touching the border close too.
-    """
-    found = bounding_box(mask)
-    if found is None:
-        return []
-    top, bottom, left, right = found
-    box = mask[top : bottom + 1, left : right + 1]
-    outlines = []
-    for contour in find_contours(np.pad(box.astype(np.float32), 1), 0.5):
-        if len(contour) < MIN_CONTOUR_POINTS:
-            continue
-        step = max(1, int(np.ceil(len(contour) / MAX_CONTOUR_POINTS)))
-        points = contour[::step]
-        points = np.vstack([points, points[:1]])  # closed: the last point is the first
-        # Undo the padding, move to the full grid, and to DICOM's pixel-centre convention.
-        y = np.clip(points[:, 0] - 1 + top + 0.5, 0, mask.shape[0])
-        x = np.clip(points[:, 1] - 1 + left + 0.5, 0, mask.shape[1])
-        outlines.append(np.column_stack([x, y]).astype(np.float32))
-    return outlines
 
 
 def _mask(joint: JointResult, part: BonePart) -> np.ndarray:

@@ -4,8 +4,7 @@ Per joint of each hand three segments: the upper bone (base of the proximal phal
 lower bone (metacarpal head) and their overlap, 15 per hand with all five joints. Every
 segment is coded (category, type, the joint as anatomic region, laterality) and names the
 algorithm (model name and version). Segments are stored with one frame each, empty ones
-included, so that frame number N holds segment N and the Structured Report can point at
-any overlap, even an empty one.
+included, so that frame number N holds segment N for every reader, whatever the masks.
 """
 
 from __future__ import annotations
@@ -198,10 +197,3 @@ def _property(part: BonePart) -> tuple[Code, Code]:
     if part == BonePart.LOWER:
         return codes.ANATOMICAL_STRUCTURE, codes.METACARPAL
     return codes.SPATIAL_AND_RELATIONAL_CONCEPT, codes.BONE_OVERLAP
-
-
-def overlap_frame_numbers(layout: Sequence[SegmentSpec]) -> dict[tuple[Side, Joint], int]:
-    """Frame number of each joint's overlap segment (frame N holds segment N)."""
-    return {
-        (spec.side, spec.joint): spec.number for spec in layout if spec.part == BonePart.OVERLAP
-    }

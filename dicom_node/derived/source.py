@@ -79,7 +79,10 @@ def _malformed(source: Dataset, keyword: str) -> bool:
         # The dictionary's VR: the one the derived objects will carry the value in.
         vr = dictionary_VR(keyword)
         for value in values:
-            validate_value(vr, "" if value is None else value, config.RAISE)
+            # pydicom's validator refuses its own number types (DSfloat, IS) read from a
+            # file; their text is what the VR constrains.
+            text = value if isinstance(value, str | bytes) else str(value)
+            validate_value(vr, "" if value is None else text, config.RAISE)
             if value and keyword in _ENUMERATED and str(value) not in _ENUMERATED[keyword]:
                 return True
     except (ValueError, TypeError, KeyError, OverflowError, UnicodeError):

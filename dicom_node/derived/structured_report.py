@@ -1,9 +1,11 @@
 """The TID 1500 Measurement Report of one radiograph (Comprehensive SR, built by highdicom).
 
-One planar-ROI measurement group (TID 1410) per joint. Its region is the joint's overlap
-segment in the Segmentation (referenced by frame; the Segmentation stores every segment,
-empty ones too, so each joint has one), which in turn names the source radiograph. Its
-measurements:
+One planar-ROI measurement group (TID 1410) per joint. Its region is an Image Region
+(SCOORD) on the source radiograph: the closed convex polygon around the joint's two bones
+(the crop's square when neither bone was found), in the source's pixel coordinates, so a
+viewer can draw the group where the joint is (OHIF shows TID 1500 groups only with one).
+TID 1410 takes one region per group, so the group no longer references the Segmentation
+frame; the Segmentation stays in the evidence. Its measurements:
 
 - overlap area: SCT "Area" in mm2 (UCUM ``mm2``) when the source has a pixel spacing,
   else in pixels (UCUM ``{pixels}``);
@@ -22,17 +24,22 @@ identified by the model's name and version, and a device observer stands for the
 from __future__ import annotations
 
 import highdicom as hd
+import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes as dicom_codes
 
 from dicom_node.derived import codes
 from dicom_node.derived.equipment import equipment
 from dicom_node.derived.model import JointResult, RadiographResult, Side
-from dicom_node.derived.segmentation import overlap_frame_numbers, segment_layout
+from dicom_node.derived.outlines import convex_region
 from dicom_node.derived.source import check_source_grid
 from dicom_node.derived.uids import OutputUids, device_uid
 from dicom_node.pixels import pixel_spacing
 from dicom_node.settings import OutputSettings
+
+# The role of a joint group's region in its tracking identifier and UID (``MCP2 L joint``);
+# the Segmentation's segments are ``upper``, ``lower`` and ``overlap``.
+JOINT_REGION = "joint"
 
 
 def build_structured_report(
@@ -54,9 +61,6 @@ def build_structured_report(
         raise ValueError(
             f"segmentation {segmentation.SOPInstanceUID} is not this result's ({uids.seg_instance})"
         )
-    frames = overlap_frame_numbers(segment_layout(result))
-    if int(segmentation.NumberOfFrames) < max(frames.values()):
-        raise ValueError("the segmentation lacks the overlap frames of this result")
     spacing, _ = pixel_spacing(source)
     algorithm = hd.sr.AlgorithmIdentification(
         name=result.model.name,
@@ -64,9 +68,7 @@ def build_structured_report(
         manufacturer=outputs.manufacturer,
     )
     groups = [
-        _joint_group(
-            segmentation, side, joint, frames[(side, joint.joint)], spacing, algorithm, uids
-        )
+        _joint_group(source, side, joint, spacing, algorithm, uids)
         for side, joint in result.joints()
     ]
     report = hd.sr.MeasurementReport(
@@ -105,27 +107,34 @@ def _describable(source: Dataset) -> bool:
     )
 
 
-def _segmentation_frame(segmentation: Dataset, frame: int) -> hd.sr.ReferencedSegmentationFrame:
-    """TID 1410's region: one Segmentation frame and the single-frame source under it.
+def joint_region(source: Dataset, side: Side, joint: JointResult) -> hd.sr.ImageRegion:
+    """TID 1410's region of ``joint``: a closed polygon on the source radiograph.
 
-    Built by hand rather than with ``from_segmentation``, which in highdicom 0.28 gives
-    the single-frame source a frame number and the Segmentation reference both frame and
-    segment number; the Image SOP Instance Reference Macro (PS3.3 Table 10-3) wants one
-    of the two, and the frame (holding exactly one segment here) is what TID 1410 names.
+    The convex polygon around both bones' pixels; the crop's square (clipped to the
+    image) when neither bone has a pixel, so every joint's group has a region.
+
+    Raises
+    ------
+    ValueError
+        Neither bone has a pixel and the joint carries no crop corners.
     """
-    referenced = segmentation.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0]
-    region = hd.sr.ReferencedSegmentationFrame(
-        sop_class_uid=segmentation.SOPClassUID,
-        sop_instance_uid=segmentation.SOPInstanceUID,
-        frame_number=frame,
-        segment_number=frame,
-        source_image=hd.sr.SourceImageForSegmentation(
-            referenced_sop_class_uid=referenced.ReferencedSOPClassUID,
-            referenced_sop_instance_uid=referenced.ReferencedSOPInstanceUID,
+    polygon = convex_region(joint.upper_mask, joint.lower_mask)
+    if polygon is None:
+        if joint.crop_corners is None:
+            raise ValueError(
+                f"{joint.joint} {side}: no bone pixels and no crop corners, so no image region"
+            )
+        rows, columns = joint.grid_shape
+        corners = np.clip(joint.crop_corners, 0.0, [columns, rows])
+        polygon = np.vstack([corners, corners[:1]]).astype(np.float32)
+    return hd.sr.ImageRegion(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=polygon,
+        source_image=hd.sr.SourceImageForRegion(
+            referenced_sop_class_uid=source.SOPClassUID,
+            referenced_sop_instance_uid=source.SOPInstanceUID,
         ),
     )
-    del region[0].ReferencedSOPSequence[0].ReferencedSegmentNumber
-    return region
 
 
 def _observation_context(
@@ -201,16 +210,14 @@ def _change_measurements(joint: JointResult) -> list[hd.sr.Measurement]:
 
 
 def _joint_group(
-    segmentation: Dataset,
+    source: Dataset,
     side: Side,
     joint: JointResult,
-    frame: int,
     spacing: tuple[float, float] | None,
     algorithm: hd.sr.AlgorithmIdentification,
     uids: OutputUids,
 ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
     laterality = codes.LATERALITY[side]
-    region = _segmentation_frame(segmentation, frame)
     if spacing is None:
         area = hd.sr.Measurement(
             name=codes.AREA, value=float(joint.overlap_area_px), unit=codes.PIXELS
@@ -235,10 +242,10 @@ def _joint_group(
     ]
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=uids.tracking(side, joint.joint, "overlap"),
-            identifier=f"{joint.joint} {side} overlap",
+            uid=uids.tracking(side, joint.joint, JOINT_REGION),
+            identifier=f"{joint.joint} {side} {JOINT_REGION}",
         ),
-        referenced_segment=region,
+        referenced_region=joint_region(source, side, joint),
         finding_type=codes.BONE_OVERLAP,
         finding_category=codes.SPATIAL_AND_RELATIONAL_CONCEPT,
         finding_sites=[

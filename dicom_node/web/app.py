@@ -34,7 +34,7 @@ from dicom_node.admin import jobs as job_admin
 from dicom_node.admin import rules as rule_admin
 from dicom_node.admin.users import Identity, authenticate, current_identity
 from dicom_node.db import Database, DispatchState, JobState
-from dicom_node.settings import DestinationSettings, SendWhat, Settings
+from dicom_node.settings import DestinationSettings, ResultKind, SendWhat, Settings
 from dicom_node.web import pictures
 from dicom_node.web.security import COOKIE_NAME, LoginThrottle, SessionStore, WebSession
 
@@ -121,7 +121,7 @@ class Dashboard:
     def __init__(self, context: WebContext) -> None:
         self.context = context
         web = context.settings.web
-        self.sessions = SessionStore(web.session_hours * 3600.0)
+        self.sessions = SessionStore(web.session_hours * 3600.0, database=context.database)
         self.throttle = LoginThrottle(web.login_attempts, web.login_window_s)
         self.templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
         self.secure_cookie = web.tls
@@ -353,6 +353,7 @@ class Dashboard:
             "destinations.html",
             destinations=listing["destinations"],
             send_choices=[s.value for s in SendWhat],
+            result_kinds=[kind.value for kind in ResultKind],
         )
 
     async def add_destination(self, request: Request) -> Response:
@@ -621,6 +622,9 @@ def _destination_fields(form: FormData) -> dict[str, Any]:
         value = str(form.get(name) or "").strip()
         if value:
             fields[name] = value
+    kinds = [str(kind) for kind in form.getlist("results")]
+    if kinds:  # none ticked: every kind
+        fields["results"] = kinds
     return fields
 
 

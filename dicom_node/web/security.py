@@ -1,10 +1,13 @@
-"""Sessions, CSRF tokens and login throttling of the dashboard, held in the app's memory.
+"""Sessions, CSRF tokens and login throttling of the dashboard.
 
 Sessions live server-side: the cookie carries only a random token (``HttpOnly``,
 ``SameSite=Strict``, ``Secure`` under TLS), so logging out or removing a user ends a
-session at once. They are lost when the node restarts, which asks people to log in again.
-Every form carries the session's CSRF token; the login form gets an anonymous session
-for it, replaced by a fresh one on success (no session fixation).
+session at once. A login is also written to the node's database (the token only as its
+SHA-256, ``dicom_node.db.web_logins``), so it outlives a restart of ``serve``; logout
+deletes it there too. Anonymous sessions (the login form's CSRF token) and the notices
+of the next page stay in memory only. Every form carries the session's CSRF token; the
+login form gets an anonymous session for it, replaced by a fresh one on success (no
+session fixation).
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from dicom_node.admin.users import Identity
+from dicom_node.db import Database
+from dicom_node.db import web_logins as login_rows
 from dicom_node.db.types import utc_now
 
 COOKIE_NAME = "blsnode_session"
@@ -49,10 +54,15 @@ class WebSession:
 
 @dataclass
 class SessionStore:
-    """Server-side sessions by token."""
+    """Server-side sessions by token; logins also in ``database``, when given.
+
+    ``clock`` is wall-clock seconds: a stored login's expiry must mean the same after a
+    restart.
+    """
 
     lifetime_s: float
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.time
+    database: Database | None = None
     _sessions: dict[str, WebSession] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -71,6 +81,17 @@ class SessionStore:
                 oldest = min(self._sessions.values(), key=lambda s: s.expires_at)
                 del self._sessions[oldest.token]
             self._sessions[session.token] = session
+        if identity is not None and self.database is not None:
+            with self.database.sessions.begin() as db:
+                login_rows.save_login(
+                    db,
+                    session.token,
+                    session.csrf,
+                    identity.name,
+                    identity.role,
+                    session.logged_in_at,
+                    _wall(session.expires_at),
+                )
         return session
 
     def get(self, token: str | None) -> WebSession | None:
@@ -79,23 +100,51 @@ class SessionStore:
             return None
         with self._lock:
             session = self._sessions.get(token)
+        if session is None:
+            session = self._stored(token)
             if session is None:
                 return None
-            if session.expires_at <= self.clock():
-                del self._sessions[token]
-                return None
-            return session
+        if session.expires_at <= self.clock():
+            self.end(token)
+            return None
+        return session
 
     def end(self, token: str | None) -> None:
-        """Forget a session (logout)."""
-        if token:
-            with self._lock:
-                self._sessions.pop(token, None)
+        """Forget a session (logout), in memory and in the database."""
+        if not token:
+            return
+        with self._lock:
+            self._sessions.pop(token, None)
+        if self.database is not None:
+            with self.database.sessions.begin() as db:
+                login_rows.end_login(db, token)
+
+    def _stored(self, token: str) -> WebSession | None:
+        """A login from the database (made before a restart), cached in memory."""
+        if self.database is None:
+            return None
+        with self.database.reader() as db:
+            row = login_rows.find_login(db, token, _wall(self.clock()))
+            if row is None:
+                return None
+            session = WebSession(
+                token=token,
+                csrf=row.csrf,
+                expires_at=row.expires_at.timestamp(),
+                identity=Identity(row.user_name, row.role),
+                logged_in_at=row.logged_in_at,
+            )
+        with self._lock:
+            return self._sessions.setdefault(token, session)
 
     def _drop_expired(self) -> None:
         now = self.clock()
         for token in [t for t, s in self._sessions.items() if s.expires_at <= now]:
             del self._sessions[token]
+
+
+def _wall(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 @dataclass

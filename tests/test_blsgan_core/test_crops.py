@@ -44,6 +44,16 @@ def test_affine_round_trip_and_centre() -> None:
     assert np.allclose(np.array(geometry.as_dict()["matrix"]), geometry.matrix)
 
 
+def test_corners_are_the_crop_square_on_the_source() -> None:
+    geometry = CropGeometry(412.3, 733.9, 300.0, angle_deg=-37.0, size=256)
+    corners = geometry.corners
+    sides = np.linalg.norm(np.roll(corners, -1, axis=0) - corners, axis=1)
+    np.testing.assert_allclose(sides, 300.0)  # a square of side_px, in order around it
+    np.testing.assert_allclose(corners.mean(axis=0), [412.3, 733.9])
+    upright = CropGeometry(100.0, 50.0, 20.0, size=20).corners
+    np.testing.assert_allclose(upright, [[90, 40], [110, 40], [110, 60], [90, 60]], atol=1e-9)
+
+
 def test_rotation_sign_turns_the_axis_up() -> None:
     # A bright bar from the centre along bearing 30 degrees (up and to the right).
     source = np.zeros((300, 300), np.float32)

@@ -503,3 +503,13 @@ def test_destinations_stored_from_the_cli(database: Database) -> None:
         assert destination_rows.remove_destination(session, "PACS") is False
     with database.sessions() as session:
         assert destination_rows.stored_destinations(session) == []
+    # The kinds of result it takes survive the round trip, in one order, each once.
+    fields = pacs.model_dump() | {"name": "VIEWER", "results": ["pr", "sr", "pr"]}
+    viewer = DestinationSettings(**fields)
+    assert viewer.results == ["sr", "pr"]
+    with database.sessions.begin() as session:
+        destination_rows.add_destination(session, viewer)
+    with database.sessions() as session:
+        assert destination_rows.stored_destinations(session) == [viewer]
+    with pytest.raises(ValueError, match="leave it out for every kind"):
+        DestinationSettings(name="none", ae_title="A", host="h", port=1, results=[])

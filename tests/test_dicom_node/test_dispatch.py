@@ -214,11 +214,21 @@ def test_destinations_cli(start_node, orthanc, tmp_path: Path) -> None:
     assert clash.exit_code == 1 and "settings file" in clash.output
     bad = run("add", "BAD", "--ae-title", "WAY_TOO_LONG_AE_TITLE", "--host", "h", "--port", "1")
     assert bad.exit_code == 2
+    viewer = run(
+        "add", "VIEWER", "--ae-title", "V", "--host", "h", "--port", "1",
+        "--results", "sr", "--results", "pr",
+    )  # fmt: skip
+    assert viewer.exit_code == 0, viewer.output
+    assert run("add", "X", "--ae-title", "X", "--host", "h", "--port", "1", "--results", "jpg")\
+        .exit_code == 2  # fmt: skip
     listing = json.loads(run("list", "--json").stdout)["destinations"]
-    assert [(d["name"], d["source"]) for d in listing] == [
-        ("FILEDEST", "settings"),
-        ("PACS", "cli"),
+    assert [(d["name"], d["source"], d["results"]) for d in listing] == [
+        ("FILEDEST", "settings", None),
+        ("PACS", "cli", None),
+        ("VIEWER", "cli", ["sr", "pr"]),
     ]
+    assert "sr,pr" in run("list").output
+    assert run("remove", "VIEWER").exit_code == 0
 
     down = run("echo", "PACS", "--json")
     assert down.exit_code == 1

@@ -136,3 +136,19 @@ def test_separation_report_with_baselines_realism_and_figures(
     text = CliRunner().invoke(cli, [*args, "--no-realism"])
     assert text.exit_code == 0, text.output
     assert "overlap psnr" in text.stdout and "realism: skipped" in text.stdout
+
+
+def test_separation_compares_the_model_with_and_without_the_boundary_blend(
+    small_manifest: Path,
+) -> None:
+    """``--boundary-blend compare``: the same shipped model twice; the blend lowers its seams."""
+    args = ["evaluate", "--task", "separation", "--manifest", str(small_manifest),
+            "--split", "val", "--validation-fraction", "0.5", "--max-images", "3",
+            "--no-realism", "--boundary-blend", "compare", "--json"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["separators"] == ["model", "model+blend", "trivial", "identity"]
+    synthetic = report["synthetic"]["shifts 1-8 px"]
+    plain, blended = synthetic["model"]["seam_ratio"], synthetic["model+blend"]["seam_ratio"]
+    assert blended["n"] == plain["n"] > 0 and blended["mean"] < plain["mean"]

@@ -142,3 +142,11 @@ def test_export_writes_a_half_precision_shipped_model_with_its_evaluation(
     full = separate(image, masks, load_model(tiny_run.best_checkpoint))
     half = separate(image, masks, load_model(entry.path))
     assert torch.allclose(full.layers, half.layers, atol=1e-2)
+
+
+def test_export_switches_the_boundary_blend_in_the_config(tmp_path: Path, tiny_run: Any) -> None:
+    target = tmp_path / "weights"
+    for name, flag, expected in (("as-is", [], False), ("blend", ["--boundary-blend"], True)):
+        _json(["models", "export", str(tiny_run.best_checkpoint), name, "--to", str(target),
+               "--no-promote", *flag, "--json"], tmp_path)  # fmt: skip
+        assert load_model(target / f"{name}.pt").config.boundary_blend is expected

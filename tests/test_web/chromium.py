@@ -24,7 +24,6 @@ from websockets.sync.client import ClientConnection, connect
 FLAGS = (
     "--headless",
     "--no-sandbox",
-    "--disable-gpu",
     "--disable-background-networking",
     "--disable-component-update",
     "--no-first-run",
@@ -34,6 +33,14 @@ FLAGS = (
     "--hide-scrollbars",
     "--remote-debugging-port=0",
     "--remote-allow-origins=*",
+)
+# Without a GPU: none for the dashboard's pages; WebGL in software (SwiftShader) for a
+# viewer that draws with it (OHIF's cornerstone3D).
+NO_GPU = ("--disable-gpu",)
+SOFTWARE_WEBGL = (
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--ignore-gpu-blocklist",
 )
 EVENT_TIMEOUT_S = 60.0
 
@@ -50,8 +57,11 @@ def chromium_program() -> str:
 class Chromium:
     """One headless browser with one page (tab), closed on exit."""
 
-    def __init__(self, profile: Path, width: int = 1280, height: int = 900) -> None:
+    def __init__(
+        self, profile: Path, width: int = 1280, height: int = 900, webgl: bool = False
+    ) -> None:
         self.profile = profile
+        self.gpu_flags = SOFTWARE_WEBGL if webgl else NO_GPU
         self.width, self.height = width, height
         self._ids = itertools.count(1)
         self._process: subprocess.Popen[bytes] | None = None
@@ -65,7 +75,13 @@ class Chromium:
         self.profile.mkdir(parents=True, exist_ok=True)
         self._log = (self.profile.parent / "chromium.log").open("wb")
         self._process = subprocess.Popen(
-            [chromium_program(), *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            [
+                chromium_program(),
+                *FLAGS,
+                *self.gpu_flags,
+                f"--user-data-dir={self.profile}",
+                "about:blank",
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

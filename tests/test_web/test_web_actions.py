@@ -58,6 +58,14 @@ def test_adding_echoing_and_removing_a_destination(web_node: WebNode, caplog) ->
     assert response.status_code == 303
     listed = destination_admin.listing(web_node.settings, web_node.database)["destinations"]
     assert [(d["name"], d["port"], d["send"]) for d in listed] == [("viewer2", port, "all")]
+    assert listed[0]["results"] is None  # none ticked: every kind
+    # Ticked kinds: only those (a viewer of presentation states and reports).
+    named = form | {"name": "gsps", "port": str(port), "results": ["sr", "pr"]}
+    assert client.post("/destinations", data=named).status_code == 303
+    listed = destination_admin.listing(web_node.settings, web_node.database)["destinations"]
+    assert [d["results"] for d in listed if d["name"] == "gsps"] == [["sr", "pr"]]
+    assert "sr, pr" in client.get("/destinations").text
+    client.post("/destinations/gsps/remove", data={"csrf": token})
     # A bad value is refused with its reason, and nothing is stored.
     client.post("/destinations", data=form | {"name": "bad", "ae_title": "A\\B", "port": "1"})
     assert "Not added" in client.get("/destinations").text
@@ -70,10 +78,12 @@ def test_adding_echoing_and_removing_a_destination(web_node: WebNode, caplog) ->
     assert actions == [
         "action=destination.add",
         "action=destination.add",
+        "action=destination.remove",
+        "action=destination.add",
         "action=destination.echo",
         "action=destination.remove",
     ]
-    assert "outcome=refused" in _audit_lines(caplog)[1]
+    assert "outcome=refused" in _audit_lines(caplog)[3]
 
 
 def test_a_destination_of_the_settings_file_is_not_removed(web_node: WebNode) -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 
 import pytest
+from sqlalchemy import select
 from web_testing import ADMIN, DESTINATION, VIEWER, WebNode, csrf_of, log_in
 
 from dicom_node.admin import destinations as destination_admin
-from dicom_node.db import DispatchState, JobState
+from dicom_node.admin.users import Identity
+from dicom_node.db import DispatchState, JobState, Role
 from dicom_node.db import dispatches as dispatch_rows
+from dicom_node.db.models import WebLogin
 from dicom_node.settings import DestinationSettings
-from dicom_node.web.security import COOKIE_NAME
+from dicom_node.web.security import COOKIE_NAME, SessionStore
 
 # Pages; {job}, {instance}, {output} are filled from the processed node.
 PAGES = (
@@ -273,3 +276,26 @@ def test_removing_a_user_or_changing_the_password_ends_their_sessions(web_node: 
     assert admin.get("/").status_code == 303
     log_in(admin, ADMIN[0], "a-new-password-2")
     assert admin.get("/").status_code == 200
+
+
+def test_stored_logins_expire_and_keep_only_a_hash_of_the_token(web_node: WebNode) -> None:
+    now = [1_000_000.0]
+    store = SessionStore(3600.0, clock=lambda: now[0], database=web_node.database)
+    session = store.create(Identity(ADMIN[0], Role.ADMIN))
+    anonymous = store.create(None)  # the login form's: memory only
+    with web_node.database.reader() as db:
+        rows = db.scalars(select(WebLogin)).all()
+    assert [(r.user_name, r.role) for r in rows] == [(ADMIN[0], Role.ADMIN)]
+    assert rows[0].token_hash != session.token and session.token not in rows[0].token_hash
+    # A restart: a new store on the same database knows the login, not the anonymous one.
+    restarted = SessionStore(3600.0, clock=lambda: now[0], database=web_node.database)
+    found = restarted.get(session.token)
+    assert found is not None and found.csrf == session.csrf
+    assert found.identity == Identity(ADMIN[0], Role.ADMIN)
+    assert restarted.get(anonymous.token) is None
+    now[0] += 3601.0  # past its lifetime: gone, from a fresh store too
+    assert (
+        SessionStore(3600.0, clock=lambda: now[0], database=web_node.database).get(session.token)
+        is None
+    )
+    assert restarted.get(session.token) is None

@@ -3,10 +3,12 @@ plain HTTP on loopback by default, HTTPS with a Secure cookie when given a certi
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import logging
 import ssl
 import subprocess
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 from node_testing import node_settings
 from pydantic import ValidationError
-from web_testing import ADMIN, password_hash
+from web_testing import ADMIN, csrf_of, password_hash
 
 from blsnode.node import Node
 from dicom_node.db import Role, open_node_database
@@ -77,6 +79,48 @@ def test_with_a_user_serve_runs_the_dashboard_and_logs_its_url(
     node.stop()
     running.clear()
     assert node.web is None
+
+
+def test_a_login_outlives_a_restart_of_serve_until_logout(tmp_path: Path, running) -> None:
+    settings = node_settings(tmp_path / "data", web={"port": 0})
+    _with_admin(settings)
+    # One browser: its cookie jar keeps the session cookie across the node's restarts
+    # (cookies are per host, whatever the port).
+    browser = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+
+    def get(url: str) -> tuple[str, str]:
+        with browser.open(url, timeout=10) as response:
+            return response.geturl(), response.read().decode()
+
+    def post(url: str, fields: dict[str, str]) -> None:
+        data = urllib.parse.urlencode(fields).encode()
+        with browser.open(urllib.request.Request(url, data=data), timeout=10):
+            pass
+
+    node = _start(settings, running)
+    assert node.web is not None
+    _, login = get(f"{node.web.url}login")
+    post(
+        f"{node.web.url}login",
+        {"csrf": csrf_of(login), "name": ADMIN[0], "password": ADMIN[2]},
+    )
+    where, page = get(node.web.url)
+    assert "/login" not in where and 'action="/logout"' in page
+    node.stop()
+
+    node = _start(settings, running)  # a restart: the same cookie still works
+    assert node.web is not None
+    where, page = get(node.web.url)
+    assert "/login" not in where and 'action="/logout"' in page
+    post(f"{node.web.url}logout", {"csrf": csrf_of(page)})
+    node.stop()
+
+    node = _start(settings, running)  # logged out before the restart: still logged out
+    assert node.web is not None
+    where, _ = get(node.web.url)
+    assert "/login" in where
 
 
 def test_the_dashboard_can_be_turned_off_with_users(tmp_path: Path, running) -> None:

@@ -105,6 +105,11 @@ def check_joints(result: PipelineResult) -> None:
         reach = max(np.hypot(cols - centre.x, rows - centre.y))
         hand = next(h for h in result.hands if h.side == side.value)
         assert reach <= 0.6 * 1.2 * hand.mcp2_mcp3_px * np.sqrt(2) + 2
+        # The crop's corners (DICOM pixel coordinates) surround the located centre.
+        assert joint.crop_corners is not None
+        np.testing.assert_allclose(
+            joint.crop_corners.mean(axis=0), [centre.x + 0.5, centre.y + 0.5]
+        )
         assert 0.0 < joint.k <= 1.0
         assert joint.error.mse >= 0 and -1 <= joint.error.ssim <= 1
 
@@ -175,6 +180,8 @@ def test_report_and_timings(left_result) -> None:
         # An MCP joint space is a few mm at most; overlaps are a few mm deep at most.
         assert -4.0 < space["min_width"] <= space["mean_width"] < 5.0
         assert space["overlap_depth"] == pytest.approx(max(0.0, -space["min_width"]))
+        region = group.roi  # placed on the radiograph, by the bones' hull or the crop
+        assert region is not None and len(region.value) >= 4
         widths = [m for m in group.get_measurements() if m.name.meaning == "Joint space width"]
         assert sorted(m.value for m in widths) == pytest.approx(
             [space["min_width"], space["mean_width"]]

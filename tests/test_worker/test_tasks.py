@@ -29,9 +29,10 @@ from blsnode.cli.main import cli
 from dicom_node.db import Dispatch, DispatchState, Job, JobState, JointMeasurement, Output
 from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
+from dicom_node.db.destinations import add_destination
 from dicom_node.db.types import utc_now
 from dicom_node.queue.broker import DISPATCH_TASK, PROCESS_TASK, TaskSender
-from dicom_node.settings import Settings
+from dicom_node.settings import DestinationSettings, ResultKind, Settings
 from worker.celery_app import WorkerApp, create_app
 from worker.jobs import lease_renewed
 
@@ -300,7 +301,13 @@ def test_a_destination_gets_only_the_kinds_of_result_it_takes(
     promote_blsgan(settings.model_registry_dir)
     app = create_app(settings)
     try:
-        job_id = add_job(settings, dx_left, ["pacs", "gsps"])
+        # One added from the command line or the dashboard (stored in the database).
+        with app.context.database.sessions.begin() as session:
+            add_destination(
+                session,
+                DestinationSettings(name="seg-only", **viewer, results=[ResultKind.SEG]),
+            )
+        job_id = add_job(settings, dx_left, ["pacs", "gsps", "seg-only"])
         assert app.tasks[PROCESS_TASK](job_id)["state"] == "done"
         outputs = {o.id: o.kind.value for o in _rows(app, Output)}
         sent = {}
@@ -310,3 +317,4 @@ def test_a_destination_gets_only_the_kinds_of_result_it_takes(
         app.context.close()
     assert sorted(sent["pacs"]) == sorted(outputs.values())  # all 19
     assert sorted(sent["gsps"]) == ["pr", "sr"]
+    assert sent["seg-only"] == ["seg"]

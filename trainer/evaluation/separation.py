@@ -183,13 +183,19 @@ def trivial_separator(
     return SeparationResult(layers, identity.k, reconstruct(layers, masks, identity.k))
 
 
-def model_separator(model: BLSGANModel, device: torch.device | str | None = None) -> Separator:
-    """A separator running ``model`` through :func:`blsgan_core.inference.separate`."""
+def model_separator(
+    model: BLSGANModel,
+    device: torch.device | str | None = None,
+    *,
+    boundary_blend: bool | None = None,
+) -> Separator:
+    """A separator running ``model`` through :func:`blsgan_core.inference.separate`
+    (``boundary_blend``: as there; ``None`` follows the model's config)."""
 
     def run(
         images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor
     ) -> SeparationResult:
-        return separate(images, masks, model, device=device)
+        return separate(images, masks, model, device=device, boundary_blend=boundary_blend)
 
     return run
 

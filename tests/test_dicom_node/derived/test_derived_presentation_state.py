@@ -11,7 +11,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from dicom_node.derived.model import RadiographResult
-from dicom_node.derived.presentation_state import build_presentation_state, mask_outlines
+from dicom_node.derived.presentation_state import build_presentation_state
 from dicom_node.derived.source import with_usable_copied_attributes
 from dicom_node.derived.uids import OutputUids
 from dicom_node.settings import OutputSettings
@@ -27,21 +27,6 @@ def _inside(mask: np.ndarray, points: np.ndarray) -> float:
     grown[:, 1:] |= grown[:, :-1].copy()
     grown[:, :-1] |= grown[:, 1:].copy()
     return float(grown[rows, columns].mean())
-
-
-def test_mask_outlines_are_closed_pixel_coordinates_around_the_mask() -> None:
-    mask = np.zeros((40, 60), bool)
-    mask[10:20, 5:25] = True  # rows 10-19, columns 5-24
-    (outline,) = mask_outlines(mask)
-    np.testing.assert_array_equal(outline[0], outline[-1])
-    # (column, row) with pixel centres at index + 0.5: the box's border band.
-    assert 5.0 <= outline[:, 0].min() <= 5.5 and 24.5 <= outline[:, 0].max() <= 25.0
-    assert 10.0 <= outline[:, 1].min() <= 10.5 and 19.5 <= outline[:, 1].max() <= 20.0
-    assert mask_outlines(np.zeros((40, 60), bool)) == []
-    edge = np.zeros((10, 10), bool)
-    edge[0:5, 0:5] = True  # touches the border: still one closed outline
-    (closed,) = mask_outlines(edge)
-    np.testing.assert_array_equal(closed[0], closed[-1])
 
 
 def test_presentation_state_round_trip_and_dciodvfy(

@@ -6,11 +6,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import highdicom as hd
+import numpy as np
 import pytest
 from derived_fixtures import AtlasHand, synthetic_result
 from dicom_factory import make_cr, write_dataset
 from dicom_validation import assert_passes_dciodvfy
 from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes as dicom_codes
+from skimage.draw import polygon2mask
 
 from dicom_node.derived import codes
 from dicom_node.derived.model import HandResult, Joint, JointSpaceChange, RadiographResult
@@ -60,16 +63,15 @@ def test_report_round_trip(
 
     groups = read.content.get_planar_roi_measurement_groups()
     assert len(groups) == 5
+    # Every group has an image region: what OHIF needs to draw it on the radiograph.
+    assert groups == read.content.get_planar_roi_measurement_groups(
+        reference_type=dicom_codes.DCM.ImageRegion, graphic_type=hd.sr.GraphicTypeValues.POLYLINE
+    )
     spacing = (0.3, 0.3)  # Imager Pixel Spacing of the half-scale fixture
     for group, (side, joint) in zip(groups, result_left.joints(), strict=True):
-        assert group.tracking_uid == uids_left.tracking(side, joint.joint, "overlap")
-        frame = group.referenced_segmentation_frame
-        assert frame is not None
-        assert frame[0].referenced_sop_instance_uid == segmentation.SOPInstanceUID
-        frame_number = frame[0].referenced_frame_numbers[0]
-        description = segmentation.get_segment_description(frame_number)
-        assert description.segment_label == f"{joint.joint} {side} overlap"
-        assert frame[1].referenced_sop_instance_uid == dx_left.SOPInstanceUID
+        assert group.tracking_uid == uids_left.tracking(side, joint.joint, "joint")
+        assert group.tracking_identifier == f"{joint.joint} {side} joint"
+        _check_region(group, dx_left, joint.upper_mask | joint.lower_mask)
         assert [site.value for site in group.finding_sites] == [
             codes.METACARPOPHALANGEAL_JOINT,
             codes.DIGITS[joint.joint],
@@ -87,6 +89,26 @@ def test_report_round_trip(
         )
     thumb = _measurements(groups[0])
     assert thumb["Area"][0] == 0.0 and result_left.hands[0].joints[0].joint == Joint.MCP1
+
+
+def _check_region(
+    group: hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations, source: Dataset, bones: np.ndarray
+) -> None:
+    """The group's region is a closed polygon on ``source`` around (nearly) all ``bones``."""
+    region = group.roi
+    assert region is not None and region.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
+    (reference,) = region.ContentSequence
+    assert reference.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    points = region.value
+    np.testing.assert_array_equal(points[0], points[-1])
+    assert points[:, 0].min() >= 0 and points[:, 0].max() <= source.Columns
+    assert points[:, 1].min() >= 0 and points[:, 1].max() <= source.Rows
+    # (column, row) with pixel centres at index + 0.5 -> (row, column) indices.
+    inside = polygon2mask(bones.shape, points[:, ::-1] - 0.5)
+    assert np.count_nonzero(inside & bones) >= 0.98 * np.count_nonzero(bones)
+    rows, columns = np.nonzero(bones)
+    box = (np.ptp(rows) + 1) * (np.ptp(columns) + 1)
+    assert np.count_nonzero(bones) <= np.count_nonzero(inside) <= box
 
 
 def _space(
@@ -188,3 +210,30 @@ def test_report_refuses_a_foreign_segmentation(
     segmentation = build_segmentation(dx_left, result_left, outputs, other)
     with pytest.raises(ValueError, match="is not this result's"):
         build_structured_report(dx_left, segmentation, result_left, outputs, uids_left)
+
+
+def test_joint_without_bones_is_placed_by_its_crop(
+    dx_left: Dataset,
+    result_left: RadiographResult,
+    outputs: OutputSettings,
+    uids_left: OutputUids,
+    tmp_path: Path,
+) -> None:
+    hand = result_left.hands[0]
+    empty = np.zeros_like(hand.joints[2].upper_mask)
+    corners = np.array([[100.5, 200.0], [180.0, 190.5], [190.0, 270.0], [-5.0, 280.0]])
+    blank = replace(hand.joints[2], upper_mask=empty, lower_mask=empty, crop_corners=corners)
+    joints = (*hand.joints[:2], blank, *hand.joints[3:])
+    result = RadiographResult(result_left.model, (HandResult(hand.side, joints),))
+    _, _, path = _report(dx_left, result, outputs, tmp_path / "sr-blank.dcm")
+    assert_passes_dciodvfy(path, "ComprehensiveSR")
+    group = hd.sr.srread(path).content.get_planar_roi_measurement_groups()[2]
+    region = group.roi
+    assert region is not None
+    # The crop's square, clipped to the image, closed.
+    np.testing.assert_allclose(region.value, [*np.clip(corners, 0, None), corners[0]])
+    without = replace(blank, crop_corners=None)
+    result = RadiographResult(result_left.model, (HandResult(hand.side, (without,)),))
+    segmentation = build_segmentation(dx_left, result, outputs, uids_left)
+    with pytest.raises(ValueError, match="no image region"):
+        build_structured_report(dx_left, segmentation, result, outputs, uids_left)

@@ -6,6 +6,7 @@ import copy
 import logging
 from pathlib import Path
 
+import highdicom as hd
 import pytest
 from dicom_factory import write_dataset
 from dicom_validation import assert_passes_dciodvfy
@@ -137,6 +138,24 @@ def test_every_output_names_this_node_and_this_model_as_its_equipment(
             result_left.model.version,
             "node-7",
         ), item.label
+
+
+def test_numbers_read_from_a_file_are_kept(
+    dx_left: Dataset,
+    result_left: RadiographResult,
+    outputs: OutputSettings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Decimal strings read back from a file (pydicom's DSfloat) are well-formed values."""
+    read = dcmread(write_dataset(dx_left, tmp_path / "source.dcm"))
+    with caplog.at_level("WARNING"):
+        written = write_outputs(read, result_left, outputs, tmp_path / "out")
+    assert not [r for r in caplog.records if "malformed" in r.getMessage()]
+    report = next(item for item in written if item.kind == OutputKind.STRUCTURED_REPORT)
+    group = hd.sr.srread(report.path).content.get_planar_roi_measurement_groups()[1]
+    area = next(m for m in group.get_measurements() if m.name.meaning == "Area")
+    assert area.unit.value == "mm2"  # the source's Imager Pixel Spacing was used
 
 
 MALFORMED = {

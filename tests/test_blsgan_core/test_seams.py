@@ -1,0 +1,127 @@
+"""The Poisson boundary blend of generated layers (blsgan_core/seams.py): hand-made cases."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from blsgan_core.inference import separate
+from blsgan_core.laplace import poisson_fill
+from blsgan_core.model import BLSGANConfig, BLSGANModel, load_model, model_checkpoint, save_model
+from blsgan_core.reconstruction import reconstruct
+from blsgan_core.seams import blend_batch, blend_layer, blend_layers
+
+HEIGHT, WIDTH = 32, 24
+
+
+def _masks() -> np.ndarray:
+    """Upper bone rows 0-19, lower bone rows 12-31: the overlap is rows 12-19."""
+    masks = np.zeros((2, HEIGHT, WIDTH), dtype=bool)
+    masks[0, :20] = True
+    masks[1, 12:] = True
+    return masks
+
+
+def _ramp() -> np.ndarray:
+    rows, cols = np.mgrid[:HEIGHT, :WIDTH]
+    return 0.3 + 0.01 * rows + 0.005 * cols
+
+
+def test_a_constant_offset_inside_the_overlap_is_removed() -> None:
+    masks = _masks()
+    overlap = masks.sum(axis=0) >= 2
+    truth = _ramp()
+    for index in range(2):  # the upper layer meets its rest above, the lower one below
+        generated = np.where(overlap, truth + 0.1, truth) * masks[index]
+        blended = blend_layer(generated, truth, masks[index], overlap)
+        assert np.abs(generated - truth)[overlap].min() == pytest.approx(0.1)
+        assert np.abs(blended - truth)[masks[index]].max() < 1e-3
+        assert np.all(blended[~masks[index]] == 0)
+
+
+def test_a_layer_without_a_seam_stays_as_it_is() -> None:
+    masks = _masks()
+    overlap = masks.sum(axis=0) >= 2
+    noise = np.random.default_rng(0).normal(size=(HEIGHT, WIDTH))
+    texture = _ramp() + 0.3 * ndimage.gaussian_filter(noise, 3)
+    layers = texture * masks
+    blended = blend_layers(layers, texture, masks)
+    change = np.abs(blended - layers)
+    assert change[~overlap[None] & masks].max() < 1e-6  # the input outside the overlap
+    assert change[:, overlap].mean() < 2e-3
+    assert change.max() < 1e-2
+
+
+def test_a_part_without_a_dirichlet_neighbour_keeps_its_layer() -> None:
+    # The upper bone lies inside the lower one: its whole overlap is bounded by its own
+    # outline (no Dirichlet value), so only the screening fixes the level there.
+    masks = np.zeros((2, HEIGHT, WIDTH), dtype=bool)
+    masks[0, 8:16, 6:14] = True
+    masks[1, 4:28, 2:20] = True
+    overlap = masks.sum(axis=0) >= 2
+    layer = np.where(masks[0], _ramp() + 0.2, 0.0)
+    blended = blend_layer(layer, _ramp(), masks[0], overlap)
+    assert np.all(np.isfinite(blended))
+    assert np.abs(blended - layer).max() < 1e-5
+    with pytest.raises(ValueError, match="no unique solution"):
+        poisson_fill(layer, overlap, guidance=layer, dirichlet=masks[0] & ~overlap)
+
+
+def test_blend_batch_checks_shapes_and_passes_an_empty_overlap_through() -> None:
+    masks = _masks()
+    masks[1, :20] = False  # apart: nothing to blend
+    image = _ramp()
+    layers = torch.from_numpy(image * masks).float()[None]
+    blended = blend_batch(
+        layers, torch.from_numpy(image).float()[None, None], torch.from_numpy(masks)[None]
+    )
+    assert torch.allclose(blended, layers)
+    with pytest.raises(ValueError, match="layers and masks"):
+        blend_layers(np.zeros((2, 4, 4)), np.zeros((4, 4)), np.zeros((2, 4, 5), dtype=bool))
+
+
+def _identity_model(config: BLSGANConfig, blend: bool) -> BLSGANModel:
+    """A fresh input-skip generator returns the identity layers ``J * M_i``."""
+    generator = replace(config.generator, input_skip=True)
+    return BLSGANModel(replace(config, generator=generator, boundary_blend=blend))
+
+
+def _double_bone() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A joint whose overlap is 0.2 brighter than either bone: identity layers have a seam."""
+    masks = _masks()
+    truth = _ramp()
+    image = np.where(masks.sum(axis=0) >= 2, truth + 0.2, truth).astype(np.float32)
+    return image, masks, truth
+
+
+def test_the_models_switch_is_followed_and_survives_its_checkpoint(
+    tiny_config: BLSGANConfig, tmp_path: Path
+) -> None:
+    image, masks, truth = _double_bone()
+    overlap = masks.sum(axis=0) >= 2
+    save_model(tmp_path / "blend.pt", _identity_model(tiny_config, True), "1", half=True)
+    model = load_model(tmp_path / "blend.pt")
+    assert model.config.boundary_blend is True
+    blended = separate(image[None], masks[None], model)
+    plain = separate(image[None], masks[None], model, boundary_blend=False)
+    for index in range(2):
+        assert np.abs(plain.layers[0, index].numpy() - truth)[overlap].mean() > 0.19
+        assert np.abs(blended.layers[0, index].numpy() - truth)[overlap].max() < 5e-3
+    expected = reconstruct(blended.layers, torch.from_numpy(masks)[None].float(), blended.k)
+    assert torch.allclose(blended.reconstruction, expected)
+    off = _identity_model(tiny_config, False)
+    assert torch.allclose(separate(image[None], masks[None], off).layers, plain.layers, atol=1e-6)
+
+
+def test_old_checkpoints_load_with_the_blend_off(tiny_config: BLSGANConfig) -> None:
+    old = model_checkpoint(BLSGANModel(tiny_config), "0")
+    del old.config["boundary_blend"]
+    assert BLSGANConfig.from_dict(old.config).boundary_blend is False
+    assert BLSGANConfig.from_dict(replace(tiny_config, boundary_blend=True).to_dict()) == replace(
+        tiny_config, boundary_blend=True
+    )
