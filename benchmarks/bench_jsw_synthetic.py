@@ -8,7 +8,7 @@ the do-nothing baselines (see ``trainer/evaluation/jsw_accuracy.py``).
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/bench_jsw_synthetic.py [--manifest PATH] [--seed 0]
-        [--split val|all]
+        [--split val|all] [--lateral-jitter 2]
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from pathlib import Path
 
 from blsgan_core.data import read_manifests
 from blsgan_core.segment import load_segmenter
+from blsgan_core.synthetic import SyntheticConfig
 from trainer.evaluation.jsw_accuracy import synthetic_jsw_accuracy
+from trainer.model_card import recorded_split
 
 DEFAULT_MANIFEST = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mcp_joints" / "manifest.json"
@@ -37,14 +39,21 @@ def main() -> None:
         default="val",
         help="val: only the joints the shipped segmenter was not trained on",
     )
+    parser.add_argument(
+        "--lateral-jitter",
+        type=int,
+        default=SyntheticConfig().lateral_jitter,
+        help="sideways shift range (px); 0 makes the analytic width exact",
+    )
     args = parser.parse_args()
     segmenter = load_segmenter()
     records = read_manifests(args.manifest).records
     if args.split == "val":
-        cases = set(segmenter.metadata["split"]["val_cases"])
+        cases = set(recorded_split(segmenter.metadata)["val_cases"])
         records = tuple(r for r in records if r.case in cases)
     started = time.perf_counter()
-    report = synthetic_jsw_accuracy(records, segmenter, seed=args.seed)
+    config = SyntheticConfig(lateral_jitter=args.lateral_jitter)
+    report = synthetic_jsw_accuracy(records, segmenter, seed=args.seed, config=config)
     report["split"] = args.split
     report["seconds"] = time.perf_counter() - started
     print(json.dumps(report, indent=1))

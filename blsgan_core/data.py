@@ -147,9 +147,13 @@ def validate_record(
     manifest: Path,
     *,
     size: int = DEFAULT_SIZE,
-    max_mask_iou: float = DEFAULT_MAX_MASK_IOU,
+    max_mask_iou: float | None = DEFAULT_MAX_MASK_IOU,
 ) -> JointRecord:
-    """Check one manifest record (see the module docstring); raise ``InvalidRecordError``."""
+    """Check one manifest record (see the module docstring); raise ``InvalidRecordError``.
+
+    ``max_mask_iou=None`` keeps masks drawn on one bone: the caller judges the record by
+    its ``mask_iou`` (the segmenter reports such records instead of dropping them).
+    """
     case = raw.get("case")
     if not isinstance(case, str) or not case:
         raise InvalidRecordError("field 'case' is missing")
@@ -168,7 +172,7 @@ def validate_record(
             raise InvalidRecordError(f"{name} mask is empty")
     overlap = int(np.count_nonzero(masks["upper"] & masks["lower"]))
     iou = mask_iou(masks["upper"], masks["lower"])
-    if iou >= max_mask_iou:
+    if max_mask_iou is not None and iou >= max_mask_iou:
         raise InvalidRecordError(
             f"upper and lower masks cover the same bone (IoU {iou:.2f} >= {max_mask_iou})"
         )
@@ -182,14 +186,14 @@ def read_manifests(
     paths: Sequence[Path] | Path,
     *,
     size: int = DEFAULT_SIZE,
-    max_mask_iou: float = DEFAULT_MAX_MASK_IOU,
+    max_mask_iou: float | None = DEFAULT_MAX_MASK_IOU,
 ) -> ManifestContents:
     """Validate every record of one or more manifests; duplicates of an image are rejected."""
     if isinstance(paths, Path):
         paths = [paths]
     if not paths:
         raise ValueError("no manifest given")
-    if not 0 < max_mask_iou <= 1:
+    if max_mask_iou is not None and not 0 < max_mask_iou <= 1:
         raise ValueError(f"max_mask_iou must be in (0, 1], got {max_mask_iou}")
     records: list[JointRecord] = []
     rejected: list[Rejection] = []

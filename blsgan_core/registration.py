@@ -62,6 +62,13 @@ class RigidRegistration:
     mse: float
     mse_identity: float
 
+    def baseline_point(self, x: float, y: float) -> tuple[float, float]:
+        """Where the follow-up point (x, y) lay on the baseline, for this bone."""
+        angle = math.radians(self.angle_deg)
+        cos, sin = math.cos(angle), math.sin(angle)
+        px, py = x - self.centre[0] - self.dx, y - self.centre[1] - self.dy
+        return (cos * px + sin * py + self.centre[0], -sin * px + cos * py + self.centre[1])
+
 
 def _check(image: NDArray[np.floating], mask: NDArray[np.bool_], name: str) -> None:
     if image.ndim != 2 or image.shape != mask.shape:
@@ -79,6 +86,23 @@ def _window(first: NDArray[np.bool_], second: NDArray[np.bool_]) -> tuple[slice,
     )
 
 
+def _inverse_map(
+    params: NDArray[np.float64], centre: NDArray[np.float64], origin: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(row, col) matrix and offset for ndimage: output pixel -> baseline pixel.
+
+    ``params`` are (dx, dy, angle in degrees) about ``centre`` (x, y); ``origin`` (x, y) is
+    where the output grid starts on the full grid.
+    """
+    dx, dy, angle = float(params[0]), float(params[1]), math.radians(float(params[2]))
+    cos, sin = math.cos(angle), math.sin(angle)
+    # Output pixel p (full grid) samples the baseline at R^-1 (p - c - d) + c.
+    inverse = np.array([[cos, sin], [-sin, cos]])  # (x, y) rotation by -angle
+    offset = centre - inverse @ (centre + np.array([dx, dy]) - origin)
+    # ndimage works in (row, col): swap the axes of the (x, y) map.
+    return inverse[::-1, ::-1], offset[::-1]
+
+
 class _Problem:
     """The moved baseline against the follow-up, as a function of (dx, dy, angle)."""
 
@@ -90,6 +114,7 @@ class _Problem:
         fixed_mask: NDArray[np.bool_],
         window: tuple[slice, slice],
         centre: tuple[float, float],
+        region: NDArray[np.bool_],
     ) -> None:
         # Linear samples for the coarse fit; cubic B-spline coefficients (computed once)
         # for the fine fit and the reported MSE: linear interpolation has kinks at every
@@ -99,18 +124,14 @@ class _Problem:
         rows, cols = window
         self.fixed = fixed[window]
         self.fixed_mask = fixed_mask[window]
+        self.region = region[window]
+        self.weight = self.region.astype(np.float32)
         self.origin = np.array([cols.start, rows.start], dtype=float)
         self.centre = np.asarray(centre, dtype=float)
 
     def _map(self, params: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(row, col) matrix and offset: window pixel -> baseline pixel."""
-        dx, dy, angle = float(params[0]), float(params[1]), math.radians(float(params[2]))
-        cos, sin = math.cos(angle), math.sin(angle)
-        # Output pixel p (full grid) samples the baseline at R^-1 (p - c - d) + c.
-        inverse = np.array([[cos, sin], [-sin, cos]])  # (x, y) rotation by -angle
-        offset = self.centre - inverse @ (self.centre + np.array([dx, dy]) - self.origin)
-        # ndimage works in (row, col): swap the axes of the (x, y) map.
-        return inverse[::-1, ::-1], offset[::-1]
+        return _inverse_map(params, self.centre, self.origin)
 
     def moved(self, params: NDArray[np.float64], order: int = 3) -> NDArray[np.float32]:
         """Baseline image moved by ``params``, on the window's grid."""
@@ -120,8 +141,8 @@ class _Problem:
         )
 
     def residuals(self, params: NDArray[np.float64], order: int) -> NDArray[np.float32]:
-        """Differences over the whole window (zero where neither bone lies)."""
-        return (self.moved(params, order) - self.fixed).ravel()
+        """Differences over the window's region (zero where neither bone lies)."""
+        return ((self.moved(params, order) - self.fixed) * self.weight).ravel()
 
     def mse(self, params: NDArray[np.float64]) -> float:
         """Mean squared difference over both outlines after moving by ``params``."""
@@ -129,7 +150,7 @@ class _Problem:
         mask = ndimage.affine_transform(
             self.moving_mask, matrix, offset, self.fixed.shape, order=1, prefilter=False
         )
-        region = (mask >= 0.5) | self.fixed_mask
+        region = ((mask >= 0.5) | self.fixed_mask) & self.region
         return float(np.mean((self.moved(params)[region] - self.fixed[region]) ** 2))
 
     def fit(self, start: NDArray[np.float64], order: int, evaluations: int) -> NDArray[np.float64]:
@@ -152,12 +173,15 @@ def register_bone(
     moving_mask: NDArray[np.bool_],
     fixed: NDArray[np.floating],
     fixed_mask: NDArray[np.bool_],
+    region: NDArray[np.bool_] | None = None,
 ) -> RigidRegistration:
     """Register the baseline bone image ``moving`` onto the follow-up ``fixed``.
 
     Both images are grey values (bright = bone) zero outside their bone's outline, given
-    by the masks. Raises ``ValueError`` for images and masks of different shapes or an
-    empty mask.
+    by the masks. ``region`` (follow-up grid, default everywhere) limits where
+    differences count: a partial registration, e.g. away from the crop's border, where a
+    bone cut off by the crop has an edge that stays put whatever the bone does. Raises
+    ``ValueError`` for images and masks of different shapes or an empty mask.
     """
     moving = np.asarray(moving, dtype=np.float32)
     fixed = np.asarray(fixed, dtype=np.float32)
@@ -169,12 +193,15 @@ def register_bone(
         raise ValueError(f"baseline {moving.shape} and follow-up {fixed.shape} differ in size")
     moving = np.where(moving_mask, moving, 0.0).astype(np.float32)
     fixed = np.where(fixed_mask, fixed, 0.0).astype(np.float32)
+    region = np.ones(fixed.shape, bool) if region is None else np.asarray(region, dtype=bool)
+    if region.shape != fixed.shape or not (region & fixed_mask).any():
+        raise ValueError(f"region {region.shape} must be the images' shape and meet the bone")
     rows, cols = np.nonzero(moving_mask)
     centre = (float(cols.mean()), float(rows.mean()))
-    shift_rc, _, _ = phase_cross_correlation(fixed, moving, upsample_factor=10)
+    shift_rc, _, _ = phase_cross_correlation(fixed * region, moving * region, upsample_factor=10)
     start = np.array([shift_rc[1], shift_rc[0], 0.0])
     window = _window(fixed_mask, moving_mask | ndimage.shift(moving_mask, shift_rc, order=0))
-    problem = _Problem(moving, moving_mask, fixed, fixed_mask, window, centre)
+    problem = _Problem(moving, moving_mask, fixed, fixed_mask, window, centre, region)
     identity = problem.mse(np.zeros(3))
     # Phase correlation can lock onto the wrong peak; keep the better of it and no motion.
     if identity < problem.mse(start):
@@ -189,3 +216,20 @@ def register_bone(
         mse=problem.mse(params),
         mse_identity=identity,
     )
+
+
+def apply_motion(
+    image: NDArray[np.floating], registration: RigidRegistration, *, order: int = 3
+) -> NDArray[np.float32]:
+    """The baseline ``image`` (any image of the baseline's grid) moved by ``registration``.
+
+    The result lies on the follow-up's grid, zero where the moved image does not reach.
+    Use it to judge a motion on images other than the ones it was estimated from (e.g.
+    the raw radiograph, whatever layers the registration saw). ``order`` 0 moves masks.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"image must be 2-D, got shape {image.shape}")
+    params = np.array([registration.dx, registration.dy, registration.angle_deg])
+    matrix, offset = _inverse_map(params, np.asarray(registration.centre, dtype=float), np.zeros(2))
+    return ndimage.affine_transform(image, matrix, offset, image.shape, order=order)

@@ -147,6 +147,19 @@ class NetworkSettings(_Section):
     # needs 35 kB/s): a peer trickling a byte every few seconds, each read within
     # ``network_timeout_s``, no longer holds its slot for as long as it likes.
     pdu_deadline_s: float = Field(default=30.0, gt=0)
+    # A connection must send its A-ASSOCIATE-RQ within this many seconds (the ARTIM
+    # timer of PS3.8 9.1.5, which pynetdicom sets to the ACSE timeout): a caller sends it
+    # at once, so a connection silent this long is a port scan, a stale load balancer
+    # probe or an attacker holding sockets, and is closed.
+    association_request_timeout_s: float = Field(default=10.0, gt=0)
+    # Every DIMSE message (a C-STORE request with its data set) must arrive within
+    # ``transfer_grace_s`` of its first fragment plus one second per
+    # ``min_transfer_rate_bytes_s`` bytes, or the association is aborted: a sender of
+    # small whole PDUs every few seconds (each within ``pdu_deadline_s``) no longer holds
+    # its slot for as long as it likes. 100 kB/s (0.8 Mbit/s) takes a 30 MB radiograph
+    # in 5 minutes; lower it for callers on slower links.
+    min_transfer_rate_bytes_s: float = Field(default=100_000.0, gt=0)
+    transfer_grace_s: float = Field(default=10.0, ge=0)
     acse_timeout_s: float = Field(default=30.0, gt=0)
     dimse_timeout_s: float = Field(default=60.0, gt=0)
     network_timeout_s: float = Field(default=60.0, gt=0)
@@ -476,6 +489,15 @@ class OutputSettings(_Section):
         return None if value is None else validate_uid_prefix(value)
 
 
+class PriorPacsSettings(_Section):
+    """A PACS asked for the patient's previous radiograph (Study Root Query/Retrieve)."""
+
+    ae_title: str = Field(min_length=1, max_length=16)
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
 class FollowUpSettings(_Section):
     """Linking a patient's radiographs for follow-up, without storing who the patient is.
 
@@ -486,6 +508,9 @@ class FollowUpSettings(_Section):
     """
 
     site_secret: SecretStr | None = Field(default=None, min_length=16)
+    # Where to look for a prior this node never processed (C-FIND, then C-MOVE to
+    # ``network.ae_title``, which the PACS must know as a move destination).
+    pacs: PriorPacsSettings | None = None
 
 
 class Settings(BaseSettings):
@@ -535,6 +560,11 @@ class Settings(BaseSettings):
     def output_dir(self) -> Path:
         """Directory of the derived objects workers write (one folder per source image)."""
         return self.data_dir / "outputs"
+
+    @property
+    def layers_dir(self) -> Path:
+        """Directory of each processed radiograph's joint layers, a follow-up's baseline."""
+        return self.data_dir / "layers"
 
     @property
     def log_dir(self) -> Path:
@@ -643,6 +673,7 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
     data["paths"] = {
         "spool_dir": str(settings.spool_dir),
         "output_dir": str(settings.output_dir),
+        "layers_dir": str(settings.layers_dir),
         "log_dir": str(settings.log_dir),
         "broker_queue_dir": str(settings.broker_queue_dir),
     }

@@ -1,5 +1,9 @@
 """Export a trained model for shipping: fp16 weights, model cards, promoted by default.
 
+Every kind ships through :func:`fp16_copy` and gets its card from
+:mod:`trainer.model_card`; BLS-GAN models go through the registry (:func:`export_half`),
+the front-end networks to a named file (:func:`trainer.frontend.run.export`).
+
 The package's shipped weights (``blsgan_core/weights/``) are a read-only registry the
 node falls back to when its own registry has nothing promoted. Shipping in fp16 halves
 the file (a ``cpu``-preset model with its supervisor is ~9 MB); ``load_state_dict``
@@ -13,10 +17,34 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from blsgan_core.checkpoint import load_checkpoint
+from blsgan_core.checkpoint import Checkpoint, load_checkpoint
 from blsgan_core.model import MODEL_KIND
 from blsgan_core.registry import SHIPPED_WEIGHTS_DIR, ModelEntry, ModelRegistry
-from trainer.model_registry import card_markdown
+from trainer.model_card import card_markdown
+
+
+def fp16_copy(checkpoint: Checkpoint, source: Path, **metadata: Any) -> Checkpoint:
+    """``checkpoint`` with its float tensors in fp16, saying where it came from.
+
+    Every kind ships this way; ``metadata`` (the export command, an evaluation, a
+    summary for the card) is added to the checkpoint's own.
+    """
+    return replace(
+        checkpoint,
+        state={
+            network: {
+                key: value.half() if value.is_floating_point() else value
+                for key, value in tensors.items()
+            }
+            for network, tensors in checkpoint.state.items()
+        },
+        metadata={
+            **checkpoint.metadata,
+            "exported_from": str(source),
+            "precision": "fp16",
+            **metadata,
+        },
+    )
 
 
 def export_half(
@@ -27,6 +55,7 @@ def export_half(
     promote: bool = True,
     evaluation: dict[str, Any] | None = None,
     boundary_blend: bool | None = None,
+    command: str | None = None,
 ) -> ModelEntry:
     """Write ``checkpoint`` as fp16 ``<directory>/<name>.pt`` with its cards; promote it.
 
@@ -35,30 +64,15 @@ def export_half(
     (held-out real and generated patches) is copied next to the card as
     ``<name>-realism.png``, which the card shows. ``boundary_blend`` (if not ``None``)
     sets the config's switch of the Poisson seam blend (:mod:`blsgan_core.seams`), so any
-    checkpoint can ship with it on or off without retraining.
+    checkpoint can ship with it on or off without retraining. ``command`` is the export
+    command line, for the card.
     """
     source = load_checkpoint(checkpoint, expected_kind=MODEL_KIND)
     evaluation, figure = _card_figure(evaluation, name)
-    config = dict(source.config)
     if boundary_blend is not None:
-        config["boundary_blend"] = boundary_blend
-    half = replace(
-        source,
-        config=config,
-        state={
-            network: {
-                key: value.half() if value.is_floating_point() else value
-                for key, value in tensors.items()
-            }
-            for network, tensors in source.state.items()
-        },
-        metadata={
-            **source.metadata,
-            "exported_from": str(checkpoint),
-            "precision": "fp16",
-            **({"evaluation": evaluation} if evaluation is not None else {}),
-        },
-    )
+        source = replace(source, config={**source.config, "boundary_blend": boundary_blend})
+    extra = {"evaluation": evaluation} if evaluation is not None else {}
+    half = fp16_copy(source, checkpoint, export_command=command, **extra)
     registry = ModelRegistry(directory, shipped_dir=None)
     entry = registry.register(half, name)
     if figure is not None:

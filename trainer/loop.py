@@ -6,8 +6,11 @@ A run lives in one folder (``out``)::
     last.pt        the model after the last finished epoch (blsgan_core checkpoint)
     best.pt        the model with the best selection score (trainer.separation_measures)
     log.csv        one row per epoch: losses, throughput, validation metrics
+    log.jsonl      the same rows as JSON lines
     rejected.json  manifest records that failed validation, with the reason
     plots/         loss curves, metrics against overlap size, example joints (PNG)
+
+The first five are written as every trainer writes them (:mod:`trainer.run_files`).
 
 Everything random comes from the config's seeds: network initialisation from
 ``torch.manual_seed(seed)``, the data from ``(seed, phase, epoch, index)``. So a run is
@@ -30,7 +33,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from blsgan_core.checkpoint import Checkpoint, save_checkpoint
+from blsgan_core.checkpoint import Checkpoint
 from blsgan_core.model import BLSGANConfig, BLSGANModel, model_checkpoint
 from blsgan_core.synthetic import SyntheticConfig
 from trainer import plots
@@ -43,21 +46,22 @@ from trainer.datasets import (
     phase_items,
     prepare_data,
 )
-from trainer.run_records import model_metadata, model_version, write_csv
+from trainer.run_files import BEST, LAST, finish_epoch
+from trainer.run_records import model_metadata, model_version
 from trainer.state import (
     STATE_FILE,
     TrainingState,
     load_network_states,
     load_training_state,
     network_states,
-    save_training_state,
+    resumed_provenance,
 )
 from trainer.steps import Batch, StepSettings, supervisor_of, training_step
 from trainer.validation import BEST_METRIC, Validation
 
 logger = logging.getLogger(__name__)
 
-LAST, BEST, LOG, REJECTED, PLOTS = "last.pt", "best.pt", "log.csv", "rejected.json", "plots"
+REJECTED, PLOTS = "rejected.json", "plots"
 
 
 @dataclass(frozen=True)
@@ -268,8 +272,8 @@ def train(
         for name, optimizer in optimizers.items():
             optimizer.load_state_dict(state.optimizers[name])
         history, best, extra = list(state.history), dict(state.best), dict(state.extra)
-        if provenance:  # the card keeps the first command and lists the resumes
-            extra["resumed_by"] = [*extra.get("resumed_by", []), provenance.get("command")]
+        if provenance:
+            extra = resumed_provenance(extra, provenance.get("command"))
     networks.to(target)
     for optimizer in optimizers.values():
         _optimizer_to(optimizer, target)
@@ -298,8 +302,14 @@ def train(
         improved = _improved(row, best)
         if improved:
             best = {"epoch": row["epoch"], "phase": phase, BEST_METRIC: row[BEST_METRIC]}
-        save_training_state(
-            out / STATE_FILE,
+        checkpoint = model_checkpoint(
+            networks,
+            model_version(config, data, index + 1),
+            model_metadata(config, data, history, extra, baseline),
+            include_supervisor=True,
+        )
+        finish_epoch(
+            out,
             TrainingState(
                 config=config.to_dict(),
                 manifests=[str(path) for path in manifests],
@@ -311,17 +321,9 @@ def train(
                 best=best,
                 extra=extra,
             ),
+            checkpoint,
+            improved,
         )
-        write_csv(out / LOG, history)
-        checkpoint = model_checkpoint(
-            networks,
-            model_version(config, data, index + 1),
-            model_metadata(config, data, history, extra, baseline),
-            include_supervisor=True,
-        )
-        save_checkpoint(out / LAST, checkpoint)
-        if improved:
-            save_checkpoint(out / BEST, checkpoint)
         plots.loss_curves(history, out / PLOTS / "losses.png", baseline)
         logger.info("epoch %d: %s", index + 1, _summary_line(row))
         if on_epoch is not None:

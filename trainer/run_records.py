@@ -1,28 +1,14 @@
-"""What a run writes about itself: the per-epoch CSV, checkpoint metadata, version strings."""
+"""What a BLS-GAN run says about itself in its checkpoints: metadata, version strings."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from blsgan_core.checkpoint import atomic_file
 from trainer.config import TrainConfig
 from trainer.datasets import TrainingData
+from trainer.model_card import checkpoint_metadata
 from trainer.separation_measures import SELECTION_RULE
-
-
-def write_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:
-    """The per-epoch log, rewritten whole from the history (so it matches the state)."""
-    columns: list[str] = []
-    for row in history:
-        columns += [key for key in row if key not in columns]
-    with atomic_file(path, text=True, newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(history)
 
 
 def model_metadata(
@@ -32,29 +18,29 @@ def model_metadata(
     extra: dict[str, Any],
     baseline: dict[str, Any],
 ) -> dict[str, Any]:
-    """What a checkpoint says about its training (the model card's provenance part)."""
+    """What a checkpoint says about its training, in every trainer's layout (trainer.model_card)."""
     last = history[-1] if history else {}
-    return {
-        "training": {
+    return checkpoint_metadata(
+        training={
             "preset": config.preset,
             "config": config.to_dict(),
+            "seed": config.seed,
             "epochs": len(history),
             "phase": last.get("phase"),
             "phase_epoch": last.get("phase_epoch"),
             "selection": SELECTION_RULE,
             **extra,
         },
-        "data": {
+        data={
             "digest": data.digest,
             "manifests": [str(path) for path in data.manifests],
             "n_train_images": len(data.train),
             "n_validation_images": len(data.validation),
             "n_rejected": len(data.rejected),
         },
-        "metrics": {key: value for key, value in last.items() if key.startswith("val_")},
-        "metrics_identity_baseline": baseline,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+        metrics={key: value for key, value in last.items() if key.startswith("val_")},
+        metrics_identity_baseline=baseline,
+    )
 
 
 def model_version(config: TrainConfig, data: TrainingData, epochs: int) -> str:

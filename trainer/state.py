@@ -1,12 +1,14 @@
 """The resumable state of a training run: one file, written atomically after every epoch.
 
-``<run>/state.pt`` holds everything ``--resume`` needs to continue as if never stopped:
-the resolved config, the manifests, the phases, the last finished epoch, the weights of
-all three networks, both Adam states and the per-epoch history (from which the CSV log
-and plots are rewritten). Every random choice of the data pipeline is derived from
-``(seed, phase, epoch, index)``, so no RNG state has to travel. Model checkpoints
-(``last.pt``, ``best.pt``) are separate, inference-only files in the
-:mod:`blsgan_core.checkpoint` format; they never hold optimizer state.
+Every trainer (BLS-GAN, localiser, segmenter) keeps the same ``<run>/state.pt``: the
+resolved config, the data it reads, the phases, the last finished epoch, the weights of
+its networks by name (BLS-GAN: generator, reconstructor, supervisor; a front-end
+network: ``model``), its optimiser states by name, the per-epoch history (from which the
+logs and plots are rewritten), the best epoch and the provenance the model card keeps.
+Every random choice of the data pipelines is derived from the seed and the epoch, so no
+RNG state has to travel. Model checkpoints (``last.pt``, ``best.pt``) are separate,
+inference-only files in the :mod:`blsgan_core.checkpoint` format; they never hold
+optimizer state.
 
 Writing is temp file, fsync, rename, so a kill leaves either the previous epoch's state
 or the new one, never a torn file. The file is read with ``weights_only=True``: it holds
@@ -31,7 +33,11 @@ STATE_FORMAT = 1
 
 @dataclass
 class TrainingState:
-    """Progress of a run after ``completed_epochs`` epochs (over both phases)."""
+    """Progress of a run after ``completed_epochs`` epochs (over all its phases).
+
+    ``manifests`` names the data the run reads (manifest files, or a data folder);
+    ``extra`` is the provenance its checkpoints carry (:func:`resumed_provenance`).
+    """
 
     config: dict[str, Any]
     manifests: list[str]
@@ -66,6 +72,8 @@ def load_training_state(path: Path) -> TrainingState:
     if not path.is_file():
         raise ValueError(f"no training state at {path}: nothing to resume")
     payload = read_payload(path, "training state")
+    if isinstance(payload, dict) and "format" not in payload and "state" in payload:
+        return _frontend_state(payload)
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
         raise ValueError(f"{path} is not a training state of format {STATE_FORMAT}")
     return TrainingState(
@@ -79,6 +87,34 @@ def load_training_state(path: Path) -> TrainingState:
         best=dict(payload["best"]),
         extra=dict(payload["extra"]),
     )
+
+
+def _frontend_state(payload: dict[str, Any]) -> TrainingState:
+    """The state of a front-end run started before the trainers shared this format.
+
+    Such runs (``{model, optimizer, state}``) may still be resumed; their optimiser
+    step count is kept in the history, as this format does.
+    """
+    old = payload["state"]
+    history = [dict(row) for row in old["history"]]
+    if history:
+        history[-1]["step"] = int(old["step"])
+    best = {"epoch": old["best_epoch"], "score": old["best"]} if old["best_epoch"] > 0 else {}
+    return TrainingState(
+        config={},
+        manifests=[],
+        phases=[(1, int(old["epoch"]))],
+        completed_epochs=int(old["epoch"]),
+        networks={"model": payload["model"]},
+        optimizers={"adam": payload["optimizer"]},
+        history=history,
+        best=best,
+    )
+
+
+def resumed_provenance(extra: dict[str, Any], command: str | None) -> dict[str, Any]:
+    """The provenance of a resumed run: the first command stays, each resume is listed."""
+    return {**extra, "resumed_by": [*extra.get("resumed_by", []), command]}
 
 
 def network_states(model: BLSGANModel) -> dict[str, dict[str, torch.Tensor]]:

@@ -21,3 +21,12 @@ class PermanentError(Exception):
             raise ValueError(f"a permanent failure needs a reason, got {reason!r}")
         super().__init__(reason)
         self.reason = reason
+
+
+class PriorPendingError(Exception):
+    """The patient's prior was just fetched from the PACS: try this job again later.
+
+    The prior arrives by C-STORE and is processed as its own job; retrying the follow-up
+    after it lets the follow-up report its change. Transient by design (the task retries
+    it with backoff); a prior still not processed on the retry is not waited for again.
+    """

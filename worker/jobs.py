@@ -35,8 +35,10 @@ from dicom_node.send.dispatch import BatchOutcome, send_due_batch
 from dicom_node.settings import Settings
 from worker.context import WorkerContext
 from worker.failures import PermanentError
+from worker.joint_layers import layers_file, load_joint_layers, save_joint_layers
 from worker.joint_space import FollowUp, joint_rows
 from worker.pipeline import SourceLimits, run_pipeline
+from worker.prior_fetch import fetch_prior
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +127,13 @@ def fail_job(context: WorkerContext, job_id: int, reason: str) -> None:
 
 
 def find_followup(context: WorkerContext, source: Path, sop_instance_uid: str) -> FollowUp:
-    """The patient's pseudonym and earlier joints (empty without a site secret).
+    """The patient's pseudonym, earlier joints and their stored layers.
 
-    A header that cannot be read is left to the pipeline, which fails the job with the
-    reason; no Patient ID or no study date means nothing to link.
+    Empty without a site secret. A header that cannot be read is left to the pipeline,
+    which fails the job with the reason; no Patient ID or no study date means nothing to
+    link. A prior whose layers file is unreadable keeps its measured change only (logged).
+    Without a prior in the database, one may be fetched from the PACS
+    (:func:`worker.prior_fetch.fetch_prior`, which then raises ``PriorPendingError``).
     """
     secret = context.settings.followup.site_secret
     if secret is None:
@@ -143,7 +148,23 @@ def find_followup(context: WorkerContext, source: Path, sop_instance_uid: str) -
         return FollowUp(pseudonym, study_date)
     with context.database.sessions.begin() as session:
         priors = prior_joints(session, pseudonym, study_date, sop_instance_uid)
-    return FollowUp(pseudonym, study_date, priors)
+    if not priors:
+        fetch_prior(context, header, study_date)  # raises PriorPendingError if fetched
+    layers = {}
+    for uid in sorted({prior.sop_instance_uid for prior in priors.values()}):
+        try:
+            stored = load_joint_layers(layers_file(context.settings.layers_dir, uid))
+        except ValueError:
+            logger.warning("prior %s: layers not usable, no registered change", uid, exc_info=True)
+            continue
+        layers.update(
+            {
+                key: joint
+                for key, joint in stored.items()
+                if key in priors and priors[key].sop_instance_uid == uid
+            }
+        )
+    return FollowUp(pseudonym, study_date, priors, layers)
 
 
 def _release(context: WorkerContext, job_id: int) -> None:
@@ -220,6 +241,9 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
         # retry; a bug is then recorded as failed by the task's on_failure.
         _release(context, job_id)
         raise
+    save_joint_layers(
+        layers_file(settings.layers_dir, claimed.sop_instance_uid), result.joint_layers
+    )
     records = [_record(output) for output in result.outputs]
     measurements = joint_rows(
         result.result, result.pixel_spacing_mm, result.spacing_source, followup.pseudonym

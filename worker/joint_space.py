@@ -17,6 +17,7 @@ import numpy as np
 
 from blsgan_core.crops import CropGeometry
 from blsgan_core.jsw import NoJointSpaceError, crop_mm_per_pixel, measure_jsw
+from blsgan_core.progression import registered_width_change
 from dicom_node.db.measurements import JointRow, PriorJoint
 from dicom_node.derived.model import (
     JointSpace,
@@ -25,15 +26,21 @@ from dicom_node.derived.model import (
     RadiographResult,
     SpacingSource,
 )
+from worker.joint_layers import StoredJoint
 
 
 @dataclass(frozen=True)
 class FollowUp:
-    """The patient behind a radiograph (keyed pseudonym) and its earlier joints, if any."""
+    """The patient behind a radiograph (keyed pseudonym) and its earlier joints, if any.
+
+    ``prior_layers`` are the stored layers of those joints (``worker.joint_layers``),
+    keyed like ``priors``; a prior processed before layers were kept has none.
+    """
 
     pseudonym: str | None = None
     study_date: str | None = None
     priors: dict[tuple[str, str], PriorJoint] = field(default_factory=dict)
+    prior_layers: dict[tuple[str, str], StoredJoint] = field(default_factory=dict)
 
 
 def _day(value: str | None) -> date | None:
@@ -46,10 +53,33 @@ def _day(value: str | None) -> date | None:
         return None
 
 
+def registered_change(prior: StoredJoint | None, now: StoredJoint) -> float | None:
+    """JSW change (in the joints' length unit) by registering the prior's layers onto now's.
+
+    ``None`` without prior layers or when the bones now share no column.
+    """
+    if prior is None:
+        return None
+    try:
+        found = registered_width_change(
+            prior.layers, prior.masks, now.layers, now.masks, zoom=prior.scale / now.scale
+        )
+    except NoJointSpaceError:
+        return None
+    return found.change_px * now.scale
+
+
 def joint_change(
-    space: JointSpace | None, prior: PriorJoint | None, study_date: str | None
+    space: JointSpace | None,
+    prior: PriorJoint | None,
+    study_date: str | None,
+    registered: float | None = None,
 ) -> JointSpaceChange | None:
-    """JSW now minus on the prior, when both were measured on the same scale."""
+    """JSW now minus on the prior, when both were measured on the same scale.
+
+    ``registered`` is the change found by registering the prior's layers
+    (:func:`registered_change`), on the same scale.
+    """
     if space is None or prior is None or prior.jsw_min is None or prior.jsw_mean is None:
         return None
     if (prior.length_unit, prior.spacing_source) != (space.unit.value, space.spacing.value):
@@ -62,7 +92,26 @@ def joint_change(
         unit=space.unit,
         interval_days=days if days is not None and days > 0 else None,
         prior_sop_instance_uid=prior.sop_instance_uid,
+        registered_change=registered,
     )
+
+
+def crop_scale(
+    geometry: CropGeometry, spacing_mm: tuple[float, float] | None, spacing_attribute: str | None
+) -> tuple[float, LengthUnit, SpacingSource]:
+    """Length per crop pixel along the finger axis, its unit and the spacing it rests on."""
+    if spacing_mm is None:
+        # Source pixels per crop pixel along the axis: the spacing of a unit-pixel grid.
+        scale = crop_mm_per_pixel(geometry.matrix, (1.0, 1.0))
+        unit, source = LengthUnit.PIXELS, SpacingSource.NONE
+    else:
+        scale = crop_mm_per_pixel(geometry.matrix, spacing_mm)
+        if spacing_attribute is None:
+            raise ValueError("a pixel spacing needs the attribute it came from")
+        unit, source = LengthUnit.MILLIMETER, SpacingSource(spacing_attribute)
+    if not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"crop scale {scale!r} is not a positive length")
+    return scale, unit, source
 
 
 def joint_space(
@@ -77,17 +126,7 @@ def joint_space(
         width = measure_jsw(upper, lower)
     except NoJointSpaceError:
         return None
-    if spacing_mm is None:
-        # Source pixels per crop pixel along the axis: the spacing of a unit-pixel grid.
-        scale = crop_mm_per_pixel(geometry.matrix, (1.0, 1.0))
-        unit, source = LengthUnit.PIXELS, SpacingSource.NONE
-    else:
-        scale = crop_mm_per_pixel(geometry.matrix, spacing_mm)
-        if spacing_attribute is None:
-            raise ValueError("a pixel spacing needs the attribute it came from")
-        unit, source = LengthUnit.MILLIMETER, SpacingSource(spacing_attribute)
-    if not math.isfinite(scale) or scale <= 0:
-        raise ValueError(f"crop scale {scale!r} is not a positive length")
+    scale, unit, source = crop_scale(geometry, spacing_mm, spacing_attribute)
     return JointSpace(
         min_width=width.min_px * scale,
         mean_width=width.mean_px * scale,
@@ -136,6 +175,7 @@ def joint_rows(
                 interval_days=change.interval_days if change else None,
                 jsw_min_change=change.min_change if change else None,
                 jsw_mean_change=change.mean_change if change else None,
+                jsw_registered_change=change.registered_change if change else None,
             )
         )
     return rows

@@ -58,7 +58,15 @@ from dicom_node.receive.header import InstanceIdentity, read_file_header
 from dicom_node.receive.wire import DatasetTooLargeError, MalformedDatasetError
 from dicom_node.settings import OutputSettings, Settings, StorageSettings, WorkerSettings
 from worker.failures import PermanentError
-from worker.joint_space import FollowUp, joint_change, joint_space, spacing_source
+from worker.joint_layers import StoredJoint
+from worker.joint_space import (
+    FollowUp,
+    crop_scale,
+    joint_change,
+    joint_space,
+    registered_change,
+    spacing_source,
+)
 from worker.models import Models
 
 logger = logging.getLogger(__name__)
@@ -133,6 +141,8 @@ class PipelineResult:
     cpu_s: dict[str, float]
     pixel_spacing_mm: tuple[float, float] | None
     spacing_source: SpacingSource
+    # Each joint's layers, masks and crop scale, keyed (side, joint): a later baseline.
+    joint_layers: dict[tuple[str, str], StoredJoint] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON: hands and joints found, k per joint, outputs, timings."""
@@ -293,11 +303,13 @@ def joint_result(
     separation: SeparationResult,
     radiograph: Radiograph,
     followup: FollowUp,
-) -> JointResult:
+) -> tuple[JointResult, StoredJoint]:
     """One joint's masks on the source grid, its layers, k, reconstruction error and JSW.
 
     Eq. 1 can leave [0, 1] where a generated layer is darker than k allows; the
-    reconstruction is clipped to grey values before it is shown and measured.
+    reconstruction is clipped to grey values before it is shown and measured. With the
+    prior's stored layers, the change since then is also found by registering them onto
+    this joint's layers; the layers, masks and crop scale come back for storing.
     """
     crop, geometry = joints.crops[index], joints.geometries[index]
     upper, lower = masks[index]
@@ -312,7 +324,12 @@ def joint_result(
     space = joint_space(
         upper, lower, geometry, radiograph.pixel_spacing_mm, radiograph.spacing_attribute
     )
-    return JointResult(
+    scale, _, _ = crop_scale(geometry, radiograph.pixel_spacing_mm, radiograph.spacing_attribute)
+    key = (joints.sides[index], joints.names[index])
+    prior = followup.priors.get(key)
+    stored = StoredJoint(layers, np.stack([upper, lower]), scale)
+    registered = registered_change(followup.prior_layers.get(key), stored) if prior else None
+    result = JointResult(
         joint=Joint(joints.names[index]),
         upper_mask=uncrop_mask(upper, geometry, shape),
         lower_mask=uncrop_mask(lower, geometry, shape),
@@ -323,14 +340,11 @@ def joint_result(
         k=float(separation.k[index]),
         error=ReconstructionError(metrics["mse"], metrics["ssim"], min(psnr, MAX_PSNR_DB)),
         space=space,
-        change=joint_change(
-            space,
-            followup.priors.get((joints.sides[index], joints.names[index])),
-            followup.study_date,
-        ),
+        change=joint_change(space, prior, followup.study_date, registered),
         # blsgan_core puts pixel centres at integers, DICOM at index + 0.5.
         crop_corners=geometry.corners + 0.5,
     )
+    return result, stored
 
 
 def run_pipeline(
@@ -382,10 +396,13 @@ def run_pipeline(
             separation = separate(joints.crops, masks, models.blsgan, device=models.device)
     with timer.stage("encode"):
         per_side: dict[str, list[JointResult]] = {}
+        kept_layers: dict[tuple[str, str], StoredJoint] = {}
         for index in range(len(joints)):
-            per_side.setdefault(joints.sides[index], []).append(
-                joint_result(index, joints, masks, separation, radiograph, followup or FollowUp())
+            found, stored = joint_result(
+                index, joints, masks, separation, radiograph, followup or FollowUp()
             )
+            per_side.setdefault(joints.sides[index], []).append(found)
+            kept_layers[(joints.sides[index], joints.names[index])] = stored
         result = RadiographResult(
             models.info,
             tuple(HandResult(Side(side), tuple(found)) for side, found in per_side.items()),
@@ -410,4 +427,5 @@ def run_pipeline(
         cpu_s=timer.report(timer.cpu_seconds),
         pixel_spacing_mm=radiograph.pixel_spacing_mm,
         spacing_source=spacing_source(radiograph.spacing_attribute),
+        joint_layers=kept_layers,
     )

@@ -21,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from dicom_node.queue.broker import DISPATCH_TASK, PROCESS_TASK
 from worker.context import WorkerContext
+from worker.failures import PriorPendingError
 from worker.jobs import UnknownIdError, fail_job, process_job, send_one
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     PoolTimeoutError,
     BrokerError,
     OSError,
+    PriorPendingError,
 )
 # Recording a failure can itself meet a transient error, or a job deleted meanwhile.
 _RECORDING_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, ValueError)

@@ -138,6 +138,11 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "or no-hand: 40 generated images without a hand, which must all be refused.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="JSN: only the first N follow-up pairs.")
+@click.option(
+    "--resume-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSN: append each pair's result to this JSON-lines file and skip pairs already in it.",
+)
 @separation_options
 @json_option
 @pass_settings

@@ -3,7 +3,7 @@
 :func:`run_jsn_evaluation` has the signature of the runners of ``blsnode/cli/evaluate.py``
 (``options -> report``); it reads ``--manifest``, ``--model``, ``--split``, ``--seed``,
 ``--validation-fraction`` (the BLS-GAN's joint split, as for ``--task separation``) and
-``--limit`` (pairs).
+``--limit`` (pairs) and ``--resume-file`` (per-pair results, resumable).
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def run_jsn_evaluation(options: dict[str, Any]) -> dict[str, Any]:
         layers = separate(images, masks, model, device=device).layers
         return np.clip(layers.numpy(), 0.0, 1.0)
 
-    report = evaluate_jsn(records, separator, limit=options.get("limit"))
+    report = evaluate_jsn(
+        records, separator, limit=options.get("limit"), resume_file=options.get("resume_file")
+    )
     return {
         **report,
         "model": {"path": str(model_path), "version": model.version},
@@ -61,14 +63,25 @@ def run_jsn_evaluation(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_jsn(data: dict[str, Any]) -> str:
-    """Means with and without separation, the p-value, and the same per overlap bin."""
+    """Both errors of every condition, the p-values, and the same per overlap bin."""
+
+    def mean(part: dict[str, Any], kind: str) -> str:
+        value = part[kind]["mean"]
+        return "-" if value is None else f"{value:.5f}"
+
+    def p(test: dict[str, Any]) -> str:
+        return "-" if test["p_value"] is None else f"{test['p_value']:.2g}"
 
     def line(name: str, part: dict[str, Any]) -> str:
-        mean_with = part["with_separation"]["mse"]["mean"]
-        mean_without = part["without_separation"]["mse"]["mean"]
-        shown = ["-" if v is None else f"{v:.5f}" for v in (mean_with, mean_without)]
-        p = "-" if part["p_value"] is None else f"{part['p_value']:.2g}"
-        return f"{name:<12} n {part['n_pairs']:>4}  mse with {shown[0]}  without {shown[1]}  p {p}"
+        sep, raw = part["with_separation"], part["without_separation"]
+        smooth = part["controls"]["smoothed"]
+        bone = part["bone_mse_tests"]
+        return (
+            f"{name:<12} n {part['n_pairs']:>4}  mse with {mean(sep, 'mse')} without "
+            f"{mean(raw, 'mse')} smoothed {mean(smooth, 'mse')} p {p(part)} | bone_mse with "
+            f"{mean(sep, 'bone_mse')} without {mean(raw, 'bone_mse')} smoothed "
+            f"{mean(smooth, 'bone_mse')} p {p(bone['separated_vs_raw'])}"
+        )
 
     lines = [
         f"model {data['model']['version']}, {data['runtime_s']['total']:.0f} s",

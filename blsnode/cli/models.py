@@ -68,7 +68,8 @@ def list_models(settings: Settings, kind: str | None, as_json: bool) -> None:
 @pass_settings
 def show(settings: Settings, name: str, as_json: bool) -> None:
     """The model card of NAME (training command, data digest, commit, metrics, date)."""
-    from trainer.model_registry import card_markdown, promoted_names
+    from trainer.model_card import card_markdown
+    from trainer.model_registry import promoted_names
     from worker.models import registry_for
 
     registry = registry_for(settings)
@@ -154,6 +155,7 @@ def export(
 ) -> None:
     """Write CHECKPOINT as fp16 NAME with its model cards, for shipping with the package."""
     from blsgan_core.registry import SHIPPED_WEIGHTS_DIR
+    from blsnode.cli.train import invocation
     from trainer.export import export_half
     from trainer.model_registry import entry_summary
 
@@ -170,6 +172,7 @@ def export(
             promote=not no_promote,
             evaluation=report,
             boundary_blend=boundary_blend,
+            command=invocation(click.get_current_context()),
         )
     summary = {**entry_summary(entry, promoted=not no_promote), "bytes": entry.path.stat().st_size}
     emit(summary, as_json, lambda d: f"exported {d['name']} ({d['bytes'] / 2**20:.1f} MiB)")

@@ -13,29 +13,16 @@ import click
 from blsnode.cli.context import emit, json_option, pass_settings
 from blsnode.cli.options import model_for
 from dicom_node.settings import Settings
+from trainer import provenance
 from trainer.config import PRESETS
 
 logger = logging.getLogger(__name__)
 
 
 def invocation(ctx: click.Context) -> str:
-    """The command as a shell line rebuilt from its parsed options (for the model card).
-
-    Rebuilt rather than copied from ``sys.argv`` so that it is right however the command
-    was invoked (console script, ``python -m``, tests), with defaults left out.
-    """
-    words = ["blsnode", ctx.info_name or "train"]
-    for param in ctx.command.params:
-        if not isinstance(param, click.Option) or param.name is None:
-            continue
-        value = ctx.params.get(param.name)
-        if value is None or value is False or value == () or value == param.default:
-            continue
-        flag = max(param.opts, key=len)
-        values = value if param.multiple else (value,)
-        for item in values:
-            words += [flag] if param.is_flag else [flag, str(item)]
-    return shlex.join(words)
+    """The ``blsnode`` command running in ``ctx`` as a shell line (for the model card)."""
+    path = ctx.command_path.split()[1:] or [ctx.info_name or "train"]
+    return provenance.invocation(ctx, shlex.join(["blsnode", *path]))
 
 
 def _render(data: dict[str, Any]) -> str:

@@ -40,6 +40,7 @@ class JointRow:
     interval_days: int | None = None
     jsw_min_change: float | None = None
     jsw_mean_change: float | None = None
+    jsw_registered_change: float | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ EXPORT_COLUMNS = (
     "jsw_min_change",
     "jsw_mean_change",
     "jsw_min_change_per_year",
+    "jsw_registered_change",
+    "jsw_registered_change_per_year",
     "model_name",
     "model_version",
     "measured_at",
@@ -133,6 +136,10 @@ def export_rows(session: Session, study_instance_uid: str | None = None) -> list
                 "jsw_mean_change": measurement.jsw_mean_change,
                 "jsw_min_change_per_year": _per_year(
                     measurement.jsw_min_change, measurement.interval_days
+                ),
+                "jsw_registered_change": measurement.jsw_registered_change,
+                "jsw_registered_change_per_year": _per_year(
+                    measurement.jsw_registered_change, measurement.interval_days
                 ),
                 "model_name": measurement.model_name,
                 "model_version": measurement.model_version,

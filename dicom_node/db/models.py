@@ -215,6 +215,8 @@ class JointMeasurement(Base):
     interval_days: Mapped[int | None] = mapped_column(Integer)
     jsw_min_change: Mapped[float | None] = mapped_column(Float)
     jsw_mean_change: Mapped[float | None] = mapped_column(Float)
+    # Change at the joint centre from registering the prior's layers (same unit).
+    jsw_registered_change: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
     job: Mapped[Job] = relationship()

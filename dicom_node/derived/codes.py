@@ -76,6 +76,10 @@ JOINT_SPACE_WIDTH = Code("BLS020", PRIVATE_SCHEME, "Joint space width")
 OVERLAP_DEPTH = Code("BLS021", PRIVATE_SCHEME, "Bone overlap depth along the finger axis")
 JSW_CHANGE = Code("BLS022", PRIVATE_SCHEME, "Change in joint space width since prior")
 JSW_CHANGE_RATE = Code("BLS023", PRIVATE_SCHEME, "Rate of change in joint space width")
+# Method of a change found by registering each bone's prior layer onto its layer now.
+LAYER_REGISTRATION = Code(
+    "BLS033", PRIVATE_SCHEME, "Registration of the separated bone layers to the prior"
+)
 MINIMUM = codes.SCT.Minimum  # 255605001
 MEAN = codes.SCT.Mean  # 373098007
 SCALE_METHODS: dict[SpacingSource, Code] = {

@@ -158,8 +158,12 @@ class JointSpace:
 class JointSpaceChange:
     """JSW now minus JSW on the patient's previous radiograph of this hand (same scale).
 
-    Negative = the joint space narrowed. ``interval_days`` from the two study dates
-    (``None`` if either is unknown, and then no rate).
+    Negative = the joint space narrowed. ``min_change`` and ``mean_change`` subtract the
+    two radiographs' own widths; ``registered_change`` is the change at the joint centre
+    found by registering each bone's prior layer onto its layer now
+    (``blsgan_core.progression``), ``None`` when the prior's layers are not at hand.
+    ``interval_days`` from the two study dates (``None`` if either is unknown, and then
+    no rate).
     """
 
     min_change: float
@@ -167,11 +171,14 @@ class JointSpaceChange:
     unit: LengthUnit
     interval_days: int | None
     prior_sop_instance_uid: str
+    registered_change: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "unit", LengthUnit(self.unit))
-        for name in ("min_change", "mean_change"):
+        for name in ("min_change", "mean_change", "registered_change"):
             value = getattr(self, name)
+            if name == "registered_change" and value is None:
+                continue
             if not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"joint space {name} must be a finite number, got {value!r}")
         if self.interval_days is not None and self.interval_days <= 0:
@@ -185,6 +192,13 @@ class JointSpaceChange:
         if self.interval_days is None:
             return None
         return self.min_change * 365.25 / self.interval_days
+
+    @property
+    def registered_change_per_year(self) -> float | None:
+        """The registered change per year (365.25 days), if both are known."""
+        if self.interval_days is None or self.registered_change is None:
+            return None
+        return self.registered_change * 365.25 / self.interval_days
 
 
 @dataclass(frozen=True, eq=False)

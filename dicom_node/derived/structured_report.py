@@ -184,15 +184,20 @@ def _space_measurements(joint: JointResult) -> list[hd.sr.Measurement]:
 
 
 def _change_measurements(joint: JointResult) -> list[hd.sr.Measurement]:
-    """Change of the minimum JSW since the prior radiograph, and per year if dated."""
+    """Change of the minimum JSW since the prior radiograph, and per year if dated.
+
+    With the prior's layers the change registered at the joint centre follows, its
+    method naming the layer registration.
+    """
     change = joint.change
     if change is None:
         return []
+    length, rate_unit = codes.LENGTH_UNITS[change.unit], codes.RATE_UNITS[change.unit]
     found = [
         hd.sr.Measurement(
             name=codes.JSW_CHANGE,
             value=float(change.min_change),
-            unit=codes.LENGTH_UNITS[change.unit],
+            unit=length,
             derivation=codes.MINIMUM,
         )
     ]
@@ -202,8 +207,27 @@ def _change_measurements(joint: JointResult) -> list[hd.sr.Measurement]:
             hd.sr.Measurement(
                 name=codes.JSW_CHANGE_RATE,
                 value=float(rate),
-                unit=codes.RATE_UNITS[change.unit],
+                unit=rate_unit,
                 derivation=codes.MINIMUM,
+            )
+        )
+    if change.registered_change is not None:
+        found.append(
+            hd.sr.Measurement(
+                name=codes.JSW_CHANGE,
+                value=float(change.registered_change),
+                unit=length,
+                method=codes.LAYER_REGISTRATION,
+            )
+        )
+    registered_rate = change.registered_change_per_year
+    if registered_rate is not None:
+        found.append(
+            hd.sr.Measurement(
+                name=codes.JSW_CHANGE_RATE,
+                value=float(registered_rate),
+                unit=rate_unit,
+                method=codes.LAYER_REGISTRATION,
             )
         )
     return found

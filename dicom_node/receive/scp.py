@@ -47,6 +47,7 @@ from dicom_node.queue.publisher import Publisher
 from dicom_node.receive.filemeta import encode_file_meta
 from dicom_node.receive.header import is_valid_uid
 from dicom_node.receive.ingest import DUPLICATE_OUTCOMES, Ingestor, Received
+from dicom_node.receive.reactor import QuietAcceptor, QuietDUL
 from dicom_node.receive.refusals import Refusals
 from dicom_node.settings import AllowedCaller, Settings, TLSSettings
 
@@ -209,6 +210,9 @@ class StorageService:
 
     def on_requested(self, event: evt.Event) -> None:
         """Reject callers outside the allow-list, and any beyond the association limit."""
+        # The request came within the connection's short deadline; from now on the
+        # configured ACSE timeout applies (to the release, and to the ARTIM timer).
+        event.assoc.acse_timeout = event.assoc.ae.acse_timeout
         requestor = event.assoc.requestor
         # Negotiation copies the calling AE title onto the requestor later; read the request.
         request = requestor.primitive
@@ -400,7 +404,7 @@ class BoundedAssociationSocket(AssociationSocket):
         return data
 
 
-class AnsweringAssociation(Association):
+class AnsweringAssociation(QuietAcceptor):
     """An acceptor association that answers every C-STORE request it can address.
 
     pynetdicom drops a request that lacks a required element (an empty Affected SOP
@@ -427,33 +431,75 @@ class AnsweringAssociation(Association):
 
 
 class BoundedDIMSE(DIMSEServiceProvider):
-    """pynetdicom's DIMSE provider, refusing to gather a data set beyond the limit.
+    """pynetdicom's DIMSE provider, refusing data sets that are too large or too slow.
 
     pynetdicom collects every P-DATA fragment of a message in memory before the C-STORE
     handler sees it: a peer that kept sending one data set could take all of it. Past
     ``max_data_set_bytes`` (``storage.max_dataset_bytes``) the fragments are dropped and
     the association is aborted as for an invalid PDU (Evt19: A-ABORT to the peer).
+
+    A peer that sends whole PDUs slowly (a small P-DATA every few seconds, each within
+    ``network.pdu_deadline_s`` and the network timeout) held its slot for as long as it
+    liked. A message (a C-STORE request with its data set) must therefore keep pace:
+    ``transfer_grace_s`` after its first fragment, plus one second per
+    ``min_transfer_rate`` bytes received; a fragment arriving later aborts the
+    association in the same way.
     """
 
     # Set per association by the request handler.
     max_data_set_bytes: int | None = None
+    min_transfer_rate: float | None = None
+    transfer_grace_s: float = 0.0
+    # When the message being gathered began, and its bytes so far.
+    _message_started = 0.0
+    _message_bytes = 0
+    # Set once a message was refused: what follows until the abort is dropped.
+    _refused = False
 
     def receive_primitive(self, primitive: Any) -> None:
-        """Gather the fragments, unless they would grow the data set beyond the limit."""
+        """Gather the fragments, unless the message grows too large or falls behind."""
+        if self._refused:
+            return
+        # Each value starts with its one-byte message control header.
+        incoming = sum(len(value) - 1 for _, value in primitive.presentation_data_value_list)
+        now = time.monotonic()
+        if self.message is None:
+            self._message_started, self._message_bytes = now, 0
+        self._message_bytes += incoming
+        if self._too_slow(now):
+            self._refuse(
+                "message of %d bytes so far took %.0f s (network.min_transfer_rate_bytes_s "
+                "%.0f, transfer_grace_s %.0f); aborting",
+                self._message_bytes,
+                now - self._message_started,
+                self.min_transfer_rate,
+                self.transfer_grace_s,
+            )
+            return
         message, limit = self.message, self.max_data_set_bytes
-        if limit is not None and message is not None and isinstance(message.data_set, BytesIO):
-            # Each value starts with its one-byte message control header.
-            incoming = sum(len(value) - 1 for _, value in primitive.presentation_data_value_list)
-            if message.data_set.tell() + incoming > limit:
-                logger.warning(
-                    "data set larger than %d bytes (storage.max_dataset_bytes); aborting",
-                    limit,
-                    extra={"peer": self.assoc.requestor.address},
-                )
-                self.message = None
-                self.dul.event_queue.put("Evt19")
-                return
+        if (
+            limit is not None
+            and message is not None
+            and isinstance(message.data_set, BytesIO)
+            and message.data_set.tell() + incoming > limit
+        ):
+            self._refuse(
+                "data set larger than %d bytes (storage.max_dataset_bytes); aborting", limit
+            )
+            return
         super().receive_primitive(primitive)
+
+    def _too_slow(self, now: float) -> bool:
+        if self.min_transfer_rate is None:
+            return False
+        allowed = self.transfer_grace_s + self._message_bytes / self.min_transfer_rate
+        return now - self._message_started > allowed
+
+    def _refuse(self, reason: str, *args: Any) -> None:
+        """Drop the message and abort the association (A-ABORT to the peer)."""
+        logger.warning(reason, *args, extra={"peer": self.assoc.requestor.address})
+        self.message, self._refused = None, True
+        self.dul.event_queue.put("Evt19")
 
 
 class BoundedRequestHandler(RequestHandler):
@@ -468,10 +514,21 @@ class BoundedRequestHandler(RequestHandler):
         bounded = cast(BoundedAssociationSocket, assoc.dul.socket)
         bounded.pdu_deadline_s = getattr(self.server, "pdu_deadline_s", None)
         assoc.dimse.__class__ = BoundedDIMSE
-        cast(BoundedDIMSE, assoc.dimse).max_data_set_bytes = getattr(
-            self.server, "max_dataset_bytes", None
-        )
+        dimse = cast(BoundedDIMSE, assoc.dimse)
+        dimse.max_data_set_bytes = getattr(self.server, "max_dataset_bytes", None)
+        dimse.min_transfer_rate = getattr(self.server, "min_transfer_rate_bytes_s", None)
+        dimse.transfer_grace_s = getattr(self.server, "transfer_grace_s", 0.0)
         assoc.__class__ = AnsweringAssociation
+        assoc.dul.__class__ = QuietDUL
+        cast(QuietDUL, assoc.dul).quieten()
+        # Until its A-ASSOCIATE-RQ arrives (``StorageService.on_requested`` restores the
+        # ACSE timeout), a connection gets the request deadline: the acceptor's wait for
+        # the request and the ARTIM timer both follow ``acse_timeout``.
+        request_timeout = getattr(self.server, "association_request_timeout_s", None)
+        if request_timeout is not None and (
+            assoc.acse_timeout is None or request_timeout < assoc.acse_timeout
+        ):
+            assoc.acse_timeout = request_timeout
         return assoc
 
 
@@ -490,6 +547,11 @@ class ListenerServer(ThreadedAssociationServer):
     pdu_deadline_s: float | None = None
     # The largest data set gathered from the network (``storage.max_dataset_bytes``).
     max_dataset_bytes: int | None = None
+    # How long a new connection may take to send its A-ASSOCIATE-RQ.
+    association_request_timeout_s: float | None = None
+    # The pace every DIMSE message must keep (``BoundedDIMSE``).
+    min_transfer_rate_bytes_s: float | None = None
+    transfer_grace_s: float = 0.0
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         """Accept a connection; give it the timeout; wrap it for TLS without handshaking."""
@@ -539,8 +601,12 @@ def start_listener(
         server_class=ListenerServer,
         request_handler=BoundedRequestHandler,
     )
-    cast(ListenerServer, server).pdu_deadline_s = network.pdu_deadline_s
-    cast(ListenerServer, server).max_dataset_bytes = settings.storage.max_dataset_bytes
+    listener = cast(ListenerServer, server)
+    listener.pdu_deadline_s = network.pdu_deadline_s
+    listener.max_dataset_bytes = settings.storage.max_dataset_bytes
+    listener.association_request_timeout_s = network.association_request_timeout_s
+    listener.min_transfer_rate_bytes_s = network.min_transfer_rate_bytes_s
+    listener.transfer_grace_s = network.transfer_grace_s
     threading.Thread(target=server.serve_forever, name="dicom-listener", daemon=True).start()
     service.metrics.active_associations.set_function(lambda: requested_associations(ae))
     logger.info(

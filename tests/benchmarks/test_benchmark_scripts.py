@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -41,17 +40,3 @@ def test_training_step_benchmark_runs_one_step() -> None:
     assert row["peak_rss_mib"] >= row["training_mib"] >= 0
     assert row["seconds_per_step"] > 0
     assert row["parameters_m"] == pytest.approx(9.3, abs=0.5)
-
-
-def test_smoothing_control_separates_nothing() -> None:
-    from jsn_smoothing_control import smoothed_identity
-
-    rng = np.random.default_rng(0)
-    images = rng.random((2, 32, 32)).astype(np.float32)
-    masks = np.zeros((2, 2, 32, 32), bool)
-    masks[:, 0, :16], masks[:, 1, 12:] = True, True
-    layers = smoothed_identity(1.0)(images, masks)
-    assert layers.shape == (2, 2, 32, 32)
-    assert np.all(layers[~masks] == 0)
-    # Smoothed: less variance inside the mask than the raw image there.
-    assert layers[0, 1][masks[0, 1]].std() < images[0][masks[0, 1]].std()

@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from blsgan_core.data import JointRecord, load_sample
 from blsgan_core.reconstruction import reconstruct
 from blsgan_core.synthetic import (
     Shifts,
     SyntheticConfig,
+    compose_soft_hidden_edges,
     draw_shifts,
     shift_array,
     synthesize_overlap,
@@ -97,3 +99,81 @@ def test_draws_are_seeded_and_inside_the_configured_ranges() -> None:
         SyntheticConfig(min_shift=3, max_shift=2)
     with pytest.raises(ValueError, match="lateral_jitter"):
         SyntheticConfig(lateral_jitter=-1)
+
+
+def _discrete_gaussian_step(sigma: float, rows_inside: np.ndarray) -> np.ndarray:
+    """scipy's sampled Gaussian (radius int(4 sigma + 0.5)) summed over a half-plane mask."""
+    radius = int(4 * sigma + 0.5)
+    taps = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (taps / sigma) ** 2)
+    kernel /= kernel.sum()
+    # Row r of the blurred half-plane "rows >= edge" sums the taps that land at rows >= edge.
+    return np.array([kernel[taps >= -depth].sum() for depth in rows_inside])
+
+
+def test_soft_hidden_edges_on_a_hand_made_overlap() -> None:
+    # Upper bone: rows 0-39, lower bone: rows 30-63, full width; both layers 0.5, k 0.75.
+    size, sigma, k = 64, 1.5, 0.75
+    upper = np.zeros((size, size), dtype=bool)
+    upper[:40] = True
+    lower = np.zeros((size, size), dtype=bool)
+    lower[30:] = True
+    layers = np.stack([np.where(upper, 0.5, 0.0), np.where(lower, 0.5, 0.0)]).astype(np.float32)
+    composed = compose_soft_hidden_edges(layers, np.stack([upper, lower]), k, sigma)
+    # Opacity a = 1 - (1 - 0.5) / 0.75 = 1/3 for both, so J = 1 - 0.75 * (1 - w_u / 3)(1 - w_l / 3).
+    rows = np.arange(20, 50)
+    depth_lower = rows - 30  # >= 0 inside the lower bone
+    depth_upper = 39 - rows  # >= 0 inside the upper bone
+    w_lower = np.where(upper[rows, 0], _discrete_gaussian_step(sigma, depth_lower), lower[rows, 0])
+    w_upper = np.where(lower[rows, 0], _discrete_gaussian_step(sigma, depth_upper), upper[rows, 0])
+    expected = 1 - k * (1 - w_upper / 3) * (1 - w_lower / 3)
+    np.testing.assert_allclose(composed[rows, 32], expected, atol=1e-5)
+    # Far from the hidden outlines: the layer alone, and Eq. 1's 1 - 0.25 / 0.75 deep inside.
+    assert composed[5, 32] == pytest.approx(0.5, abs=1e-6)
+    assert composed[60, 32] == pytest.approx(0.5, abs=1e-6)
+    assert composed[35, 32] == pytest.approx(1 - 0.25 / 0.75, abs=2e-3)
+    # The step across the lower bone's hidden outline is a ramp, not one jump of 0.167.
+    assert composed[30, 32] - composed[29, 32] < 0.1
+    assert composed[29, 32] > 0.5 + 0.01  # the lower bone's skirt reaches outside its mask
+
+
+def test_hidden_edge_sigma_keeps_layers_masks_and_k(separate_joints: list[JointRecord]) -> None:
+    sample = load_sample(separate_joints[0])
+    shifts = Shifts(6, 5, 1, -1)
+    sharp = synthesize_with_shifts(
+        sample.image, sample.upper, sample.lower, shifts, sample.background
+    )
+    soft = synthesize_with_shifts(
+        sample.image, sample.upper, sample.lower, shifts, sample.background, hidden_edge_sigma=1.5
+    )
+    np.testing.assert_array_equal(soft.layers, sharp.layers)
+    np.testing.assert_array_equal(soft.masks, sharp.masks)
+    assert soft.k == sharp.k
+    overlap = soft.upper & soft.lower
+    # Only near the hidden outlines does the image change, and it gets darker inside the overlap.
+    assert soft.image[overlap].mean() < sharp.image[overlap].mean() - 0.01
+    union = soft.upper | soft.lower
+    far = union & (ndimage.distance_transform_edt(~overlap) > 8)
+    np.testing.assert_allclose(soft.image[far], sharp.image[far], atol=1e-5)
+    np.testing.assert_array_equal(soft.image[~union], sharp.image[~union])
+
+
+def test_config_passes_hidden_edge_sigma_and_validates_it(
+    separate_joints: list[JointRecord],
+) -> None:
+    sample = load_sample(separate_joints[1])
+    made = [
+        synthesize_overlap(
+            sample.image,
+            sample.upper,
+            sample.lower,
+            np.random.default_rng(3),
+            background=sample.background,
+            config=SyntheticConfig(hidden_edge_sigma=sigma),
+        )
+        for sigma in (0.0, 2.0)
+    ]
+    assert made[0].shifts == made[1].shifts
+    assert not np.allclose(made[0].image, made[1].image)
+    with pytest.raises(ValueError, match="hidden_edge_sigma"):
+        SyntheticConfig(hidden_edge_sigma=-1.0)

@@ -21,7 +21,9 @@ from node_testing import echo_status, hand_dataset, store_datasets
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
+from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from sqlalchemy import select
 
@@ -39,11 +41,38 @@ def rows(running, model) -> list:
         return list(session.scalars(select(model)))
 
 
-def _established(port: int, calling: str = "TESTSCU", sop_class: str = Verification) -> object:
+def _established(
+    port: int,
+    calling: str = "TESTSCU",
+    sop_class: str = Verification,
+    source: str = "127.0.0.1",
+) -> object:
     ae = AE(ae_title=calling)
     ae.add_requested_context(sop_class, [ExplicitVRLittleEndian])
     ae.dimse_timeout = 10
-    return ae.associate("127.0.0.1", port, ae_title="BLSNODE")
+    return ae.associate("127.0.0.1", port, ae_title="BLSNODE", bind_address=(source, 0))
+
+
+def _store_in_fragments(assoc, ds, fragment_bytes: int, every_s: float, stop) -> None:
+    """Send one C-STORE as whole P-DATA PDUs of ``fragment_bytes``, one every ``every_s``."""
+    request = C_STORE()
+    request.MessageID, request.Priority = 1, 2
+    request.AffectedSOPClassUID = ds.SOPClassUID
+    request.AffectedSOPInstanceUID = ds.SOPInstanceUID
+    request.DataSet = BytesIO(encode(ds))
+    context = assoc._get_valid_context(ds.SOPClassUID, ExplicitVRLittleEndian, "scu")
+    message = C_STORE_RQ()
+    message.primitive_to_message(request)
+    raw = assoc.dul.socket.socket
+    try:
+        for primitive in message.encode_msg(context.context_id, fragment_bytes):
+            pdu = P_DATA_TF()
+            pdu.from_primitive(primitive)
+            raw.sendall(pdu.encode())
+            if every_s and stop.wait(every_s):
+                return
+    except OSError:  # aborted by the node
+        return
 
 
 def test_a_c_store_without_affected_sop_instance_uid_is_answered(start_node) -> None:
@@ -121,6 +150,93 @@ def test_a_peer_trickling_a_pdu_loses_its_slot(start_node) -> None:
         stop.set()
         sender.join(5)
         assoc.abort()
+
+
+def test_a_connection_that_never_asks_for_an_association_is_closed_at_the_deadline(
+    start_node,
+) -> None:
+    # The ACSE timeout (60 s) would keep it open for a minute; the request deadline is 1 s.
+    node = start_node(network={"association_request_timeout_s": 1.0, "acse_timeout_s": 60})
+    with socket.create_connection(("127.0.0.1", node.port)) as silent:
+        silent.settimeout(30)
+        opened = time.monotonic()
+        try:
+            closed = silent.recv(1) == b""  # blocks until the node closes the connection
+        except ConnectionResetError:
+            closed = True
+        waited = time.monotonic() - opened
+    assert closed
+    assert waited >= 0.9, "closed before the deadline"
+    wait_until(lambda: len(node.node.listener.ae.active_associations) == 0, what="no thread left")
+    # A caller that asks at once is served, and keeps the ACSE timeout afterwards.
+    assoc = _established(node.port)
+    try:
+        assert assoc.is_established
+        assert node.node.listener.ae.active_associations[0].acse_timeout == 60
+    finally:
+        assoc.release()
+
+
+def test_ten_slow_senders_from_ten_hosts_cannot_hold_every_slot(start_node, caplog) -> None:
+    # Whole PDUs of 100 bytes every 0.3 s: each PDU well within its deadline and the
+    # network timeout, the data set at ~330 B/s against a floor of 2000 B/s. The data
+    # set (25 kB) would take 75 s at that pace; without the floor the slots stay taken.
+    caplog.set_level(logging.WARNING, logger="dicom_node.receive.scp")
+    node = start_node(
+        network={
+            "max_associations": 10,
+            "max_associations_per_host": 1,
+            "min_transfer_rate_bytes_s": 2000,
+            "transfer_grace_s": 1.0,
+            "pdu_deadline_s": 30,
+            "network_timeout_s": 30,
+        }
+    )
+    ds = hand_dataset(rows=128, columns=96, seed=3)
+    senders = [
+        _established(node.port, f"SLOW{n}", ds.SOPClassUID, source=f"127.0.0.{n + 2}")
+        for n in range(10)
+    ]
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=_store_in_fragments, args=(assoc, ds, 100, 0.3, stop))
+        for assoc in senders
+    ]
+    try:
+        assert all(assoc.is_established for assoc in senders)
+        assert echo_status(node.port) is None, "the ten senders should hold every slot"
+        for thread in threads:
+            thread.start()
+        # Each falls behind the floor within a few fragments and is aborted.
+        wait_until(lambda: all(a.is_aborted for a in senders), 20, what="the slow senders aborted")
+        wait_until(lambda: echo_status(node.port) == SUCCESS, 10, what="a slot for anyone else")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        for assoc in senders:
+            assoc.abort()
+    assert rows(node, Instance) == []
+    paced = [r for r in caplog.records if "min_transfer_rate_bytes_s" in r.getMessage()]
+    assert len(paced) == 10
+
+
+def test_a_data_set_in_small_fragments_at_a_fair_pace_is_stored(start_node) -> None:
+    # The control of the test above: the same fragments, sent without pauses.
+    node = start_node(network={"min_transfer_rate_bytes_s": 2000, "transfer_grace_s": 1.0})
+    ds = hand_dataset(seed=4)
+    assoc = _established(node.port, sop_class=ds.SOPClassUID)
+    assert assoc.is_established
+    try:
+        assoc._reactor_checkpoint.clear()
+        wait_until(lambda: assoc._is_paused, what="the reactor to pause")
+        _store_in_fragments(assoc, ds, 100, 0.0, threading.Event())
+        _, response = assoc.dimse.get_msg(block=True)
+        assoc._reactor_checkpoint.set()
+        assert response is not None and response.Status == SUCCESS
+    finally:
+        assoc.release()
+    assert [i.sop_instance_uid for i in rows(node, Instance)] == [ds.SOPInstanceUID]
 
 
 def test_one_host_cannot_take_every_slot(start_node) -> None:

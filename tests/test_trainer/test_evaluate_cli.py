@@ -14,6 +14,7 @@ from blsnode.cli.main import cli
 from trainer.frontend.hand_data import read_landmarks_csv, select_split
 from trainer.frontend.joint_data import read_manifest
 from trainer.frontend.joint_data import select_split as select_joint_split
+from trainer.model_card import recorded_split
 
 
 def test_split_matches_the_one_the_shipped_weights_were_chosen_on(
@@ -21,10 +22,10 @@ def test_split_matches_the_one_the_shipped_weights_were_chosen_on(
 ) -> None:
     hands = select_split(read_landmarks_csv(hand_radiographs_dir / "landmarks.csv"), "val")
     localiser = load_checkpoint(shipped_weights("localiser.pt"))
-    assert sorted(r.id for r in hands) == localiser.metadata["split"]["val_ids"]
+    assert sorted(r.id for r in hands) == recorded_split(localiser.metadata)["val_ids"]
     joints = select_joint_split(read_manifest(mcp_joints_dir / "manifest.json"), "val")
     segmenter = load_checkpoint(shipped_weights("segmenter.pt"))
-    assert sorted({r.case for r in joints}) == segmenter.metadata["split"]["val_cases"]
+    assert sorted({r.case for r in joints}) == recorded_split(segmenter.metadata)["val_cases"]
 
 
 def test_localization_report(tmp_path: Path, hand_radiographs_dir: Path) -> None:
@@ -77,12 +78,14 @@ def test_segmentation_report_excludes_invalid_records(tmp_path: Path, mcp_joints
     val_cases = {
         r.case for r in select_joint_split(read_manifest(mcp_joints_dir / "manifest.json"), "val")
     }
-    chosen = [e for e in entries if e["case"] in val_cases][:5]
+    chosen = [e for e in entries if e["case"] in val_cases][:6]
     # One of the README's annotation errors: both masks drawn on the same bone.
-    chosen.append({**chosen[0], "upper": chosen[0]["lower"]})
+    chosen[5] = {**chosen[5], "upper": chosen[5]["lower"]}
+    del chosen[5]["overlap_px"]  # the stated overlap was that of the true masks
     for entry in chosen:
-        for key in ("image", "upper", "lower"):
-            entry[key] = str(mcp_joints_dir / entry[key])
+        for key in ("image", "upper", "lower", "background"):
+            if entry.get(key):
+                entry[key] = str(mcp_joints_dir / entry[key])
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps(chosen))
     result = CliRunner().invoke(

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from blsgan_core.checkpoint import load_checkpoint
 from blsgan_core.shipped import shipped_weights
 from trainer.frontend import train_localiser, train_segmenter
+from trainer.state import STATE_FILE, load_training_state
 
 
 def _log(out: Path) -> list[dict]:
@@ -49,7 +50,7 @@ def test_localiser_training_resumes_and_exports(tmp_path: Path, hand_radiographs
     resumed = runner.invoke(train_localiser.main, [*common, "--epochs", "2"])
     assert resumed.exit_code == 0, resumed.output
     assert [r["epoch"] for r in _log(out)] == [1, 2]  # epoch 1 was not repeated
-    assert torch.load(out / "state.pt", weights_only=True)["state"]["epoch"] == 2
+    assert load_training_state(out / STATE_FILE).completed_epochs == 2
     assert "val" in _log(out)[-1] and _log(out)[-1]["val"]["n_hands"] == 2
     shipped = tmp_path / "localiser.pt"
     exported = runner.invoke(train_localiser.main, [*common, "--export", str(shipped)])
@@ -60,10 +61,11 @@ def test_localiser_training_resumes_and_exports(tmp_path: Path, hand_radiographs
         for t in checkpoint.state["landmarks"].values()
         if t.is_floating_point()
     )
-    assert len(checkpoint.metadata["data_digest"]) == 64
-    assert checkpoint.metadata["split"]["n_val"] == 20
+    assert len(checkpoint.metadata["data"]["digest"]) == 64
+    assert checkpoint.metadata["data"]["split"]["n_val"] == 20
+    assert checkpoint.metadata["precision"] == "fp16"
     card = shipped.with_suffix(".md").read_text()
-    assert "two-hands" in card and checkpoint.metadata["data_digest"] in card
+    assert "two-hands" in card and checkpoint.metadata["data"]["digest"] in card
 
 
 @pytest.mark.slow
@@ -93,10 +95,10 @@ def test_segmenter_training_resumes_and_exports(tmp_path: Path, mcp_joints_dir: 
     exported = runner.invoke(train_segmenter.main, [*common, "--export", str(shipped)])
     assert exported.exit_code == 0, exported.output
     checkpoint = load_checkpoint(shipped, expected_kind="segmenter")
-    assert len(checkpoint.metadata["excluded_invalid"]) == 4  # the README's annotation errors
+    assert len(checkpoint.metadata["data"]["rejected"]) == 4  # the README's annotation errors
     card = shipped.with_suffix(".md").read_text()
     assert "dice_overlap" in card and "overlap area ratio" in card
-    assert "checkpoint selected on | mean of min(per-bone Dice) and overlap Dice" in card
+    assert "chosen by: mean of min(per-bone Dice) and overlap Dice" in card
     # A run can start from another segmenter's weights, of the same architecture only.
     started = runner.invoke(
         train_segmenter.main,
@@ -104,7 +106,7 @@ def test_segmenter_training_resumes_and_exports(tmp_path: Path, mcp_joints_dir: 
     )
     assert started.exit_code == 0, started.output
     meta = load_checkpoint(tmp_path / "b" / "best.pt").metadata
-    assert meta["initialised_from"].startswith(f"{out / 'best.pt'} (segmenter-e")
+    assert meta["training"]["initialised_from"].startswith(f"{out / 'best.pt'} (segmenter-e")
     other = runner.invoke(
         train_segmenter.main,
         [

@@ -64,8 +64,17 @@ def test_second_radiograph_reports_the_change_since_the_first(
         assert row["jsw_min_change_per_year"] == pytest.approx(0.0, abs=1e-9)
     folder = settings.output_dir / second[0]["sop_instance_uid"]
     report = hd.sr.srread(next(folder.glob("SR_*.dcm")))
+    for row in second:
+        # Registering the stored layers of the same pixels finds no motion either.
+        assert row["jsw_registered_change"] == pytest.approx(0.0, abs=0.01)
     for group in report.content.get_planar_roi_measurement_groups():
-        names = {m.name.value: m for m in group.get_measurements()}
-        assert names[codes.JSW_CHANGE.value].unit.value == "mm"
-        assert names[codes.JSW_CHANGE_RATE.value].unit.value == "mm/a"
-        assert names[codes.JSW_CHANGE.value].value == pytest.approx(0.0, abs=1e-9)
+        changes = [m for m in group.get_measurements() if m.name.value == codes.JSW_CHANGE.value]
+        rates = [m for m in group.get_measurements() if m.name.value == codes.JSW_CHANGE_RATE.value]
+        assert len(changes) == len(rates) == 2  # the masks' minimum, the registration
+        assert {m.unit.value for m in changes} == {"mm"}
+        assert {m.unit.value for m in rates} == {"mm/a"}
+        assert changes[0].value == pytest.approx(0.0, abs=1e-9)
+        registered = [
+            m for m in changes if m.method and m.method.value == codes.LAYER_REGISTRATION.value
+        ]
+        assert len(registered) == 1 and abs(registered[0].value) < 0.01

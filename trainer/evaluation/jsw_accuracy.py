@@ -11,6 +11,11 @@ Truth: :func:`blsgan_core.jsw.measure_jsw` on the true moved masks. Without side
 jitter this equals the source's width minus the total shift exactly (tested); with
 jitter the moved masks are the only exact description.
 
+An independent check of the measurement itself: the source's annotated width minus the
+total shift along the axis ("analytic"). Without sideways jitter (``lateral_jitter`` 0)
+it is the exact true minimum width, so the error of the measurement on the annotated
+(true moved) masks against it separates the measurement's error from the masks'.
+
 Baselines in the same run: "no overlap" (depth 0, a node that reports nothing), "mean"
 (every joint gets the mean true depth of the run) and "source" (the segmenter's depth on
 the unshifted source image: a measurement blind to the shift).
@@ -62,9 +67,10 @@ def synthetic_jsw_accuracy(
     if not sources:
         raise ValueError("no joint without overlap among the records: nothing to shift")
     rng = np.random.default_rng(seed)
-    truths, images, originals, shifts = [], [], [], []
+    truths, images, originals, shifts, analytic = [], [], [], [], []
     for record in sources:
         sample = load_sample(record)
+        source_min = measure_jsw(sample.upper, sample.lower).min_px
         synthetic = synthesize_overlap(
             sample.image, sample.upper, sample.lower, rng, background=sample.background,
             config=config,
@@ -73,6 +79,7 @@ def synthetic_jsw_accuracy(
         images.append(synthetic.image)
         originals.append(sample.image)
         shifts.append(synthetic.shifts.upper_down + synthetic.shifts.lower_up)
+        analytic.append(source_min - shifts[-1])
     measured: list[JointSpaceWidth | None] = []
     unshifted: list[JointSpaceWidth | None] = []
     for start in range(0, len(images), BATCH):
@@ -86,6 +93,7 @@ def synthetic_jsw_accuracy(
     mean_error = np.array([m.mean_px - truth.mean_px for truth, m in pairs])
     true_min = np.array([truth.min_px for truth, _ in pairs])
     true_mean = np.array([truth.mean_px for truth, _ in pairs])
+    expected_min = np.array([analytic[i] for i in found])
     source_depth = np.array(
         [u.overlap_depth_px if (u := unshifted[i]) is not None else 0.0 for i in found]
     )
@@ -103,6 +111,11 @@ def synthetic_jsw_accuracy(
         "min_width_mae_px": _mae(min_error),
         "mean_width_mae_px": _mae(mean_error),
         "overlap_depth_bias_px": float(np.mean(depth - true_depth)),
+        "against_analytic_min_width": {
+            "exact": (config or SyntheticConfig()).lateral_jitter == 0,
+            "annotated_masks_mae_px": _mae(true_min - expected_min),
+            "predicted_masks_mae_px": _mae(true_min + min_error - expected_min),
+        },
         "baselines": {
             "no_overlap": {"overlap_depth_mae_px": _mae(true_depth)},
             "mean_depth": {"overlap_depth_mae_px": _mae(true_depth - true_depth.mean())},

@@ -26,6 +26,7 @@ from trainer.evaluation.separation import (
     trivial_separator,
 )
 from trainer.evaluation.separation_report import evaluate_separation
+from trainer.model_card import recorded_split
 from trainer.validation import extremes
 
 
@@ -137,7 +138,7 @@ def realism_part(
 
 def segmenter_note(segmenter: Segmenter, records: Sequence[JointRecord]) -> dict[str, Any]:
     """Which segmenter made the masks, and how many evaluated joints it never trained on."""
-    held_out = set(segmenter.metadata.get("split", {}).get("val_cases", []))
+    held_out = set(recorded_split(segmenter.metadata).get("val_cases", []))
     cases = {record.case for record in records}
     return {
         "version": segmenter.version,

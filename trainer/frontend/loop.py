@@ -1,23 +1,12 @@
-"""Pieces both front-end trainers share: threads and seeds, resumable state, schedule, logs."""
+"""Pieces both front-end trainers share: threads and seeds, schedule, loss terms."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import shlex
-import subprocess
-import sys
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-
-from blsgan_core.checkpoint import file_digest, read_payload, write_payload
 
 
 def configure_torch(threads: int, seed: int) -> None:
@@ -66,93 +55,6 @@ def spatial_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.T
     flat = target.reshape(batch, channels, -1)
     distribution = flat / flat.sum(dim=-1, keepdim=True).clamp_min(1e-8)
     return -(distribution * log_probability).sum(dim=-1).mean()
-
-
-@dataclass
-class TrainingState:
-    """Where a run stands: last finished epoch, best validation score, history."""
-
-    epoch: int = 0
-    step: int = 0
-    best: float = math.inf
-    best_epoch: int = -1
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def save_training_state(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainingState
-) -> None:
-    """Everything needed to resume, written atomically."""
-    payload = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "state": asdict(state),
-    }
-    write_payload(path, payload)
-
-
-def load_training_state(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer
-) -> TrainingState:
-    """Restore model and optimiser from ``save_training_state``; the state is returned."""
-    payload = read_payload(path, "training state")
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    return TrainingState(**payload["state"])
-
-
-def log(path: Path, record: dict[str, Any]) -> None:
-    """One JSON line in the run's log and a short line on stdout."""
-    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}
-    with open(path, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
-    print(json.dumps(record), flush=True)
-
-
-def git_commit() -> str:
-    """The commit the training code ran from, ``-dirty`` if code differed from it.
-
-    Untracked files count as dirty too (new modules are untracked until committed), except
-    under ``tests/``, which the training never imports.
-    """
-    here = Path(__file__).resolve().parent
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=here
-        )
-        status = subprocess.run(
-            ["git", "status", "--porcelain"], capture_output=True, text=True, check=True, cwd=here
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
-    dirty = any(not path.startswith("tests/") for path in changed)
-    return result.stdout.strip() + ("-dirty" if dirty else "")
-
-
-def module_command(argv: list[str]) -> str:
-    """``python -m package.module args`` for a module started by path or with ``-m``."""
-    program, *rest = argv
-    path = Path(program)
-    if path.suffix == ".py" and "trainer" in path.parts:
-        parts = path.with_suffix("").parts
-        program = "-m " + ".".join(parts[parts.index("trainer") :])
-    return " ".join(["python", program, shlex.join(rest)])
-
-
-def command_line() -> str:
-    """How this process was started, for the model card."""
-    return module_command(sys.argv)
-
-
-def files_digest(root: Path, files: list[Path]) -> str:
-    """SHA-256 over the relative paths and contents of ``files``: the training data's id."""
-    digest = hashlib.sha256()
-    root = root.resolve()
-    for path in sorted(p.resolve() for p in files):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(file_digest(path).encode())
-    return digest.hexdigest()
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:

@@ -1,18 +1,22 @@
 """One training run of a front-end network, as both front-end trainers drive it.
 
-The trainers differ only in their data, their loss terms and their validation score;
-resuming, the learning-rate schedule, the per-epoch log, keeping the best checkpoint,
-exporting the shipped fp16 weights with their card, and the options of the command
-line are the same, and live here once.
+The two front-end trainers differ only in their data, their loss terms and their
+validation score; the learning-rate schedule and the options of the command line are
+the same, and live here once. What every trainer shares, BLS-GAN included, comes from
+the training stack: the resume state (:mod:`trainer.state`), the run folder's files
+(:mod:`trainer.run_files`), provenance (:mod:`trainer.provenance`), the checkpoint
+metadata and model card (:mod:`trainer.model_card`) and the fp16 export
+(:func:`trainer.export.fp16_copy`).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -22,18 +26,12 @@ import torch
 from torch import nn
 
 from blsgan_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from trainer.frontend.loop import (
-    TrainingState,
-    command_line,
-    cosine_lr,
-    epoch_rng,
-    files_digest,
-    git_commit,
-    load_training_state,
-    log,
-    save_training_state,
-)
-from trainer.frontend.model_card import render_model_card
+from trainer.export import fp16_copy
+from trainer.frontend.loop import cosine_lr, epoch_rng
+from trainer.model_card import checkpoint_metadata, write_card
+from trainer.provenance import files_digest, module_invocation, source_commit
+from trainer.run_files import BEST, finish_epoch
+from trainer.state import STATE_FILE, TrainingState, load_training_state, resumed_provenance
 
 
 @runtime_checkable
@@ -127,18 +125,45 @@ def run_options(
 
 
 def run_metadata(
-    options: RunOptions, data_files: list[Path], split: dict[str, Any], **extra: Any
+    options: RunOptions,
+    data_files: list[Path],
+    split: dict[str, Any],
+    *,
+    manifest: Path,
+    n_train: int,
+    n_validation: int,
+    selection: str,
+    rejected: list[str] | None = None,
+    initialised_from: str | None = None,
 ) -> dict[str, Any]:
-    """What a checkpoint records of its run: command, code, data and its digest, split, seed."""
-    return {
-        "command": command_line(),
-        "commit": git_commit(),
-        "data": str(options.data_dir),
-        "data_digest": files_digest(options.data_dir, data_files),
-        **extra,
-        "split": split,
+    """The provenance a run's checkpoints keep, in every trainer's layout (trainer.model_card).
+
+    ``training``: command, code, seed, preset, what selection optimises, the starting
+    weights; ``data``: the digest of ``data_files``, the manifest, the split and its
+    sizes, the records left out as annotation errors.
+    """
+    training: dict[str, Any] = {
+        "command": module_invocation(click.get_current_context()),
+        "commit": source_commit(),
+        "preset": "tiny" if options.tiny else "default",
         "seed": options.seed,
+        "selection": selection,
     }
+    if initialised_from is not None:
+        training["initialised_from"] = initialised_from
+    data = {
+        "digest": files_digest(options.data_dir, data_files),
+        "manifests": [str(manifest)],
+        "n_train_images": n_train,
+        "n_validation_images": n_validation,
+        "n_rejected": len(rejected or []),
+        "split": split,
+        "rejected": rejected or [],
+    }
+    return {"training": training, "data": data}
+
+
+NETWORK, OPTIMIZER = "model", "adam"  # their names in the run's state
 
 
 def train(
@@ -152,6 +177,8 @@ def train(
 ) -> None:
     """Train ``model`` with Adam until ``options.epochs``, resuming from ``state.pt``.
 
+    The run folder holds the files every trainer writes (:mod:`trainer.run_files`).
+
     Parameters
     ----------
     name
@@ -163,7 +190,11 @@ def train(
         their sum is minimised and each term's epoch mean is logged under its key.
     validate
         Measures the model in eval mode: the report to log and a score, lower is better;
-        the best-scoring model is written as ``best.pt`` with ``metadata``.
+        the best-scoring model is written as ``best.pt``.
+    metadata
+        The run's provenance (:func:`run_metadata`), kept in its checkpoints with the
+        epoch and its validation report; a resume keeps the first run's and lists its
+        own command.
     """
     if not isinstance(model, SelfDescribing):
         raise TypeError(f"model must have to_checkpoint(), got {type(model).__name__}")
@@ -172,50 +203,81 @@ def train(
     if options.eval_every < 1:
         raise ValueError(f"eval_every must be >= 1, got {options.eval_every}")
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
-    options.out_dir.mkdir(parents=True, exist_ok=True)
-    state_path, log_path = options.out_dir / "state.pt", options.out_dir / "log.jsonl"
-    state = (
-        load_training_state(state_path, model, optimizer)
-        if state_path.is_file()
-        else TrainingState()
-    )
+    state = _start_or_resume(options, model, optimizer, metadata)
+    step = int(state.history[-1]["step"]) if state.history else 0
     total_steps = options.epochs * steps_per_epoch
-    while state.epoch < options.epochs:
-        rng = epoch_rng(options.seed, state.epoch)
+    while state.completed_epochs < options.epochs:
+        epoch = state.completed_epochs + 1
+        rng = epoch_rng(options.seed, epoch - 1)
         model.train()
         started, losses = time.time(), []
         for terms in epoch_losses(rng):
             for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(options.lr, state.step, total_steps)
+                group["lr"] = cosine_lr(options.lr, step, total_steps)
             loss = torch.stack(list(terms.values())).sum()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            state.step += 1
+            step += 1
             losses.append({key: term.item() for key, term in terms.items()})
-        state.epoch += 1
         record: dict[str, Any] = {
-            "epoch": state.epoch,
+            "epoch": epoch,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "seconds": round(time.time() - started, 1),
+            "step": step,
             "lr": optimizer.param_groups[0]["lr"],
-            **{key: float(np.mean([step[key] for step in losses])) for key in losses[0]},
+            **{key: float(np.mean([item[key] for item in losses])) for key in losses[0]},
         }
-        if state.epoch % options.eval_every == 0 or state.epoch == options.epochs:
+        improved = False
+        report: dict[str, Any] = {}
+        if epoch % options.eval_every == 0 or epoch == options.epochs:
             model.eval()
             report, score = validate()
             record["val"] = report
-            if score < state.best or not math.isfinite(state.best):
-                state.best, state.best_epoch = score, state.epoch
-                save_checkpoint(
-                    options.out_dir / "best.pt",
-                    model.to_checkpoint(
-                        f"{name}-e{state.epoch}",
-                        {**metadata, "epoch": state.epoch, "validation": report},
-                    ),
-                )
+            best = state.best.get("score", math.inf)
+            improved = score < best or not math.isfinite(best)
+            if improved:
+                state.best = {"epoch": epoch, "score": score}
         state.history.append(record)
-        save_training_state(state_path, model, optimizer, state)
-        log(log_path, record)
+        state.completed_epochs = epoch
+        state.networks = {NETWORK: model.state_dict()}
+        state.optimizers = {OPTIMIZER: optimizer.state_dict()}
+        training = {**state.extra["training"], "epochs": epoch}
+        metadata_now = checkpoint_metadata(training, state.extra["data"], report)
+        checkpoint = model.to_checkpoint(f"{name}-e{epoch}", metadata_now)
+        finish_epoch(options.out_dir, state, checkpoint, improved)
+        print(json.dumps(record), flush=True)
+
+
+def _start_or_resume(
+    options: RunOptions,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    metadata: dict[str, Any],
+) -> TrainingState:
+    """The state in ``options.out_dir`` with model and optimiser restored, or a fresh one."""
+    path = options.out_dir / STATE_FILE
+    config = {key: str(value) if isinstance(value, Path) else value
+              for key, value in asdict(options).items()}  # fmt: skip
+    if not path.is_file():
+        return TrainingState(
+            config=config,
+            manifests=[str(options.data_dir)],
+            phases=[(1, options.epochs)],
+            completed_epochs=0,
+            networks={},
+            optimizers={},
+            extra=metadata,
+        )
+    state = load_training_state(path)
+    model.load_state_dict(state.networks[NETWORK])
+    optimizer.load_state_dict(state.optimizers[OPTIMIZER])
+    extra = state.extra or metadata  # a run started before the shared format has none
+    command = metadata["training"].get("command")
+    state.extra = {**extra, "training": resumed_provenance(extra["training"], command)}
+    state.config, state.manifests = config, [str(options.data_dir)]
+    state.phases = [(1, options.epochs)]  # --epochs may lengthen a run
+    return state
 
 
 def export(
@@ -229,18 +291,27 @@ def export(
 ) -> None:
     """Write ``best.pt`` of the run as fp16 weights, measure them, write their card.
 
-    The card's metrics come from the fp16 file as shipped, loaded the way the node
-    loads it, not from the float32 training checkpoint; ``highlights`` renders the
-    report's main numbers as Markdown below the summary.
+    The card (:mod:`trainer.model_card`, as for every kind) shows the validation of the
+    training checkpoint and, as its evaluation, what ``measure`` finds on the fp16 file
+    as shipped, loaded the way the node loads it; ``highlights`` renders the report's
+    main numbers as Markdown below the summary.
     """
     if options.export_path is None:
         raise ValueError("export needs options.export_path, got None")
-    export_path = options.export_path
-    best = load_checkpoint(options.out_dir / "best.pt", expected_kind=kind)
-    save_checkpoint(export_path, best, half=True)
+    export_path, best_path = options.export_path, options.out_dir / BEST
+    best = load_checkpoint(best_path, expected_kind=kind)
+    save_checkpoint(export_path, fp16_copy(best, best_path))
     model = load(export_path)
     report = measure(model)
-    text = summary(model) + ("\n\n" + highlights(report) if highlights else "")
-    card = render_model_card(export_path, title, text, report, command_line(), options.note)
-    export_path.with_suffix(".md").write_text(card)
+    text = f"**{title}.** " + summary(model) + ("\n\n" + highlights(report) if highlights else "")
+    shipped = fp16_copy(
+        best,
+        best_path,
+        export_command=module_invocation(click.get_current_context()),
+        summary=text,
+        evaluation=report,
+        **({"note": options.note} if options.note else {}),
+    )
+    save_checkpoint(export_path, shipped)
+    write_card(export_path, shipped)
     click.echo(f"wrote {export_path} ({export_path.stat().st_size / 1e6:.1f} MB) and its card")

@@ -48,6 +48,9 @@ TINY = LocaliserConfig(
 )
 
 
+SELECTION = "fewest missed joints, then the mean radial error, on the validation images"
+
+
 def validation_score(report: dict) -> float:
     """Lower is better: a missed joint costs more than any error of a found one."""
     missed = report["n_joints"] - report["n_detected"]
@@ -159,6 +162,10 @@ def main(
             "seed": options.split_seed,
             "val_ids": sorted(r.id for r in val_records),
         },
+        manifest=options.data_dir / "landmarks.csv",
+        n_train=len(train_records),
+        n_validation=len(val_records),
+        selection=SELECTION,
     )
 
     def validate() -> tuple[dict[str, Any], float]:

@@ -163,7 +163,12 @@ def epoch_losses(
     limit_help="Use only this many images per split.",
 )
 @click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--val-fraction", type=float, default=VAL_FRACTION, show_default=True)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=VAL_FRACTION,
+    show_default=True,
+)
 @click.option(
     "--init",
     "init_path",
@@ -216,9 +221,12 @@ def main(
             "n_val_images": len(val_records),
             "val_cases": sorted({r.case for r in val_records}),
         },
-        excluded_invalid=sorted(f"{r.case}/{r.image.name} (IoU {iou:.2f})" for r, iou in invalid),
+        manifest=manifest,
+        n_train=len(train_records),
+        n_validation=len(val_records),
+        rejected=sorted(f"{r.case}/{r.image.name} (IoU {iou:.2f})" for r, iou in invalid),
         initialised_from=(
-            f"{init_path} ({load_checkpoint(init_path).version})" if init_path else "random"
+            f"{init_path} ({load_checkpoint(init_path).version})" if init_path else None
         ),
         selection="mean of min(per-bone Dice) and overlap Dice on the validation joints",
     )

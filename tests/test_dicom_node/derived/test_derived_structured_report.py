@@ -162,16 +162,27 @@ def test_follow_up_change_is_reported_and_passes_dciodvfy(
     changed = []
     for number, joint in enumerate(hand.joints):
         assert joint.space is not None
-        change = JointSpaceChange(-0.1 * number, 0.05, joint.space.unit, 730, "1.2.3.4.5")
+        change = JointSpaceChange(
+            -0.1 * number, 0.05, joint.space.unit, 730, "1.2.3.4.5", registered_change=-0.2
+        )
         changed.append(replace(joint, change=change))
     result = RadiographResult(result_left.model, (HandResult(hand.side, tuple(changed)),))
     _, _, path = _report(dx_left, result, outputs, tmp_path / "sr-followup.dcm")
     groups = hd.sr.srread(path).content.get_planar_roi_measurement_groups()
     for number, group in enumerate(groups):
-        found = {m.name.value: (m.value, m.unit.value) for m in group.get_measurements()}
-        assert found[codes.JSW_CHANGE.value] == (pytest.approx(-0.1 * number), "mm")
-        assert found[codes.JSW_CHANGE_RATE.value] == (
+        found: dict[tuple[str, str | None], tuple[float, str]] = {
+            (m.name.value, m.method.value if m.method else None): (m.value, m.unit.value)
+            for m in group.get_measurements()
+        }
+        assert found[(codes.JSW_CHANGE.value, None)] == (pytest.approx(-0.1 * number), "mm")
+        assert found[(codes.JSW_CHANGE_RATE.value, None)] == (
             pytest.approx(-0.1 * number * 365.25 / 730),
+            "mm/a",
+        )
+        registered = codes.LAYER_REGISTRATION.value
+        assert found[(codes.JSW_CHANGE.value, registered)] == (pytest.approx(-0.2), "mm")
+        assert found[(codes.JSW_CHANGE_RATE.value, registered)] == (
+            pytest.approx(-0.2 * 365.25 / 730),
             "mm/a",
         )
     assert_passes_dciodvfy(path, "ComprehensiveSR")

@@ -1,0 +1,118 @@
+"""A follow-up whose prior is only on the PACS: fetched by C-MOVE, then used (real Orthanc).
+
+The node's listener is stood in for by a storage SCP under the node's AE title that books
+what it receives as the listener does (``add_job``); Orthanc holds the prior.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dicom_factory import make_dx, write_dataset
+from loopback import free_port
+from orthanc_server import Orthanc
+from pydicom import dcmread
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from worker_testing import SCALE, add_job, node_settings, promote_blsgan
+
+from dicom_node.queue.broker import PROCESS_TASK
+from dicom_node.settings import Settings
+from worker.celery_app import create_app
+from worker.failures import PriorPendingError
+from worker.jobs import find_followup
+
+SECRET = "test-site-secret-0123"
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
+    server = Orthanc(tmp_path / "orthanc").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def listener(tmp_path: Path) -> Iterator[tuple[int, list[Path]]]:
+    """(port, files received): a storage SCP standing in for the node's listener."""
+    folder = tmp_path / "received"
+    folder.mkdir()
+    got: list[Path] = []
+    lock = threading.Lock()
+
+    def store(event: evt.Event) -> int:
+        dataset = event.dataset
+        dataset.file_meta = event.file_meta
+        with lock:
+            got.append(write_dataset(dataset, folder / f"{dataset.SOPInstanceUID}.dcm"))
+        return 0x0000
+
+    ae = AE(ae_title="BLSNODE")
+    ae.supported_contexts = AllStoragePresentationContexts
+    port = free_port()
+    server = ae.start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, store)]
+    )
+    try:
+        yield port, got
+    finally:
+        server.shutdown()
+
+
+def _dx(atlas_image: Path, folder: Path, seed: str, date: str) -> Path:
+    dataset = make_dx(atlas_image, scale=SCALE, uid_seed=seed)
+    dataset.StudyDate = date
+    return write_dataset(dataset, folder / f"{seed}.dcm")
+
+
+def _settings(tmp_path: Path, orthanc: Orthanc, port: int | None = None) -> Settings:
+    pacs = {"ae_title": orthanc.ae_title, "host": "127.0.0.1", "port": port or orthanc.dicom_port}
+    settings = node_settings(
+        tmp_path / "node", followup={"site_secret": SECRET, "pacs": pacs | {"timeout_s": 10}}
+    )
+    promote_blsgan(settings.model_registry_dir)
+    return settings
+
+
+def test_prior_on_the_pacs_is_fetched_once_then_used(
+    tmp_path: Path, atlas_image: Path, orthanc: Orthanc, listener: tuple[int, list[Path]]
+) -> None:
+    port, got = listener
+    orthanc.add_modality("blsnode", "BLSNODE", port)
+    prior = _dx(atlas_image, tmp_path, "prior", "20240117")
+    orthanc.upload(prior)
+    followup = _dx(atlas_image, tmp_path, "followup", "20250116")
+    followup_uid = str(dcmread(followup, stop_before_pixels=True).SOPInstanceUID)
+    settings = _settings(tmp_path, orthanc)
+    app = create_app(settings)
+    try:
+        with pytest.raises(PriorPendingError, match="fetched from PACS"):
+            find_followup(app.context, followup, followup_uid)
+        assert [dcmread(p).SOPInstanceUID for p in got] == [dcmread(prior).SOPInstanceUID]
+        # Received and booked, not processed yet: not fetched again, no prior yet.
+        prior_job = add_job(settings, got[0], [])
+        assert find_followup(app.context, followup, followup_uid).priors == {}
+        assert len(got) == 1
+        assert app.tasks[PROCESS_TASK](prior_job)["state"] == "done"
+        found = find_followup(app.context, followup, followup_uid)
+    finally:
+        app.context.close()
+    assert found.priors and set(found.prior_layers) == set(found.priors)
+    assert {p.study_date for p in found.priors.values()} == {"20240117"}
+
+
+def test_a_pacs_that_is_down_costs_only_the_change(
+    tmp_path: Path, atlas_image: Path, orthanc: Orthanc
+) -> None:
+    followup = _dx(atlas_image, tmp_path, "followup", "20250116")
+    settings = _settings(tmp_path, orthanc, port=free_port())
+    app = create_app(settings)
+    try:
+        found = find_followup(app.context, followup, "1.2.3")
+    finally:
+        app.context.close()
+    assert found.pseudonym and found.priors == {}
