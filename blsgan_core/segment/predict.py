@@ -53,17 +53,31 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return np.asarray(ndimage.binary_fill_holes(labels == 1 + int(np.argmax(sizes))))
 
 
-def segment_masks(
-    crops: np.ndarray, model: Segmenter, threshold: float = 0.5, one_region: bool = True
+def masks_from_probabilities(
+    probabilities: np.ndarray, threshold: float = 0.5, one_region: bool = True
 ) -> np.ndarray:
-    """Boolean masks ``(N, 2, H, W)`` (upper, lower) at ``threshold``.
+    """Boolean masks ``(N, 2, H, W)`` from ``segment``'s probabilities at ``threshold``.
 
-    With ``one_region`` each bone keeps only its largest region, holes filled.
+    With ``one_region`` each bone keeps only its largest region, holes filled. Kept apart
+    from ``segment_masks`` so that an evaluation can try several thresholds on one pass
+    of the network and still apply exactly the node's rule.
     """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
-    masks = segment(crops, model) >= threshold
+    if probabilities.ndim != 4 or probabilities.shape[1] != 2:
+        raise ValueError(f"probabilities must be (N, 2, H, W), got shape {probabilities.shape}")
+    masks = probabilities >= threshold
     if one_region:
         for index in np.ndindex(masks.shape[:2]):
             masks[index] = largest_component(masks[index])
     return masks
+
+
+def segment_masks(
+    crops: np.ndarray, model: Segmenter, threshold: float = 0.5, one_region: bool = True
+) -> np.ndarray:
+    """Boolean masks ``(N, 2, H, W)`` (upper, lower) at ``threshold``: the node's masks.
+
+    With ``one_region`` each bone keeps only its largest region, holes filled.
+    """
+    return masks_from_probabilities(segment(crops, model), threshold, one_region)

@@ -40,7 +40,7 @@ def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
 
 
 @dataclass
-class _Tally:
+class Tally:
     """Per-image scores of one answer (the model's or the constant baseline's)."""
 
     per_bone: list[list[float]] = field(default_factory=lambda: [[], []])
@@ -131,18 +131,13 @@ def evaluate_segmentation(
     valid, invalid = partition_valid(records)
     if not valid:
         raise ValueError("no valid records to evaluate")
-    model_tally, truths = _Tally(), []
+    model_tally, truths = Tally(), []
     for start in range(0, len(valid), BATCH):
         loaded = [change(*load_joint(r)) for r in valid[start : start + BATCH]]
         predicted = segment_masks(np.stack([image for image, _ in loaded]), model)
         for (_, truth), masks in zip(loaded, predicted, strict=True):
             model_tally.add(masks, truth)
             truths.append(truth)
-    constant = np.mean(truths, axis=0) >= 0.5
-    baseline = _Tally()
-    for truth in truths:
-        baseline.add(constant, truth)
-    base = baseline.summary()
     return {
         "task": "segmentation",
         "variant": variant,
@@ -151,18 +146,34 @@ def evaluate_segmentation(
         "n_excluded_invalid": len(invalid),
         "excluded": [str(r.image.name) for r, _ in invalid],
         **model_tally.summary(),
-        "baseline_constant_mask": {
-            key: base[key]
-            for key in ("dice_upper", "dice_lower", "dice_overlap", "overlap_area_ratio_median")
-        },
+        "baseline_constant_mask": constant_baseline(truths),
     }
+
+
+def constant_baseline(truths: list[np.ndarray]) -> dict[str, Any]:
+    """The constant answer's main numbers: one fixed mask per bone for every image.
+
+    The fixed mask is the pixel-wise majority of ``truths`` themselves (an optimistic
+    constant): the Dice a segmenter that ignores the image gets on these images.
+    """
+    constant = np.mean(truths, axis=0) >= 0.5
+    baseline = Tally()
+    for truth in truths:
+        baseline.add(constant, truth)
+    base = baseline.summary()
+    return {
+        key: base[key]
+        for key in ("dice_upper", "dice_lower", "dice_overlap", "overlap_area_ratio_median")
+    }
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    """``value`` for a table: ``digits`` decimals, or "-" where there is none."""
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def segmentation_table(report: dict[str, Any]) -> str:
     """Markdown tables of a report: per-bone and overlap Dice, area ratio, overlap-size bins."""
-
-    def number(value: float | None, digits: int = 3) -> str:
-        return "-" if value is None else f"{value:.{digits}f}"
 
     base = report["baseline_constant_mask"]
     lines = [

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from blsgan_core.segment import Segmenter, segment_masks
-from blsgan_core.segment.predict import largest_component
+from blsgan_core.segment import Segmenter, segment, segment_masks
+from blsgan_core.segment.predict import largest_component, masks_from_probabilities
 from trainer.evaluation.segmentation import dice
 from trainer.frontend.joint_data import JointRecord, load_joint
 
@@ -59,3 +59,21 @@ def test_largest_component_drops_specks_and_fills_holes() -> None:
     assert not largest_component(np.zeros((8, 8), dtype=bool)).any()
     with pytest.raises(ValueError, match="2-D"):
         largest_component(np.zeros((2, 8, 8), dtype=bool))
+
+
+def test_masks_from_probabilities_is_the_node_rule(
+    segmenter: Segmenter, validation_joints: list[JointRecord]
+) -> None:
+    images = np.stack([load_joint(r)[0] for r in validation_joints[:3]])
+    probabilities = segment(images, segmenter)
+    for threshold in (0.5, 0.7):
+        assert np.array_equal(
+            masks_from_probabilities(probabilities, threshold),
+            segment_masks(images, segmenter, threshold),
+        )
+    loose, strict = (masks_from_probabilities(probabilities, t, False) for t in (0.4, 0.7))
+    assert not (strict & ~loose).any() and strict.sum() < loose.sum()
+    with pytest.raises(ValueError, match="threshold"):
+        masks_from_probabilities(probabilities, 1.0)
+    with pytest.raises(ValueError, match=r"\(N, 2, H, W\)"):
+        masks_from_probabilities(probabilities[:, :1], 0.5)
