@@ -193,44 +193,27 @@ def _change_measurements(joint: JointResult) -> list[hd.sr.Measurement]:
     if change is None:
         return []
     length, rate_unit = codes.LENGTH_UNITS[change.unit], codes.RATE_UNITS[change.unit]
-    found = [
-        hd.sr.Measurement(
-            name=codes.JSW_CHANGE,
-            value=float(change.min_change),
-            unit=length,
-            derivation=codes.MINIMUM,
-        )
+    items = (
+        (codes.JSW_CHANGE, change.min_change, length, {"derivation": codes.MINIMUM}),
+        (
+            codes.JSW_CHANGE_RATE,
+            change.min_change_per_year,
+            rate_unit,
+            {"derivation": codes.MINIMUM},
+        ),
+        (codes.JSW_CHANGE, change.registered_change, length, {"method": codes.LAYER_REGISTRATION}),
+        (
+            codes.JSW_CHANGE_RATE,
+            change.registered_change_per_year,
+            rate_unit,
+            {"method": codes.LAYER_REGISTRATION},
+        ),
+    )
+    return [
+        hd.sr.Measurement(name=name, value=float(value), unit=unit, **how)
+        for name, value, unit, how in items
+        if value is not None
     ]
-    rate = change.min_change_per_year
-    if rate is not None:
-        found.append(
-            hd.sr.Measurement(
-                name=codes.JSW_CHANGE_RATE,
-                value=float(rate),
-                unit=rate_unit,
-                derivation=codes.MINIMUM,
-            )
-        )
-    if change.registered_change is not None:
-        found.append(
-            hd.sr.Measurement(
-                name=codes.JSW_CHANGE,
-                value=float(change.registered_change),
-                unit=length,
-                method=codes.LAYER_REGISTRATION,
-            )
-        )
-    registered_rate = change.registered_change_per_year
-    if registered_rate is not None:
-        found.append(
-            hd.sr.Measurement(
-                name=codes.JSW_CHANGE_RATE,
-                value=float(registered_rate),
-                unit=rate_unit,
-                method=codes.LAYER_REGISTRATION,
-            )
-        )
-    return found
 
 
 def _joint_group(
