@@ -12,14 +12,14 @@ the joint's length unit.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+from blsgan_core.checkpoint import atomic_file
 
 
 @dataclass(frozen=True)
@@ -54,17 +54,8 @@ def save_joint_layers(path: Path, joints: dict[tuple[str, str], StoredJoint]) ->
         arrays[f"{key}-layers"] = stored.layers.astype(np.float16)
         arrays[f"{key}-masks"] = stored.masks.astype(bool)
         arrays[f"{key}-scale"] = np.asarray(stored.scale, dtype=np.float64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez_compressed(stream, **arrays)  # type: ignore[arg-type]  # numpy stub: allow_pickle
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as stream:
+        np.savez_compressed(stream, **arrays)  # type: ignore[arg-type]  # numpy stub: allow_pickle
 
 
 def load_joint_layers(path: Path) -> dict[tuple[str, str], StoredJoint]:
