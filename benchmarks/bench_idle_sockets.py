@@ -64,8 +64,8 @@ def cores_used(pid: int, seconds: float) -> float:
 def start_node(scratch: Path, port: int) -> subprocess.Popen:
     """``blsnode serve`` on loopback whose timeouts outlast the measurement."""
     config = scratch / "node.toml"
-    # Earlier versions (run with PYTHONPATH at a snapshot, for a side-by-side ratio)
-    # have no request deadline and refuse unknown keys.
+    # Earlier versions (a checkout of an older commit, for a side-by-side ratio) have
+    # no request deadline and refuse unknown keys.
     deadline = (
         f"association_request_timeout_s = {_HOLD_S}\n"
         if "association_request_timeout_s" in NetworkSettings.model_fields

@@ -152,6 +152,7 @@ def _boxes_in_view(
     owner = np.argmin(distances, axis=0)
     boxes = []
     claimed = np.zeros_like(region)
+    largest_claimed = 0
     for index, (x, y, score) in enumerate(centres):
         labels, count = ndimage.label(region & (owner == index))
         if count == 0:
@@ -160,8 +161,10 @@ def _boxes_in_view(
         nearest = np.where(labels > 0, distances[index], np.inf)
         part = labels == labels.flat[int(np.argmin(nearest))]
         claimed |= part
+        largest_claimed = max(largest_claimed, int(part.sum()))
         boxes.append(HandBox(score, view_to_source @ _region_box(part, config)))
-    for part, score in _unclaimed_regions(region, claimed, maps[CENTRE_CHANNEL]):
+    unclaimed = _unclaimed_regions(region & ~claimed, largest_claimed, maps[CENTRE_CHANNEL])
+    for part, score in unclaimed:
         boxes.append(HandBox(score, view_to_source @ _region_box(part, config)))
     return boxes
 
@@ -176,10 +179,11 @@ def _region_box(part: np.ndarray, config: LocaliserConfig) -> np.ndarray:
 
 
 def _unclaimed_regions(
-    region: np.ndarray, claimed: np.ndarray, centre_map: np.ndarray
+    unclaimed: np.ndarray, largest_claimed: int, centre_map: np.ndarray
 ) -> list[tuple[np.ndarray, float]]:
-    """Connected hand-region parts that no centre peak claimed, with their strongest
-    centre response, if at least ``UNCLAIMED_MIN_AREA`` of the largest claimed part.
+    """Connected parts of the hand region that no centre peak claimed, with their
+    strongest centre response, if at least ``UNCLAIMED_MIN_AREA`` of the largest claimed
+    part (``largest_claimed`` pixels).
 
     A second hand in the image can have a clear region while its centre response stays
     below ``MIN_HAND_SCORE`` (two hands side by side, each at half the detector's
@@ -188,18 +192,16 @@ def _unclaimed_regions(
     claimed part (no centre reached the threshold) nothing is added, so images without
     a hand are refused as before.
     """
-    if not claimed.any():
+    if largest_claimed == 0:
         return []
-    labels, count = ndimage.label(region & ~claimed)
-    if count == 0:
-        return []
-    largest_claimed = max(np.bincount(ndimage.label(claimed)[0].ravel())[1:])
+    labels, count = ndimage.label(unclaimed)
     areas = np.bincount(labels.ravel(), minlength=count + 1)
-    return [
-        (labels == label, float(centre_map[labels == label].max()))
-        for label in range(1, count + 1)
-        if areas[label] >= UNCLAIMED_MIN_AREA * largest_claimed
-    ]
+    found = []
+    for label in range(1, count + 1):
+        if areas[label] >= UNCLAIMED_MIN_AREA * largest_claimed:
+            part = labels == label
+            found.append((part, float(centre_map[part].max())))
+    return found
 
 
 def _mirror(size: int) -> np.ndarray:

@@ -65,7 +65,7 @@ def test_an_unclaimed_hand_region_becomes_a_candidate_with_its_centre_response()
     region = first | second | speck
     centre_map = np.zeros(shape, np.float32)
     centre_map[32, 48] = 0.18
-    found = _unclaimed_regions(region, first, centre_map)
+    found = _unclaimed_regions(region & ~first, int(first.sum()), centre_map)
     # The second disc (0.81 of the claimed one's area) is a candidate; the speck is not.
     assert len(found) == 1
     part, score = found[0]
@@ -77,4 +77,4 @@ def test_an_unclaimed_hand_region_becomes_a_candidate_with_its_centre_response()
 def test_no_unclaimed_candidates_without_a_claimed_hand() -> None:
     """Images where no centre reached the threshold stay refused (no-hand images)."""
     region = _disc((64, 64), (32, 32), 12)
-    assert _unclaimed_regions(region, np.zeros_like(region), np.ones((64, 64))) == []
+    assert _unclaimed_regions(region, 0, np.ones((64, 64))) == []
