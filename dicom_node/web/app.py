@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 from pydantic import ValidationError
@@ -37,6 +37,8 @@ from dicom_node.db import Database, DispatchState, JobState
 from dicom_node.settings import DestinationSettings, ResultKind, SendWhat, Settings
 from dicom_node.web import pictures
 from dicom_node.web.security import COOKIE_NAME, LoginThrottle, SessionStore, WebSession
+
+_Result = TypeVar("_Result")
 
 logger = logging.getLogger(__name__)
 audit_logger = logging.getLogger("dicom_node.web.audit")
@@ -176,6 +178,29 @@ class Dashboard:
             },
             status_code=status_code,
         )
+
+    async def _audited(
+        self,
+        request: Request,
+        session: WebSession,
+        entry: tuple[str, str, str],
+        back: str,
+        call: Callable[[], _Result],
+        done: Callable[[_Result], str],
+        refused: str,
+    ) -> RedirectResponse:
+        """Run an admin action off the event loop, write its audit line, go back to
+        ``back`` with a notice. ``entry``: action, target and the outcome on success; a
+        ``ValueError`` is audited as refused and shown after ``refused``."""
+        action, target, outcome = entry
+        assert session.identity is not None
+        try:
+            result = await run_in_threadpool(call)
+        except (ValueError, ValidationError) as error:
+            audit(session.identity, action, target, "refused", request)
+            return self._back(session, back, f"{refused}: {_first_line(error)}")
+        audit(session.identity, action, target, outcome, request)
+        return self._back(session, back, done(result))
 
     def _back(self, session: WebSession, url: str, notice: str) -> RedirectResponse:
         session.notices.append(notice)
@@ -359,33 +384,35 @@ class Dashboard:
     async def add_destination(self, request: Request) -> Response:
         """Add a destination from the form."""
         session, form = await self._form(request, admin=True)
-        assert session.identity is not None
         name = str(form.get("name") or "")
-        try:
+
+        def add() -> None:
             destination = DestinationSettings(**_destination_fields(form))
-            await run_in_threadpool(
-                destination_admin.add, self.context.settings, self.context.database, destination
-            )
-        except (ValueError, ValidationError) as error:
-            audit(session.identity, "destination.add", name, "refused", request)
-            return self._back(session, "/destinations", f"Not added: {_first_line(error)}")
-        audit(session.identity, "destination.add", name, "added", request)
-        return self._back(session, "/destinations", f"Destination {name} added.")
+            destination_admin.add(self.context.settings, self.context.database, destination)
+
+        return await self._audited(
+            request,
+            session,
+            ("destination.add", name, "added"),
+            "/destinations",
+            add,
+            done=lambda _: f"Destination {name} added.",
+            refused="Not added",
+        )
 
     async def remove_destination(self, request: Request) -> Response:
         """Remove a destination added from the command line or the dashboard."""
         session, _ = await self._form(request, admin=True)
-        assert session.identity is not None
         name = request.path_params["name"]
-        try:
-            await run_in_threadpool(
-                destination_admin.remove, self.context.settings, self.context.database, name
-            )
-        except ValueError as error:
-            audit(session.identity, "destination.remove", name, "refused", request)
-            return self._back(session, "/destinations", f"Not removed: {error}")
-        audit(session.identity, "destination.remove", name, "removed", request)
-        return self._back(session, "/destinations", f"Destination {name} removed.")
+        return await self._audited(
+            request,
+            session,
+            ("destination.remove", name, "removed"),
+            "/destinations",
+            lambda: destination_admin.remove(self.context.settings, self.context.database, name),
+            done=lambda _: f"Destination {name} removed.",
+            refused="Not removed",
+        )
 
     async def echo_destination(self, request: Request) -> Response:
         """C-ECHO a destination."""
@@ -462,18 +489,19 @@ class Dashboard:
     async def promote(self, request: Request) -> Response:
         """Promote a model."""
         session, _ = await self._form(request, admin=True)
-        assert session.identity is not None
         name = request.path_params["name"]
         provider = self.context.models
         if provider is None:
             raise HTTPException(404, "no model registry is attached")
-        try:
-            entry = await run_in_threadpool(provider.promote, name)
-        except ValueError as error:
-            audit(session.identity, "model.promote", name, "refused", request)
-            return self._back(session, "/models", f"Not promoted: {error}")
-        audit(session.identity, "model.promote", name, "promoted", request)
-        return self._back(session, "/models", f"Promoted {name} ({entry.get('kind')}).")
+        return await self._audited(
+            request,
+            session,
+            ("model.promote", name, "promoted"),
+            "/models",
+            lambda: provider.promote(name),
+            done=lambda entry: f"Promoted {name} ({entry.get('kind')}).",
+            refused="Not promoted",
+        )
 
     # --- results -------------------------------------------------------------------
 
