@@ -7,12 +7,17 @@ free loopback ports and waits for them; this module is the one place that knows 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
+
+from pydicom import Dataset
+from pynetdicom import AE, AllStoragePresentationContexts, evt
 
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
@@ -79,3 +84,26 @@ def system_program(name: str) -> str:
     if found is None:
         raise RuntimeError(f"{name} is not installed (scripts/install-system-packages.sh)")
     return found
+
+
+@contextlib.contextmanager
+def storage_scp(ae_title: str, on_store: Callable[[Dataset], object]) -> Iterator[int]:
+    """A pynetdicom storage SCP on a free loopback port (yielded) that answers 0x0000 and
+    hands each received data set, its file meta attached, to ``on_store`` (one at a time)."""
+    lock = threading.Lock()
+
+    def store(event: evt.Event) -> int:
+        dataset = event.dataset
+        dataset.file_meta = event.file_meta
+        with lock:
+            on_store(dataset)
+        return 0x0000
+
+    ae = AE(ae_title=ae_title)
+    ae.supported_contexts = AllStoragePresentationContexts
+    port = free_port()
+    server = ae.start_server((LOOPBACK, port), block=False, evt_handlers=[(evt.EVT_C_STORE, store)])
+    try:
+        yield port
+    finally:
+        server.shutdown()

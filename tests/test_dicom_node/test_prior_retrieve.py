@@ -3,15 +3,13 @@ C-MOVE delivers it; a PACS that is down or cannot move gives a clear error (real
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dicom_factory import make_dx, write_dataset
-from loopback import free_port
+from loopback import free_port, storage_scp
 from orthanc_server import Orthanc
-from pynetdicom import AE, AllStoragePresentationContexts, evt
 
 from dicom_node.prior_retrieve import (
     PriorRetrievalError,
@@ -36,23 +34,8 @@ def _upload(orthanc: Orthanc, atlas: Path, folder: Path, seed: str, date: str, *
 def received() -> Iterator[tuple[int, list[str]]]:
     """A storage SCP standing in for the node's listener: (port, SOP Instance UIDs got)."""
     got: list[str] = []
-    lock = threading.Lock()
-
-    def store(event: evt.Event) -> int:
-        with lock:
-            got.append(str(event.dataset.SOPInstanceUID))
-        return 0x0000
-
-    ae = AE(ae_title=OUR_AE)
-    ae.supported_contexts = AllStoragePresentationContexts
-    port = free_port()
-    server = ae.start_server(
-        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, store)]
-    )
-    try:
+    with storage_scp(OUR_AE, lambda dataset: got.append(str(dataset.SOPInstanceUID))) as port:
         yield port, got
-    finally:
-        server.shutdown()
 
 
 @pytest.fixture

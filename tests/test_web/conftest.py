@@ -7,6 +7,7 @@ The helper modules of ``tests/test_dicom_node`` and ``tests/test_worker`` are pu
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,3 +45,14 @@ def processed_node(
         yield node
     finally:
         node.close()
+
+
+@pytest.fixture
+def record(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
+    """Screenshots taken by a test, copied to ``<basetemp>/screenshots`` at its end."""
+    shots: list[Path] = []
+    yield shots
+    folder = tmp_path_factory.getbasetemp() / "screenshots"
+    folder.mkdir(exist_ok=True)
+    for shot in shots:
+        shutil.copy(shot, folder / shot.name)

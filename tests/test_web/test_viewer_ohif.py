@@ -10,8 +10,6 @@ Grayscale Softcopy Presentation States, so the GSPS is not what is seen here.
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import highdicom as hd
@@ -54,17 +52,6 @@ SKIP_TOUR = """(() => {
   if (skip) { skip.click(); return true; }
   return false;
 })()"""
-
-
-@pytest.fixture
-def record(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
-    """Screenshots taken by a test, copied to ``<basetemp>/screenshots`` at its end."""
-    shots: list[Path] = []
-    yield shots
-    folder = tmp_path_factory.getbasetemp() / "screenshots"
-    folder.mkdir(exist_ok=True)
-    for shot in shots:
-        shutil.copy(shot, folder / shot.name)
 
 
 def _overlay(picture: np.ndarray) -> np.ndarray:

@@ -5,12 +5,9 @@ its bones outlined, and retries a dead dispatch. Screenshots go to the test's fo
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 from chromium import Chromium
 from PIL import Image
 from web_testing import ADMIN, VIEWER, WebNode
@@ -27,17 +24,6 @@ from dicom_node.web.server import WebServer
 # the browser scales the image to the page).
 COLOUR_TOLERANCE = 40
 MIN_OUTLINE_PIXELS = 30
-
-
-@pytest.fixture
-def record(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
-    """Screenshots taken by a test, copied to ``<basetemp>/screenshots`` at its end."""
-    shots: list[Path] = []
-    yield shots
-    folder = tmp_path_factory.getbasetemp() / "screenshots"
-    folder.mkdir(exist_ok=True)
-    for shot in shots:
-        shutil.copy(shot, folder / shot.name)
 
 
 def _served(node: WebNode) -> WebServer:

@@ -6,16 +6,14 @@ what it receives as the listener does (``add_job``); Orthanc holds the prior.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dicom_factory import make_dx, write_dataset
-from loopback import free_port
+from loopback import free_port, storage_scp
 from orthanc_server import Orthanc
-from pydicom import dcmread
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pydicom import Dataset, dcmread
 from worker_testing import SCALE, add_job, node_settings, promote_blsgan
 
 from dicom_node.queue.broker import PROCESS_TASK
@@ -42,25 +40,12 @@ def listener(tmp_path: Path) -> Iterator[tuple[int, list[Path]]]:
     folder = tmp_path / "received"
     folder.mkdir()
     got: list[Path] = []
-    lock = threading.Lock()
 
-    def store(event: evt.Event) -> int:
-        dataset = event.dataset
-        dataset.file_meta = event.file_meta
-        with lock:
-            got.append(write_dataset(dataset, folder / f"{dataset.SOPInstanceUID}.dcm"))
-        return 0x0000
+    def keep(dataset: Dataset) -> None:
+        got.append(write_dataset(dataset, folder / f"{dataset.SOPInstanceUID}.dcm"))
 
-    ae = AE(ae_title="BLSNODE")
-    ae.supported_contexts = AllStoragePresentationContexts
-    port = free_port()
-    server = ae.start_server(
-        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, store)]
-    )
-    try:
+    with storage_scp("BLSNODE", keep) as port:
         yield port, got
-    finally:
-        server.shutdown()
 
 
 def _dx(atlas_image: Path, folder: Path, seed: str, date: str) -> Path:
