@@ -8,6 +8,7 @@ from pathlib import Path
 import highdicom as hd
 import numpy as np
 import pytest
+from dataset_comparison import assert_same_apart_from_clock, comparable
 from derived_fixtures import AtlasHand, synthetic_result
 from dicom_factory import make_cr, write_dataset
 from dicom_validation import assert_passes_dciodvfy
@@ -18,7 +19,11 @@ from skimage.draw import polygon2mask
 from dicom_node.derived import codes
 from dicom_node.derived.model import HandResult, Joint, JointSpaceChange, RadiographResult
 from dicom_node.derived.segmentation import build_segmentation
-from dicom_node.derived.structured_report import build_structured_report
+from dicom_node.derived.structured_report import (
+    build_structured_report,
+    document_arguments,
+    measurement_report,
+)
 from dicom_node.derived.uids import OutputUids
 from dicom_node.pixels import load_radiograph
 from dicom_node.settings import OutputSettings
@@ -89,6 +94,25 @@ def test_report_round_trip(
         )
     thumb = _measurements(groups[0])
     assert thumb["Area"][0] == 0.0 and result_left.hands[0].joints[0].joint == Joint.MCP1
+
+
+def test_document_is_the_one_highdicoms_constructor_builds(
+    radiograph: tuple[Dataset, RadiographResult], outputs: OutputSettings
+) -> None:
+    """Attaching the tree after the constructor changes nothing the constructor would write."""
+    source, result = radiograph
+    uids = OutputUids(source.SOPInstanceUID, result.model.version)
+    segmentation = build_segmentation(source, result, outputs, uids)
+    built = build_structured_report(source, segmentation, result, outputs, uids)
+    expected = hd.sr.ComprehensiveSR(
+        evidence=[source, segmentation],
+        content=measurement_report(source, result, outputs, uids),
+        **document_arguments(result, outputs, uids),
+    )
+    assert_same_apart_from_clock(built, expected)
+    assert len(built.ContentSequence) == len(expected.ContentSequence) > len(result.hands)
+    # The document's parsed content is the whole tree too, not the root it was built with.
+    assert comparable(built.content[0]) == comparable(expected.content[0])
 
 
 def _check_region(
