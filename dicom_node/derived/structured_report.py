@@ -160,7 +160,7 @@ def joint_region(source: Dataset, side: Side, joint: JointResult) -> hd.sr.Image
     ValueError
         Neither bone has a pixel and the joint carries no crop corners.
     """
-    polygon = convex_region(joint.upper_mask, joint.lower_mask)
+    polygon = convex_region(joint.upper_mask, joint.lower_mask, window=joint.window)
     if polygon is None:
         if joint.crop_corners is None:
             raise ValueError(
