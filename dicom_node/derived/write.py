@@ -93,25 +93,32 @@ def build_outputs(
     the SR). The values are validated where they enter (the result dataclasses, the
     settings, ``with_usable_copied_attributes`` for the source's), and every object
     passes dciodvfy in the tests.
+
+    The SEG is built in a thread of its own while the SC images and the GSPS are built:
+    most of its time goes to numpy's work on its full-size frames (highdicom's overlap
+    check, packing the bits), which leaves the interpreter to the other builders, so
+    the two overlap on a second core. The SR, which references the SEG, comes last.
     """
-    with config.disable_value_validation():
-        return _build_outputs(with_usable_copied_attributes(source), result, outputs)
-
-
-def _build_outputs(
-    source: Dataset, result: RadiographResult, outputs: OutputSettings
-) -> list[DerivedObject]:
-    uids = OutputUids(str(source.SOPInstanceUID), result.model.version, outputs.uid_prefix)
-    segmentation = build_segmentation(source, result, outputs, uids)
-    objects = [DerivedObject(OutputKind.SEGMENTATION, "segmentation", segmentation)]
-    for image in build_secondary_captures(source, result, outputs, uids):
-        label = "overview" if image.SOPInstanceUID == uids.sc_overview else _sc_label(image)
-        objects.append(DerivedObject(OutputKind.SECONDARY_CAPTURE, label, image))
-    report = build_structured_report(source, segmentation, result, outputs, uids)
-    objects.append(DerivedObject(OutputKind.STRUCTURED_REPORT, "measurements", report))
-    state = build_presentation_state(source, result, outputs, uids)
-    objects.append(DerivedObject(OutputKind.PRESENTATION_STATE, "outlines", state))
-    return objects
+    with (
+        config.disable_value_validation(),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg-build") as pool,
+    ):
+        usable = with_usable_copied_attributes(source)
+        uids = OutputUids(str(usable.SOPInstanceUID), result.model.version, outputs.uid_prefix)
+        building = pool.submit(build_segmentation, usable, result, outputs, uids)
+        images = [
+            DerivedObject(OutputKind.SECONDARY_CAPTURE, _sc_label(image, uids), image)
+            for image in build_secondary_captures(usable, result, outputs, uids)
+        ]
+        state = build_presentation_state(usable, result, outputs, uids)
+        segmentation = building.result()
+        report = build_structured_report(usable, segmentation, result, outputs, uids)
+    return [
+        DerivedObject(OutputKind.SEGMENTATION, "segmentation", segmentation),
+        *images,
+        DerivedObject(OutputKind.STRUCTURED_REPORT, "measurements", report),
+        DerivedObject(OutputKind.PRESENTATION_STATE, "outlines", state),
+    ]
 
 
 def write_outputs(
@@ -140,7 +147,9 @@ def write_outputs(
     return written
 
 
-def _sc_label(image: Dataset) -> str:
+def _sc_label(image: Dataset, uids: OutputUids) -> str:
+    if image.SOPInstanceUID == uids.sc_overview:
+        return "overview"
     # "MCP2 L upper: k ..." -> "MCP2 L upper"
     return str(image.ImageComments).split(":", 1)[0]
 
