@@ -30,6 +30,7 @@ import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes as dicom_codes
+from pydicom.uid import SegmentationStorage
 
 from dicom_node.derived import codes
 from dicom_node.derived.equipment import equipment
@@ -47,27 +48,29 @@ JOINT_REGION = "joint"
 
 def build_structured_report(
     source: Dataset,
-    segmentation: Dataset,
     result: RadiographResult,
     outputs: OutputSettings,
     uids: OutputUids,
 ) -> hd.sr.ComprehensiveSR:
-    """The Measurement Report of ``result``, referencing ``source`` and ``segmentation``.
+    """The Measurement Report of ``result``, referencing ``source`` and the SEG of ``result``.
 
-    Raises
-    ------
-    ValueError
-        ``segmentation`` is not the one built from ``result`` and ``uids``.
+    The SEG is named in the evidence by its class and deterministic UIDs
+    (``segmentation_evidence``), so the report is built without waiting for it.
     """
     check_source_grid(source, result.grid_shape, uids)
-    if segmentation.SOPInstanceUID != uids.seg_instance:
-        raise ValueError(
-            f"segmentation {segmentation.SOPInstanceUID} is not this result's ({uids.seg_instance})"
-        )
     report = measurement_report(source, result, outputs, uids)
-    return report_document(
-        [source, segmentation], report, document_arguments(result, outputs, uids)
-    )
+    evidence = [source, segmentation_evidence(source, uids)]
+    return report_document(evidence, report, document_arguments(result, outputs, uids))
+
+
+def segmentation_evidence(source: Dataset, uids: OutputUids) -> Dataset:
+    """What the SR's evidence takes of the SEG built with ``uids``: its class and UIDs."""
+    reference = Dataset()
+    reference.SOPClassUID = SegmentationStorage
+    reference.SOPInstanceUID = uids.seg_instance
+    reference.SeriesInstanceUID = uids.seg_series
+    reference.StudyInstanceUID = source.StudyInstanceUID
+    return reference
 
 
 def measurement_report(

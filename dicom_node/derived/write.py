@@ -94,10 +94,10 @@ def build_outputs(
     settings, ``with_usable_copied_attributes`` for the source's), and every object
     passes dciodvfy in the tests.
 
-    The SEG is built in a thread of its own while the SC images and the GSPS are built:
-    most of its time goes to numpy's work on its full-size frames (highdicom's overlap
-    check, packing the bits), which leaves the interpreter to the other builders, so
-    the two overlap on a second core. The SR, which references the SEG, comes last.
+    The SEG is built in a thread of its own while the others are built: most of its time
+    goes to numpy's work on its full-size frames (highdicom's overlap check, packing the
+    bits), which leaves the interpreter to the other builders, so the two overlap on a
+    second core. The SR names the SEG by its UIDs and does not wait for it.
     """
     with (
         config.disable_value_validation(),
@@ -110,9 +110,9 @@ def build_outputs(
             DerivedObject(OutputKind.SECONDARY_CAPTURE, _sc_label(image, uids), image)
             for image in build_secondary_captures(usable, result, outputs, uids)
         ]
+        report = build_structured_report(usable, result, outputs, uids)
         state = build_presentation_state(usable, result, outputs, uids)
         segmentation = building.result()
-        report = build_structured_report(usable, segmentation, result, outputs, uids)
     return [
         DerivedObject(OutputKind.SEGMENTATION, "segmentation", segmentation),
         *images,

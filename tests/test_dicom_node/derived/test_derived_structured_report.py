@@ -34,7 +34,7 @@ def _report(
 ) -> tuple[hd.sr.ComprehensiveSR, hd.seg.Segmentation, Path]:
     uids = OutputUids(source.SOPInstanceUID, result.model.version)
     segmentation = build_segmentation(source, result, outputs, uids)
-    report = build_structured_report(source, segmentation, result, outputs, uids)
+    report = build_structured_report(source, result, outputs, uids)
     return report, segmentation, write_dataset(report, path)
 
 
@@ -99,11 +99,12 @@ def test_report_round_trip(
 def test_document_is_the_one_highdicoms_constructor_builds(
     radiograph: tuple[Dataset, RadiographResult], outputs: OutputSettings
 ) -> None:
-    """Attaching the tree after the constructor changes nothing the constructor would write."""
+    """The tree attached after the constructor and the SEG named by its UIDs change nothing
+    of what the constructor builds from the whole tree and the SEG itself."""
     source, result = radiograph
     uids = OutputUids(source.SOPInstanceUID, result.model.version)
     segmentation = build_segmentation(source, result, outputs, uids)
-    built = build_structured_report(source, segmentation, result, outputs, uids)
+    built = build_structured_report(source, result, outputs, uids)
     expected = hd.sr.ComprehensiveSR(
         evidence=[source, segmentation],
         content=measurement_report(source, result, outputs, uids),
@@ -235,18 +236,6 @@ def test_report_passes_dciodvfy(
     assert_passes_dciodvfy(path, "ComprehensiveSR")
 
 
-def test_report_refuses_a_foreign_segmentation(
-    dx_left: Dataset,
-    result_left: RadiographResult,
-    outputs: OutputSettings,
-    uids_left: OutputUids,
-) -> None:
-    other = OutputUids(dx_left.SOPInstanceUID, "another-version")
-    segmentation = build_segmentation(dx_left, result_left, outputs, other)
-    with pytest.raises(ValueError, match="is not this result's"):
-        build_structured_report(dx_left, segmentation, result_left, outputs, uids_left)
-
-
 def test_joint_without_bones_is_placed_by_its_crop(
     dx_left: Dataset,
     result_left: RadiographResult,
@@ -269,6 +258,5 @@ def test_joint_without_bones_is_placed_by_its_crop(
     np.testing.assert_allclose(region.value, [*np.clip(corners, 0, None), corners[0]])
     without = replace(blank, crop_corners=None)
     result = RadiographResult(result_left.model, (HandResult(hand.side, (without,)),))
-    segmentation = build_segmentation(dx_left, result, outputs, uids_left)
     with pytest.raises(ValueError, match="no image region"):
-        build_structured_report(dx_left, segmentation, result, outputs, uids_left)
+        build_structured_report(dx_left, result, outputs, uids_left)
