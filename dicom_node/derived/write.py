@@ -6,8 +6,7 @@ and SOP Instance UID (``SEG_<uid>.dcm``, ``SC_<uid>.dcm``, ``SR_<uid>.dcm``,
 deterministic, so a re-run with the same model overwrites its earlier files instead of
 adding new ones. Each file is written to a temporary name, flushed to disk and renamed, so
 a crash never leaves a half-written object behind a final name. The files are written by
-a few threads at once, while the later objects are still being built, which overlaps
-their waits for the disk.
+a few threads at once, which overlaps their waits for the disk.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -49,10 +47,6 @@ class OutputKind(StrEnum):
     SECONDARY_CAPTURE = "SC"
     STRUCTURED_REPORT = "SR"
     PRESENTATION_STATE = "PR"
-
-
-# The order of the kinds in ``build_outputs`` and ``write_outputs``.
-_KINDS = list(OutputKind)
 
 
 @dataclass(frozen=True)
@@ -92,41 +86,32 @@ class WrittenOutput:
 def build_outputs(
     source: Dataset, result: RadiographResult, outputs: OutputSettings
 ) -> list[DerivedObject]:
-    """SEG, the SC images (overview first), the SR that references the SEG, then the GSPS."""
-    return sorted(_built(source, result, outputs), key=lambda item: _KINDS.index(item.kind))
-
-
-def _built(
-    source: Dataset, result: RadiographResult, outputs: OutputSettings
-) -> Iterator[DerivedObject]:
-    """Each object as soon as it is built: the SC images, the SR, the GSPS, then the SEG.
+    """SEG, the SC images (overview first), the SR that references the SEG, then the GSPS.
 
     Built with pydicom's value validation off: in its default mode it only warns, and it
     ran on every one of the thousands of elements highdicom sets (half the build time of
     the SR). The values are validated where they enter (the result dataclasses, the
     settings, ``with_usable_copied_attributes`` for the source's), and every object
     passes dciodvfy in the tests.
-
-    The SEG is built in a thread of its own meanwhile: most of its time goes to numpy's
-    work on its full-size frames (highdicom's overlap check, packing the bits), which
-    leaves the interpreter to the other builders (and to the writers of what they
-    built), so the two overlap on a second core. The SR names the SEG by its UIDs and
-    does not wait for it.
     """
-    with (
-        config.disable_value_validation(),
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg-build") as pool,
-    ):
-        usable = with_usable_copied_attributes(source)
-        uids = OutputUids(str(usable.SOPInstanceUID), result.model.version, outputs.uid_prefix)
-        segmentation = pool.submit(build_segmentation, usable, result, outputs, uids)
-        for image in build_secondary_captures(usable, result, outputs, uids):
-            yield DerivedObject(OutputKind.SECONDARY_CAPTURE, _sc_label(image, uids), image)
-        report = build_structured_report(usable, result, outputs, uids)
-        yield DerivedObject(OutputKind.STRUCTURED_REPORT, "measurements", report)
-        state = build_presentation_state(usable, result, outputs, uids)
-        yield DerivedObject(OutputKind.PRESENTATION_STATE, "outlines", state)
-        yield DerivedObject(OutputKind.SEGMENTATION, "segmentation", segmentation.result())
+    with config.disable_value_validation():
+        return _build_outputs(with_usable_copied_attributes(source), result, outputs)
+
+
+def _build_outputs(
+    source: Dataset, result: RadiographResult, outputs: OutputSettings
+) -> list[DerivedObject]:
+    uids = OutputUids(str(source.SOPInstanceUID), result.model.version, outputs.uid_prefix)
+    segmentation = build_segmentation(source, result, outputs, uids)
+    objects = [DerivedObject(OutputKind.SEGMENTATION, "segmentation", segmentation)]
+    for image in build_secondary_captures(source, result, outputs, uids):
+        label = "overview" if image.SOPInstanceUID == uids.sc_overview else _sc_label(image)
+        objects.append(DerivedObject(OutputKind.SECONDARY_CAPTURE, label, image))
+    report = build_structured_report(source, result, outputs, uids)
+    objects.append(DerivedObject(OutputKind.STRUCTURED_REPORT, "measurements", report))
+    state = build_presentation_state(source, result, outputs, uids)
+    objects.append(DerivedObject(OutputKind.PRESENTATION_STATE, "outlines", state))
+    return objects
 
 
 def write_outputs(
@@ -137,71 +122,42 @@ def write_outputs(
 ) -> list[WrittenOutput]:
     """Build all outputs of ``source`` and write them into ``folder`` (created if needed).
 
-    ``source`` is the radiograph's dataset or file; only its header is used. Each object
-    is written to a temporary file as soon as it is built, while the next ones are
-    built; the files get their names once all are built and on disk, so an object that
-    cannot be built leaves no file at all. A file that cannot be named is raised once
-    the others have their names. Returned in the order of ``build_outputs``.
+    ``source`` is the radiograph's dataset or file; only its header is used.
     """
     header = source if isinstance(source, Dataset) else dcmread(source, stop_before_pixels=True)
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
+    items = build_outputs(header, result, outputs)
     with ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="dicom-write") as pool:
-        staged: list[tuple[DerivedObject, Future[Path]]] = []
-        try:
-            for item in _built(header, result, outputs):
-                staged.append((item, pool.submit(_stage, item.dataset, target)))
-            temporaries = [future.result() for _, future in staged]
-        except BaseException:
-            for _, future in staged:
-                if future.exception() is None:
-                    future.result().unlink(missing_ok=True)
-            raise
-    written: list[WrittenOutput] = []
-    failures: list[OSError] = []
-    for (item, _), temporary in zip(staged, temporaries, strict=True):
-        try:
-            written.append(_publish(item, temporary, target))
-        except OSError as error:
-            temporary.unlink(missing_ok=True)
-            failures.append(error)
-    if failures:
-        raise failures[0]
+        # map keeps the order of ``items``; the first failure is raised once all are done.
+        written = list(pool.map(lambda item: _write(item, target), items))
     logger.info(
         "wrote %d derived objects for %s to %s",
         len(written),
         header.SOPInstanceUID,
         target,
     )
-    return sorted(written, key=lambda output: _KINDS.index(output.kind))
+    return written
 
 
-def _sc_label(image: Dataset, uids: OutputUids) -> str:
-    if image.SOPInstanceUID == uids.sc_overview:
-        return "overview"
+def _sc_label(image: Dataset) -> str:
     # "MCP2 L upper: k ..." -> "MCP2 L upper"
     return str(image.ImageComments).split(":", 1)[0]
 
 
-def _stage(dataset: Dataset, folder: Path) -> Path:
-    """``dataset`` in a new temporary file of ``folder``, flushed to disk."""
+def _write(item: DerivedObject, folder: Path) -> WrittenOutput:
+    dataset = item.dataset
+    path = folder / f"{item.kind.value}_{dataset.SOPInstanceUID}.dcm"
     handle, temporary = tempfile.mkstemp(prefix=".partial-", suffix=".dcm", dir=folder)
     try:
         with os.fdopen(handle, "wb") as stream:
             dataset.save_as(stream, enforce_file_format=True)
             stream.flush()
             os.fsync(stream.fileno())
+        os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return Path(temporary)
-
-
-def _publish(item: DerivedObject, temporary: Path, folder: Path) -> WrittenOutput:
-    """Give the staged file of ``item`` its name, replacing an earlier run's."""
-    dataset = item.dataset
-    path = folder / f"{item.kind.value}_{dataset.SOPInstanceUID}.dcm"
-    os.replace(temporary, path)
     return WrittenOutput(
         kind=item.kind,
         label=item.label,
