@@ -55,7 +55,7 @@ def build_structured_report(
     """The Measurement Report of ``result``, referencing ``source`` and the SEG of ``result``.
 
     The SEG is named in the evidence by its class and deterministic UIDs
-    (``segmentation_evidence``), so the report is built without waiting for it.
+    (``segmentation_evidence``): the report needs the result, not the SEG built from it.
     """
     check_source_grid(source, result.grid_shape, uids)
     report = measurement_report(source, result, outputs, uids)
