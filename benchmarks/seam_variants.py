@@ -30,6 +30,7 @@ from scipy import ndimage
 from blsgan_core.inference import SeparationResult, separate
 from blsgan_core.model import BLSGANModel, load_model
 from blsgan_core.reconstruction import reconstruct
+from blsgan_core.seams import exchange_batch
 from trainer.config import load_preset
 from trainer.datasets import SampleStore, prepare_data
 from trainer.evaluation.separation import EvalJoint, Separator
@@ -66,6 +67,19 @@ def refitted_k(
         ]
     ).clamp(1e-3, 1)
     return SeparationResult(blended.layers, k, reconstruct(blended.layers, masks, k))
+
+
+def exchanged(model: BLSGANModel) -> Separator:
+    """The model's layers with their seams exchanged (:func:`exchange_batch`), no blend."""
+
+    def run(
+        images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor
+    ) -> SeparationResult:
+        result = separate(images, masks, model, boundary_blend=False)
+        layers = exchange_batch(result.layers, masks.float())
+        return SeparationResult(layers, result.k, reconstruct(layers, masks.float(), result.k))
+
+    return run
 
 
 def variant_separator(model: BLSGANModel, variant: Variant) -> Separator:
@@ -115,6 +129,7 @@ def main() -> None:
         "both blended": variant_separator(model, lambda result, images, masks: result),
         "upper blended, lower from Eq. 1": variant_separator(model, derived_lower),
         "both blended, k refitted": variant_separator(model, refitted_k),
+        "seams exchanged, reconstruction kept": exchanged(model),
     }
     results: dict[str, object] = {
         "input step across the overlap boundary": {

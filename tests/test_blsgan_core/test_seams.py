@@ -14,7 +14,7 @@ from blsgan_core.inference import separate
 from blsgan_core.laplace import poisson_fill
 from blsgan_core.model import BLSGANConfig, BLSGANModel, load_model, model_checkpoint, save_model
 from blsgan_core.reconstruction import reconstruct
-from blsgan_core.seams import blend_batch, blend_layer, blend_layers
+from blsgan_core.seams import blend_batch, blend_layer, blend_layers, exchange_layers
 
 HEIGHT, WIDTH = 32, 24
 
@@ -125,3 +125,41 @@ def test_old_checkpoints_load_with_the_blend_off(tiny_config: BLSGANConfig) -> N
     assert BLSGANConfig.from_dict(replace(tiny_config, boundary_blend=True).to_dict()) == replace(
         tiny_config, boundary_blend=True
     )
+
+
+def test_exchange_removes_complementary_seams_and_keeps_the_reconstruction() -> None:
+    masks = _masks()
+    overlap = masks[0] & masks[1]
+    truth = np.stack([np.where(masks[0], 0.5, 0.0), np.where(masks[1], 0.4, 0.0)])
+    layers = truth.copy()
+    # The upper layer 20 % more opaque inside the overlap, the lower one as much less:
+    # Eq. 1's product (1 - L1)(1 - L2) is the true one, the seams are not.
+    layers[0][overlap] = 1 - 0.5 * np.exp(-0.2)
+    layers[1][overlap] = 1 - 0.6 * np.exp(0.2)
+    exchanged = exchange_layers(layers, masks)
+    np.testing.assert_allclose(exchanged, truth, atol=2e-4)
+    product = (1 - exchanged[0]) * (1 - exchanged[1])
+    np.testing.assert_allclose(product, (1 - layers[0]) * (1 - layers[1]), atol=1e-6)
+
+
+def test_exchange_meets_conflicting_seams_halfway_and_leaves_other_pixels() -> None:
+    masks = _masks()
+    overlap = masks[0] & masks[1]
+    truth = np.stack([np.where(masks[0], 0.5, 0.0), np.where(masks[1], 0.4, 0.0)])
+    layers = truth.copy()
+    layers[0][overlap] = 1 - 0.5 * np.exp(-0.2)  # only the upper layer is off
+    exchanged = exchange_layers(layers, masks)
+    np.testing.assert_allclose(exchanged[:, ~overlap], layers[:, ~overlap], atol=1e-7)
+    upper = np.log(1 - exchanged[0][overlap]) - np.log(0.5)
+    lower = np.log(1 - exchanged[1][overlap]) - np.log(0.6)
+    # Each bone's edge asks for its own offset; d is the smoothest compromise, so the
+    # upper layer keeps part of its offset and the lower one takes the rest.
+    assert -0.2 < upper.mean() < -0.05 and -0.15 < lower.mean() < 0
+    np.testing.assert_allclose(upper + lower, -0.2, atol=1e-6)
+
+
+def test_exchange_without_an_overlap_is_the_identity() -> None:
+    masks = np.zeros((2, 8, 8), dtype=bool)
+    masks[0, :3], masks[1, 5:] = True, True
+    layers = np.random.default_rng(0).random((2, 8, 8)) * masks
+    np.testing.assert_array_equal(exchange_layers(layers, masks), layers.astype(np.float32))
