@@ -33,8 +33,8 @@ from trainer.frontend.hand_data import (
     split_records,
 )
 from trainer.frontend.localiser_samples import detector_sample, landmark_sample, refiner_sample
-from trainer.frontend.loop import configure_torch, heatmap_loss, spatial_cross_entropy
-from trainer.frontend.run import RunOptions
+from trainer.frontend.losses import heatmap_loss, spatial_cross_entropy
+from trainer.frontend.run import RunOptions, configure_torch
 
 TINY = LocaliserConfig(
     detector=UNetConfig(in_channels=1, out_channels=2, base_channels=8, depth=2, max_channels=8),

@@ -43,8 +43,8 @@ from trainer.frontend.joint_data import (
     read_manifest,
     valid_split,
 )
-from trainer.frontend.loop import configure_torch, soft_dice_loss
-from trainer.frontend.run import RunOptions
+from trainer.frontend.losses import soft_dice_loss
+from trainer.frontend.run import RunOptions, configure_torch
 
 MAX_TURN_DEG = 20.0
 OVERLAP_MIN_PX = 20  # the authors' "overlapping" image
