@@ -167,8 +167,12 @@ NETWORK, OPTIMIZER = "model", "adam"  # their names in the run's state
 SELECTION = Selection("score", higher_is_better=False)
 
 
-def configure_torch(threads: int, seed: int) -> None:
-    """Few threads (the training machine is shared), a seeded torch, the epoch lines shown."""
+def configure_process(threads: int, seed: int) -> None:
+    """Threads, seed and logging, set first by every front-end command.
+
+    Few threads, because the training machine is shared; INFO on stderr, so the epoch
+    lines of the loop (:mod:`trainer.epochs`) show.
+    """
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
