@@ -156,6 +156,7 @@ def train(
     store = SampleStore(harmonise=config.data.harmonise)
     store.load([*data.train, *data.validation])
     validation = Validation.build(data, store, config)
+    baseline = validation.baseline_row()
 
     networks = BLSGANModel(
         config.model.blsgan_config(config.ablation.correction), with_supervisor=True
@@ -170,7 +171,7 @@ def train(
         data=data,
         store=store,
         validation=validation,
-        baseline=validation.baseline_row(),
+        baseline=baseline,
         phases=state.phases,
         device=target,
         settings=StepSettings(
