@@ -6,7 +6,7 @@
 
 On the validation joints of :mod:`benchmarks.separation_measures` (same split, same
 synthetic overlaps), the measures of the run's ``log.csv`` for: the model as it is; each
-layer blended on its own (:mod:`blsgan_core.seams`, what ``boundary_blend`` does); the
+layer blended on its own (:mod:`blsgan_core.seams`, ``boundary_blend = "poisson"``); the
 upper layer blended and the lower one derived from Eq. 1 with the model's k inside the
 overlap (``1 - L2 = k (1 - J) / (1 - L1)``, so the reconstruction is the input there);
 and both blended with k refitted to them (the mean of ``(1 - L1)(1 - L2) / (1 - J)``
@@ -30,7 +30,6 @@ from scipy import ndimage
 from blsgan_core.inference import SeparationResult, separate
 from blsgan_core.model import BLSGANModel, load_model
 from blsgan_core.reconstruction import reconstruct
-from blsgan_core.seams import exchange_batch
 from trainer.config import load_preset
 from trainer.datasets import SampleStore, prepare_data
 from trainer.evaluation.separation import EvalJoint, Separator
@@ -70,14 +69,12 @@ def refitted_k(
 
 
 def exchanged(model: BLSGANModel) -> Separator:
-    """The model's layers with their seams exchanged (:func:`exchange_batch`), no blend."""
+    """The model with its seams exchanged (``boundary_blend = "exchange"``)."""
 
     def run(
         images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor
     ) -> SeparationResult:
-        result = separate(images, masks, model, boundary_blend=False)
-        layers = exchange_batch(result.layers, masks.float())
-        return SeparationResult(layers, result.k, reconstruct(layers, masks.float(), result.k))
+        return separate(images, masks, model, boundary_blend="exchange")
 
     return run
 
@@ -88,7 +85,9 @@ def variant_separator(model: BLSGANModel, variant: Variant) -> Separator:
     def run(
         images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor
     ) -> SeparationResult:
-        return variant(separate(images, masks, model, boundary_blend=True), images, masks.float())
+        return variant(
+            separate(images, masks, model, boundary_blend="poisson"), images, masks.float()
+        )
 
     return run
 
@@ -125,7 +124,7 @@ def main() -> None:
     validation = Validation.build(data, store, config)
     model = load_model(options.model)
     separators: dict[str, Separator] = {
-        "model": lambda images, masks, _: separate(images, masks, model, boundary_blend=False),
+        "model": lambda images, masks, _: separate(images, masks, model, boundary_blend="off"),
         "both blended": variant_separator(model, lambda result, images, masks: result),
         "upper blended, lower from Eq. 1": variant_separator(model, derived_lower),
         "both blended, k refitted": variant_separator(model, refitted_k),

@@ -6,8 +6,6 @@ import pytest
 import torch
 
 from blsgan_core.losses import (
-    seam_band,
-    seam_loss,
     LossWeights,
     dice_loss,
     emphasis_weights,
@@ -21,6 +19,8 @@ from blsgan_core.losses import (
     pretraining_generator_loss,
     pretraining_supervisor_loss,
     real_sample,
+    seam_band,
+    seam_loss,
     segmentation_loss,
     supervisor_loss,
 )

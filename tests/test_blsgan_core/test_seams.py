@@ -85,7 +85,7 @@ def test_blend_batch_checks_shapes_and_passes_an_empty_overlap_through() -> None
         blend_layers(np.zeros((2, 4, 4)), np.zeros((4, 4)), np.zeros((2, 4, 5), dtype=bool))
 
 
-def _identity_model(config: BLSGANConfig, blend: bool) -> BLSGANModel:
+def _identity_model(config: BLSGANConfig, blend: str) -> BLSGANModel:
     """A fresh input-skip generator returns the identity layers ``J * M_i``."""
     generator = replace(config.generator, input_skip=True)
     return BLSGANModel(replace(config, generator=generator, boundary_blend=blend))
@@ -104,27 +104,42 @@ def test_the_models_switch_is_followed_and_survives_its_checkpoint(
 ) -> None:
     image, masks, truth = _double_bone()
     overlap = masks.sum(axis=0) >= 2
-    save_model(tmp_path / "blend.pt", _identity_model(tiny_config, True), "1", half=True)
+    save_model(tmp_path / "blend.pt", _identity_model(tiny_config, "poisson"), "1", half=True)
     model = load_model(tmp_path / "blend.pt")
-    assert model.config.boundary_blend is True
+    assert model.config.boundary_blend == "poisson"
     blended = separate(image[None], masks[None], model)
-    plain = separate(image[None], masks[None], model, boundary_blend=False)
+    plain = separate(image[None], masks[None], model, boundary_blend="off")
     for index in range(2):
         assert np.abs(plain.layers[0, index].numpy() - truth)[overlap].mean() > 0.19
         assert np.abs(blended.layers[0, index].numpy() - truth)[overlap].max() < 5e-3
     expected = reconstruct(blended.layers, torch.from_numpy(masks)[None].float(), blended.k)
     assert torch.allclose(blended.reconstruction, expected)
-    off = _identity_model(tiny_config, False)
+    off = _identity_model(tiny_config, "off")
     assert torch.allclose(separate(image[None], masks[None], off).layers, plain.layers, atol=1e-6)
 
 
-def test_old_checkpoints_load_with_the_blend_off(tiny_config: BLSGANConfig) -> None:
+def test_old_checkpoints_load_with_their_blend(tiny_config: BLSGANConfig) -> None:
     old = model_checkpoint(BLSGANModel(tiny_config), "0")
     del old.config["boundary_blend"]
-    assert BLSGANConfig.from_dict(old.config).boundary_blend is False
-    assert BLSGANConfig.from_dict(replace(tiny_config, boundary_blend=True).to_dict()) == replace(
-        tiny_config, boundary_blend=True
-    )
+    assert BLSGANConfig.from_dict(old.config).boundary_blend == "off"
+    for switch, mode in ((True, "poisson"), (False, "off")):  # before the exchange existed
+        assert (
+            BLSGANConfig.from_dict({**old.config, "boundary_blend": switch}).boundary_blend == mode
+        )
+    exchange = replace(tiny_config, boundary_blend="exchange")
+    assert BLSGANConfig.from_dict(exchange.to_dict()) == exchange
+    with pytest.raises(ValueError, match="boundary_blend must be one of"):
+        replace(tiny_config, boundary_blend="on")
+
+
+def test_a_model_set_to_exchange_keeps_its_reconstruction(tiny_config: BLSGANConfig) -> None:
+    image, masks, _ = _double_bone()
+    overlap = masks.sum(axis=0) >= 2
+    model = _identity_model(tiny_config, "exchange")
+    exchanged = separate(image[None], masks[None], model)
+    plain = separate(image[None], masks[None], model, boundary_blend="off")
+    assert torch.allclose(exchanged.reconstruction, plain.reconstruction, atol=1e-5)
+    assert not torch.allclose(exchanged.layers[0, :, overlap], plain.layers[0, :, overlap])
 
 
 def test_exchange_removes_complementary_seams_and_keeps_the_reconstruction() -> None:
