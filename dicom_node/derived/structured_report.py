@@ -55,15 +55,15 @@ def build_structured_report(
     """The Measurement Report of ``result``, referencing ``source`` and the SEG of ``result``.
 
     The SEG is named in the evidence by its class and deterministic UIDs
-    (``segmentation_evidence``): the report needs the result, not the SEG built from it.
+    (``_segmentation_evidence``): the report needs the result, not the SEG built from it.
     """
     check_source_grid(source, result.grid_shape, uids)
     report = measurement_report(source, result, outputs, uids)
-    evidence = [source, segmentation_evidence(source, uids)]
+    evidence = [source, _segmentation_evidence(source, uids)]
     return report_document(evidence, report, document_arguments(result, outputs, uids))
 
 
-def segmentation_evidence(source: Dataset, uids: OutputUids) -> Dataset:
+def _segmentation_evidence(source: Dataset, uids: OutputUids) -> Dataset:
     """What the SR's evidence takes of the SEG built with ``uids``: its class and UIDs."""
     reference = Dataset()
     reference.SOPClassUID = SegmentationStorage
