@@ -223,6 +223,9 @@ class DatabaseSettings(_Section):
 
     url: str | None = None
     sqlite_synchronous: SQLiteSynchronous = SQLiteSynchronous.NORMAL
+    # Received instances' rows wait at most this long to be committed together (the
+    # spooled file is durable before the C-STORE is answered; see receive.booking).
+    group_commit_s: float = Field(default=0.05, ge=0)
 
 
 class BrokerSettings(_Section):
