@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_node.db import Database
 from dicom_node.db import dispatches as dispatch_rows
@@ -49,12 +50,14 @@ Published = Callable[[list[int], list[int]], None]
 
 @dataclass(frozen=True)
 class Spooled:
-    """An instance durably in the spool, with the identity read from it once."""
+    """An instance durably in the spool, with the identity read from it once and the
+    routing decided for it (``Bookkeeper.decide``)."""
 
     header: InstanceHeader
     path: Path
     size_bytes: int
     calling_ae_title: str | None
+    decision: Decision
 
 
 @dataclass
@@ -80,6 +83,7 @@ class Bookkeeper:
         self.database = database
         self.published = published
         self.group_commit_s = settings.database.group_commit_s
+        self.max_waiting = MAX_WAITING
         self._destinations_guard = threading.Lock()
         self._destinations_cache: tuple[float, list[DestinationSettings]] | None = None
         self._condition = threading.Condition()
@@ -94,23 +98,21 @@ class Bookkeeper:
         self._running = False
         self._thread: threading.Thread | None = None
 
+    def decide(self, header: InstanceHeader) -> Decision:
+        """The routing of an instance (before it is spooled: the writer only inserts)."""
+        return decide(header, self.settings.rules, self._destinations(), self.settings.outputs)
+
     def book(self, items: list[Spooled]) -> Booked:
         """Commit the rows of ``items`` in one transaction; already booked ones are skipped.
 
-        Routing is decided before the transaction, so the write lock is held for the
-        inserts only. Raises ``SQLAlchemyError`` when the commit fails (nothing booked).
+        Raises ``SQLAlchemyError`` when the commit fails (nothing booked then).
         """
         booked = Booked()
         if not items:
             return booked
-        destinations = self._destinations()
-        decided = [
-            (item, decide(item.header, self.settings.rules, destinations, self.settings.outputs))
-            for item in items
-        ]
         with self.database.engine.begin() as connection:
-            for item, decision in decided:
-                self._book_one(connection, item, decision, booked)
+            for item in items:
+                self._book_one(connection, item, booked)
         self.publish(booked.job_ids, booked.dispatch_ids)
         return booked
 
@@ -120,15 +122,13 @@ class Bookkeeper:
             self.published(job_ids, dispatch_ids)
 
     @staticmethod
-    def _book_one(
-        connection: Connection, item: Spooled, decision: Decision, booked: Booked
-    ) -> None:
-        uid = item.header.sop_instance_uid
+    def _book_one(connection: Connection, item: Spooled, booked: Booked) -> None:
+        uid, decision = item.header.sop_instance_uid, item.decision
         # Another process may have booked it (its row points at the same file).
         if instance_id(connection, uid) is not None:
             logger.warning("instance booked elsewhere already", extra={"sop_instance_uid": uid})
             return
-        new_id = add_instance(connection, _record(item, decision))
+        new_id = add_instance(connection, _record(item))
         booked.instance_ids.append(new_id)
         if decision.process:
             booked.job_ids.append(
@@ -154,9 +154,9 @@ class Bookkeeper:
             return self._destinations_cache[1]
 
     def full(self) -> bool:
-        """True when ``MAX_WAITING`` instances wait for their rows."""
+        """True when ``max_waiting`` instances wait for their rows."""
         with self._condition:
-            return len(self._waiting) >= MAX_WAITING
+            return len(self._waiting) >= self.max_waiting
 
     def waiting(self, sop_instance_uid: str) -> bool:
         """True while this instance is spooled and its row not yet committed."""
@@ -222,7 +222,7 @@ class Bookkeeper:
                 return
             try:
                 self.book(group)
-            except Exception:  # the writer outlives any one group; logged in full
+            except SQLAlchemyError:
                 logger.exception("booking %d spooled instances failed", len(group))
                 with self._condition:
                     self._failures += 1
@@ -257,7 +257,7 @@ class Bookkeeper:
                 self._condition.wait(due)
 
 
-def _record(item: Spooled, decision: Decision) -> InstanceRecord:
+def _record(item: Spooled) -> InstanceRecord:
     header = item.header
     return InstanceRecord(
         sop_instance_uid=header.sop_instance_uid,
@@ -274,5 +274,5 @@ def _record(item: Spooled, decision: Decision) -> InstanceRecord:
         body_part_examined=header.body_part_examined,
         view_position=header.view_position,
         calling_ae_title=item.calling_ae_title,
-        own_output=decision.own_output,
+        own_output=item.decision.own_output,
     )

@@ -20,7 +20,7 @@ from dicom_node.db import Database
 from dicom_node.db import jobs as job_rows
 from dicom_node.db.instances import find_instance, instance_id, replace_instance_file
 from dicom_node.dimse_status import DicomStatus
-from dicom_node.receive.booking import MAX_WAITING, Bookkeeper, Spooled
+from dicom_node.receive.booking import Bookkeeper, Spooled
 from dicom_node.receive.header import InstanceHeader, is_valid_uid, read_file_header, read_header
 from dicom_node.receive.spool import DiskFullError, Spool, spooled_body_equals
 from dicom_node.receive.wire import DatasetTooLargeError, MalformedDatasetError
@@ -46,12 +46,11 @@ class Received:
 
 @dataclass(frozen=True)
 class IngestResult:
-    """The status to answer, and the row of a stored UID where one is known."""
+    """The status to answer and why."""
 
     status: DicomStatus
     outcome: str
     sop_instance_uid: str | None = None
-    instance_id: int | None = None
     reason: str | None = None
 
 
@@ -152,17 +151,20 @@ class Ingestor:
                 DicomStatus.OUT_OF_RESOURCES,
                 "error",
                 uid,
-                reason=f"{MAX_WAITING} instances wait for their database rows",
+                reason=f"{self.bookkeeper.max_waiting} instances wait for their database rows",
             )
         target = self.spool.path_for(header.study_instance_uid, header.series_instance_uid, uid)
         try:
+            decision = self.bookkeeper.decide(header)
             spooled = self.spool.write(target, [received.file_meta, received.body])
         except DiskFullError as error:
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "disk_full", uid, reason=str(error))
-        except OSError as error:
-            logger.exception("spooling failed", extra={"sop_instance_uid": uid})
+        except (OSError, SQLAlchemyError) as error:
+            logger.exception("routing or spooling failed", extra={"sop_instance_uid": uid})
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
-        item = Spooled(header, spooled.path, spooled.size_bytes, received.calling_ae_title)
+        item = Spooled(
+            header, spooled.path, spooled.size_bytes, received.calling_ae_title, decision
+        )
         try:
             self.bookkeeper.submit(item)
         except SQLAlchemyError as error:
@@ -191,7 +193,7 @@ class Ingestor:
             logger.exception("could not compare a resend", extra={"sop_instance_uid": uid})
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
         if same:
-            return IngestResult(DicomStatus.SUCCESS, "duplicate", uid, instance_id=known)
+            return IngestResult(DicomStatus.SUCCESS, "duplicate", uid)
         policy = self.settings.storage.duplicate_policy(received.calling_ae_title)
         extra = {"sop_instance_uid": uid, "calling_ae_title": received.calling_ae_title}
         if policy is DuplicatePolicy.REPLACE and path is not None:
@@ -210,7 +212,6 @@ class Ingestor:
                 DicomStatus.DUPLICATE_SOP_INSTANCE,
                 "duplicate_rejected",
                 uid,
-                instance_id=known,
                 reason="an instance with this SOP Instance UID and other content is stored",
             )
         logger.info("resend with other content ignored (storage.duplicates)", extra=extra)
@@ -218,7 +219,6 @@ class Ingestor:
             DicomStatus.ELEMENTS_DISCARDED,
             "duplicate_ignored",
             uid,
-            instance_id=known,
             reason="an instance with this SOP Instance UID and other content is kept",
         )
 
@@ -252,7 +252,7 @@ class Ingestor:
         )
         if job_id is not None:
             self.bookkeeper.publish([job_id], [])
-        return IngestResult(DicomStatus.SUCCESS, "replaced", uid, instance_id=known)
+        return IngestResult(DicomStatus.SUCCESS, "replaced", uid)
 
     def spooled_item(self, path: Path) -> Spooled | IngestResult:
         """What booking a file already in the spool needs (re-booking after a crash).
@@ -276,4 +276,10 @@ class Ingestor:
                 reason=f"{path} should be at {expected}",
             )
         calling = file_meta.get("SourceApplicationEntityTitle")
-        return Spooled(header, path, spooled.size_bytes, str(calling).strip() if calling else None)
+        return Spooled(
+            header,
+            path,
+            spooled.size_bytes,
+            str(calling).strip() if calling else None,
+            self.bookkeeper.decide(header),
+        )
