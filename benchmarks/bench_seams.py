@@ -67,7 +67,7 @@ def main() -> None:
         images = torch.from_numpy(image)[None, None].float()
         mask_tensor = torch.from_numpy(masks)[None].float()
         start = time.perf_counter()
-        result = separate(images, mask_tensor, model, boundary_blend=False)
+        result = separate(images, mask_tensor, model, boundary_blend="off")
         middle = time.perf_counter()
         blend_batch(result.layers, images, mask_tensor)
         end = time.perf_counter()

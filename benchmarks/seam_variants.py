@@ -6,7 +6,7 @@
 
 On the validation joints of :mod:`benchmarks.separation_measures` (same split, same
 synthetic overlaps), the measures of the run's ``log.csv`` for: the model as it is; each
-layer blended on its own (:mod:`blsgan_core.seams`, what ``boundary_blend`` does); the
+layer blended on its own (:mod:`blsgan_core.seams`, ``boundary_blend = "poisson"``); the
 upper layer blended and the lower one derived from Eq. 1 with the model's k inside the
 overlap (``1 - L2 = k (1 - J) / (1 - L1)``, so the reconstruction is the input there);
 and both blended with k refitted to them (the mean of ``(1 - L1)(1 - L2) / (1 - J)``
@@ -68,13 +68,26 @@ def refitted_k(
     return SeparationResult(blended.layers, k, reconstruct(blended.layers, masks, k))
 
 
+def exchanged(model: BLSGANModel) -> Separator:
+    """The model with its seams exchanged (``boundary_blend = "exchange"``)."""
+
+    def run(
+        images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor
+    ) -> SeparationResult:
+        return separate(images, masks, model, boundary_blend="exchange")
+
+    return run
+
+
 def variant_separator(model: BLSGANModel, variant: Variant) -> Separator:
     """The model with the blend on, then ``variant`` applied to its output."""
 
     def run(
         images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor
     ) -> SeparationResult:
-        return variant(separate(images, masks, model, boundary_blend=True), images, masks.float())
+        return variant(
+            separate(images, masks, model, boundary_blend="poisson"), images, masks.float()
+        )
 
     return run
 
@@ -111,10 +124,11 @@ def main() -> None:
     validation = Validation.build(data, store, config)
     model = load_model(options.model)
     separators: dict[str, Separator] = {
-        "model": lambda images, masks, _: separate(images, masks, model, boundary_blend=False),
+        "model": lambda images, masks, _: separate(images, masks, model, boundary_blend="off"),
         "both blended": variant_separator(model, lambda result, images, masks: result),
         "upper blended, lower from Eq. 1": variant_separator(model, derived_lower),
         "both blended, k refitted": variant_separator(model, refitted_k),
+        "seams exchanged, reconstruction kept": exchanged(model),
     }
     results: dict[str, object] = {
         "input step across the overlap boundary": {

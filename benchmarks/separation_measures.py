@@ -11,8 +11,8 @@ exactly as a training run validates (:class:`trainer.validation.Validation`). Pr
 JSON object: per separator (``identity`` first) the columns of the run's ``log.csv``
 (:mod:`trainer.separation_measures`). With ``--png`` it writes, per model, crops around
 the overlap of a few synthetic and wide-shift joints: input, true and generated layers.
-With ``--blend-compare`` every model is measured twice, without the Poisson seam blend
-(:mod:`blsgan_core.seams`, not the paper's) as NAME and with it as NAME+blend.
+With ``--blend-compare`` every model is measured with each seam step
+(:mod:`blsgan_core.seams`, not the paper's): none as NAME, NAME+poisson, NAME+exchange.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import torch
 
 from blsgan_core.checkpoint import load_checkpoint
 from blsgan_core.model import MODEL_KIND, model_from_checkpoint
+from blsgan_core.seam_modes import BLEND_MODES
 from trainer.config import load_preset
 from trainer.datasets import SampleStore, prepare_data
 from trainer.evaluation.separation import EvalJoint, model_separator, run_separator
@@ -85,7 +86,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--png", type=Path, help="folder for the layer panels")
     parser.add_argument(
-        "--blend-compare", action="store_true", help="each model without and with the blend"
+        "--blend-compare", action="store_true", help="each model with every seam step"
     )
     options = parser.parse_args()
     torch.set_num_threads(options.threads)
@@ -113,8 +114,10 @@ def main() -> None:
         model = model_from_checkpoint(
             checkpoint, with_supervisor="supervisor" in checkpoint.state
         ).float()
-        blends = (
-            ((name, False), (f"{name}+blend", True)) if options.blend_compare else ((name, None),)
+        blends: tuple[tuple[str, str | None], ...] = (
+            tuple((name if m == "off" else f"{name}+{m}", m) for m in BLEND_MODES)
+            if options.blend_compare
+            else ((name, None),)
         )
         for label, blend in blends:
             separator = model_separator(model, device, boundary_blend=blend)

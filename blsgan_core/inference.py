@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from blsgan_core.model import BLSGANModel
 from blsgan_core.reconstruction import reconstruct
-from blsgan_core.seams import blend_batch
+from blsgan_core.seams import remove_seams
 
 ArrayLike = torch.Tensor | NDArray[np.generic]
 
@@ -67,7 +67,7 @@ def separate(
     *,
     device: str | torch.device | None = None,
     batch_size: int | None = None,
-    boundary_blend: bool | None = None,
+    boundary_blend: str | None = None,
 ) -> SeparationResult:
     """Layer images, k and the Eq. 1 reconstruction of each joint.
 
@@ -86,8 +86,8 @@ def separate(
     batch_size
         Joints per forward pass; all at once if ``None``.
     boundary_blend
-        Blend the layers across the overlap boundary (:mod:`blsgan_core.seams`); ``None``
-        follows the model's config. Set it to measure one model with and without.
+        The seam step (:data:`blsgan_core.seam_modes.BLEND_MODES`); ``None`` follows the
+        model's config. Set it to measure one model with and without.
     """
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -112,7 +112,8 @@ def separate(
     if not outputs:
         raise ValueError("no images given")
     layers, k, recon = (torch.cat(parts) for parts in zip(*outputs, strict=True))
-    if model.config.boundary_blend if boundary_blend is None else boundary_blend:
-        layers = blend_batch(layers, image_tensor, mask_tensor)
+    mode = model.config.boundary_blend if boundary_blend is None else boundary_blend
+    if mode != "off":
+        layers = remove_seams(mode, layers, image_tensor, mask_tensor)
         recon = reconstruct(layers, mask_tensor, k)
     return SeparationResult(layers, k, recon)

@@ -20,6 +20,7 @@ from blsgan_core.networks.generator import Generator, GeneratorConfig
 from blsgan_core.networks.reconstructor import Reconstructor, ReconstructorConfig
 from blsgan_core.networks.supervisor import Supervisor, SupervisorConfig
 from blsgan_core.reconstruction import reconstruct
+from blsgan_core.seam_modes import BLEND_MODES
 
 MODEL_KIND = "blsgan"
 
@@ -29,21 +30,26 @@ class BLSGANConfig:
     """Configs of the three networks, the correction switch (False = k fixed to 1) and
     ``boundary_blend``.
 
-    ``boundary_blend`` is a departure from the paper, off by default: at inference each
-    generated layer is replaced by the input outside the overlap and, inside it, blended
-    into that surround by a Poisson solve on its own gradient
-    (:mod:`blsgan_core.seams`), and Eq. 1 recomputed. Why: generators leave a brightness
-    offset with a hard edge along the overlap boundary (a seam) whose texture is right
-    but whose level is not; the blend removes the offset and keeps the texture.
+    ``boundary_blend`` is a departure from the paper, ``"off"`` by default: a seam step
+    after the generator (:data:`blsgan_core.seam_modes.BLEND_MODES`). ``"poisson"`` replaces
+    each layer by the input outside the overlap and blends it into that surround inside
+    it, Eq. 1 recomputed; ``"exchange"`` moves brightness between the two layers inside
+    the overlap so that each meets its own bone, keeping Eq. 1's reconstruction. Why:
+    generators leave a brightness offset with a hard edge along the overlap boundary (a
+    seam) whose texture is right but whose level is not.
     """
 
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     reconstructor: ReconstructorConfig = field(default_factory=ReconstructorConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     correction: bool = True
-    boundary_blend: bool = False
+    boundary_blend: str = "off"
 
     def __post_init__(self) -> None:
+        if self.boundary_blend not in BLEND_MODES:
+            raise ValueError(
+                f"boundary_blend must be one of {BLEND_MODES}, got {self.boundary_blend!r}"
+            )
         if self.generator.n_layers != self.supervisor.n_layers:
             raise ValueError(
                 f"generator has {self.generator.n_layers} layers but the supervisor "
@@ -78,17 +84,25 @@ class BLSGANConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BLSGANConfig:
         """Inverse of :meth:`to_dict`; a missing or unknown key is a ``ValueError``, except
-        ``boundary_blend``, which checkpoints written before it existed lack (off)."""
+        ``boundary_blend``, which checkpoints written before it existed lack (off), and
+        which those written before the exchange mode hold as true (poisson) or false."""
         try:
             return cls(
                 generator=GeneratorConfig(**data["generator"]),
                 reconstructor=ReconstructorConfig(**data["reconstructor"]),
                 supervisor=SupervisorConfig(**data["supervisor"]),
                 correction=bool(data["correction"]),
-                boundary_blend=bool(data.get("boundary_blend", False)),
+                boundary_blend=_blend_mode(data.get("boundary_blend", "off")),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"not a BLS-GAN config: {error}") from error
+
+
+def _blend_mode(value: object) -> str:
+    """A checkpoint's ``boundary_blend``: a mode, or the switch older checkpoints hold."""
+    if isinstance(value, bool):
+        return "poisson" if value else "off"
+    return str(value)
 
 
 class BLSGANModel(nn.Module):

@@ -54,7 +54,7 @@ def export_half(
     *,
     promote: bool = True,
     evaluation: dict[str, Any] | None = None,
-    boundary_blend: bool | None = None,
+    boundary_blend: str | None = None,
     command: str | None = None,
 ) -> ModelEntry:
     """Write ``checkpoint`` as fp16 ``<directory>/<name>.pt`` with its cards; promote it.
@@ -63,8 +63,8 @@ def export_half(
     the shipped model says how it measured against the baselines; its realism figure
     (held-out real and generated patches) is copied next to the card as
     ``<name>-realism.png``, which the card shows. ``boundary_blend`` (if not ``None``)
-    sets the config's switch of the Poisson seam blend (:mod:`blsgan_core.seams`), so any
-    checkpoint can ship with it on or off without retraining. ``command`` is the export
+    sets the config's seam step (:data:`blsgan_core.seam_modes.BLEND_MODES`), so any
+    checkpoint can ship with or without one without retraining. ``command`` is the export
     command line, for the card.
     """
     source = load_checkpoint(checkpoint, expected_kind=MODEL_KIND)

@@ -5,7 +5,8 @@ sample ``J * M``, fake sample ``G(J, M)``, and the true layers ``Lg`` as a secon
 sample). Phase 2 (synthetic + real joints): Eq. 2 for G and R and Eq. 3 for D on every
 joint. ``phase2_ground_truth`` (a departure, off by default) adds Eq. 4's and Eq. 5's
 true-layer terms for the synthetic joints of phase 2; ``LossWeights.k_truth`` (a departure,
-0 by default) adds ``Lr(k, k_true)`` for every synthetic joint.
+0 by default) adds ``Lr(k, k_true)`` for every synthetic joint, and ``LossWeights.seam``
+(likewise) the seam loss wherever the true layers are used.
 
 The two updates alternate as in any GAN: G and R step against the current D, with D's
 parameters frozen for that backward pass (no wasted weight gradients); then D steps on
@@ -102,6 +103,11 @@ def generator_update(
                     total = total + settings.weights.g0 * losses.masked_rmse(
                         layers[truth], batch.true_layers[truth], batch.masks[truth]
                     )
+            truth = batch.has_truth if phase == 2 else torch.ones_like(batch.has_truth)
+            if settings.weights.seam > 0 and (phase == 1 or settings.phase2_ground_truth):
+                seam = losses.seam_loss(layers[truth], batch.true_layers[truth], batch.masks[truth])
+                total = total + settings.weights.seam * seam
+                terms.parts["seam"] = seam.detach()
             if settings.weights.k_truth > 0:
                 k_error = losses.k_truth_loss(k, batch.true_k)
                 total = total + settings.weights.k_truth * k_error

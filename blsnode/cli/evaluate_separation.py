@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from blsgan_core.seam_modes import BLEND_MODES
 from trainer.splits import pick_split
 
 if TYPE_CHECKING:
@@ -40,8 +41,9 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     (annotated/predicted), ``segmenter`` (its checkpoint, needed for predicted masks),
     ``realism`` (run the Turing test, needs split val), ``realism_steps``,
     ``max_images``, ``device``, ``plots`` (folder for PNG figures) and ``boundary_blend``
-    (:data:`BLEND_CHOICES`: as the checkpoint says, off, on, or ``compare``: the model
-    without it as ``model`` and with it as ``model+blend``, in the same run).
+    (:data:`BLEND_CHOICES`: as the checkpoint says, a mode of
+    :data:`blsgan_core.seam_modes.BLEND_MODES`, or ``compare``: the model without a seam step
+    as ``model`` and with each as ``model+poisson`` and ``model+exchange``, in one run).
     """
     import torch
 
@@ -90,7 +92,7 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-BLEND_CHOICES = ("config", "off", "on", "compare")
+BLEND_CHOICES = ("config", *BLEND_MODES, "compare")
 
 
 def blend_separators(model: BLSGANModel, device: str, choice: str) -> dict[str, Separator]:
@@ -101,10 +103,12 @@ def blend_separators(model: BLSGANModel, device: str, choice: str) -> dict[str, 
         raise ValueError(f"boundary_blend must be one of {BLEND_CHOICES}, got {choice!r}")
     if choice == "compare":
         return {
-            "model": model_separator(model, device, boundary_blend=False),
-            "model+blend": model_separator(model, device, boundary_blend=True),
+            "model" if mode == "off" else f"model+{mode}": model_separator(
+                model, device, boundary_blend=mode
+            )
+            for mode in BLEND_MODES
         }
-    blend = {"config": None, "off": False, "on": True}[choice]
+    blend = None if choice == "config" else choice
     return {"model": model_separator(model, device, boundary_blend=blend)}
 
 
@@ -200,8 +204,8 @@ SEPARATION_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         type=click.Choice(BLEND_CHOICES),
         default="config",
         show_default=True,
-        help="Separation: the Poisson seam blend of the layers (not the paper's) as the "
-        "checkpoint says, off, on, or compare (the model with and without it).",
+        help="Separation: the seam step of the layers (not the paper's) as the checkpoint "
+        "says, off, poisson, exchange, or compare (the model with each, in one run).",
     ),
     click.option("--max-images", type=click.IntRange(min=1), help="Separation: cap per protocol."),
     click.option("--device", help="Separation: torch device (default cuda if present)."),

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from blsgan_core.seam_modes import BLEND_MODES
 from blsnode.cli.context import emit, exit_on_value_error, json_option, pass_settings
 from dicom_node.settings import Settings
 
@@ -138,10 +139,11 @@ def register(settings: Settings, checkpoint: Path, name: str, as_json: bool) -> 
     help="A separation report (evaluate --json output) to put into the card.",
 )
 @click.option(
-    "--boundary-blend/--no-boundary-blend",
+    "--boundary-blend",
+    type=click.Choice(BLEND_MODES),
     default=None,
-    help="Switch the Poisson seam blend of the layers (not the paper's) on or off in the "
-    "exported config (default: as in CHECKPOINT).",
+    help="The seam step of the layers (not the paper's) in the exported config: off, "
+    "poisson or exchange (default: as in CHECKPOINT).",
 )
 @json_option
 def export(
@@ -150,7 +152,7 @@ def export(
     directory: Path | None,
     no_promote: bool,
     evaluation: Path | None,
-    boundary_blend: bool | None,
+    boundary_blend: str | None,
     as_json: bool,
 ) -> None:
     """Write CHECKPOINT as fp16 NAME with its model cards, for shipping with the package."""

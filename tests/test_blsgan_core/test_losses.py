@@ -19,6 +19,8 @@ from blsgan_core.losses import (
     pretraining_generator_loss,
     pretraining_supervisor_loss,
     real_sample,
+    seam_band,
+    seam_loss,
     segmentation_loss,
     supervisor_loss,
 )
@@ -268,3 +270,24 @@ def test_rejects_bad_weights_and_shapes() -> None:
         segmentation_loss(torch.zeros(1, 4, 2, 2), torch.zeros(1, 2, 2, 2))
     with pytest.raises(ValueError, match="differ"):
         masked_rmse(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 3), torch.ones(1, 1, 2, 2))
+
+
+def test_seam_loss_on_a_hand_computed_case() -> None:
+    # 12 x 12: upper bone rows 0-7, lower rows 4-11, overlap rows 4-7. The band reaches
+    # 3 px either side of the overlap's boundary (rows 1-10); the overlap is too thin to
+    # keep an inside, so each bone's band is its rows within 1-10.
+    masks = torch.zeros(1, 2, 12, 12)
+    masks[0, 0, :8] = 1
+    masks[0, 1, 4:] = 1
+    band = seam_band(masks)
+    assert band[0, 0].sum(dim=1).nonzero().ravel().tolist() == list(range(1, 8))
+    assert band[0, 1].sum(dim=1).nonzero().ravel().tolist() == list(range(4, 11))
+    truth = torch.rand(1, 2, 12, 12, generator=torch.Generator().manual_seed(0)) * masks
+    assert seam_loss(truth, truth, masks).item() == 0.0
+    layers = truth.clone()
+    layers[0, 0, 4:8] += 0.1  # the upper layer too bright inside the overlap: one step
+    # One step of 0.1 between rows 3 and 4 in 12 columns; pairs with both ends in the
+    # band: per bone 6 vertical x 12 + 7 rows x 11 horizontal = 149, two bones 298.
+    assert seam_loss(layers, truth, masks).item() == pytest.approx(12 * 0.1 / 298, rel=1e-5)
+    # A constant offset over a whole layer has no seam.
+    assert seam_loss(truth + 0.2 * masks, truth + 0.2 * masks, masks).item() == 0.0

@@ -14,7 +14,7 @@ from blsgan_core.inference import separate
 from blsgan_core.laplace import poisson_fill
 from blsgan_core.model import BLSGANConfig, BLSGANModel, load_model, model_checkpoint, save_model
 from blsgan_core.reconstruction import reconstruct
-from blsgan_core.seams import blend_batch, blend_layer, blend_layers
+from blsgan_core.seams import blend_batch, blend_layer, blend_layers, exchange_layers
 
 HEIGHT, WIDTH = 32, 24
 
@@ -85,7 +85,7 @@ def test_blend_batch_checks_shapes_and_passes_an_empty_overlap_through() -> None
         blend_layers(np.zeros((2, 4, 4)), np.zeros((4, 4)), np.zeros((2, 4, 5), dtype=bool))
 
 
-def _identity_model(config: BLSGANConfig, blend: bool) -> BLSGANModel:
+def _identity_model(config: BLSGANConfig, blend: str) -> BLSGANModel:
     """A fresh input-skip generator returns the identity layers ``J * M_i``."""
     generator = replace(config.generator, input_skip=True)
     return BLSGANModel(replace(config, generator=generator, boundary_blend=blend))
@@ -104,24 +104,77 @@ def test_the_models_switch_is_followed_and_survives_its_checkpoint(
 ) -> None:
     image, masks, truth = _double_bone()
     overlap = masks.sum(axis=0) >= 2
-    save_model(tmp_path / "blend.pt", _identity_model(tiny_config, True), "1", half=True)
+    save_model(tmp_path / "blend.pt", _identity_model(tiny_config, "poisson"), "1", half=True)
     model = load_model(tmp_path / "blend.pt")
-    assert model.config.boundary_blend is True
+    assert model.config.boundary_blend == "poisson"
     blended = separate(image[None], masks[None], model)
-    plain = separate(image[None], masks[None], model, boundary_blend=False)
+    plain = separate(image[None], masks[None], model, boundary_blend="off")
     for index in range(2):
         assert np.abs(plain.layers[0, index].numpy() - truth)[overlap].mean() > 0.19
         assert np.abs(blended.layers[0, index].numpy() - truth)[overlap].max() < 5e-3
     expected = reconstruct(blended.layers, torch.from_numpy(masks)[None].float(), blended.k)
     assert torch.allclose(blended.reconstruction, expected)
-    off = _identity_model(tiny_config, False)
+    off = _identity_model(tiny_config, "off")
     assert torch.allclose(separate(image[None], masks[None], off).layers, plain.layers, atol=1e-6)
 
 
-def test_old_checkpoints_load_with_the_blend_off(tiny_config: BLSGANConfig) -> None:
+def test_old_checkpoints_load_with_their_blend(tiny_config: BLSGANConfig) -> None:
     old = model_checkpoint(BLSGANModel(tiny_config), "0")
     del old.config["boundary_blend"]
-    assert BLSGANConfig.from_dict(old.config).boundary_blend is False
-    assert BLSGANConfig.from_dict(replace(tiny_config, boundary_blend=True).to_dict()) == replace(
-        tiny_config, boundary_blend=True
-    )
+    assert BLSGANConfig.from_dict(old.config).boundary_blend == "off"
+    for switch, mode in ((True, "poisson"), (False, "off")):  # before the exchange existed
+        assert (
+            BLSGANConfig.from_dict({**old.config, "boundary_blend": switch}).boundary_blend == mode
+        )
+    exchange = replace(tiny_config, boundary_blend="exchange")
+    assert BLSGANConfig.from_dict(exchange.to_dict()) == exchange
+    with pytest.raises(ValueError, match="boundary_blend must be one of"):
+        replace(tiny_config, boundary_blend="on")
+
+
+def test_a_model_set_to_exchange_keeps_its_reconstruction(tiny_config: BLSGANConfig) -> None:
+    image, masks, _ = _double_bone()
+    overlap = masks.sum(axis=0) >= 2
+    model = _identity_model(tiny_config, "exchange")
+    exchanged = separate(image[None], masks[None], model)
+    plain = separate(image[None], masks[None], model, boundary_blend="off")
+    assert torch.allclose(exchanged.reconstruction, plain.reconstruction, atol=1e-5)
+    assert not torch.allclose(exchanged.layers[0, :, overlap], plain.layers[0, :, overlap])
+
+
+def test_exchange_removes_complementary_seams_and_keeps_the_reconstruction() -> None:
+    masks = _masks()
+    overlap = masks[0] & masks[1]
+    truth = np.stack([np.where(masks[0], 0.5, 0.0), np.where(masks[1], 0.4, 0.0)])
+    layers = truth.copy()
+    # The upper layer 20 % more opaque inside the overlap, the lower one as much less:
+    # Eq. 1's product (1 - L1)(1 - L2) is the true one, the seams are not.
+    layers[0][overlap] = 1 - 0.5 * np.exp(-0.2)
+    layers[1][overlap] = 1 - 0.6 * np.exp(0.2)
+    exchanged = exchange_layers(layers, masks)
+    np.testing.assert_allclose(exchanged, truth, atol=2e-4)
+    product = (1 - exchanged[0]) * (1 - exchanged[1])
+    np.testing.assert_allclose(product, (1 - layers[0]) * (1 - layers[1]), atol=1e-6)
+
+
+def test_exchange_meets_conflicting_seams_halfway_and_leaves_other_pixels() -> None:
+    masks = _masks()
+    overlap = masks[0] & masks[1]
+    truth = np.stack([np.where(masks[0], 0.5, 0.0), np.where(masks[1], 0.4, 0.0)])
+    layers = truth.copy()
+    layers[0][overlap] = 1 - 0.5 * np.exp(-0.2)  # only the upper layer is off
+    exchanged = exchange_layers(layers, masks)
+    np.testing.assert_allclose(exchanged[:, ~overlap], layers[:, ~overlap], atol=1e-7)
+    upper = np.log(1 - exchanged[0][overlap]) - np.log(0.5)
+    lower = np.log(1 - exchanged[1][overlap]) - np.log(0.6)
+    # Each bone's edge asks for its own offset; d is the smoothest compromise, so the
+    # upper layer keeps part of its offset and the lower one takes the rest.
+    assert -0.2 < upper.mean() < -0.05 and -0.15 < lower.mean() < 0
+    np.testing.assert_allclose(upper + lower, -0.2, atol=1e-6)
+
+
+def test_exchange_without_an_overlap_is_the_identity() -> None:
+    masks = np.zeros((2, 8, 8), dtype=bool)
+    masks[0, :3], masks[1, 5:] = True, True
+    layers = np.random.default_rng(0).random((2, 8, 8)) * masks
+    np.testing.assert_array_equal(exchange_layers(layers, masks), layers.astype(np.float32))

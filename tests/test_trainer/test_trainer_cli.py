@@ -146,7 +146,9 @@ def test_export_writes_a_half_precision_shipped_model_with_its_evaluation(
 
 def test_export_switches_the_boundary_blend_in_the_config(tmp_path: Path, tiny_run: Any) -> None:
     target = tmp_path / "weights"
-    for name, flag, expected in (("as-is", [], False), ("blend", ["--boundary-blend"], True)):
+    modes = (("as-is", [], "off"), ("poisson", ["--boundary-blend", "poisson"], "poisson"),
+             ("exchange", ["--boundary-blend", "exchange"], "exchange"))  # fmt: skip
+    for name, flag, expected in modes:
         _json(["models", "export", str(tiny_run.best_checkpoint), name, "--to", str(target),
                "--no-promote", *flag, "--json"], tmp_path)  # fmt: skip
-        assert load_model(target / f"{name}.pt").config.boundary_blend is expected
+        assert load_model(target / f"{name}.pt").config.boundary_blend == expected

@@ -187,7 +187,7 @@ def model_separator(
     model: BLSGANModel,
     device: torch.device | str | None = None,
     *,
-    boundary_blend: bool | None = None,
+    boundary_blend: str | None = None,
 ) -> Separator:
     """A separator running ``model`` through :func:`blsgan_core.inference.separate`
     (``boundary_blend``: as there; ``None`` follows the model's config)."""

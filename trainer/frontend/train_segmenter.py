@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,21 @@ def export(options: RunOptions, val_records: list[JointRecord]) -> None:
     )
 
 
+def initialise(model: Segmenter, start: Segmenter) -> None:
+    """Copy ``start``'s weights into ``model``: all of them, or its U-Net into a refined one.
+
+    A refiner added to a trained U-Net starts as the identity (its last convolution is
+    zero), so the refined model begins exactly where ``start`` stopped.
+    """
+    same_unet = replace(start.config, refine_channels=0) == replace(model.config, refine_channels=0)
+    if start.config == model.config:
+        model.load_state_dict(start.state_dict())
+    elif same_unet and start.refiner is None:
+        model.unet.load_state_dict(start.unet.state_dict())
+    else:
+        raise click.UsageError(f"--init {start.version} has another architecture")
+
+
 def overlap_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     """1 - soft Dice of the overlap (upper x lower probability) on overlapping samples.
 
@@ -173,7 +189,14 @@ def epoch_losses(
     "--init",
     "init_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Start from the weights of this segmenter checkpoint (same architecture).",
+    help="Start from this segmenter checkpoint (same architecture, or its U-Net alone).",
+)
+@click.option(
+    "--refine-channels",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Channels of the full-resolution refiner (0: none, the U-Net's logits resized).",
 )
 @click.option(
     "--overlap-weight",
@@ -187,6 +210,7 @@ def main(
     batch_size: int,
     val_fraction: float,
     init_path: Path | None,
+    refine_channels: int,
     overlap_weight: float,
 ) -> None:
     """Train (or resume, or export) the segmenter."""
@@ -204,12 +228,10 @@ def main(
     images = prepare(np.stack([image for image, _ in loaded]))
     masks = torch.from_numpy(np.stack([m for _, m in loaded]).astype(np.float32))
     del loaded
-    model = Segmenter(TINY if options.tiny else SegmenterConfig())
+    base = TINY if options.tiny else SegmenterConfig()
+    model = Segmenter(replace(base, refine_channels=refine_channels))
     if init_path is not None:
-        start = Segmenter.from_checkpoint(load_checkpoint(init_path, expected_kind=KIND))
-        if start.config != model.config:
-            raise click.UsageError(f"--init {init_path} has another architecture")
-        model.load_state_dict(start.state_dict())
+        initialise(model, Segmenter.from_checkpoint(load_checkpoint(init_path, expected_kind=KIND)))
     metadata = run.run_metadata(
         options,
         [manifest] + [p for r in records for p in (r.image, r.upper, r.lower)],

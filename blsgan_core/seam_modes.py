@@ -1,0 +1,8 @@
+"""The seam steps a BLS-GAN model may apply to its layers (``BLSGANConfig.boundary_blend``).
+
+Kept apart from :mod:`blsgan_core.seams` so that command-line options can list them
+without importing torch.
+"""
+
+#: No seam step; the Poisson blend of each layer; the exchange between the two layers.
+BLEND_MODES = ("off", "poisson", "exchange")
