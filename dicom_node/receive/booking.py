@@ -170,7 +170,10 @@ class Bookkeeper:
                 self._waiting.append((time.monotonic(), item))
                 self._waiting_uids.add(item.header.sop_instance_uid)
                 self._submitted += 1
-                self._condition.notify_all()
+                # The writer waits without a deadline only for a first instance, and
+                # with one for the rest of a group, unless the group is full.
+                if len(self._waiting) == 1 or len(self._waiting) >= MAX_GROUP:
+                    self._condition.notify_all()
                 return
         self.book([item])
 
