@@ -8,7 +8,7 @@ the do-nothing baselines (see ``trainer/evaluation/jsw_accuracy.py``).
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/bench_jsw_synthetic.py [--manifest PATH] [--seed 0]
-        [--split val|all] [--lateral-jitter 2]
+        [--split val|all] [--lateral-jitter 2] [--segmenter CHECKPOINT]
 """
 
 from __future__ import annotations
@@ -45,8 +45,13 @@ def main() -> None:
         default=SyntheticConfig().lateral_jitter,
         help="sideways shift range (px); 0 makes the analytic width exact",
     )
+    parser.add_argument(
+        "--segmenter",
+        type=Path,
+        help="segmenter checkpoint to measure (default: the shipped one)",
+    )
     args = parser.parse_args()
-    segmenter = load_segmenter()
+    segmenter = load_segmenter(args.segmenter)
     records = read_manifests(args.manifest).records
     if args.split == "val":
         cases = set(recorded_split(segmenter.metadata)["val_cases"])

@@ -1,4 +1,7 @@
-"""The training loop, top to bottom: data, networks, epochs of both phases, files.
+"""A BLS-GAN run, top to bottom: state, data, networks, then the epochs of both phases.
+
+The epochs go through the loop every trainer shares (:func:`trainer.epochs.run_epochs`);
+what a BLS-GAN epoch does is :class:`trainer.blsgan_epochs.BLSGANEpochs`.
 
 A run lives in one folder (``out``)::
 
@@ -22,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -30,38 +32,27 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from blsgan_core.checkpoint import Checkpoint
-from blsgan_core.model import BLSGANConfig, BLSGANModel, model_checkpoint
-from blsgan_core.synthetic import SyntheticConfig
-from trainer import plots
+from blsgan_core.model import BLSGANConfig, BLSGANModel
+from trainer.blsgan_epochs import SELECTION, BLSGANEpochs
 from trainer.config import ModelSection, TrainConfig, config_from_dict
-from trainer.datasets import (
-    JointDataset,
-    SampleStore,
-    TrainingData,
-    epoch_order,
-    phase_items,
-    prepare_data,
-)
-from trainer.run_files import BEST, LAST, finish_epoch
-from trainer.run_records import model_metadata, model_version
+from trainer.datasets import SampleStore, prepare_data
+from trainer.epochs import epoch_plan, run_epochs
+from trainer.run_files import BEST, LAST
 from trainer.state import (
     STATE_FILE,
     TrainingState,
     load_network_states,
     load_training_state,
-    network_states,
     resumed_provenance,
 )
-from trainer.steps import Batch, StepSettings, supervisor_of, training_step
-from trainer.validation import BEST_METRIC, Validation
+from trainer.steps import StepSettings, supervisor_of
+from trainer.validation import Validation
 
 logger = logging.getLogger(__name__)
 
-REJECTED, PLOTS = "rejected.json", "plots"
+REJECTED = "rejected.json"
 
 
 @dataclass(frozen=True)
@@ -122,71 +113,6 @@ def make_optimizers(networks: BLSGANModel, config: TrainConfig) -> dict[str, tor
     }
 
 
-def epoch_plan(phases: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """``(phase, epoch within phase)`` for every epoch of the run, in order."""
-    return [(phase, epoch) for phase, epochs in phases for epoch in range(epochs)]
-
-
-def run_epoch(
-    networks: BLSGANModel,
-    loader: DataLoader[dict[str, torch.Tensor]],
-    phase: int,
-    settings: StepSettings,
-    optimizers: dict[str, torch.optim.Optimizer],
-    device: torch.device,
-    description: str,
-    show_progress: bool,
-) -> dict[str, float]:
-    """Train one epoch; mean of every logged loss, images and images/s."""
-    networks.train()
-    sums: dict[str, float] = {}
-    images = 0
-    start = time.perf_counter()
-    bar = tqdm(loader, desc=description, unit="batch", disable=not show_progress, leave=False)
-    for data in bar:
-        batch = Batch.from_loader(data, device)
-        logged = training_step(networks, batch, phase, settings, optimizers)
-        for key, value in logged.items():
-            sums[key] = sums.get(key, 0.0) + value * batch.size
-        images += batch.size
-        rate = images / max(time.perf_counter() - start, 1e-9)
-        bar.set_postfix(
-            loss_g=f"{logged['loss_g']:.4f}", loss_d=f"{logged['loss_d']:.4f}", img_s=f"{rate:.1f}"
-        )
-    seconds = time.perf_counter() - start
-    means = {key: value / max(images, 1) for key, value in sums.items()}
-    return {**means, "images": images, "seconds": seconds, "images_per_s": images / seconds}
-
-
-def _loader(
-    data: TrainingData,
-    store: SampleStore,
-    config: TrainConfig,
-    phase: int,
-    epoch_index: int,
-    device: torch.device,
-) -> DataLoader[dict[str, torch.Tensor]]:
-    dataset = JointDataset(
-        store,
-        phase_items(data, phase, config.data.min_real_overlap_px),
-        seed=config.seed,
-        phase=phase,
-        epoch=epoch_index,
-        crop_size=config.data.crop_size,
-        hflip=config.data.hflip,
-        synthetic=SyntheticConfig(**config.data.synthetic),
-    )
-    order = list(epoch_order(len(dataset), seed=config.seed, phase=phase, epoch=epoch_index))
-    return DataLoader(
-        dataset,
-        batch_size=config.optim.batch_size,
-        sampler=order,
-        num_workers=config.num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
-
-
 def train(
     config: TrainConfig,
     manifests: Sequence[Path],
@@ -217,35 +143,11 @@ def train(
         Extra model-card facts (training command, git commit) stored in checkpoints.
     """
     target = pick_device(device)
-    state: TrainingState | None = None
-    if resume:
-        state = load_training_state(out / STATE_FILE)
-        config = config_from_dict(state.config)
-        manifests = [Path(path) for path in state.manifests]
-        phases = list(state.phases)
-    else:
-        manifests = [Path(path).resolve() for path in manifests]
-        if (out / STATE_FILE).exists():
-            raise ValueError(f"{out} already holds a run: resume it or choose another --out")
-        if initial is not None:
-            correction = bool(initial.config.get("correction", True))
-            config = replace(
-                config,
-                model=model_section_of(initial),
-                ablation=replace(config.ablation, correction=correction),
-            )
-            phases = [(2, config.optim.finetune_epochs)]
-        else:
-            phases = list(config.phases)
-        # Spell out every backbone option now, so that resuming this run later rebuilds
-        # the same networks even if a registry default changes in between.
-        config = replace(
-            config, model=ModelSection.from_blsgan_config(config.model.blsgan_config())
-        )
+    config, state = _start(config, manifests, out, resume, initial, provenance)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
 
-    data = prepare_data(manifests, config.data)
+    data = prepare_data([Path(path) for path in state.manifests], config.data)
     (out / REJECTED).write_text(
         json.dumps([r.__dict__ for r in data.rejected], default=str, indent=1), encoding="utf-8"
     )
@@ -260,116 +162,80 @@ def train(
         config.model.blsgan_config(config.ablation.correction), with_supervisor=True
     )
     if initial is not None:
-        load_network_states(networks, initial.state, strict_supervisor=False)
-    optimizers = make_optimizers(networks, config)
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {}
-    extra = dict(provenance or {})
-    if initial is not None:
-        extra["initialised_from"] = initial.version
-    if state is not None:
-        load_network_states(networks, state.networks, strict_supervisor=True)
-        for name, optimizer in optimizers.items():
-            optimizer.load_state_dict(state.optimizers[name])
-        history, best, extra = list(state.history), dict(state.best), dict(state.extra)
-        if provenance:
-            extra = resumed_provenance(extra, provenance.get("command"))
-    networks.to(target)
-    for optimizer in optimizers.values():
-        _optimizer_to(optimizer, target)
-
-    settings = StepSettings(
-        weights=config.optim.weights(),
-        phase2_ground_truth=config.optim.phase2_ground_truth,
-        autocast=autocast_for(target, config.amp),
+        load_network_states(networks, initial.state)
+    networks.to(target)  # before a resume loads the optimiser states: they follow the weights
+    epochs = BLSGANEpochs(
+        model=networks,
+        optimizers=make_optimizers(networks, config),
+        config=config,
+        data=data,
+        store=store,
+        validation=validation,
+        baseline=baseline,
+        phases=state.phases,
+        device=target,
+        settings=StepSettings(
+            weights=config.optim.weights(),
+            phase2_ground_truth=config.optim.phase2_ground_truth,
+            autocast=autocast_for(target, config.amp),
+        ),
+        out=out,
+        show_progress=show_progress,
+        on_epoch=on_epoch,
     )
-    plan = epoch_plan(phases)
-    first = len(history)
-    last_index = len(plan) if stop_after_epochs is None else min(len(plan), stop_after_epochs)
-    for index in range(first, last_index):
-        phase, epoch = plan[index]
-        loader = _loader(data, store, config, phase, epoch, target)
-        description = f"phase {phase} epoch {epoch + 1}/{dict(phases)[phase]}"
-        row: dict[str, Any] = {"epoch": index + 1, "phase": phase, "phase_epoch": epoch + 1}
-        row.update(
-            run_epoch(
-                networks, loader, phase, settings, optimizers, target, description, show_progress
-            )
-        )
-        scores, measured = validation.row(networks, target)
-        row.update(measured)
-        history.append(row)
-        improved = _improved(row, best)
-        if improved:
-            best = {"epoch": row["epoch"], "phase": phase, BEST_METRIC: row[BEST_METRIC]}
-        checkpoint = model_checkpoint(
-            networks,
-            model_version(config, data, index + 1),
-            model_metadata(config, data, history, extra, baseline),
-            include_supervisor=True,
-        )
-        finish_epoch(
-            out,
-            TrainingState(
-                config=config.to_dict(),
-                manifests=[str(path) for path in manifests],
-                phases=phases,
-                completed_epochs=index + 1,
-                networks=network_states(networks),
-                optimizers={name: opt.state_dict() for name, opt in optimizers.items()},
-                history=history,
-                best=best,
-                extra=extra,
-            ),
-            checkpoint,
-            improved,
-        )
-        plots.loss_curves(history, out / PLOTS / "losses.png", baseline)
-        logger.info("epoch %d: %s", index + 1, _summary_line(row))
-        if on_epoch is not None:
-            on_epoch(row)
-        if index + 1 == len(plan):
-            validation.final_plots(networks, target, scores, out / PLOTS)
+    run_epochs(out, state, epochs, SELECTION, stop_after=stop_after_epochs)
     return RunResult(
         out=out,
-        completed_epochs=len(history),
-        total_epochs=len(plan),
-        history=history,
-        best=best,
+        completed_epochs=state.completed_epochs,
+        total_epochs=len(epoch_plan(state.phases)),
+        history=state.history,
+        best=state.best,
         data_digest=data.digest,
         rejected=len(data.rejected),
     )
 
 
-def _improved(row: dict[str, Any], best: dict[str, Any]) -> bool:
-    value = row.get(BEST_METRIC)
-    if value is None:
-        return not best
-    return not best or best.get(BEST_METRIC) is None or value > best[BEST_METRIC]
-
-
-def _summary_line(row: dict[str, Any]) -> str:
-    keys = (
-        "loss_g",
-        "loss_d",
-        "images_per_s",
-        "val_synthetic_layer_psnr",
-        "val_synthetic_seam_ratio",
-        "val_synthetic_k_r",
-        "val_supervisor_auc",
-        BEST_METRIC,
+def _start(
+    config: TrainConfig,
+    manifests: Sequence[Path],
+    out: Path,
+    resume: bool,
+    initial: Checkpoint | None,
+    provenance: dict[str, Any] | None,
+) -> tuple[TrainConfig, TrainingState]:
+    """The run's config and its state: read from ``out`` to resume, else a fresh one."""
+    if resume:
+        state = load_training_state(out / STATE_FILE)
+        if provenance:
+            state.extra = resumed_provenance(state.extra, provenance.get("command"))
+        return config_from_dict(state.config), state
+    if (out / STATE_FILE).exists():
+        raise ValueError(f"{out} already holds a run: resume it or choose another --out")
+    extra = dict(provenance or {})
+    if initial is not None:
+        correction = bool(initial.config.get("correction", True))
+        config = replace(
+            config,
+            model=model_section_of(initial),
+            ablation=replace(config.ablation, correction=correction),
+        )
+        phases = [(2, config.optim.finetune_epochs)]
+        extra["initialised_from"] = initial.version
+    else:
+        phases = list(config.phases)
+    # Spell out every backbone option now, so that resuming this run later rebuilds
+    # the same networks even if a registry default changes in between.
+    config = replace(config, model=ModelSection.from_blsgan_config(config.model.blsgan_config()))
+    state = TrainingState(
+        config=config.to_dict(),
+        manifests=[str(Path(path).resolve()) for path in manifests],
+        phases=phases,
+        completed_epochs=0,
+        networks={},
+        optimizers={},
+        extra=extra,
     )
-    return ", ".join(
-        f"{key}={row[key]:.4g}" for key in keys if isinstance(row.get(key), (int, float))
-    )
-
-
-def _optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    """Move a loaded optimizer state to ``device`` (load_state_dict keeps it on the CPU)."""
-    for values in optimizer.state.values():
-        for key, value in values.items():
-            if isinstance(value, torch.Tensor) and key != "step":
-                values[key] = value.to(device)
+    return config, state
 
 
 def model_section_of(checkpoint: Checkpoint) -> ModelSection:

@@ -117,22 +117,20 @@ def resumed_provenance(extra: dict[str, Any], command: str | None) -> dict[str, 
     return {**extra, "resumed_by": [*extra.get("resumed_by", []), command]}
 
 
-def network_states(model: BLSGANModel) -> dict[str, dict[str, torch.Tensor]]:
-    """State dicts of all three networks by name (the model must have its supervisor)."""
-    return {name: _network(model, name).state_dict() for name in NETWORKS}
+def named_networks(model: BLSGANModel) -> dict[str, torch.nn.Module]:
+    """The three networks by the names their weights have in a state (with the supervisor)."""
+    return {name: _network(model, name) for name in NETWORKS}
 
 
-def load_network_states(
-    model: BLSGANModel, states: dict[str, dict[str, torch.Tensor]], *, strict_supervisor: bool
-) -> None:
-    """Load the named state dicts; a missing supervisor is an error only if ``strict``.
+def load_network_states(model: BLSGANModel, states: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Load a checkpoint's networks into ``model``; the supervisor may be missing.
 
     Inference checkpoints may leave the supervisor out; fine-tuning from one then starts
     with a fresh supervisor.
     """
     for name in NETWORKS:
         if name not in states:
-            if name == "supervisor" and not strict_supervisor:
+            if name == "supervisor":
                 continue
             raise ValueError(f"no weights for the {name}")
         _network(model, name).load_state_dict(states[name])

@@ -12,13 +12,12 @@ metadata and model card (:mod:`trainer.model_card`) and the fp16 export
 from __future__ import annotations
 
 import functools
-import json
+import logging
 import math
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 import click
 import numpy as np
@@ -26,11 +25,11 @@ import torch
 from torch import nn
 
 from blsgan_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from trainer.epochs import Selection, Validated, run_epochs
 from trainer.export import fp16_copy
-from trainer.frontend.loop import cosine_lr, epoch_rng
 from trainer.model_card import checkpoint_metadata, write_card
 from trainer.provenance import files_digest, module_invocation, source_commit
-from trainer.run_files import BEST, finish_epoch
+from trainer.run_files import BEST
 from trainer.state import STATE_FILE, TrainingState, load_training_state, resumed_provenance
 
 
@@ -164,6 +163,35 @@ def run_metadata(
 
 
 NETWORK, OPTIMIZER = "model", "adam"  # their names in the run's state
+# The best model has the lowest validation score (each trainer's ``validate`` says how).
+SELECTION = Selection("score", higher_is_better=False)
+
+
+def configure_process(threads: int, seed: int) -> None:
+    """Threads, seed and logging, set first by every front-end command.
+
+    Few threads, because the training machine is shared; INFO on stderr, so the epoch
+    lines of the loop (:mod:`trainer.epochs`) show.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The sample generator of one epoch: resuming at epoch e replays exactly epoch e."""
+    torch.manual_seed(seed * 100_003 + epoch)
+    return np.random.default_rng([seed, epoch])
+
+
+def cosine_lr(base: float, step: int, total: int, warmup: int = 50) -> float:
+    """Linear warm-up, then cosine decay to 2 % of ``base``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def train(
@@ -177,7 +205,7 @@ def train(
 ) -> None:
     """Train ``model`` with Adam until ``options.epochs``, resuming from ``state.pt``.
 
-    The run folder holds the files every trainer writes (:mod:`trainer.run_files`).
+    The epochs go through the loop every trainer shares (:func:`trainer.epochs.run_epochs`).
 
     Parameters
     ----------
@@ -200,62 +228,86 @@ def train(
         raise TypeError(f"model must have to_checkpoint(), got {type(model).__name__}")
     if steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
-    if options.eval_every < 1:
-        raise ValueError(f"eval_every must be >= 1, got {options.eval_every}")
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
-    state = _start_or_resume(options, model, optimizer, metadata)
-    step = int(state.history[-1]["step"]) if state.history else 0
-    total_steps = options.epochs * steps_per_epoch
-    while state.completed_epochs < options.epochs:
-        epoch = state.completed_epochs + 1
-        rng = epoch_rng(options.seed, epoch - 1)
-        model.train()
-        started, losses = time.time(), []
-        for terms in epoch_losses(rng):
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(options.lr, step, total_steps)
+    state = _start(options, metadata)
+    epochs = FrontEndEpochs(
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=options.lr),
+        name=name,
+        seed=options.seed,
+        lr=options.lr,
+        total_steps=options.epochs * steps_per_epoch,
+        epoch_losses=epoch_losses,
+        measure=validate,
+        step=int(state.history[-1]["step"]) if state.history else 0,
+    )
+    run_epochs(options.out_dir, state, epochs, SELECTION, eval_every=options.eval_every)
+
+
+@dataclass
+class FrontEndEpochs:
+    """A front-end network's :class:`trainer.epochs.Trainer`: Adam on a cosine schedule."""
+
+    model: nn.Module  # and SelfDescribing, as train checks
+    optimizer: torch.optim.Optimizer
+    name: str
+    seed: int
+    lr: float
+    total_steps: int
+    epoch_losses: Callable[[np.random.Generator], Iterable[dict[str, torch.Tensor]]]
+    measure: Callable[[], tuple[dict[str, Any], float]]
+    step: int  # optimiser steps so far: the schedule's position, kept in the history
+    log_keys: tuple[str, ...] | None = None
+
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        """The one network, as ``model``."""
+        return {NETWORK: self.model}
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Its Adam, as ``adam``."""
+        return {OPTIMIZER: self.optimizer}
+
+    def train_epoch(self, phase: int, phase_epoch: int) -> dict[str, Any]:
+        """Minimise the sum of the epoch's loss terms; the schedule and each term's mean."""
+        rng = epoch_rng(self.seed, phase_epoch)  # one phase: its epochs are the run's
+        self.model.train()
+        losses = []
+        for terms in self.epoch_losses(rng):
+            for group in self.optimizer.param_groups:
+                group["lr"] = cosine_lr(self.lr, self.step, self.total_steps)
             loss = torch.stack(list(terms.values())).sum()
-            optimizer.zero_grad()
+            self.optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
-            step += 1
+            self.optimizer.step()
+            self.step += 1
             losses.append({key: term.item() for key, term in terms.items()})
-        record: dict[str, Any] = {
-            "epoch": epoch,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "seconds": round(time.time() - started, 1),
-            "step": step,
-            "lr": optimizer.param_groups[0]["lr"],
+        return {
+            "step": self.step,
+            "lr": self.optimizer.param_groups[0]["lr"],
             **{key: float(np.mean([item[key] for item in losses])) for key in losses[0]},
         }
-        improved = False
-        report: dict[str, Any] = {}
-        if epoch % options.eval_every == 0 or epoch == options.epochs:
-            model.eval()
-            report, score = validate()
-            record["val"] = report
-            best = state.best.get("score", math.inf)
-            improved = score < best or not math.isfinite(best)
-            if improved:
-                state.best = {"epoch": epoch, "score": score}
-        state.history.append(record)
-        state.completed_epochs = epoch
-        state.networks = {NETWORK: model.state_dict()}
-        state.optimizers = {OPTIMIZER: optimizer.state_dict()}
+
+    def validate(self) -> Validated:
+        """The report under ``val``, and its score."""
+        self.model.eval()
+        report, score = self.measure()
+        return Validated({"val": report}, score)
+
+    def checkpoint(self, state: TrainingState) -> Checkpoint:
+        """The network with the run's provenance and the epoch's validation report."""
+        epoch = state.completed_epochs
         training = {**state.extra["training"], "epochs": epoch}
-        metadata_now = checkpoint_metadata(training, state.extra["data"], report)
-        checkpoint = model.to_checkpoint(f"{name}-e{epoch}", metadata_now)
-        finish_epoch(options.out_dir, state, checkpoint, improved)
-        print(json.dumps(record), flush=True)
+        report = state.history[-1].get("val", {})
+        metadata = checkpoint_metadata(training, state.extra["data"], report)
+        return cast(SelfDescribing, self.model).to_checkpoint(f"{self.name}-e{epoch}", metadata)
+
+    def after_epoch(self, state: TrainingState, final: bool) -> None:
+        """Nothing: a front-end run has no plots."""
 
 
-def _start_or_resume(
-    options: RunOptions,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    metadata: dict[str, Any],
-) -> TrainingState:
-    """The state in ``options.out_dir`` with model and optimiser restored, or a fresh one."""
+def _start(options: RunOptions, metadata: dict[str, Any]) -> TrainingState:
+    """The state in ``options.out_dir`` (its provenance and length updated), or a fresh one."""
     path = options.out_dir / STATE_FILE
     config = {key: str(value) if isinstance(value, Path) else value
               for key, value in asdict(options).items()}  # fmt: skip
@@ -270,8 +322,6 @@ def _start_or_resume(
             extra=metadata,
         )
     state = load_training_state(path)
-    model.load_state_dict(state.networks[NETWORK])
-    optimizer.load_state_dict(state.optimizers[OPTIMIZER])
     extra = state.extra or metadata  # a run started before the shared format has none
     command = metadata["training"].get("command")
     state.extra = {**extra, "training": resumed_provenance(extra["training"], command)}

@@ -33,8 +33,8 @@ from trainer.frontend.hand_data import (
     split_records,
 )
 from trainer.frontend.localiser_samples import detector_sample, landmark_sample, refiner_sample
-from trainer.frontend.loop import configure_torch, heatmap_loss, spatial_cross_entropy
-from trainer.frontend.run import RunOptions
+from trainer.frontend.losses import heatmap_loss, spatial_cross_entropy
+from trainer.frontend.run import RunOptions, configure_process
 
 TINY = LocaliserConfig(
     detector=UNetConfig(in_channels=1, out_channels=2, base_channels=8, depth=2, max_channels=8),
@@ -143,7 +143,7 @@ def main(
     long_side: int,
 ) -> None:
     """Train (or resume, or export) the localiser."""
-    configure_torch(options.threads, options.seed)
+    configure_process(options.threads, options.seed)
     records = read_landmarks_csv(options.data_dir / "landmarks.csv")
     train_records, val_records = split_records(records, n_val, options.split_seed)
     if options.limit_images:

@@ -43,8 +43,8 @@ from trainer.frontend.joint_data import (
     read_manifest,
     valid_split,
 )
-from trainer.frontend.loop import configure_torch, soft_dice_loss
-from trainer.frontend.run import RunOptions
+from trainer.frontend.losses import soft_dice_loss
+from trainer.frontend.run import RunOptions, configure_process
 
 MAX_TURN_DEG = 20.0
 OVERLAP_MIN_PX = 20  # the authors' "overlapping" image
@@ -214,7 +214,7 @@ def main(
     overlap_weight: float,
 ) -> None:
     """Train (or resume, or export) the segmenter."""
-    configure_torch(options.threads, options.seed)
+    configure_process(options.threads, options.seed)
     manifest = options.data_dir / "manifest.json"
     records = read_manifest(manifest)
     train_records, val_records, invalid = valid_split(records, val_fraction, options.split_seed)

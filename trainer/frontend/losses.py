@@ -1,34 +1,9 @@
-"""Pieces both front-end trainers share: threads and seeds, schedule, loss terms."""
+"""The loss terms of the front-end networks (localiser heatmaps, segmenter masks)."""
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 from torch import nn
-
-
-def configure_torch(threads: int, seed: int) -> None:
-    """Few threads (the training machine is shared) and a seeded torch."""
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-
-
-def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
-    """The sample generator of one epoch: resuming at epoch e replays exactly epoch e."""
-    torch.manual_seed(seed * 100_003 + epoch)
-    return np.random.default_rng([seed, epoch])
-
-
-def cosine_lr(base: float, step: int, total: int, warmup: int = 50) -> float:
-    """Linear warm-up, then cosine decay to 2 % of ``base``."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return base * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def heatmap_loss(
