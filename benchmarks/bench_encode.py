@@ -71,7 +71,6 @@ def main() -> None:
     outputs = OutputSettings()
     source = with_usable_copied_attributes(header)
     uids = OutputUids(str(source.SOPInstanceUID), result.model.version, outputs.uid_prefix)
-    segmentation = build_segmentation(source, result, outputs, uids)
     objects = build_outputs(header, result, outputs)
 
     def serialise() -> None:
@@ -81,7 +80,7 @@ def main() -> None:
     parts: dict[str, Callable[[], object]] = {
         "SEG": lambda: build_segmentation(source, result, outputs, uids),
         "SC (16)": lambda: build_secondary_captures(source, result, outputs, uids),
-        "SR": lambda: build_structured_report(source, segmentation, result, outputs, uids),
+        "SR": lambda: build_structured_report(source, result, outputs, uids),
         "GSPS": lambda: build_presentation_state(source, result, outputs, uids),
         "serialise all": serialise,
     }

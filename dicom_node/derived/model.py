@@ -16,6 +16,8 @@ from functools import cached_property
 
 import numpy as np
 
+from dicom_node.derived.outlines import Window, bounding_box
+
 
 class Side(StrEnum):
     """Which hand, as the DICOM laterality letter."""
@@ -291,18 +293,34 @@ class JointResult:
         return int(rows), int(columns)
 
     @cached_property
+    def window(self) -> Window:
+        """Rows and columns of the smallest box that holds both bones (empty if no pixel).
+
+        The masks span the whole radiograph, the bones a few thousand of its megapixels:
+        what is derived from the masks is looked for inside this box only.
+        """
+        boxes = [box for box in map(bounding_box, (self.upper_mask, self.lower_mask)) if box]
+        if not boxes:
+            return slice(0, 0), slice(0, 0)
+        top, bottom = min(box[0] for box in boxes), max(box[1] for box in boxes)
+        left, right = min(box[2] for box in boxes), max(box[3] for box in boxes)
+        return slice(top, bottom + 1), slice(left, right + 1)
+
+    @cached_property
     def overlap_mask(self) -> np.ndarray:
         """Where the two bones project onto each other (source grid).
 
-        Computed once: the SEG, the SR, the overview and the reports all ask for it, and
-        each call would otherwise go over the whole radiograph again.
+        Computed once, inside ``window``: the SEG, the SR, the overview and the reports
+        all ask for it.
         """
-        return np.logical_and(self.upper_mask, self.lower_mask)
+        overlap = np.zeros(self.grid_shape, dtype=np.bool_)
+        overlap[self.window] = self.upper_mask[self.window] & self.lower_mask[self.window]
+        return overlap
 
-    @property
+    @cached_property
     def overlap_area_px(self) -> int:
         """Overlap area in source pixels; derived from the masks so it cannot disagree."""
-        return int(np.count_nonzero(self.overlap_mask))
+        return int(np.count_nonzero(self.overlap_mask[self.window]))
 
     def overlap_area_mm2(self, spacing_mm: tuple[float, float]) -> float:
         """Overlap area in mm^2 for a (row, column) pixel spacing in mm."""

@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 
 from dicom_node.derived.equipment import equipment
 from dicom_node.derived.model import JointResult, RadiographResult, Side
-from dicom_node.derived.outlines import bounding_box, mask_outlines
+from dicom_node.derived.outlines import mask_outlines
 from dicom_node.derived.overview import overlap_text
 from dicom_node.derived.segmentation import DISPLAY_COLOURS, BonePart
 from dicom_node.derived.source import check_source_grid, source_laterality
@@ -59,11 +59,10 @@ def _label(
     side: Side, joint: JointResult, spacing: tuple[float, float] | None
 ) -> hd.pr.TextObject | None:
     """``MCP2 L`` beside the joint (left of its bones), with the overlap if there is one."""
-    boxes = [b for b in (bounding_box(joint.upper_mask), bounding_box(joint.lower_mask)) if b]
-    if not boxes:
+    rows, columns = joint.window
+    if rows.start == rows.stop:
         return None
-    top, bottom = min(b[0] for b in boxes), max(b[1] for b in boxes)
-    left = min(b[2] for b in boxes)
+    top, bottom, left = rows.start, rows.stop - 1, columns.start
     text = f"{joint.joint} {side}"
     if joint.overlap_area_px:
         text += f" {overlap_text(joint, spacing)}"
@@ -105,7 +104,7 @@ def build_presentation_state(
                 tracking_uid=uids.tracking(side, joint.joint, str(part)),
             )
             for side, joint in result.joints()
-            for outline in mask_outlines(_mask(joint, part))
+            for outline in mask_outlines(_mask(joint, part), joint.window)
         ]
         if objects:
             annotations.append(_annotation(source, layer, graphic_objects=objects))

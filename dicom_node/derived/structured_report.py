@@ -23,10 +23,14 @@ identified by the model's name and version, and a device observer stands for the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes as dicom_codes
+from pydicom.uid import SegmentationStorage
 
 from dicom_node.derived import codes
 from dicom_node.derived.equipment import equipment
@@ -44,23 +48,35 @@ JOINT_REGION = "joint"
 
 def build_structured_report(
     source: Dataset,
-    segmentation: Dataset,
     result: RadiographResult,
     outputs: OutputSettings,
     uids: OutputUids,
 ) -> hd.sr.ComprehensiveSR:
-    """The Measurement Report of ``result``, referencing ``source`` and ``segmentation``.
+    """The Measurement Report of ``result``, referencing ``source`` and the SEG of ``result``.
 
-    Raises
-    ------
-    ValueError
-        ``segmentation`` is not the one built from ``result`` and ``uids``.
+    The SEG is named in the evidence by its class and deterministic UIDs
+    (``_segmentation_evidence``): the report needs the result, not the SEG built from it.
     """
     check_source_grid(source, result.grid_shape, uids)
-    if segmentation.SOPInstanceUID != uids.seg_instance:
-        raise ValueError(
-            f"segmentation {segmentation.SOPInstanceUID} is not this result's ({uids.seg_instance})"
-        )
+    report = measurement_report(source, result, outputs, uids)
+    evidence = [source, _segmentation_evidence(source, uids)]
+    return report_document(evidence, report, document_arguments(result, outputs, uids))
+
+
+def _segmentation_evidence(source: Dataset, uids: OutputUids) -> Dataset:
+    """What the SR's evidence takes of the SEG built with ``uids``: its class and UIDs."""
+    reference = Dataset()
+    reference.SOPClassUID = SegmentationStorage
+    reference.SOPInstanceUID = uids.seg_instance
+    reference.SeriesInstanceUID = uids.seg_series
+    reference.StudyInstanceUID = source.StudyInstanceUID
+    return reference
+
+
+def measurement_report(
+    source: Dataset, result: RadiographResult, outputs: OutputSettings, uids: OutputUids
+) -> hd.sr.MeasurementReport:
+    """The content tree: TID 1500 with one TID 1410 group per joint of ``result``."""
     spacing, _ = pixel_spacing(source)
     algorithm = hd.sr.AlgorithmIdentification(
         name=result.model.name,
@@ -71,25 +87,54 @@ def build_structured_report(
         _joint_group(source, side, joint, spacing, algorithm, uids)
         for side, joint in result.joints()
     ]
-    report = hd.sr.MeasurementReport(
+    return hd.sr.MeasurementReport(
         observation_context=_observation_context(result, outputs),
         procedure_reported=codes.IMAGING_PROCEDURE,
         imaging_measurements=groups,
         title=dicom_codes.cid7021.ImagingMeasurementReport,
         referenced_images=[source] if _describable(source) else None,
     )
-    return hd.sr.ComprehensiveSR(
-        evidence=[source, segmentation],
-        content=report,
-        series_instance_uid=uids.sr_series,
-        series_number=outputs.sr_series_number,
-        sop_instance_uid=uids.sr_instance,
-        instance_number=1,
-        is_complete=True,
-        series_description=outputs.sr_series_description,
+
+
+def document_arguments(
+    result: RadiographResult, outputs: OutputSettings, uids: OutputUids
+) -> dict[str, Any]:
+    """``ComprehensiveSR``'s arguments besides the evidence and the content."""
+    return {
+        "series_instance_uid": uids.sr_series,
+        "series_number": outputs.sr_series_number,
+        "sop_instance_uid": uids.sr_instance,
+        "instance_number": 1,
+        "is_complete": True,
+        "series_description": outputs.sr_series_description,
         **equipment(outputs, result.model),
-        coding_schemes=[codes.private_scheme_item()],
-    )
+        "coding_schemes": [codes.private_scheme_item()],
+    }
+
+
+def report_document(
+    evidence: Sequence[Dataset], report: hd.sr.MeasurementReport, arguments: dict[str, Any]
+) -> hd.sr.ComprehensiveSR:
+    """``hd.sr.ComprehensiveSR(evidence, report, **arguments)``, without its walks of the tree.
+
+    The constructor deep-copies the content tree, parses the copy back into content
+    items and searches it twice for references to check against the evidence: three
+    quarters of the SR's build time, and the same document whatever the tree holds (the
+    evidence sequences list ``evidence`` itself). So highdicom builds the document around
+    the root container alone, and the tree it built is attached afterwards, to the
+    dataset and to the document's ``content``. The tests compare the result with what
+    the constructor builds from the whole tree, element by element.
+    """
+    root = report[0]
+    tree = root.ContentSequence
+    root.ContentSequence = []
+    try:
+        document = hd.sr.ComprehensiveSR(evidence=evidence, content=report, **arguments)
+    finally:
+        root.ContentSequence = tree
+    document.ContentSequence = tree
+    document.content[0].ContentSequence = tree
+    return document
 
 
 def _describable(source: Dataset) -> bool:
@@ -118,7 +163,7 @@ def joint_region(source: Dataset, side: Side, joint: JointResult) -> hd.sr.Image
     ValueError
         Neither bone has a pixel and the joint carries no crop corners.
     """
-    polygon = convex_region(joint.upper_mask, joint.lower_mask)
+    polygon = convex_region(joint.upper_mask, joint.lower_mask, window=joint.window)
     if polygon is None:
         if joint.crop_corners is None:
             raise ValueError(

@@ -107,7 +107,7 @@ def _build_outputs(
     for image in build_secondary_captures(source, result, outputs, uids):
         label = "overview" if image.SOPInstanceUID == uids.sc_overview else _sc_label(image)
         objects.append(DerivedObject(OutputKind.SECONDARY_CAPTURE, label, image))
-    report = build_structured_report(source, segmentation, result, outputs, uids)
+    report = build_structured_report(source, result, outputs, uids)
     objects.append(DerivedObject(OutputKind.STRUCTURED_REPORT, "measurements", report))
     state = build_presentation_state(source, result, outputs, uids)
     objects.append(DerivedObject(OutputKind.PRESENTATION_STATE, "outlines", state))

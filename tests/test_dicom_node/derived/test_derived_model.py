@@ -53,6 +53,12 @@ def test_overlap_is_derived_from_the_masks() -> None:
     assert np.array_equal(joint.overlap_mask, joint.upper_mask & joint.lower_mask)
     assert joint.layer(Layer.LOWER) is joint.lower_layer
     assert joint.grid_shape == (60, 40)
+    # Rows 10-44, columns 10-29: the box of both bones, where the overlap is looked for.
+    assert joint.window == (slice(10, 45), slice(10, 30))
+    empty = np.zeros((60, 40), bool)
+    nothing = _joint(upper_mask=empty, lower_mask=empty)
+    assert nothing.window == (slice(0, 0), slice(0, 0)) and nothing.overlap_area_px == 0
+    assert not nothing.overlap_mask.any() and nothing.overlap_mask.shape == (60, 40)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dicom_node.derived.outlines import convex_region, mask_outlines
+from dicom_node.derived.outlines import bounding_box, convex_region, mask_outlines
 
 
 def test_mask_outlines_are_closed_pixel_coordinates_around_the_mask() -> None:
@@ -38,3 +38,18 @@ def test_convex_region_encloses_both_masks_by_their_pixel_centres() -> None:
     line = np.zeros((5, 5), bool)
     line[2, 1:4] = True  # no area
     assert convex_region(line) is None
+
+
+def test_a_window_around_the_pixels_gives_the_same_shapes_in_grid_coordinates() -> None:
+    upper = np.zeros((40, 60), bool)
+    upper[5:10, 20:30] = True
+    lower = np.zeros((40, 60), bool)
+    lower[8:16, 25:41] = True
+    window = (slice(4, 20), slice(18, 45))
+    assert bounding_box(upper, window) == bounding_box(upper) == (5, 9, 20, 29)
+    for found, whole in zip(mask_outlines(lower, window), mask_outlines(lower), strict=True):
+        np.testing.assert_array_equal(found, whole)
+    np.testing.assert_array_equal(
+        convex_region(upper, lower, window=window), convex_region(upper, lower)
+    )
+    assert bounding_box(upper, (slice(0, 0), slice(0, 0))) is None

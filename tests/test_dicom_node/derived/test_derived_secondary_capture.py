@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import io
 from dataclasses import replace
 from pathlib import Path
 
 import highdicom as hd
 import numpy as np
+from dataset_comparison import assert_same_apart_from_clock
 from dicom_factory import write_dataset
 from dicom_validation import assert_passes_dciodvfy
 from pydicom import dcmread
@@ -21,7 +23,11 @@ from dicom_node.derived.overview import (
     render_overview,
     space_text,
 )
-from dicom_node.derived.secondary_capture import acquisition_equipment, build_secondary_captures
+from dicom_node.derived.secondary_capture import (
+    acquisition_equipment,
+    build_joint_image,
+    build_secondary_captures,
+)
 from dicom_node.derived.uids import OutputUids
 from dicom_node.settings import OutputSettings
 
@@ -55,6 +61,31 @@ def test_joint_layers_round_trip(
             stored = dcmread(path).pixel_array
             expected = np.rint(joint.layer(layer) * 255).astype(np.uint8)
             np.testing.assert_array_equal(stored, expected)
+
+
+def test_every_joint_image_is_the_one_highdicom_builds(
+    radiograph: tuple[Dataset, RadiographResult], outputs: OutputSettings
+) -> None:
+    """The siblings of the first joint image equal highdicom's own build of each image."""
+    source, result = radiograph
+    uids = OutputUids(source.SOPInstanceUID, result.model.version)
+    images = build_secondary_captures(source, result, outputs, uids)
+    acquisition = acquisition_equipment(source)
+    layers = [(side, joint, layer) for side, joint in result.joints() for layer in Layer]
+    assert len(images) == 1 + len(layers)
+    for number, (side, joint, layer) in enumerate(layers, start=2):
+        expected = build_joint_image(
+            source, result, outputs, uids, acquisition, side, joint, layer, number
+        )
+        assert_same_apart_from_clock(images[number - 1], expected)
+        assert _written_meta(images[number - 1]) == _written_meta(expected)
+
+
+def _written_meta(image: Dataset) -> Dataset:
+    """The file meta information a file of ``image`` holds."""
+    buffer = io.BytesIO()
+    image.save_as(buffer, enforce_file_format=True)
+    return dcmread(io.BytesIO(buffer.getvalue())).file_meta
 
 
 def test_overview_shows_every_joint_with_its_layers(

@@ -8,6 +8,7 @@ from pathlib import Path
 import highdicom as hd
 import numpy as np
 import pytest
+from dataset_comparison import assert_same_apart_from_clock, comparable
 from derived_fixtures import AtlasHand, synthetic_result
 from dicom_factory import make_cr, write_dataset
 from dicom_validation import assert_passes_dciodvfy
@@ -18,7 +19,11 @@ from skimage.draw import polygon2mask
 from dicom_node.derived import codes
 from dicom_node.derived.model import HandResult, Joint, JointSpaceChange, RadiographResult
 from dicom_node.derived.segmentation import build_segmentation
-from dicom_node.derived.structured_report import build_structured_report
+from dicom_node.derived.structured_report import (
+    build_structured_report,
+    document_arguments,
+    measurement_report,
+)
 from dicom_node.derived.uids import OutputUids
 from dicom_node.pixels import load_radiograph
 from dicom_node.settings import OutputSettings
@@ -29,7 +34,7 @@ def _report(
 ) -> tuple[hd.sr.ComprehensiveSR, hd.seg.Segmentation, Path]:
     uids = OutputUids(source.SOPInstanceUID, result.model.version)
     segmentation = build_segmentation(source, result, outputs, uids)
-    report = build_structured_report(source, segmentation, result, outputs, uids)
+    report = build_structured_report(source, result, outputs, uids)
     return report, segmentation, write_dataset(report, path)
 
 
@@ -89,6 +94,26 @@ def test_report_round_trip(
         )
     thumb = _measurements(groups[0])
     assert thumb["Area"][0] == 0.0 and result_left.hands[0].joints[0].joint == Joint.MCP1
+
+
+def test_document_is_the_one_highdicoms_constructor_builds(
+    radiograph: tuple[Dataset, RadiographResult], outputs: OutputSettings
+) -> None:
+    """The tree attached after the constructor and the SEG named by its UIDs change nothing
+    of what the constructor builds from the whole tree and the SEG itself."""
+    source, result = radiograph
+    uids = OutputUids(source.SOPInstanceUID, result.model.version)
+    segmentation = build_segmentation(source, result, outputs, uids)
+    built = build_structured_report(source, result, outputs, uids)
+    expected = hd.sr.ComprehensiveSR(
+        evidence=[source, segmentation],
+        content=measurement_report(source, result, outputs, uids),
+        **document_arguments(result, outputs, uids),
+    )
+    assert_same_apart_from_clock(built, expected)
+    assert len(built.ContentSequence) == len(expected.ContentSequence) > len(result.hands)
+    # The document's parsed content is the whole tree too, not the root it was built with.
+    assert comparable(built.content[0]) == comparable(expected.content[0])
 
 
 def _check_region(
@@ -211,18 +236,6 @@ def test_report_passes_dciodvfy(
     assert_passes_dciodvfy(path, "ComprehensiveSR")
 
 
-def test_report_refuses_a_foreign_segmentation(
-    dx_left: Dataset,
-    result_left: RadiographResult,
-    outputs: OutputSettings,
-    uids_left: OutputUids,
-) -> None:
-    other = OutputUids(dx_left.SOPInstanceUID, "another-version")
-    segmentation = build_segmentation(dx_left, result_left, outputs, other)
-    with pytest.raises(ValueError, match="is not this result's"):
-        build_structured_report(dx_left, segmentation, result_left, outputs, uids_left)
-
-
 def test_joint_without_bones_is_placed_by_its_crop(
     dx_left: Dataset,
     result_left: RadiographResult,
@@ -245,6 +258,5 @@ def test_joint_without_bones_is_placed_by_its_crop(
     np.testing.assert_allclose(region.value, [*np.clip(corners, 0, None), corners[0]])
     without = replace(blank, crop_corners=None)
     result = RadiographResult(result_left.model, (HandResult(hand.side, (without,)),))
-    segmentation = build_segmentation(dx_left, result, outputs, uids_left)
     with pytest.raises(ValueError, match="no image region"):
-        build_structured_report(dx_left, segmentation, result, outputs, uids_left)
+        build_structured_report(dx_left, result, outputs, uids_left)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import highdicom as hd
+import numpy as np
 import pytest
 from dicom_factory import write_dataset
 from dicom_validation import assert_passes_dciodvfy
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from dicom_node.derived.model import RadiographResult
+from dicom_node.derived.model import HandResult, RadiographResult
 from dicom_node.derived.write import OutputKind, write_outputs
 from dicom_node.settings import OutputSettings
 
@@ -67,6 +69,22 @@ def test_a_failed_write_is_raised_after_the_others_and_leaves_no_partial_file(
     assert not [name for name in left if name.startswith(".partial-")]
     assert left == names  # every other object was written completely
     assert (folder / blocked).is_dir()
+
+
+def test_an_object_that_cannot_be_built_leaves_no_file(
+    dx_left: Dataset, result_left: RadiographResult, outputs: OutputSettings, tmp_path: Path
+) -> None:
+    """The SC images are on disk before the SR fails; none of them keeps a name."""
+    hand = result_left.hands[0]
+    empty = np.zeros_like(hand.joints[2].upper_mask)
+    # No bones and no crop: the SR has no region to give the joint's group.
+    lost = replace(hand.joints[2], upper_mask=empty, lower_mask=empty, crop_corners=None)
+    joints = (*hand.joints[:2], lost, *hand.joints[3:])
+    result = RadiographResult(result_left.model, (HandResult(hand.side, joints),))
+    folder = tmp_path / "out"
+    with pytest.raises(ValueError, match="no image region"):
+        write_outputs(dx_left, result, outputs, folder)
+    assert list(folder.iterdir()) == []
 
 
 def test_another_uid_prefix_gives_other_uids(
