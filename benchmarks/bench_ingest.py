@@ -3,9 +3,10 @@
 Both receivers get the same files from dcmtk's ``storescu`` over one association on
 loopback, in alternating runs: 500 small (256x256, 16-bit) and 60 large (2000x1700,
 16-bit) DX instances by default. The baseline (``python -m pynetdicom storescp``) writes
-each data set to a file; the node also fsyncs it, renames it into the spool, and commits
-the Instance row (plus a Job row, and publishes the job id) before it answers. The
-ratio node/baseline of instances per second is the figure of merit (target >= 1.0).
+each data set to a file; the node also fdatasyncs it, renames it into the spool and
+fsyncs the folder before it answers (its rows are committed in groups by another
+thread, and before the release is answered). The ratio node/baseline of instances per
+second is the figure of merit (target >= 1.0).
 
     .venv/bin/python benchmarks/bench_ingest.py [--repeats 3] [--scratch-dir DIR] [--json]
 """

@@ -25,6 +25,7 @@ from dicom_node.metrics import NodeMetrics
 from dicom_node.node_report import health_report, node_status
 from dicom_node.queue.broker import TaskSender
 from dicom_node.queue.publisher import Publisher
+from dicom_node.receive.booking import Bookkeeper
 from dicom_node.receive.ingest import Ingestor
 from dicom_node.receive.reconcile import reconcile_spool
 from dicom_node.receive.scp import AccessPolicy, StorageService, build_ae, start_listener
@@ -75,6 +76,7 @@ class Node:
         self.metrics = NodeMetrics()
         self.database: Database | None = None
         self.publisher: Publisher | None = None
+        self.bookkeeper: Bookkeeper | None = None
         self.listener: ThreadedAssociationServer | None = None
         self.http: HealthServer | None = None
         self.web: WebServer | None = None
@@ -111,13 +113,13 @@ class Node:
             self.http.start()
         self._start_web(self.database)
         self._start_worker()
-        ingestor = Ingestor(settings, self.database, spool)
-        recovered = reconcile_spool(spool, self.database, ingestor)
-        self.publisher.submit(recovered.job_ids, recovered.dispatch_ids)
+        self.bookkeeper = Bookkeeper(settings, self.database, self.publisher.submit)
+        ingestor = Ingestor(settings, self.database, spool, self.bookkeeper)
+        reconcile_spool(spool, self.database, ingestor)
+        self.bookkeeper.start()
         policy = AccessPolicy.from_settings(settings.network.allowed_callers)
         self.service = StorageService(
             ingestor,
-            self.publisher,
             self.metrics,
             policy,
             settings.network.max_associations,
@@ -186,6 +188,10 @@ class Node:
         if self.web is not None:
             self.web.stop()
             self.web = None
+        if self.bookkeeper is not None:
+            # Rows still waiting are committed before the publisher stops.
+            self.bookkeeper.stop()
+            self.bookkeeper = None
         if self.publisher is not None:
             self.publisher.stop()
             self.publisher = None

@@ -32,6 +32,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs.
+
+    For a peer that is down. A port from ``free_port`` is free only when asked: under
+    load another program's listener took it before the test connected (and answered).
+    This one stays bound, never listening, so connecting is refused until the block ends.
+    """
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        yield int(sock.getsockname()[1])
+
+
 def listening(port: int) -> bool:
     """Whether something accepts TCP connections on loopback ``port`` now."""
     with socket.socket() as sock:

@@ -1,46 +1,35 @@
-"""Storing one received instance: validate, spool durably, book, decide, in that order.
+"""Storing one received instance: validate, spool durably, hand over for booking.
 
 ``Ingestor.ingest`` is the plain function behind the C-STORE handler. It returns the
-status to answer; it answers success only after the file is fsynced in place and the
-Instance row (with its Job and Dispatch rows) is committed.
+status to answer; it answers success once the file is fsynced in place (the spool is the
+record) and handed to the ``Bookkeeper``, which commits its rows shortly after.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_node.db import Database
-from dicom_node.db import dispatches as dispatch_rows
 from dicom_node.db import jobs as job_rows
-from dicom_node.db.instances import (
-    InstanceRecord,
-    add_instance,
-    find_instance,
-    instance_id,
-    replace_instance_file,
-)
+from dicom_node.db.instances import find_instance, instance_id, replace_instance_file
 from dicom_node.dimse_status import DicomStatus
+from dicom_node.receive.booking import Bookkeeper, Spooled
 from dicom_node.receive.header import InstanceHeader, is_valid_uid, read_file_header, read_header
 from dicom_node.receive.spool import DiskFullError, Spool, spooled_body_equals
 from dicom_node.receive.wire import DatasetTooLargeError, MalformedDatasetError
-from dicom_node.route.rules import Decision, decide
-from dicom_node.send.destinations import all_destinations
-from dicom_node.settings import DestinationSettings, DuplicatePolicy, Settings
+from dicom_node.settings import DuplicatePolicy, Settings
 
 logger = logging.getLogger(__name__)
 
 # Resends with other content, answered by ``storage.duplicates`` (logged at INFO here).
 DUPLICATE_OUTCOMES = frozenset({"duplicate_ignored", "duplicate_rejected"})
-# Destinations added with ``blsnode destinations add`` reach a running listener this fast.
-DESTINATIONS_TTL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -57,14 +46,11 @@ class Received:
 
 @dataclass(frozen=True)
 class IngestResult:
-    """The status to answer and what was created (ids to publish)."""
+    """The status to answer and why."""
 
     status: DicomStatus
     outcome: str
     sop_instance_uid: str | None = None
-    instance_id: int | None = None
-    job_id: int | None = None
-    dispatch_ids: tuple[int, ...] = ()
     reason: str | None = None
 
 
@@ -93,26 +79,16 @@ class _KeyedLocks:
 
 
 class Ingestor:
-    """Validates, spools and books received instances (thread-safe, one per process)."""
+    """Validates and spools received instances, then books them (thread-safe, one per process)."""
 
-    def __init__(self, settings: Settings, database: Database, spool: Spool) -> None:
+    def __init__(
+        self, settings: Settings, database: Database, spool: Spool, bookkeeper: Bookkeeper
+    ) -> None:
         self.settings = settings
         self.database = database
         self.spool = spool
+        self.bookkeeper = bookkeeper
         self._locks = _KeyedLocks()
-        self._destinations_guard = threading.Lock()
-        self._destinations_cache: tuple[float, list[DestinationSettings]] | None = None
-
-    def _destinations(self) -> list[DestinationSettings]:
-        """All destinations, re-read at most every few seconds (the CLI may add some)."""
-        now = time.monotonic()
-        with self._destinations_guard:
-            if self._destinations_cache is None or now - self._destinations_cache[0] > (
-                DESTINATIONS_TTL_S
-            ):
-                with self.database.reader() as session:
-                    self._destinations_cache = (now, all_destinations(self.settings, session))
-            return self._destinations_cache[1]
 
     def ingest(self, received: Received) -> IngestResult:
         """Store one instance and return the status to answer; never raises for bad input."""
@@ -156,6 +132,12 @@ class Ingestor:
 
     def _store(self, received: Received, header: InstanceHeader) -> IngestResult:
         uid = header.sop_instance_uid
+        # A copy of an instance whose row is still to be committed is answered as a
+        # resend of a booked one, once the row is there.
+        if self.bookkeeper.waiting(uid) and not self.bookkeeper.settle():
+            return IngestResult(
+                DicomStatus.OUT_OF_RESOURCES, "error", uid, reason="booking failed (see log)"
+            )
         try:
             with self.database.lookups.connect() as connection:
                 known = instance_id(connection, uid)
@@ -164,29 +146,35 @@ class Ingestor:
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
         if known is not None:
             return self._duplicate(received, header, known)
+        if self.bookkeeper.full():
+            return IngestResult(
+                DicomStatus.OUT_OF_RESOURCES,
+                "error",
+                uid,
+                reason=f"{self.bookkeeper.max_waiting} instances wait for their database rows",
+            )
         target = self.spool.path_for(header.study_instance_uid, header.series_instance_uid, uid)
         try:
+            decision = self.bookkeeper.decide(header)
             spooled = self.spool.write(target, [received.file_meta, received.body])
         except DiskFullError as error:
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "disk_full", uid, reason=str(error))
-        except OSError as error:
-            logger.exception("spooling failed", extra={"sop_instance_uid": uid})
+        except (OSError, SQLAlchemyError) as error:
+            logger.exception("routing or spooling failed", extra={"sop_instance_uid": uid})
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
+        item = Spooled(
+            header, spooled.path, spooled.size_bytes, received.calling_ae_title, decision
+        )
         try:
-            return self._book(received.calling_ae_title, header, spooled.path, spooled.size_bytes)
-        except IntegrityError:
-            # Another process booked this UID between our check and commit; its row
-            # points at the same path, which holds a copy of the same instance.
-            logger.warning(
-                "instance booked concurrently elsewhere", extra={"sop_instance_uid": uid}
-            )
-            return IngestResult(DicomStatus.SUCCESS, "duplicate", uid)
+            self.bookkeeper.submit(item)
         except SQLAlchemyError as error:
+            # Booked at once (no writer thread) and failed: not acknowledged, so not kept.
             logger.exception(
                 "booking failed; removing the spooled file", extra={"sop_instance_uid": uid}
             )
             self.spool.remove(target)
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
+        return IngestResult(DicomStatus.SUCCESS, "stored", uid)
 
     def _duplicate(self, received: Received, header: InstanceHeader, known: int) -> IngestResult:
         """Answer a resend of a stored SOP Instance UID by ``storage.duplicates``.
@@ -205,7 +193,7 @@ class Ingestor:
             logger.exception("could not compare a resend", extra={"sop_instance_uid": uid})
             return IngestResult(DicomStatus.OUT_OF_RESOURCES, "error", uid, reason=str(error))
         if same:
-            return IngestResult(DicomStatus.SUCCESS, "duplicate", uid, instance_id=known)
+            return IngestResult(DicomStatus.SUCCESS, "duplicate", uid)
         policy = self.settings.storage.duplicate_policy(received.calling_ae_title)
         extra = {"sop_instance_uid": uid, "calling_ae_title": received.calling_ae_title}
         if policy is DuplicatePolicy.REPLACE and path is not None:
@@ -224,7 +212,6 @@ class Ingestor:
                 DicomStatus.DUPLICATE_SOP_INSTANCE,
                 "duplicate_rejected",
                 uid,
-                instance_id=known,
                 reason="an instance with this SOP Instance UID and other content is stored",
             )
         logger.info("resend with other content ignored (storage.duplicates)", extra=extra)
@@ -232,7 +219,6 @@ class Ingestor:
             DicomStatus.ELEMENTS_DISCARDED,
             "duplicate_ignored",
             uid,
-            instance_id=known,
             reason="an instance with this SOP Instance UID and other content is kept",
         )
 
@@ -264,13 +250,15 @@ class Ingestor:
         logger.info(
             "resend with other content replaced the instance (storage.duplicates)", extra=extra
         )
-        return IngestResult(DicomStatus.SUCCESS, "replaced", uid, instance_id=known, job_id=job_id)
+        if job_id is not None:
+            self.bookkeeper.publish([job_id], [])
+        return IngestResult(DicomStatus.SUCCESS, "replaced", uid)
 
-    def book_spooled(self, path: Path) -> IngestResult:
-        """Book a file already in the spool that has no row (re-booking after a power cut).
+    def spooled_item(self, path: Path) -> Spooled | IngestResult:
+        """What booking a file already in the spool needs (re-booking after a crash).
 
-        The file is validated like a received one; a file that is not where its UIDs say it
-        belongs is left alone.
+        The file is validated like a received one; a file that is not where its UIDs say
+        it belongs is left alone (the refusal is returned instead).
         """
         try:
             spooled = read_file_header(path, self.settings.storage.max_dataset_bytes)
@@ -288,64 +276,10 @@ class Ingestor:
                 reason=f"{path} should be at {expected}",
             )
         calling = file_meta.get("SourceApplicationEntityTitle")
-        with self._locks.hold(header.sop_instance_uid):
-            with self.database.lookups.connect() as connection:
-                known = instance_id(connection, header.sop_instance_uid)
-            if known is not None:
-                return IngestResult(
-                    DicomStatus.SUCCESS, "duplicate", header.sop_instance_uid, instance_id=known
-                )
-            return self._book(
-                str(calling).strip() if calling else None, header, path, spooled.size_bytes
-            )
-
-    def _book(
-        self, calling_ae_title: str | None, header: InstanceHeader, path: Path, size: int
-    ) -> IngestResult:
-        # Decided before the transaction, so the write lock is held for the inserts only.
-        decision = decide(header, self.settings.rules, self._destinations(), self.settings.outputs)
-        record = self._record(calling_ae_title, header, path, size, decision)
-        with self.database.engine.begin() as connection:
-            new_id = add_instance(connection, record)
-            job_id = None
-            if decision.process:
-                job_id = job_rows.create_job(
-                    connection, new_id, decision.rule or "", decision.result_destinations
-                )
-            dispatch_ids = dispatch_rows.add_instance_dispatches(
-                connection, new_id, decision.original_destinations
-            )
-        return IngestResult(
-            DicomStatus.SUCCESS,
-            "stored",
-            header.sop_instance_uid,
-            instance_id=new_id,
-            job_id=job_id,
-            dispatch_ids=dispatch_ids,
-        )
-
-    @staticmethod
-    def _record(
-        calling_ae_title: str | None,
-        header: InstanceHeader,
-        path: Path,
-        size: int,
-        decision: Decision,
-    ) -> InstanceRecord:
-        return InstanceRecord(
-            sop_instance_uid=header.sop_instance_uid,
-            sop_class_uid=header.sop_class_uid,
-            study_instance_uid=header.study_instance_uid,
-            series_instance_uid=header.series_instance_uid,
-            transfer_syntax_uid=header.transfer_syntax_uid,
-            path=str(path),
-            size_bytes=size,
-            modality=header.modality,
-            study_date=header.study_date,
-            series_number=header.series_number,
-            series_description=header.series_description,
-            body_part_examined=header.body_part_examined,
-            view_position=header.view_position,
-            calling_ae_title=calling_ae_title,
-            own_output=decision.own_output,
+        return Spooled(
+            header,
+            path,
+            spooled.size_bytes,
+            str(calling).strip() if calling else None,
+            self.bookkeeper.decide(header),
         )

@@ -27,6 +27,7 @@ import select
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pynetdicom import evt
@@ -210,9 +211,13 @@ class QuietDUL(DULServiceProvider):
 
 
 class QuietAcceptor(Association):
-    """An acceptor association whose thread sleeps until its ``QuietDUL`` has news."""
+    """An acceptor association whose thread sleeps until its ``QuietDUL`` has news.
+
+    ``before_release`` runs when the peer asks for a release, before it is answered.
+    """
 
     dul: QuietDUL
+    before_release: Callable[[], object] | None = None
 
     def kill(self) -> None:
         """Stop the association's thread, waking it to notice."""
@@ -236,6 +241,8 @@ class QuietAcceptor(Association):
                 self._serve_request(message, context_id)  # type: ignore[arg-type]
 
             if self.is_established and self.acse.is_release_requested():
+                if self.before_release is not None:
+                    self.before_release()
                 self.acse.send_release(is_response=True)
                 logger.debug("association released")
                 self.is_released, self.is_established = True, False

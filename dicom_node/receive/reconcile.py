@@ -1,10 +1,12 @@
 """Start-up reconciliation of the spool with the bookkeeping.
 
-The spool file is fsynced before a C-STORE is answered; the Instance row is committed
-too, but with SQLite's ``synchronous=NORMAL`` (the default) the last commits before a
-power cut can be lost. The file is then the record: at start-up every spooled file
-without a row is booked again (rules applied, jobs and dispatches created), so nothing
-that was acknowledged is forgotten. Only series folders changed since the previous
+The spool is the record: a C-STORE is answered once its file is durable, and its rows
+are committed shortly after by the ``Bookkeeper`` (``receive.booking``). A process killed
+in between, or a power cut that takes the last SQLite commits (``synchronous=NORMAL``),
+leaves spooled files without rows. At start-up, before the listener accepts anyone,
+every such file is booked from its own header (rules applied, jobs and dispatches
+created), so nothing that was acknowledged is forgotten and nothing is booked twice (a
+file whose UID has a row is skipped). Only series folders changed since the previous
 reconciliation (minus a margin) are looked at, so a large spool is not rescanned.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from dicom_node.db import Database
 from dicom_node.db.instances import known_uids
+from dicom_node.receive.booking import Spooled
 from dicom_node.receive.ingest import Ingestor
 from dicom_node.receive.spool import Spool
 
@@ -37,8 +40,6 @@ class ReconcileReport:
 
     scanned: int = 0
     booked: list[int] = field(default_factory=list)
-    job_ids: list[int] = field(default_factory=list)
-    dispatch_ids: list[int] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     stale_parts_removed: int = 0
 
@@ -76,15 +77,15 @@ def _book_missing(
     report.scanned += len(batch)
     with database.reader() as session:
         known = known_uids(session, [path.stem for path in batch])
+    missing: list[Spooled] = []
     for path in batch:
         if path.stem in known:
             continue
-        result = ingestor.book_spooled(path)
-        if result.outcome == "stored" and result.instance_id is not None:
-            report.booked.append(result.instance_id)
-            if result.job_id is not None:
-                report.job_ids.append(result.job_id)
-            report.dispatch_ids.extend(result.dispatch_ids)
-        elif not result.status.is_success:
-            logger.warning("spooled file not booked: %s", result.reason, extra={"path": str(path)})
+        item = ingestor.spooled_item(path)
+        if isinstance(item, Spooled):
+            missing.append(item)
+        else:
+            logger.warning("spooled file not booked: %s", item.reason, extra={"path": str(path)})
             report.unreadable.append(str(path))
+    # Its jobs and dispatches are handed to the publisher by the bookkeeper.
+    report.booked.extend(ingestor.bookkeeper.book(missing).instance_ids)

@@ -1,8 +1,9 @@
 """The DICOM listener: C-ECHO, C-STORE of every storage SOP class, access control, TLS.
 
 Handlers are thin: ``on_store`` turns the request into a ``Received``, calls
-``Ingestor.ingest``, hands new ids to the publisher (a queue put, never the network) and
-returns the status. A handler never raises; it logs and answers a status.
+``Ingestor.ingest`` and returns the status (the bookkeeper commits the rows and hands
+their ids to the publisher). A handler never raises; it logs and answers a status. A
+release is answered once the rows of everything stored so far are committed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socketserver
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any, cast
@@ -43,7 +45,6 @@ from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAsso
 
 from dicom_node.dimse_status import DicomStatus
 from dicom_node.metrics import NodeMetrics
-from dicom_node.queue.publisher import Publisher
 from dicom_node.receive.filemeta import encode_file_meta
 from dicom_node.receive.header import is_valid_uid
 from dicom_node.receive.ingest import DUPLICATE_OUTCOMES, Ingestor, Received
@@ -176,7 +177,6 @@ class StorageService:
     def __init__(
         self,
         ingestor: Ingestor,
-        publisher: Publisher | None,
         metrics: NodeMetrics,
         policy: AccessPolicy,
         max_associations: int | None = None,
@@ -191,7 +191,6 @@ class StorageService:
             if limit is not None and limit < 1:
                 raise ValueError(f"{name} must be at least 1, not {limit}")
         self.ingestor = ingestor
-        self.publisher = publisher
         self.metrics = metrics
         self.policy = policy
         self.max_associations = max_associations
@@ -315,9 +314,6 @@ class StorageService:
             logger.debug("C-STORE of a resend answered: %s", result.reason, extra=extra)
         else:
             logger.warning("C-STORE refused: %s", result.reason, extra=extra)
-        if self.publisher is not None and (result.job_id is not None or result.dispatch_ids):
-            job_ids = [] if result.job_id is None else [result.job_id]
-            self.publisher.submit(job_ids, list(result.dispatch_ids))
         return result.status, result.outcome
 
 
@@ -519,6 +515,9 @@ class BoundedRequestHandler(RequestHandler):
         dimse.min_transfer_rate = getattr(self.server, "min_transfer_rate_bytes_s", None)
         dimse.transfer_grace_s = getattr(self.server, "transfer_grace_s", 0.0)
         assoc.__class__ = AnsweringAssociation
+        cast(AnsweringAssociation, assoc).before_release = getattr(
+            self.server, "before_release", None
+        )
         assoc.dul.__class__ = QuietDUL
         cast(QuietDUL, assoc.dul).quieten()
         # Until its A-ASSOCIATE-RQ arrives (``StorageService.on_requested`` restores the
@@ -552,6 +551,8 @@ class ListenerServer(ThreadedAssociationServer):
     # The pace every DIMSE message must keep (``BoundedDIMSE``).
     min_transfer_rate_bytes_s: float | None = None
     transfer_grace_s: float = 0.0
+    # Runs before a release is answered (the bookkeeper's ``settle``).
+    before_release: Callable[[], object] | None = None
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         """Accept a connection; give it the timeout; wrap it for TLS without handshaking."""
@@ -607,6 +608,7 @@ def start_listener(
     listener.association_request_timeout_s = network.association_request_timeout_s
     listener.min_transfer_rate_bytes_s = network.min_transfer_rate_bytes_s
     listener.transfer_grace_s = network.transfer_grace_s
+    listener.before_release = service.ingestor.bookkeeper.settle
     threading.Thread(target=server.serve_forever, name="dicom-listener", daemon=True).start()
     service.metrics.active_associations.set_function(lambda: requested_associations(ae))
     logger.info(

@@ -5,6 +5,8 @@ Counted by SOP Instance UID in the node's database and spool, and at the destina
 
 - ``blsnode serve`` SIGKILLed in the middle of a burst and restarted; the senders resend
   what was not acknowledged;
+- ``blsnode serve`` SIGKILLed with acknowledged instances whose rows still wait to be
+  committed (spooled and answered, not booked): the restart books each from the spool;
 - Redis (no persistence) restarted while jobs and dispatches wait in it;
 - a destination down for a while and back;
 - the disk guard refusing (0xA700) until space returns, then the sender's retry.
@@ -108,6 +110,50 @@ def test_node_killed_mid_burst_keeps_every_acknowledged_instance(tmp_path: Path)
         assert node.stop() == 0
     finally:
         node.stop()
+
+
+def test_node_killed_before_its_rows_are_committed_books_them_at_restart(
+    tmp_path: Path, model_registry: Path
+) -> None:
+    files = _hands(tmp_path / "modality", 12, blank=True)
+    # An hour's group commit: no row is committed until the association is released.
+    first = ServedNode(tmp_path / "node", database={"group_commit_s": 3600.0}).start()
+    try:
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context("1.2.840.10008.5.1.4.1.1.1.1", ExplicitVRLittleEndian)
+        association = ae.associate("127.0.0.1", first.port, ae_title="BLSNODE")
+        assert association.is_established
+        statuses = [association.send_c_store(path).get("Status") for path in files.values()]
+        assert statuses == [SUCCESS] * len(files)
+        # Acknowledged, durable in the spool, and not one row: the window under test.
+        assert len(first.spooled_files()) == len(files)
+        assert first.instance_uids() == {}
+        first.serve.kill()
+        association.abort()
+    finally:
+        first.stop()
+
+    with served_node(
+        tmp_path / "node",
+        worker={"embedded": True},
+        models={"registry_dir": str(model_registry)},
+    ) as second:
+        # Booked from the spool before the listener accepted anyone.
+        assert second.instance_uids() == dict.fromkeys(files, 1)
+        wait_until(
+            lambda: (
+                len(second.jobs()) == len(files)
+                and all(job.state is JobState.FAILED for job in second.jobs())
+            ),
+            timeout_s=120,
+            what="every re-booked instance processed",
+        )
+        for job in second.jobs():
+            assert job.reason and job.reason.startswith("blank image"), job.reason
+        # The modality resends everything (it saw no release): nothing is booked twice.
+        assert store_datasets(second.port, list(files.values())) == [SUCCESS] * len(files)
+        assert second.instance_uids() == dict.fromkeys(files, 1)
+        assert len({job.instance_id for job in second.jobs()}) == len(files)
 
 
 def test_redis_restart_loses_no_queued_job_or_dispatch(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from dicom_factory import make_dx, write_dataset
-from loopback import free_port, storage_scp
+from loopback import free_port, refusing_port, storage_scp
 from orthanc_server import Orthanc
 
 from dicom_node.prior_retrieve import (
@@ -82,9 +82,10 @@ def test_unknown_destination_and_a_pacs_that_is_down(
     assert found is not None and found.sop_instance_uid == newest
     with pytest.raises(PriorRetrievalError, match="NOWHERE"):
         retrieve_prior_image(pacs, OUR_AE, found, "NOWHERE")
-    down = PriorPacsSettings(ae_title="PACS", host="127.0.0.1", port=free_port(), timeout_s=5)
-    with pytest.raises(PriorRetrievalError, match="cannot be reached"):
-        find_prior_image(down, OUR_AE, "Q-1", "20250116", "L")
+    with refusing_port() as port:
+        down = PriorPacsSettings(ae_title="PACS", host="127.0.0.1", port=port, timeout_s=5)
+        with pytest.raises(PriorRetrievalError, match="cannot be reached"):
+            find_prior_image(down, OUR_AE, "Q-1", "20250116", "L")
     wrong_ae = pacs.model_copy(update={"ae_title": "NOTORTHANC"})
     with pytest.raises(PriorRetrievalError, match="rejected"):
         find_prior_image(wrong_ae, OUR_AE, "Q-1", "20250116", "L")

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 
 from blsnode.node import Node
 from dicom_node.db import Instance, Job, JobState, open_node_database
+from dicom_node.receive.booking import Bookkeeper
 from dicom_node.receive.ingest import Ingestor
 from dicom_node.receive.reconcile import reconcile_spool
 from dicom_node.receive.spool import Spool
@@ -79,7 +80,7 @@ def test_reconciliation_skips_old_series_and_reports_unreadable_files(tmp_path: 
     settings.data_dir.mkdir(parents=True)
     database = open_node_database(settings)
     spool = Spool(settings.spool_dir, 0)
-    ingestor = Ingestor(settings, database, spool)
+    ingestor = Ingestor(settings, database, spool, Bookkeeper(settings, database))
     garbage = spool.root / "1.2" / "3.4" / "5.6.dcm"
     garbage.parent.mkdir(parents=True)
     garbage.write_bytes(b"\x00" * 200)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from dicom_factory import make_dx, write_dataset
-from loopback import free_port, storage_scp
+from loopback import refusing_port, storage_scp
 from orthanc_server import Orthanc
 from pydicom import Dataset, dcmread
 from worker_testing import SCALE, add_job, node_settings, promote_blsgan
@@ -94,10 +94,10 @@ def test_a_pacs_that_is_down_costs_only_the_change(
     tmp_path: Path, atlas_image: Path, orthanc: Orthanc
 ) -> None:
     followup = _dx(atlas_image, tmp_path, "followup", "20250116")
-    settings = _settings(tmp_path, orthanc, port=free_port())
-    app = create_app(settings)
-    try:
-        found = find_followup(app.context, followup, "1.2.3")
-    finally:
-        app.context.close()
+    with refusing_port() as port:
+        app = create_app(_settings(tmp_path, orthanc, port=port))
+        try:
+            found = find_followup(app.context, followup, "1.2.3")
+        finally:
+            app.context.close()
     assert found.pseudonym and found.priors == {}
