@@ -56,6 +56,7 @@ def export_half(
     evaluation: dict[str, Any] | None = None,
     boundary_blend: str | None = None,
     command: str | None = None,
+    note: str | None = None,
 ) -> ModelEntry:
     """Write ``checkpoint`` as fp16 ``<directory>/<name>.pt`` with its cards; promote it.
 
@@ -65,13 +66,16 @@ def export_half(
     ``<name>-realism.png``, which the card shows. ``boundary_blend`` (if not ``None``)
     sets the config's seam step (:data:`blsgan_core.seam_modes.BLEND_MODES`), so any
     checkpoint can ship with or without one without retraining. ``command`` is the export
-    command line, for the card.
+    command line and ``note`` a provenance note (why this epoch, this seam step), both for
+    the card.
     """
     source = load_checkpoint(checkpoint, expected_kind=MODEL_KIND)
     evaluation, figure = _card_figure(evaluation, name)
     if boundary_blend is not None:
         source = replace(source, config={**source.config, "boundary_blend": boundary_blend})
-    extra = {"evaluation": evaluation} if evaluation is not None else {}
+    extra: dict[str, Any] = {"evaluation": evaluation} if evaluation is not None else {}
+    if note:
+        extra["note"] = note
     half = fp16_copy(source, checkpoint, export_command=command, **extra)
     registry = ModelRegistry(directory, shipped_dir=None)
     entry = registry.register(half, name)

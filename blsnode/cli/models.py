@@ -145,6 +145,7 @@ def register(settings: Settings, checkpoint: Path, name: str, as_json: bool) -> 
     help="The seam step of the layers (not the paper's) in the exported config: off, "
     "poisson or exchange (default: as in CHECKPOINT).",
 )
+@click.option("--note", help="A provenance note for the card (why this checkpoint ships).")
 @json_option
 def export(
     checkpoint: Path,
@@ -153,6 +154,7 @@ def export(
     no_promote: bool,
     evaluation: Path | None,
     boundary_blend: str | None,
+    note: str | None,
     as_json: bool,
 ) -> None:
     """Write CHECKPOINT as fp16 NAME with its model cards, for shipping with the package."""
@@ -174,6 +176,7 @@ def export(
             promote=not no_promote,
             evaluation=report,
             boundary_blend=boundary_blend,
+            note=note,
             command=invocation(click.get_current_context()),
         )
     summary = {**entry_summary(entry, promoted=not no_promote), "bytes": entry.path.stat().st_size}

@@ -145,8 +145,8 @@ def test_separation_report_with_baselines_realism_and_figures(
 def test_separation_compares_the_model_with_and_without_the_boundary_blend(
     small_manifest: Path,
 ) -> None:
-    """``--boundary-blend compare``: the same shipped model with each seam step; both lower
-    its seams, and the exchange keeps its reconstruction."""
+    """``--boundary-blend compare``: the same shipped model with each seam step; both leave
+    no seam, and the exchange keeps its reconstruction."""
     args = ["evaluate", "--task", "separation", "--manifest", str(small_manifest),
             "--split", "val", "--validation-fraction", "0.5", "--max-images", "3",
             "--no-realism", "--boundary-blend", "compare", "--json"]  # fmt: skip
@@ -158,9 +158,12 @@ def test_separation_compares_the_model_with_and_without_the_boundary_blend(
     ]  # fmt: skip
     synthetic = report["synthetic"]["shifts 1-8 px"]
     plain = synthetic["model"]["seam_ratio"]
+    identity = synthetic["identity"]["seam_ratio"]["mean"]
     for mode in ("model+poisson", "model+exchange"):
         blended = synthetic[mode]["seam_ratio"]
-        assert blended["n"] == plain["n"] > 0 and blended["mean"] < plain["mean"]
+        # Each step leaves about the true gradient on the boundary (the identity
+        # layers' step is 4x it); the shipped model's own seam may be near 1 already.
+        assert blended["n"] == plain["n"] > 0 and 0.8 < blended["mean"] < 1.25 < identity
     real = report["real"]
     kept = real["model+exchange"]["overlap_psnr"]["mean"]
     assert kept == pytest.approx(real["model"]["overlap_psnr"]["mean"], abs=0.05)

@@ -152,3 +152,8 @@ def test_export_switches_the_boundary_blend_in_the_config(tmp_path: Path, tiny_r
         _json(["models", "export", str(tiny_run.best_checkpoint), name, "--to", str(target),
                "--no-promote", *flag, "--json"], tmp_path)  # fmt: skip
         assert load_model(target / f"{name}.pt").config.boundary_blend == expected
+    _json(["models", "export", str(tiny_run.best_checkpoint), "noted", "--to", str(target),
+           "--no-promote", "--note", "phase 2, epoch 1: best selection score", "--json"],
+          tmp_path)  # fmt: skip
+    card = (target / "noted.md").read_text()
+    assert "## Provenance note\n\nphase 2, epoch 1: best selection score" in card
