@@ -214,10 +214,20 @@ class QuietAcceptor(Association):
     """An acceptor association whose thread sleeps until its ``QuietDUL`` has news.
 
     ``before_release`` runs when the peer asks for a release, before it is answered.
+    An association that reports no progress (``mark_progress``) for ``max_idle_s``
+    seconds, and is not in the middle of receiving a message, is aborted: the network
+    idle timer restarts with every message, so a peer sending a C-ECHO now and then
+    kept its slot for good.
     """
 
     dul: QuietDUL
     before_release: Callable[[], object] | None = None
+    max_idle_s: float | None = None
+    _last_progress = 0.0
+
+    def mark_progress(self) -> None:
+        """Restart the ``max_idle_s`` deadline (the subclass's notion of progress)."""
+        self._last_progress = time.monotonic()
 
     def kill(self) -> None:
         """Stop the association's thread, waking it to notice."""
@@ -228,6 +238,7 @@ class QuietAcceptor(Association):
     def _run_reactor(self) -> None:
         """pynetdicom's acceptor loop, with its 1 ms sleep replaced by ``_await_news``."""
         self._is_paused = False
+        self.mark_progress()
         while not self._kill:
             # Parked: not touching the queues (``release`` and the ``send_*`` methods
             # pause the reactor and wait for this flag).
@@ -261,6 +272,19 @@ class QuietAcceptor(Association):
                 self.kill()
                 return
 
+            if self._progress_overdue():
+                logger.warning(
+                    "association from %s at %s made no progress in %.0f s "
+                    "(network.max_idle_association_s); aborting",
+                    self.requestor.ae_title,
+                    self.requestor.address,
+                    self.max_idle_s,
+                    extra={"peer": self.requestor.address},
+                )
+                self.abort()
+                self.kill()
+                return
+
             if self.dul.idle_timer_expired():
                 logger.warning("network timeout reached", extra={"peer": self.requestor.address})
                 if self.network_timeout_response == "A-RELEASE":
@@ -272,6 +296,23 @@ class QuietAcceptor(Association):
                     self.abort()
                 self.kill()
                 return
+
+    def _progress_left(self) -> float | None:
+        """Seconds until the ``max_idle_s`` deadline; None without one."""
+        if self.max_idle_s is None:
+            return None
+        return self._last_progress + self.max_idle_s - time.monotonic()
+
+    def _progress_overdue(self) -> bool:
+        """Past the deadline, with no message being received (that one has its own pace)
+        nor one received and not yet served."""
+        left = self._progress_left()
+        return (
+            left is not None
+            and left <= 0
+            and self.dimse.message is None
+            and self.dimse.msg_queue.empty()
+        )
 
     def _await_news(self) -> None:
         """Return when the DUL may have delivered something, or the idle timer may be due."""
@@ -285,5 +326,8 @@ class QuietAcceptor(Association):
         idle = self.dul._idle_timer
         if idle.timeout is not None:
             timeout = min(timeout, max(idle.remaining, 0.0))
+        progress_left = self._progress_left()
+        if progress_left is not None:
+            timeout = min(timeout, max(progress_left, 0.0))
         self.dul.delivered.wait(timeout)
         self.dul.delivered.clear()

@@ -406,6 +406,8 @@ class AnsweringAssociation(QuietAcceptor):
     pynetdicom drops a request that lacks a required element (an empty Affected SOP
     Instance UID) with a log line and no response: the sender waited for its own DIMSE
     timeout. A C-STORE request with a Message ID gets 0xC210 (cannot understand).
+    Every C-STORE request answered is progress (``QuietAcceptor.max_idle_s``); a C-ECHO
+    is not.
     """
 
     def _serve_request(self, msg: Any, context_id: int) -> None:
@@ -422,8 +424,10 @@ class AnsweringAssociation(QuietAcceptor):
                 response.AffectedSOPClassUID = msg.AffectedSOPClassUID
             response.Status = int(DicomStatus.CANNOT_UNDERSTAND)
             self.dimse.send_msg(response, context_id)
-            return
-        super()._serve_request(msg, context_id)
+        else:
+            super()._serve_request(msg, context_id)
+        if isinstance(msg, C_STORE):
+            self.mark_progress()
 
 
 class BoundedDIMSE(DIMSEServiceProvider):
@@ -515,9 +519,9 @@ class BoundedRequestHandler(RequestHandler):
         dimse.min_transfer_rate = getattr(self.server, "min_transfer_rate_bytes_s", None)
         dimse.transfer_grace_s = getattr(self.server, "transfer_grace_s", 0.0)
         assoc.__class__ = AnsweringAssociation
-        cast(AnsweringAssociation, assoc).before_release = getattr(
-            self.server, "before_release", None
-        )
+        answering = cast(AnsweringAssociation, assoc)
+        answering.before_release = getattr(self.server, "before_release", None)
+        answering.max_idle_s = getattr(self.server, "max_idle_association_s", None)
         assoc.dul.__class__ = QuietDUL
         cast(QuietDUL, assoc.dul).quieten()
         # Until its A-ASSOCIATE-RQ arrives (``StorageService.on_requested`` restores the
@@ -551,6 +555,8 @@ class ListenerServer(ThreadedAssociationServer):
     # The pace every DIMSE message must keep (``BoundedDIMSE``).
     min_transfer_rate_bytes_s: float | None = None
     transfer_grace_s: float = 0.0
+    # How long an association may go without a C-STORE (``QuietAcceptor.max_idle_s``).
+    max_idle_association_s: float | None = None
     # Runs before a release is answered (the bookkeeper's ``settle``).
     before_release: Callable[[], object] | None = None
 
@@ -608,6 +614,7 @@ def start_listener(
     listener.association_request_timeout_s = network.association_request_timeout_s
     listener.min_transfer_rate_bytes_s = network.min_transfer_rate_bytes_s
     listener.transfer_grace_s = network.transfer_grace_s
+    listener.max_idle_association_s = network.max_idle_association_s or None
     listener.before_release = service.ingestor.bookkeeper.settle
     threading.Thread(target=server.serve_forever, name="dicom-listener", daemon=True).start()
     service.metrics.active_associations.set_function(lambda: requested_associations(ae))

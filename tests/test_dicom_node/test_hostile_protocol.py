@@ -328,3 +328,59 @@ def test_a_resend_replaces_the_instance_under_the_replace_policy(start_node, cap
         int(DicomStatus.DUPLICATE_SOP_INSTANCE)
     ]
     assert dcmread(instance.path).PixelData == corrected.PixelData
+
+
+IDLE_LIMIT_S = 1.5
+
+
+def test_a_peer_that_only_echoes_loses_its_slot(start_node, caplog) -> None:
+    # C-ECHO every 0.3 s, well within the limit: each restarts the network idle timer
+    # but none is storage progress, so the one slot is taken back after the limit.
+    caplog.set_level(logging.WARNING, logger="dicom_node.receive.reactor")
+    node = start_node(network={"max_associations": 1, "max_idle_association_s": IDLE_LIMIT_S})
+    echoer = _established(node.port, calling="ECHOER")
+    assert echoer.is_established
+    answered: list[int] = []
+    stop = threading.Event()
+
+    def echo() -> None:
+        while echoer.is_established and not stop.wait(0.3):
+            response = echoer.send_c_echo()
+            if "Status" in response:
+                answered.append(int(response.Status))
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    try:
+        wait_until(lambda: echoer.is_aborted, 20, what="the echoing peer aborted")
+    finally:
+        stop.set()
+        thread.join(10)
+        echoer.abort()
+    assert answered and set(answered) == {SUCCESS}
+    ds = hand_dataset(seed=5)
+    assert store_datasets(node.port, [ds], calling="STORER") == [SUCCESS]
+    assert [i.sop_instance_uid for i in rows(node, Instance)] == [ds.SOPInstanceUID]
+    (record,) = [r for r in caplog.records if "max_idle_association_s" in r.getMessage()]
+    assert "ECHOER" in record.getMessage() and "127.0.0.1" in record.getMessage()
+
+
+def test_a_peer_storing_within_the_limit_keeps_its_association(start_node) -> None:
+    # The control: a C-STORE every 0.3 s for twice the limit, on one association.
+    node = start_node(network={"max_idle_association_s": IDLE_LIMIT_S})
+    first = hand_dataset(seed=6)
+    assoc = _established(node.port, calling="STEADY", sop_class=first.SOPClassUID)
+    assert assoc.is_established
+    stored: list[str] = []
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < 2 * IDLE_LIMIT_S:
+            ds = hand_dataset(seed=100 + len(stored))
+            response = assoc.send_c_store(ds)
+            assert "Status" in response and response.Status == SUCCESS
+            stored.append(ds.SOPInstanceUID)
+            time.sleep(0.3)  # the sender's pace, not a wait for a condition
+    finally:
+        assoc.release()
+    assert assoc.is_released and not assoc.is_aborted
+    assert sorted(i.sop_instance_uid for i in rows(node, Instance)) == sorted(stored)

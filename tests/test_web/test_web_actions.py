@@ -6,7 +6,7 @@ import json
 import logging
 from dataclasses import replace
 
-from loopback import free_port
+from loopback import refusing_port
 from starlette.testclient import TestClient
 from web_testing import ADMIN, DESTINATION, WebNode, log_in
 
@@ -52,38 +52,39 @@ def test_adding_echoing_and_removing_a_destination(web_node: WebNode, caplog) ->
     caplog.set_level(logging.INFO, logger="dicom_node.web.audit")
     client = web_node.client()
     token = log_in(client, *ADMIN[::2])
-    port = free_port()  # nothing listens there: the C-ECHO fails, and says so
-    form = {"csrf": token, "name": "viewer2", "ae_title": "VIEWER2", "host": "127.0.0.1"}
-    response = client.post("/destinations", data=form | {"port": str(port), "send": "all"})
-    assert response.status_code == 303
-    listed = destination_admin.listing(web_node.settings, web_node.database)["destinations"]
-    assert [(d["name"], d["port"], d["send"]) for d in listed] == [("viewer2", port, "all")]
-    assert listed[0]["results"] is None  # none ticked: every kind
-    # Ticked kinds: only those (a viewer of presentation states and reports).
-    named = form | {"name": "gsps", "port": str(port), "results": ["sr", "pr"]}
-    assert client.post("/destinations", data=named).status_code == 303
-    listed = destination_admin.listing(web_node.settings, web_node.database)["destinations"]
-    assert [d["results"] for d in listed if d["name"] == "gsps"] == [["sr", "pr"]]
-    assert "sr, pr" in client.get("/destinations").text
-    client.post("/destinations/gsps/remove", data={"csrf": token})
-    # A bad value is refused with its reason, and nothing is stored.
-    client.post("/destinations", data=form | {"name": "bad", "ae_title": "A\\B", "port": "1"})
-    assert "Not added" in client.get("/destinations").text
-    response = client.post("/destinations/viewer2/echo", data={"csrf": token})
-    assert "C-ECHO viewer2: FAILED" in client.get(response.headers["location"]).text
-    response = client.post("/destinations/viewer2/remove", data={"csrf": token})
-    assert "Destination viewer2 removed." in client.get(response.headers["location"]).text
-    assert destination_admin.listing(web_node.settings, web_node.database)["destinations"] == []
-    actions = [line.split()[2] for line in _audit_lines(caplog)]
-    assert actions == [
-        "action=destination.add",
-        "action=destination.add",
-        "action=destination.remove",
-        "action=destination.add",
-        "action=destination.echo",
-        "action=destination.remove",
-    ]
-    assert "outcome=refused" in _audit_lines(caplog)[3]
+    # Nothing listens there while the test runs: the C-ECHO fails, and says so.
+    with refusing_port() as port:
+        form = {"csrf": token, "name": "viewer2", "ae_title": "VIEWER2", "host": "127.0.0.1"}
+        response = client.post("/destinations", data=form | {"port": str(port), "send": "all"})
+        assert response.status_code == 303
+        listed = destination_admin.listing(web_node.settings, web_node.database)["destinations"]
+        assert [(d["name"], d["port"], d["send"]) for d in listed] == [("viewer2", port, "all")]
+        assert listed[0]["results"] is None  # none ticked: every kind
+        # Ticked kinds: only those (a viewer of presentation states and reports).
+        named = form | {"name": "gsps", "port": str(port), "results": ["sr", "pr"]}
+        assert client.post("/destinations", data=named).status_code == 303
+        listed = destination_admin.listing(web_node.settings, web_node.database)["destinations"]
+        assert [d["results"] for d in listed if d["name"] == "gsps"] == [["sr", "pr"]]
+        assert "sr, pr" in client.get("/destinations").text
+        client.post("/destinations/gsps/remove", data={"csrf": token})
+        # A bad value is refused with its reason, and nothing is stored.
+        client.post("/destinations", data=form | {"name": "bad", "ae_title": "A\\B", "port": "1"})
+        assert "Not added" in client.get("/destinations").text
+        response = client.post("/destinations/viewer2/echo", data={"csrf": token})
+        assert "C-ECHO viewer2: FAILED" in client.get(response.headers["location"]).text
+        response = client.post("/destinations/viewer2/remove", data={"csrf": token})
+        assert "Destination viewer2 removed." in client.get(response.headers["location"]).text
+        assert destination_admin.listing(web_node.settings, web_node.database)["destinations"] == []
+        actions = [line.split()[2] for line in _audit_lines(caplog)]
+        assert actions == [
+            "action=destination.add",
+            "action=destination.add",
+            "action=destination.remove",
+            "action=destination.add",
+            "action=destination.echo",
+            "action=destination.remove",
+        ]
+        assert "outcome=refused" in _audit_lines(caplog)[3]
 
 
 def test_a_destination_of_the_settings_file_is_not_removed(web_node: WebNode) -> None:
