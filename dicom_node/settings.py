@@ -160,9 +160,10 @@ class NetworkSettings(_Section):
     # in 5 minutes; lower it for callers on slower links.
     min_transfer_rate_bytes_s: float = Field(default=100_000.0, gt=0)
     transfer_grace_s: float = Field(default=10.0, ge=0)
-    # An association that answers no C-STORE request for this many seconds is aborted
-    # (0 disables): the network timeout restarts with every message, so a peer sending
-    # a C-ECHO now and then held its slot for good. A modality sends a study's images
+    # An association that has had no instance accepted (C-STORE answered 0x0000) for
+    # this many seconds is aborted (0 disables): the network timeout restarts with every
+    # message, so a peer sending a C-ECHO, or a refused C-STORE, now and then held its
+    # slot for good. A modality sends a study's images
     # back to back and opens a new association (milliseconds) for the next study; 120 s
     # is twice the network timeout, so a sender pausing between images keeps its slot.
     # A message being received is exempt: ``min_transfer_rate_bytes_s`` paces it.

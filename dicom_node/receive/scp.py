@@ -278,6 +278,10 @@ class StorageService:
             logger.exception("C-STORE handler failed")
             status, outcome = DicomStatus.OUT_OF_RESOURCES, "error"
         self.refusals.record(status, outcome)
+        if status.is_success and isinstance(event.assoc, QuietAcceptor):
+            # Progress (``QuietAcceptor.max_idle_s``) is an instance taken in: not a
+            # C-ECHO, and not a refused C-STORE, which a hostile peer could repeat.
+            event.assoc.mark_progress()
         self.metrics.stores.labels(outcome=outcome).inc()
         self.metrics.store_seconds.observe(time.perf_counter() - started)
         return int(status)
@@ -406,8 +410,6 @@ class AnsweringAssociation(QuietAcceptor):
     pynetdicom drops a request that lacks a required element (an empty Affected SOP
     Instance UID) with a log line and no response: the sender waited for its own DIMSE
     timeout. A C-STORE request with a Message ID gets 0xC210 (cannot understand).
-    Every C-STORE request answered is progress (``QuietAcceptor.max_idle_s``); a C-ECHO
-    is not.
     """
 
     def _serve_request(self, msg: Any, context_id: int) -> None:
@@ -426,8 +428,6 @@ class AnsweringAssociation(QuietAcceptor):
             self.dimse.send_msg(response, context_id)
         else:
             super()._serve_request(msg, context_id)
-        if isinstance(msg, C_STORE):
-            self.mark_progress()
 
 
 class BoundedDIMSE(DIMSEServiceProvider):
@@ -555,7 +555,7 @@ class ListenerServer(ThreadedAssociationServer):
     # The pace every DIMSE message must keep (``BoundedDIMSE``).
     min_transfer_rate_bytes_s: float | None = None
     transfer_grace_s: float = 0.0
-    # How long an association may go without a C-STORE (``QuietAcceptor.max_idle_s``).
+    # How long an association may go without an accepted instance (``QuietAcceptor.max_idle_s``).
     max_idle_association_s: float | None = None
     # Runs before a release is answered (the bookkeeper's ``settle``).
     before_release: Callable[[], object] | None = None

@@ -384,3 +384,32 @@ def test_a_peer_storing_within_the_limit_keeps_its_association(start_node) -> No
         assoc.release()
     assert assoc.is_released and not assoc.is_aborted
     assert sorted(i.sop_instance_uid for i in rows(node, Instance)) == sorted(stored)
+
+
+def test_a_peer_whose_stores_are_all_refused_loses_its_slot(start_node) -> None:
+    # Only an accepted instance is progress: a resend with other content, refused every
+    # 0.3 s under the reject policy, keeps the network timer running but not the slot.
+    node = start_node(
+        network={"max_associations": 1, "max_idle_association_s": IDLE_LIMIT_S},
+        storage={"min_free_bytes": 0, "duplicates_by_caller": {"REFUSED": "reject"}},
+    )
+    first = hand_dataset(seed=7)
+    assert store_datasets(node.port, [first], calling="REFUSED") == [SUCCESS]
+    uids = {
+        keyword: first.get(keyword)
+        for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+    }
+    other = hand_dataset(seed=8, **uids)
+    assoc = _established(node.port, calling="REFUSED", sop_class=other.SOPClassUID)
+    assert assoc.is_established
+    answered: list[int] = []
+    while assoc.is_established and len(answered) < 200:
+        response = assoc.send_c_store(other)
+        if "Status" in response:
+            answered.append(int(response.Status))
+        time.sleep(0.3)  # the sender's pace, not a wait for a condition
+    assert assoc.is_aborted
+    assert answered and set(answered) == {int(DicomStatus.DUPLICATE_SOP_INSTANCE)}
+    assert len(answered) < 3 * IDLE_LIMIT_S / 0.3  # aborted near the limit, not at 200
+    ds = hand_dataset(seed=9)
+    assert store_datasets(node.port, [ds], calling="STORER") == [SUCCESS]
