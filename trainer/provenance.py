@@ -46,13 +46,19 @@ def source_commit(root: Path = PACKAGE_ROOT) -> str | None:
 
 
 def invocation(ctx: click.Context, program: str) -> str:
-    """``program`` and the options ``ctx`` was given, as a shell line (for the model card).
+    """``program`` and the arguments and options ``ctx`` was given, as a shell line (for
+    the model card).
 
-    Rebuilt from the parsed options rather than copied from ``sys.argv``, so that it is
-    right however the command was invoked (console script, ``python -m``, tests), with
-    defaults left out.
+    Rebuilt from the parsed parameters rather than copied from ``sys.argv``, so that it
+    is right however the command was invoked (console script, ``python -m``, tests), with
+    option defaults left out; arguments come in their declared order, before the options.
     """
     words = shlex.split(program)
+    for param in ctx.command.params:
+        if isinstance(param, click.Argument) and param.name is not None:
+            given = ctx.params.get(param.name)
+            items = given if isinstance(given, tuple | list) else (given,)
+            words += [str(item) for item in items if item is not None]
     for param in ctx.command.params:
         if not isinstance(param, click.Option) or param.name is None:
             continue

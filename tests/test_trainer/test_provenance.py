@@ -9,7 +9,7 @@ import click
 from click.testing import CliRunner
 
 from trainer.model_card import recorded_split
-from trainer.provenance import DIRTY, files_digest, module_invocation, source_commit
+from trainer.provenance import DIRTY, files_digest, invocation, module_invocation, source_commit
 
 
 def _git(root: Path, *args: str) -> str:
@@ -56,6 +56,20 @@ def test_a_trainer_command_is_rebuilt_from_its_options_without_defaults() -> Non
 
     result = CliRunner().invoke(main, ["--out", "a b", "--epochs", "40", "--tiny"])
     assert result.output.strip() == f"python -m {__name__} --out 'a b' --tiny"
+
+
+def test_a_command_keeps_its_arguments_before_its_options() -> None:
+    @click.command()
+    @click.argument("checkpoint")
+    @click.argument("name")
+    @click.option("--note")
+    def export(checkpoint: str, name: str, note: str | None) -> None:
+        click.echo(invocation(click.get_current_context(), "blsnode models export"))
+
+    result = CliRunner().invoke(export, ["--note", "why", "runs/a b/best.pt", "blsgan-cpu"])
+    assert result.output.strip() == (
+        "blsnode models export 'runs/a b/best.pt' blsgan-cpu --note why"
+    )
 
 
 def test_the_data_digest_depends_on_contents_and_relative_paths(tmp_path: Path) -> None:
