@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from scipy import sparse
+from scipy.sparse.linalg import spsolve
 
 from blsgan_core.laplace import poisson_fill
 from blsgan_core.seam_modes import BLEND_MODES
@@ -171,9 +173,6 @@ def exchange_layers(
     other is too dark), and then both seams go; where they disagree, ``d`` meets them
     halfway instead of changing the reconstruction (which :func:`blend_layers` does).
     """
-    from scipy import sparse
-    from scipy.sparse.linalg import spsolve
-
     layers = np.asarray(layers, dtype=np.float64)
     masks = np.asarray(masks, dtype=bool)
     if layers.shape[0] != 2 or layers.ndim != 3 or layers.shape != masks.shape:
