@@ -186,8 +186,9 @@ def exchange_layers(
     logs = np.log(np.clip(1.0 - layers, MIN_TRANSMITTANCE, 1.0))
     upper_sum, upper_count = _edge_targets(logs[0], overlap, masks[0] & ~masks[1])
     lower_sum, lower_count = _edge_targets(logs[1], overlap, masks[1] & ~masks[0])
+    size = int(overlap.sum())
     index = np.full(overlap.shape, -1)
-    index[overlap] = np.arange(int(overlap.sum()))
+    index[overlap] = np.arange(size)
     rows, cols = [], []
     for dy, dx in _STEPS[:2]:
         neighbour = _shifted(index, dy, dx, -1)
@@ -195,7 +196,6 @@ def exchange_layers(
         rows.append(index[pair])
         cols.append(neighbour[pair])
     a, b = np.concatenate(rows), np.concatenate(cols)
-    size = int(overlap.sum())
     adjacency = sparse.coo_matrix((np.ones(a.size), (a, b)), shape=(size, size)).tocsr()
     adjacency = adjacency + adjacency.T
     degree = np.asarray(adjacency.sum(axis=1)).ravel()
