@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import highdicom as hd
 import numpy as np
 import pytest
+from dataset_comparison import assert_same_apart_from_clock
 from dicom_factory import write_dataset
 from dicom_validation import assert_passes_dciodvfy
 from pydicom.dataset import Dataset
 
 from dicom_node.derived import codes
-from dicom_node.derived.model import Joint, RadiographResult, Side
-from dicom_node.derived.segmentation import BonePart, build_segmentation, segment_layout
+from dicom_node.derived.model import HandResult, Joint, RadiographResult, Side
+from dicom_node.derived.segmentation import (
+    BonePart,
+    build_segmentation,
+    highdicom_segmentation,
+    segment_layout,
+)
 from dicom_node.derived.uids import OutputUids
 from dicom_node.settings import OutputSettings
 
@@ -77,6 +84,68 @@ def test_segmentation_round_trip(
     assert by_joint[Joint.MCP1].overlap_area_px == 0
     assert read.NumberOfFrames == 15
     assert read.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == "99BLSGAN"
+
+
+def _full_frames(result: RadiographResult) -> np.ndarray:
+    """Every segment's whole mask, in segment order, as highdicom takes them."""
+    by_joint = {(side, joint.joint): joint for side, joint in result.joints()}
+    parts = {
+        BonePart.UPPER: lambda joint: joint.upper_mask,
+        BonePart.LOWER: lambda joint: joint.lower_mask,
+        BonePart.OVERLAP: lambda joint: joint.overlap_mask,
+    }
+    return np.stack(
+        [parts[spec.part](by_joint[(spec.side, spec.joint)]) for spec in segment_layout(result)]
+    ).astype(np.uint8)
+
+
+def _with_masks(result: RadiographResult, change: dict[str, np.ndarray]) -> RadiographResult:
+    """``result`` with the second joint's masks replaced by ``change``."""
+    first, second, *rest = result.hands[0].joints
+    hand = HandResult(result.hands[0].side, (first, replace(second, **change), *rest))
+    return RadiographResult(result.model, (hand, *result.hands[1:]))
+
+
+def _apart(result: RadiographResult) -> RadiographResult:
+    """No pixel in two segments: the lower bones left out."""
+    hands = tuple(
+        HandResult(
+            hand.side,
+            tuple(
+                replace(joint, lower_mask=np.zeros_like(joint.lower_mask)) for joint in hand.joints
+            ),
+        )
+        for hand in result.hands
+    )
+    return RadiographResult(result.model, hands)
+
+
+def _at_the_corners(result: RadiographResult) -> RadiographResult:
+    """The second joint's bones (and overlap) in the grid's first and last pixels: its
+    windows span every row, and its frames' first and last bits share bytes with the
+    frames of other joints beside them."""
+    upper = np.zeros(result.grid_shape, dtype=np.bool_)
+    lower = np.zeros(result.grid_shape, dtype=np.bool_)
+    upper[0, :3] = upper[-1, -1] = True
+    lower[0, 0] = lower[-1, -2:] = True
+    return _with_masks(result, {"upper_mask": upper, "lower_mask": lower})
+
+
+@pytest.mark.parametrize("variant", ["as is", "apart", "at the corners"])
+def test_segmentation_is_the_one_highdicom_builds(
+    radiograph: tuple[Dataset, RadiographResult], outputs: OutputSettings, variant: str
+) -> None:
+    """The frames packed inside the joints' windows and the overlap found there equal
+    highdicom's own build from the whole masks, in every element and every bit."""
+    source, result = radiograph
+    result = {"as is": result, "apart": _apart(result), "at the corners": _at_the_corners(result)}[
+        variant
+    ]
+    uids = OutputUids(source.SOPInstanceUID, result.model.version)
+    built = build_segmentation(source, result, outputs, uids)
+    expected = highdicom_segmentation(source, result, outputs, uids, _full_frames(result))
+    assert_same_apart_from_clock(built, expected)
+    assert built.SegmentsOverlap == ("NO" if variant == "apart" else "YES")
 
 
 def test_segmentation_of_two_hands(
