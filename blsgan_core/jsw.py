@@ -98,8 +98,13 @@ def measure_jsw(
     lower: NDArray[np.bool_],
     *,
     central_fraction: float = DEFAULT_CENTRAL_FRACTION,
+    one_region_each: bool = False,
 ) -> JointSpaceWidth:
     """Minimum and mean JSW of one crop (finger up) from its upper and lower bone masks.
+
+    ``one_region_each``: each mask is already its largest region with holes filled
+    (``segment_masks``' masks), so that step, which would give the same masks again, is
+    skipped.
 
     Raises
     ------
@@ -110,8 +115,9 @@ def measure_jsw(
     """
     if not 0.0 < central_fraction <= 1.0:
         raise ValueError(f"central_fraction must be in (0, 1], got {central_fraction!r}")
-    upper = largest_component(np.asarray(upper, dtype=bool))
-    lower = largest_component(np.asarray(lower, dtype=bool))
+    upper, lower = np.asarray(upper, dtype=bool), np.asarray(lower, dtype=bool)
+    if not one_region_each:
+        upper, lower = largest_component(upper), largest_component(lower)
     columns, widths = column_widths(upper, lower)
     if columns.size == 0:
         raise NoJointSpaceError("the phalanx and metacarpal masks share no column")

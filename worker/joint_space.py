@@ -120,10 +120,15 @@ def joint_space(
     geometry: CropGeometry,
     spacing_mm: tuple[float, float] | None,
     spacing_attribute: str | None,
+    *,
+    one_region_each: bool = False,
 ) -> JointSpace | None:
-    """JSW min/mean and overlap depth of one crop's masks; ``None`` if not measurable."""
+    """JSW min/mean and overlap depth of one crop's masks; ``None`` if not measurable.
+
+    ``one_region_each``: as ``measure_jsw``'s (the masks of ``segment_masks``).
+    """
     try:
-        width = measure_jsw(upper, lower)
+        width = measure_jsw(upper, lower, one_region_each=one_region_each)
     except NoJointSpaceError:
         return None
     scale, unit, source = crop_scale(geometry, spacing_mm, spacing_attribute)

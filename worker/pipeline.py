@@ -322,7 +322,12 @@ def joint_result(
     psnr = metrics["psnr"] if math.isfinite(metrics["psnr"]) else MAX_PSNR_DB
     shape = radiograph.shape
     space = joint_space(
-        upper, lower, geometry, radiograph.pixel_spacing_mm, radiograph.spacing_attribute
+        upper,
+        lower,
+        geometry,
+        radiograph.pixel_spacing_mm,
+        radiograph.spacing_attribute,
+        one_region_each=True,  # segment_masks kept each bone's largest region
     )
     scale, _, _ = crop_scale(geometry, radiograph.pixel_spacing_mm, radiograph.spacing_attribute)
     key = (joints.sides[index], joints.names[index])
@@ -381,7 +386,7 @@ def run_pipeline(
             hands = find_hands(pixels, models)
         with timer.stage("segment"):
             joints = cut_crops(pixels, hands, models.segmenter.config.crop_size)
-            masks = segment_masks(joints.crops, models.segmenter)
+            masks = segment_masks(joints.crops, models.segmenter, one_region=True)
         # A crop without any bone has nothing to separate (and no region to measure).
         kept = [i for i in range(len(joints)) if masks[i].any()]
         skipped = tuple(

@@ -8,6 +8,7 @@ import pytest
 from blsgan_core.crops import CropGeometry
 from blsgan_core.data import JointRecord, load_sample
 from blsgan_core.jsw import NoJointSpaceError, column_widths, crop_mm_per_pixel, measure_jsw
+from blsgan_core.segment.predict import largest_component
 from blsgan_core.synthetic import Shifts, synthesize_with_shifts
 
 
@@ -83,6 +84,19 @@ def test_real_overlaps_read_negative_and_separate_bones_non_negative(
     for record in separate_joints:
         sample = load_sample(record)
         assert measure_jsw(sample.upper, sample.lower).min_px >= 0
+
+
+def test_masks_already_one_region_each_measure_the_same_without_reducing_them_again() -> None:
+    """A speck in the joint space and holes: reduced once by the caller (as
+    ``segment_masks`` does), measured without the reduction, the masks give what the
+    reduction gives."""
+    upper, lower = _bones((30, 40))
+    lower[33, 30] = True  # a speck in the gap, in the central columns
+    upper[10, 20] = lower[50, 30] = False  # holes
+    reduced = largest_component(upper), largest_component(lower)
+    assert measure_jsw(*reduced, one_region_each=True) == measure_jsw(upper, lower)
+    # Without the reduction a speck would be measured: the flag must not be set for them.
+    assert measure_jsw(upper, lower, one_region_each=True) != measure_jsw(upper, lower)
 
 
 def test_mm_per_crop_pixel_follows_the_affine_and_the_spacing() -> None:
