@@ -23,6 +23,7 @@ from typing import Any
 from pydicom import config, dcmread
 from pydicom.dataset import Dataset
 
+from dicom_node.derived.encoded_codes import CodeCache, encode_codes_once
 from dicom_node.derived.model import RadiographResult
 from dicom_node.derived.presentation_state import build_presentation_state
 from dicom_node.derived.secondary_capture import build_secondary_captures
@@ -122,12 +123,16 @@ def write_outputs(
 ) -> list[WrittenOutput]:
     """Build all outputs of ``source`` and write them into ``folder`` (created if needed).
 
-    ``source`` is the radiograph's dataset or file; only its header is used.
+    ``source`` is the radiograph's dataset or file; only its header is used. The code
+    items the objects share are encoded once for all of them (``encode_codes_once``).
     """
     header = source if isinstance(source, Dataset) else dcmread(source, stop_before_pixels=True)
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     items = build_outputs(header, result, outputs)
+    codes: CodeCache = {}
+    for item in items:
+        encode_codes_once(item.dataset, codes)
     with ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="dicom-write") as pool:
         # map keeps the order of ``items``; the first failure is raised once all are done.
         written = list(pool.map(lambda item: _write(item, target), items))
