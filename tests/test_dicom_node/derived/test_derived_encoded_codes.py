@@ -50,7 +50,8 @@ def _code(meaning: str) -> Dataset:
 
 def _document(syntax: str = ExplicitVRLittleEndian) -> Dataset:
     """UTF-8 text with one item in Latin-1 and one inheriting UTF-8, the same code in all
-    three, and Pixel Data (VR OB or OW until the bits allocated decide)."""
+    three, a code sequence of undefined length, and Pixel Data (VR OB or OW until the
+    bits allocated decide)."""
     dataset = Dataset()
     dataset.file_meta = FileMetaDataset()
     dataset.file_meta.TransferSyntaxUID = syntax
@@ -63,6 +64,8 @@ def _document(syntax: str = ExplicitVRLittleEndian) -> Dataset:
     latin.ConceptNameCodeSequence = [_code("Größe")]
     inheriting.ConceptNameCodeSequence = [_code("Größe")]
     dataset.ContentSequence = [latin, inheriting]
+    dataset.MeasurementUnitsCodeSequence = [_code("mm")]
+    dataset["MeasurementUnitsCodeSequence"].is_undefined_length = True
     dataset.BitsAllocated = 8
     dataset.PixelData = b"\x00\x01"
     return dataset
