@@ -21,6 +21,7 @@ from dicom_node.settings import Settings
 from worker.celery_app import create_app
 from worker.failures import PriorPendingError
 from worker.jobs import find_followup
+from worker.tasks import MAX_TRANSIENT_RETRIES
 
 SECRET = "test-site-secret-0123"
 
@@ -63,7 +64,7 @@ def _settings(tmp_path: Path, orthanc: Orthanc, port: int | None = None) -> Sett
     return settings
 
 
-def test_prior_on_the_pacs_is_fetched_once_then_used(
+def test_prior_on_the_pacs_is_fetched_once_waited_for_then_used(
     tmp_path: Path, atlas_image: Path, orthanc: Orthanc, listener: tuple[int, list[Path]]
 ) -> None:
     port, got = listener
@@ -78,9 +79,11 @@ def test_prior_on_the_pacs_is_fetched_once_then_used(
         with pytest.raises(PriorPendingError, match="fetched from PACS"):
             find_followup(app.context, followup, followup_uid)
         assert [dcmread(p).SOPInstanceUID for p in got] == [dcmread(prior).SOPInstanceUID]
-        # Received and booked, not processed yet: not fetched again, no prior yet.
+        # Received and booked, not processed yet: waited for, not fetched again.
         prior_job = add_job(settings, got[0], [])
-        assert find_followup(app.context, followup, followup_uid).priors == {}
+        with pytest.raises(PriorPendingError, match="not processed yet"):
+            find_followup(app.context, followup, followup_uid)
+        assert find_followup(app.context, followup, followup_uid, wait_for_prior=False).priors == {}
         assert len(got) == 1
         assert app.tasks[PROCESS_TASK](prior_job)["state"] == "done"
         found = find_followup(app.context, followup, followup_uid)
@@ -88,6 +91,24 @@ def test_prior_on_the_pacs_is_fetched_once_then_used(
         app.context.close()
     assert found.priors and set(found.prior_layers) == set(found.priors)
     assert {p.study_date for p in found.priors.values()} == {"20240117"}
+
+
+def test_the_last_try_fetches_the_prior_but_does_not_wait_for_it(
+    tmp_path: Path, atlas_image: Path, orthanc: Orthanc, listener: tuple[int, list[Path]]
+) -> None:
+    port, got = listener
+    orthanc.add_modality("blsnode", "BLSNODE", port)
+    orthanc.upload(_dx(atlas_image, tmp_path, "prior", "20240117"))
+    settings = _settings(tmp_path, orthanc)
+    job_id = add_job(settings, _dx(atlas_image, tmp_path, "followup", "20250116"), [])
+    app = create_app(settings)
+    try:
+        # The task's retries are spent: a prior on its way would fail the radiograph.
+        outcome = app.tasks[PROCESS_TASK].apply((job_id,), retries=MAX_TRANSIENT_RETRIES).get()
+    finally:
+        app.context.close()
+    assert outcome["state"] == "done"
+    assert len(got) == 1  # fetched all the same, for the patient's later radiographs
 
 
 def test_a_pacs_that_is_down_costs_only_the_change(
