@@ -153,6 +153,10 @@ def find_followup(
         priors = prior_joints(session, pseudonym, study_date, sop_instance_uid)
     if not priors:
         fetch_prior(context, header, study_date, wait_for_prior)
+        # The prior's job may have finished while the PACS was asked (another worker, or
+        # Celery's timer thread running this retry beside it): its rows are there now.
+        with context.database.sessions.begin() as session:
+            priors = prior_joints(session, pseudonym, study_date, sop_instance_uid)
     layers = {}
     for uid in sorted({prior.sop_instance_uid for prior in priors.values()}):
         try:

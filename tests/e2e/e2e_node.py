@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 from installed import blsnode_command, user_environment
-from loopback import wait_for_port, wait_until
+from loopback import system_program, wait_for_port, wait_until
 from node_testing import node_settings
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -185,6 +185,16 @@ class ServedNode:
         if done.returncode != 0:
             raise RuntimeError(f"blsnode {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
         return done.stdout
+
+    def storescu(self, file: Path, calling_ae_title: str) -> None:
+        """Send ``file`` with dcmtk's ``storescu``, as a modality does; fails unless stored."""
+        sent = subprocess.run(
+            [system_program("storescu"), "-aet", calling_ae_title, "-aec", self.ae_title,
+             "127.0.0.1", str(self.port), str(file)],
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+        if sent.returncode != 0:
+            raise RuntimeError(f"storescu exited {sent.returncode}: {sent.stderr!r}")
 
     def worker(self, *args: str, name: str = "worker") -> BlsnodeProcess:
         """A ``blsnode worker`` with this node's settings (not started)."""

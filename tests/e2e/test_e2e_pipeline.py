@@ -10,7 +10,6 @@ the segmenter the shipped weights.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 from dicom_factory import make_dx, write_dataset
 from dicom_validation import dciodvfy
 from e2e_node import ServedNode, destination, served_node
-from loopback import system_program
 from orthanc_server import Orthanc, running_orthanc
 from peers import StoreSCP, running_redis, running_storescp
 from pydicom import dcmread
@@ -136,12 +134,7 @@ def test_storescu_modality_results_reach_the_viewer_and_the_pacs(
     )
     path = write_dataset(source, tmp_path / "radiograph.dcm")
     node = hospital.node
-    sent = subprocess.run(
-        [system_program("storescu"), "-aet", MODALITY_AE, "-aec", node.ae_title,
-         "127.0.0.1", str(node.port), str(path)],
-        capture_output=True, timeout=60,
-    )  # fmt: skip
-    assert sent.returncode == 0, sent.stderr
+    node.storescu(path, MODALITY_AE)
 
     outputs = node.delivered(str(source.SOPInstanceUID), 2, PIPELINE_TIMEOUT_S)
     _check_kinds(outputs)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -25,13 +24,12 @@ import pytest
 from dicom_factory import make_dx, write_dataset
 from dicom_validation import dciodvfy
 from e2e_node import ServedNode, destination, served_node
-from loopback import system_program
 from orthanc_server import Orthanc, running_orthanc
 from pydicom import Dataset
 from sqlalchemy import select
 from worker_testing import ATLAS_ID, SCALE
 
-from dicom_node.db import Instance, OutputKind
+from dicom_node.db import Instance, JobState, OutputKind
 from dicom_node.derived import codes
 
 pytestmark = pytest.mark.e2e
@@ -73,7 +71,8 @@ def _sr_from_pacs(pacs: Orthanc, sop_instance_uid: str, folder: Path) -> Path:
 
 def _check_sr(path: Path) -> None:
     """Per joint: the mask-based and the registered change in mm, each per year in mm/a."""
-    assert not dciodvfy(path).errors, dciodvfy(path).summary()
+    validation = dciodvfy(path)
+    assert not validation.errors, validation.summary()
     groups = hd.sr.srread(path).content.get_planar_roi_measurement_groups()
     assert len(groups) == JOINTS
     for group in groups:
@@ -133,12 +132,7 @@ def test_a_followup_fetches_its_baseline_from_the_pacs_and_reports_the_change(
         ) as node:
             # The PACS moves to the node's AE title only if it knows where that is.
             pacs.add_modality("blsnode", node.ae_title, node.port)
-            sent = subprocess.run(
-                [system_program("storescu"), "-aet", MODALITY_AE, "-aec", node.ae_title,
-                 "127.0.0.1", str(node.port), str(followup_file)],
-                capture_output=True, timeout=60,
-            )  # fmt: skip
-            assert sent.returncode == 0, sent.stderr
+            node.storescu(followup_file, MODALITY_AE)
             outputs = node.delivered(str(followup.SOPInstanceUID), 1, TIMEOUT_S)
 
             # The baseline came from the PACS, once: one row, and only two C-STOREs in all.
@@ -152,7 +146,11 @@ def test_a_followup_fetches_its_baseline_from_the_pacs_and_reports_the_change(
                 ).one()
             assert came_from == pacs.ae_title
             assert _stores_answered(node) == 2
-            assert node.finished_job(baseline_uid) is not None
+            # The baseline processed; the follow-up waited for it (tried again at least once).
+            prior_job, _ = node.finished_job(baseline_uid) or (None, [])
+            followup_job, _ = node.finished_job(str(followup.SOPInstanceUID)) or (None, [])
+            assert prior_job is not None and prior_job.state is JobState.DONE
+            assert followup_job is not None and followup_job.attempts >= 2
 
             (report,) = [o for o in outputs if o.kind is OutputKind.SR]
             _check_sr(_sr_from_pacs(pacs, report.sop_instance_uid, tmp_path))
