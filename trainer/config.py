@@ -201,6 +201,15 @@ class TrainConfig:
         scale = self.model.supervisor_scale
         return max(2 ** generator["depth"], scale * 2 ** supervisor["depth"])
 
+    def blsgan_config(self) -> BLSGANConfig:
+        """The model this config trains: its networks, the correction ablation, and k read
+        at inference from a window of the training crop's size
+        (:attr:`blsgan_core.model.BLSGANConfig.reconstructor_window`)."""
+        return replace(
+            self.model.blsgan_config(self.ablation.correction),
+            reconstructor_window=self.data.crop_size,
+        )
+
     @property
     def phases(self) -> tuple[tuple[int, int], ...]:
         """``(phase, epochs)`` to run in order; the no-pre-training ablation drops phase 1."""

@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from scipy import ndimage
 from torch.utils.data import Dataset
 
 from blsgan_core.checkpoint import file_digest
@@ -46,6 +45,7 @@ from blsgan_core.data import (
     split_by_case,
 )
 from blsgan_core.harmonise import grey_map
+from blsgan_core.joint_window import joint_space_centre, window_around
 from blsgan_core.laplace import soft_tissue_background
 from blsgan_core.synthetic import SyntheticConfig, synthesize_overlap
 from trainer.config import DataSection
@@ -210,17 +210,6 @@ class SampleStore:
         return StoredJoint(_to_uint8(image), sample.masks, _to_uint8(background), sample.overlap_px)
 
 
-def joint_space_centre(masks: NDArray[np.bool_]) -> tuple[float, float]:
-    """Row and column of the joint space: the overlap's centroid, else the narrowest gap.
-
-    The pixels where the summed distances to the two bones are (within a pixel) smallest
-    lie inside the overlap when there is one, else across the gap between the bones.
-    """
-    distance = sum(ndimage.distance_transform_edt(~mask) for mask in masks)
-    rows, cols = np.nonzero(distance <= distance.min() + 1.0)
-    return float(rows.mean()), float(cols.mean())
-
-
 def crop_window(
     masks: NDArray[np.bool_], size: int, rng: np.random.Generator
 ) -> tuple[slice, slice]:
@@ -228,13 +217,9 @@ def crop_window(
     height, width = masks.shape[-2:]
     if size >= min(height, width):
         return slice(0, height), slice(0, width)
-    centre_row, centre_col = joint_space_centre(masks)
     jitter = size // 4
-    top = round(centre_row - size / 2) + int(rng.integers(-jitter, jitter + 1))
-    left = round(centre_col - size / 2) + int(rng.integers(-jitter, jitter + 1))
-    top = min(max(top, 0), height - size)
-    left = min(max(left, 0), width - size)
-    return slice(top, top + size), slice(left, left + size)
+    offset = (int(rng.integers(-jitter, jitter + 1)), int(rng.integers(-jitter, jitter + 1)))
+    return window_around(joint_space_centre(masks), size, (height, width), offset)
 
 
 @dataclass(frozen=True)

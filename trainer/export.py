@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from blsgan_core.checkpoint import Checkpoint, load_checkpoint
-from blsgan_core.model import MODEL_KIND
+from blsgan_core.model import MODEL_KIND, BLSGANConfig
 from blsgan_core.registry import SHIPPED_WEIGHTS_DIR, ModelEntry, ModelRegistry
 from trainer.model_card import card_markdown
 
@@ -55,6 +55,7 @@ def export_half(
     promote: bool = True,
     evaluation: dict[str, Any] | None = None,
     boundary_blend: str | None = None,
+    reconstructor_window: int | None = None,
     command: str | None = None,
     note: str | None = None,
 ) -> ModelEntry:
@@ -65,14 +66,20 @@ def export_half(
     (held-out real and generated patches) is copied next to the card as
     ``<name>-realism.png``, which the card shows. ``boundary_blend`` (if not ``None``)
     sets the config's seam step (:data:`blsgan_core.seam_modes.BLEND_MODES`), so any
-    checkpoint can ship with or without one without retraining. ``command`` is the export
+    checkpoint can ship with or without one without retraining; ``reconstructor_window``
+    (if not ``None``) likewise sets where k is read
+    (:attr:`blsgan_core.model.BLSGANConfig.reconstructor_window`), for checkpoints trained
+    before the trainer recorded it. ``command`` is the export
     command line and ``note`` a provenance note (why this epoch, this seam step), both for
     the card.
     """
     source = load_checkpoint(checkpoint, expected_kind=MODEL_KIND)
     evaluation, figure = _card_figure(evaluation, name)
-    if boundary_blend is not None:
-        source = replace(source, config={**source.config, "boundary_blend": boundary_blend})
+    changes = {"boundary_blend": boundary_blend, "reconstructor_window": reconstructor_window}
+    changed = {key: value for key, value in changes.items() if value is not None}
+    if changed:
+        config = BLSGANConfig.from_dict({**source.config, **changed}).to_dict()
+        source = replace(source, config=config)
     extra: dict[str, Any] = {"evaluation": evaluation} if evaluation is not None else {}
     if note:
         extra["note"] = note

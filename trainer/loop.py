@@ -158,9 +158,7 @@ def train(
     validation = Validation.build(data, store, config)
     baseline = validation.baseline_row()
 
-    networks = BLSGANModel(
-        config.model.blsgan_config(config.ablation.correction), with_supervisor=True
-    )
+    networks = BLSGANModel(config.blsgan_config(), with_supervisor=True)
     if initial is not None:
         load_network_states(networks, initial.state)
     networks.to(target)  # before a resume loads the optimiser states: they follow the weights

@@ -126,14 +126,17 @@ def fail_job(context: WorkerContext, job_id: int, reason: str) -> None:
     logger.warning("job %d failed: %s", job_id, reason, extra={"job_id": job_id})
 
 
-def find_followup(context: WorkerContext, source: Path, sop_instance_uid: str) -> FollowUp:
+def find_followup(
+    context: WorkerContext, source: Path, sop_instance_uid: str, wait_for_prior: bool = True
+) -> FollowUp:
     """The patient's pseudonym, earlier joints and their stored layers.
 
     Empty without a site secret. A header that cannot be read is left to the pipeline,
     which fails the job with the reason; no Patient ID or no study date means nothing to
     link. A prior whose layers file is unreadable keeps its measured change only (logged).
     Without a prior in the database, one may be fetched from the PACS
-    (:func:`worker.prior_fetch.fetch_prior`, which then raises ``PriorPendingError``).
+    (:func:`worker.prior_fetch.fetch_prior`, which then raises ``PriorPendingError``
+    until the prior is processed, unless ``wait_for_prior`` is off: the job's last try).
     """
     secret = context.settings.followup.site_secret
     if secret is None:
@@ -149,7 +152,11 @@ def find_followup(context: WorkerContext, source: Path, sop_instance_uid: str) -
     with context.database.sessions.begin() as session:
         priors = prior_joints(session, pseudonym, study_date, sop_instance_uid)
     if not priors:
-        fetch_prior(context, header, study_date)  # raises PriorPendingError if fetched
+        fetch_prior(context, header, study_date, wait_for_prior)
+        # The prior's job may have finished while the PACS was asked (another worker, or
+        # Celery's timer thread running this retry beside it): its rows are there now.
+        with context.database.sessions.begin() as session:
+            priors = prior_joints(session, pseudonym, study_date, sop_instance_uid)
     layers = {}
     for uid in sorted({prior.sop_instance_uid for prior in priors.values()}):
         try:
@@ -175,11 +182,12 @@ def _release(context: WorkerContext, job_id: int) -> None:
         logger.warning("job %d stays running until its lease ends", job_id, exc_info=True)
 
 
-def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
+def process_job(context: WorkerContext, job_id: int, wait_for_prior: bool = True) -> JobOutcome:
     """Run job ``job_id`` through the pipeline and record its outputs and dispatches.
 
     A permanent failure is recorded on the job and returned; transient errors (database,
-    broker, disk) propagate for the task to retry.
+    broker, disk, a prior still on its way: see :func:`find_followup`) propagate for the
+    task to retry.
 
     Raises
     ------
@@ -223,7 +231,7 @@ def process_job(context: WorkerContext, job_id: int) -> JobOutcome:
         if not source.is_file():
             raise PermanentError(f"source file missing: {source}")
         with lease_renewed(context, job_id):
-            followup = find_followup(context, source, claimed.sop_instance_uid)
+            followup = find_followup(context, source, claimed.sop_instance_uid, wait_for_prior)
             result = run_pipeline(
                 source,
                 context.models.models,

@@ -76,9 +76,14 @@ class ProcessTask(NodeTask):
 
 
 def process(self: ProcessTask, job_id: int) -> dict[str, Any]:
-    """Run processing job ``job_id``: pipeline, outputs, dispatch rows, dispatch messages."""
+    """Run processing job ``job_id``: pipeline, outputs, dispatch rows, dispatch messages.
+
+    A follow-up waits for its prior (``PriorPendingError``) on every try but the last,
+    which goes on without it rather than fail the radiograph.
+    """
+    last_try = self.request.retries >= self.max_retries
     try:
-        outcome = process_job(self.context, job_id)
+        outcome = process_job(self.context, job_id, wait_for_prior=not last_try)
     except UnknownIdError as error:
         logger.error("ignoring a message: %s", error)
         return {"job_id": job_id, "state": "unknown"}

@@ -145,6 +145,13 @@ def register(settings: Settings, checkpoint: Path, name: str, as_json: bool) -> 
     help="The seam step of the layers (not the paper's) in the exported config: off, "
     "poisson or exchange (default: as in CHECKPOINT).",
 )
+@click.option(
+    "--reconstructor-window",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Read k from this square (px) around the joint space, 0 = the whole joint "
+    "(default: as in CHECKPOINT; the trainer sets its crop size).",
+)
 @click.option("--note", help="A provenance note for the card (why this checkpoint ships).")
 @json_option
 def export(
@@ -154,6 +161,7 @@ def export(
     no_promote: bool,
     evaluation: Path | None,
     boundary_blend: str | None,
+    reconstructor_window: int | None,
     note: str | None,
     as_json: bool,
 ) -> None:
@@ -176,6 +184,7 @@ def export(
             promote=not no_promote,
             evaluation=report,
             boundary_blend=boundary_blend,
+            reconstructor_window=reconstructor_window,
             note=note,
             command=invocation(click.get_current_context()),
         )

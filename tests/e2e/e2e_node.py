@@ -22,11 +22,21 @@ from typing import Any
 
 import yaml
 from installed import blsnode_command, user_environment
-from loopback import wait_for_port, wait_until
+from loopback import system_program, wait_for_port, wait_until
 from node_testing import node_settings
+from pydantic import SecretStr
 from sqlalchemy import select
 
-from dicom_node.db import Database, Dispatch, Instance, Job, JobState, Output, open_database
+from dicom_node.db import (
+    Database,
+    Dispatch,
+    DispatchState,
+    Instance,
+    Job,
+    JobState,
+    Output,
+    open_database,
+)
 from dicom_node.node_report import node_status
 from dicom_node.settings import Settings, load_settings
 
@@ -42,6 +52,19 @@ def child_environment() -> dict[str, str]:
 def destination(name: str, ae_title: str, port: int, send: str = "results") -> dict[str, Any]:
     """A ``destinations`` entry for a peer on loopback."""
     return {"name": name, "ae_title": ae_title, "host": "127.0.0.1", "port": port, "send": send}
+
+
+def _file_values(settings: Settings) -> dict[str, Any]:
+    """``settings`` as an operator writes them in the file: secrets in clear.
+
+    Pydantic's JSON dump writes ``**********`` for a secret (``followup.site_secret``).
+    """
+
+    def plain(value: Any) -> str:
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+    values: dict[str, Any] = json.loads(json.dumps(settings.model_dump(), default=plain))
+    return values
 
 
 class BlsnodeProcess:
@@ -115,7 +138,7 @@ class ServedNode:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.config = folder / "node.yaml"
-        values = node_settings(folder / "data", **overrides).model_dump(mode="json")
+        values = _file_values(node_settings(folder / "data", **overrides))
         self.config.write_text(yaml.safe_dump(values), encoding="utf-8")
         self.settings: Settings = load_settings(self.config)
         self.serve = BlsnodeProcess(self.config, ["serve"], folder / "serve.log")
@@ -148,6 +171,30 @@ class ServedNode:
             self._database.dispose()
             self._database = None
         return self.serve.stop()
+
+    def command(self, *args: str) -> str:
+        """Run ``blsnode ARGS`` with this node's settings, as an operator would; its stdout."""
+        done = subprocess.run(
+            blsnode_command("--config", self.config, *args),
+            capture_output=True,
+            env=child_environment(),
+            cwd=self.folder,
+            timeout=120,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"blsnode {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+        return done.stdout
+
+    def storescu(self, file: Path, calling_ae_title: str) -> None:
+        """Send ``file`` with dcmtk's ``storescu``, as a modality does; fails unless stored."""
+        sent = subprocess.run(
+            [system_program("storescu"), "-aet", calling_ae_title, "-aec", self.ae_title,
+             "127.0.0.1", str(self.port), str(file)],
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+        if sent.returncode != 0:
+            raise RuntimeError(f"storescu exited {sent.returncode}: {sent.stderr!r}")
 
     def worker(self, *args: str, name: str = "worker") -> BlsnodeProcess:
         """A ``blsnode worker`` with this node's settings (not started)."""
@@ -199,6 +246,30 @@ class ServedNode:
             if job is None or job.state in {JobState.QUEUED, JobState.RUNNING}:
                 return None
             return job, list(session.scalars(select(Output).where(Output.job_id == job.id)))
+
+    def delivered(self, sop_instance_uid: str, destinations: int, timeout_s: float) -> list[Output]:
+        """Wait until the instance's job is done and each output sent to ``destinations``.
+
+        Returns the job's outputs; a failed job or a dead dispatch fails at once.
+        """
+
+        def finished() -> list[Output] | None:
+            found = self.finished_job(sop_instance_uid)
+            if found is None:
+                return None
+            job, outputs = found
+            assert job.state is JobState.DONE, job.reason
+            with self.database.reader() as session:
+                dispatches = list(
+                    session.scalars(
+                        select(Dispatch).where(Dispatch.output_id.in_([o.id for o in outputs]))
+                    )
+                )
+            assert not [d for d in dispatches if d.state is DispatchState.DEAD]
+            sent = [d for d in dispatches if d.state is DispatchState.SENT]
+            return outputs if len(sent) == destinations * len(outputs) else None
+
+        return list(wait_until(finished, timeout_s, interval_s=0.5, what="results delivered"))
 
     def spooled_files(self) -> list[Path]:
         """Files in the spool's study/series folders (not temporary files)."""

@@ -10,7 +10,6 @@ the segmenter the shipped weights.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +18,12 @@ import pytest
 from dicom_factory import make_dx, write_dataset
 from dicom_validation import dciodvfy
 from e2e_node import ServedNode, destination, served_node
-from loopback import system_program, wait_until
 from orthanc_server import Orthanc, running_orthanc
 from peers import StoreSCP, running_redis, running_storescp
 from pydicom import dcmread
-from sqlalchemy import select
 from worker_testing import ATLAS_ID
 
-from dicom_node.db import Dispatch, DispatchState, JobState, Output, OutputKind
+from dicom_node.db import Output, OutputKind
 
 pytestmark = pytest.mark.e2e
 
@@ -68,29 +65,6 @@ def hospital(tmp_path_factory: pytest.TempPathFactory, model_registry: Path) -> 
         yield Hospital(node, pacs, viewer)
 
 
-def _processed(node: ServedNode, sop_instance_uid: str) -> list[Output]:
-    """Wait until the job of an instance is done and every result sent; its outputs."""
-
-    def finished() -> list[Output] | None:
-        found = node.finished_job(sop_instance_uid)
-        if found is None:
-            return None
-        job, outputs = found
-        assert job.state is JobState.DONE, job.reason
-        with node.database.reader() as session:
-            dispatches = list(
-                session.scalars(
-                    select(Dispatch).where(Dispatch.output_id.in_([o.id for o in outputs]))
-                )
-            )
-        assert not [d for d in dispatches if d.state is DispatchState.DEAD]
-        sent = [d for d in dispatches if d.state is DispatchState.SENT]
-        return outputs if len(sent) == 2 * len(outputs) else None
-
-    outputs = wait_until(finished, PIPELINE_TIMEOUT_S, interval_s=0.5, what="results delivered")
-    return list(outputs)
-
-
 def _check_kinds(outputs: list[Output]) -> None:
     kinds = [output.kind for output in outputs]
     assert kinds.count(OutputKind.SEG) == 1 and kinds.count(OutputKind.SR) == 1
@@ -117,7 +91,7 @@ def test_orthanc_sends_a_radiograph_and_gets_seg_sc_sr_back_in_its_study(
     )
     assert answer["FailedInstancesCount"] == 0 and answer["InstancesCount"] == 1
 
-    outputs = _processed(hospital.node, str(source.SOPInstanceUID))
+    outputs = hospital.node.delivered(str(source.SOPInstanceUID), 2, PIPELINE_TIMEOUT_S)
     _check_kinds(outputs)
     # Every result is in the radiograph's study at the PACS, once, next to the radiograph.
     study = hospital.pacs.get(f"/studies/{stored['ParentStudy']}")
@@ -160,14 +134,9 @@ def test_storescu_modality_results_reach_the_viewer_and_the_pacs(
     )
     path = write_dataset(source, tmp_path / "radiograph.dcm")
     node = hospital.node
-    sent = subprocess.run(
-        [system_program("storescu"), "-aet", MODALITY_AE, "-aec", node.ae_title,
-         "127.0.0.1", str(node.port), str(path)],
-        capture_output=True, timeout=60,
-    )  # fmt: skip
-    assert sent.returncode == 0, sent.stderr
+    node.storescu(path, MODALITY_AE)
 
-    outputs = _processed(node, str(source.SOPInstanceUID))
+    outputs = node.delivered(str(source.SOPInstanceUID), 2, PIPELINE_TIMEOUT_S)
     _check_kinds(outputs)
     counts = hospital.viewer.received_counts()
     assert all(counts[o.sop_instance_uid] == 1 for o in outputs)

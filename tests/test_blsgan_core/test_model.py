@@ -9,6 +9,7 @@ import torch
 
 from blsgan_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from blsgan_core.inference import separate
+from blsgan_core.joint_window import joint_window
 from blsgan_core.model import (
     BLSGANConfig,
     BLSGANModel,
@@ -145,3 +146,61 @@ def test_a_reconstructor_that_sees_the_masks_runs_through_separate(
     assert result.k.shape == (len(images),)
     with pytest.raises(ValueError, match="0"):
         replace(tiny_config, reconstructor=replace(tiny_config.reconstructor, mask_channels=1))
+
+
+def test_k_is_read_from_the_window_around_the_joint_space(
+    tiny_config: BLSGANConfig,
+    overlapping_batch: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
+) -> None:
+    config = replace(
+        tiny_config,
+        reconstructor=replace(tiny_config.reconstructor, mask_channels=2),
+        reconstructor_window=64,
+    )
+    torch.manual_seed(0)
+    fresh = BLSGANModel(config)
+    with torch.no_grad():  # a fresh head gives k_init everywhere; make k depend on its input
+        fresh.reconstructor.head.weight.normal_(0.0, 1.0)
+    save_model(tmp_path / "w.pt", fresh, "window")
+    model = load_model(tmp_path / "w.pt")
+    assert model.config.reconstructor_window == 64
+    images, masks = overlapping_batch
+    seen: list[tuple[int, ...]] = []
+    model.reconstructor.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape))
+    result = separate(images.astype(np.float32), masks, model)
+    assert seen == [(len(images), 1, 64, 64)]
+    # The same k as the reconstructor given each joint's window by hand, and not the whole
+    # joint's (which a model without the window reads).
+    by_hand = []
+    for image, joint_masks in zip(images, masks, strict=True):
+        rows, cols = joint_window(joint_masks.astype(bool), 64)
+        window = torch.from_numpy(image[None, None, rows, cols].astype(np.float32))
+        by_hand.append(
+            model.reconstructor(
+                window, torch.from_numpy(joint_masks[None, :, rows, cols].astype(np.float32))
+            )
+        )
+    assert torch.allclose(result.k, torch.cat(by_hand), atol=1e-6)
+    whole = separate(images.astype(np.float32), masks, model_with_window(model, 0))
+    assert not torch.allclose(whole.k, result.k, atol=1e-4)
+    assert torch.equal(whole.layers, result.layers)  # the window touches k only
+
+
+def model_with_window(model: BLSGANModel, size: int) -> BLSGANModel:
+    """``model``'s weights under another ``reconstructor_window``."""
+    other = BLSGANModel(replace(model.config, reconstructor_window=size))
+    other.load_state_dict(model.state_dict())
+    return other.eval()
+
+
+def test_old_checkpoints_read_k_from_the_whole_joint_and_bad_windows_are_refused(
+    tiny_config: BLSGANConfig,
+) -> None:
+    data = tiny_config.to_dict()
+    del data["reconstructor_window"]
+    assert BLSGANConfig.from_dict(data).reconstructor_window == 0
+    with pytest.raises(ValueError, match="reconstructor_window"):
+        replace(tiny_config, reconstructor_window=-1)
+    with pytest.raises(ValueError, match="reconstructor_window"):
+        replace(tiny_config, reconstructor_window=True)

@@ -19,7 +19,6 @@ from trainer.datasets import (
     JointDataset,
     SampleStore,
     epoch_order,
-    joint_space_centre,
     phase_items,
     prepare_data,
 )
@@ -86,17 +85,6 @@ def test_synthetic_items_obey_eq1_inside_the_masks_and_real_ones_have_no_truth(
             assert torch.isnan(sample["k"])
             assert float(sample["true_layers"].abs().sum()) == 0.0
             assert float(sample["masks"].sum()) > 0
-
-
-def test_crops_are_centred_on_the_joint_space() -> None:
-    masks = np.zeros((2, 64, 64), dtype=bool)
-    masks[0, 5:30, 10:50] = True  # upper bone
-    masks[1, 36:60, 10:50] = True  # lower bone: the gap is rows 30-35
-    row, col = joint_space_centre(masks)
-    assert 30 <= row <= 35 and 25 <= col <= 35
-    masks[1, 28:36, 20:30] = True  # now they overlap in rows 28-29, columns 20-29
-    row, col = joint_space_centre(masks)
-    assert 28 <= row <= 29 and 20 <= col <= 29
 
 
 def test_phase_one_has_only_synthetic_items(small_manifest: Path, tiny_config: TrainConfig) -> None:

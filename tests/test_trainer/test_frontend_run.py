@@ -39,6 +39,7 @@ def _options(out: Path, epochs: int) -> RunOptions:
         limit_images=0,
         note="",
         export_path=None,
+        device="cpu",
     )
 
 

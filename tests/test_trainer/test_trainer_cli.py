@@ -152,6 +152,10 @@ def test_export_switches_the_boundary_blend_in_the_config(tmp_path: Path, tiny_r
         _json(["models", "export", str(tiny_run.best_checkpoint), name, "--to", str(target),
                "--no-promote", *flag, "--json"], tmp_path)  # fmt: skip
         assert load_model(target / f"{name}.pt").config.boundary_blend == expected
+    trained = load_model(target / "as-is.pt").config.reconstructor_window
+    _json(["models", "export", str(tiny_run.best_checkpoint), "whole", "--to", str(target),
+           "--no-promote", "--reconstructor-window", "0", "--json"], tmp_path)  # fmt: skip
+    assert (trained, load_model(target / "whole.pt").config.reconstructor_window) == (64, 0)
     _json(["models", "export", str(tiny_run.best_checkpoint), "noted", "--to", str(target),
            "--no-promote", "--note", "phase 2, epoch 1: best selection score", "--json"],
           tmp_path)  # fmt: skip

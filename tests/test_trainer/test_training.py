@@ -49,6 +49,9 @@ def test_a_tiny_run_trains_both_phases_and_writes_its_files(tiny_run: RunResult)
     assert identity["val_real_psnr"] > 30 > identity["val_synthetic_layer_psnr"]
     model = model_from_checkpoint(checkpoint, with_supervisor=True)  # from the file alone
     assert model.config.correction is True
+    # k is read at inference from a window of the size the run trained on.
+    crop = checkpoint.metadata["training"]["config"]["data"]["crop_size"]
+    assert model.config.reconstructor_window == crop
     best = load_checkpoint(out / "best.pt", expected_kind="blsgan")
     assert best.metadata["training"]["epochs"] == tiny_run.best["epoch"]
     assert best.metadata["training"]["phase"] == tiny_run.best["phase"]

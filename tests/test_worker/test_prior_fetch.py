@@ -14,13 +14,16 @@ from dicom_factory import make_dx, write_dataset
 from loopback import refusing_port, storage_scp
 from orthanc_server import Orthanc
 from pydicom import Dataset, dcmread
+from sqlalchemy import select
 from worker_testing import SCALE, add_job, node_settings, promote_blsgan
 
+from dicom_node.db import JointMeasurement
 from dicom_node.queue.broker import PROCESS_TASK
 from dicom_node.settings import Settings
 from worker.celery_app import create_app
 from worker.failures import PriorPendingError
 from worker.jobs import find_followup
+from worker.tasks import MAX_TRANSIENT_RETRIES
 
 SECRET = "test-site-secret-0123"
 
@@ -63,7 +66,7 @@ def _settings(tmp_path: Path, orthanc: Orthanc, port: int | None = None) -> Sett
     return settings
 
 
-def test_prior_on_the_pacs_is_fetched_once_then_used(
+def test_prior_on_the_pacs_is_fetched_once_waited_for_then_used(
     tmp_path: Path, atlas_image: Path, orthanc: Orthanc, listener: tuple[int, list[Path]]
 ) -> None:
     port, got = listener
@@ -78,9 +81,11 @@ def test_prior_on_the_pacs_is_fetched_once_then_used(
         with pytest.raises(PriorPendingError, match="fetched from PACS"):
             find_followup(app.context, followup, followup_uid)
         assert [dcmread(p).SOPInstanceUID for p in got] == [dcmread(prior).SOPInstanceUID]
-        # Received and booked, not processed yet: not fetched again, no prior yet.
+        # Received and booked, not processed yet: waited for, not fetched again.
         prior_job = add_job(settings, got[0], [])
-        assert find_followup(app.context, followup, followup_uid).priors == {}
+        with pytest.raises(PriorPendingError, match="not processed yet"):
+            find_followup(app.context, followup, followup_uid)
+        assert find_followup(app.context, followup, followup_uid, wait_for_prior=False).priors == {}
         assert len(got) == 1
         assert app.tasks[PROCESS_TASK](prior_job)["state"] == "done"
         found = find_followup(app.context, followup, followup_uid)
@@ -88,6 +93,42 @@ def test_prior_on_the_pacs_is_fetched_once_then_used(
         app.context.close()
     assert found.priors and set(found.prior_layers) == set(found.priors)
     assert {p.study_date for p in found.priors.values()} == {"20240117"}
+
+
+def test_the_last_try_does_not_wait_but_uses_a_prior_processed_meanwhile(
+    tmp_path: Path, atlas_image: Path, orthanc: Orthanc
+) -> None:
+    prior = _dx(atlas_image, tmp_path, "prior", "20240117")
+    orthanc.upload(prior)
+    settings = _settings(tmp_path, orthanc)
+    job_id = add_job(settings, _dx(atlas_image, tmp_path, "followup", "20250116"), [])
+    app = create_app(settings)
+    processed: list[str] = []
+
+    def book_and_process(dataset: Dataset) -> None:
+        # The prior's own job ends while the follow-up's C-MOVE is still waiting for it,
+        # as when another worker (or Celery's timer thread) runs it beside the follow-up.
+        moved = write_dataset(dataset, tmp_path / "received" / "prior.dcm")
+        processed.append(app.tasks[PROCESS_TASK](add_job(settings, moved, []))["state"])
+
+    (tmp_path / "received").mkdir()
+    try:
+        with storage_scp("BLSNODE", book_and_process) as port:
+            orthanc.add_modality("blsnode", "BLSNODE", port)
+            # Retries spent: the prior is fetched but not waited for (no PriorPendingError).
+            task = app.tasks[PROCESS_TASK]
+            outcome = task.apply((job_id,), retries=MAX_TRANSIENT_RETRIES).get()
+        with app.context.database.sessions() as session:
+            rows = list(
+                session.scalars(select(JointMeasurement).where(JointMeasurement.job_id == job_id))
+            )
+    finally:
+        app.context.close()
+    assert processed == ["done"] and outcome["state"] == "done"
+    # Read again after the PACS was asked, the prior is there: the change is reported.
+    assert rows and {row.prior_sop_instance_uid for row in rows} == {
+        str(dcmread(prior, stop_before_pixels=True).SOPInstanceUID)
+    }
 
 
 def test_a_pacs_that_is_down_costs_only_the_change(

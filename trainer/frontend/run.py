@@ -27,6 +27,7 @@ from torch import nn
 from blsgan_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from trainer.epochs import Selection, Validated, run_epochs
 from trainer.export import fp16_copy
+from trainer.loop import pick_device
 from trainer.model_card import checkpoint_metadata, write_card
 from trainer.provenance import files_digest, module_invocation, source_commit
 from trainer.run_files import BEST
@@ -61,6 +62,7 @@ class RunOptions:
     limit_images: int
     note: str
     export_path: Path | None
+    device: str | None
 
 
 def run_options(
@@ -106,6 +108,12 @@ def run_options(
             "export_path",
             type=click.Path(dir_okay=False, path_type=Path),
             help="Only write best.pt of --out as shipped fp16 weights to this path.",
+        ),
+        click.option(
+            "--device",
+            default=None,
+            help="Train on this torch device (default: cuda if available, else cpu); "
+            "validation runs on the CPU, as the node does.",
         ),
     ]
     names = [f.name for f in fields(RunOptions)]
@@ -229,6 +237,7 @@ def train(
     if steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     state = _start(options, metadata)
+    model.to(pick_device(options.device))
     epochs = FrontEndEpochs(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=options.lr),
@@ -289,9 +298,18 @@ class FrontEndEpochs:
         }
 
     def validate(self) -> Validated:
-        """The report under ``val``, and its score."""
+        """The report under ``val``, and its score, measured on the CPU as the node runs.
+
+        ``to`` moves the parameters in place, so the optimiser keeps them (and its state
+        stays on the training device).
+        """
         self.model.eval()
-        report, score = self.measure()
+        device = next(self.model.parameters()).device
+        self.model.cpu()
+        try:
+            report, score = self.measure()
+        finally:
+            self.model.to(device)
         return Validated({"val": report}, score)
 
     def checkpoint(self, state: TrainingState) -> Checkpoint:

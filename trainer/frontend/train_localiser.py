@@ -57,11 +57,14 @@ def validation_score(report: dict) -> float:
     return missed + (report["mre_rel"] if report["mre_rel"] is not None else 1.0)
 
 
-def batch(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack (input, target) pairs into tensors ``(N, 1, S, S)`` and ``(N, C, S, S)``."""
+def batch(
+    samples: list[tuple[np.ndarray, np.ndarray]], device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack (input, target) pairs into tensors ``(N, 1, S, S)`` and ``(N, C, S, S)`` on
+    ``device``."""
     inputs = torch.from_numpy(np.stack([s[0] for s in samples]))[:, None]
     targets = torch.from_numpy(np.stack([s[1] for s in samples]))
-    return inputs, targets
+    return inputs.to(device), targets.to(device)
 
 
 def export(options: RunOptions, val_records: list[LandmarkRecord]) -> None:
@@ -90,19 +93,27 @@ def epoch_losses(
     steps: int,
     batch_sizes: tuple[int, int, int],
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """The loss terms of each of ``steps`` steps: detector, landmarks and refiner together."""
+    """The loss terms of each of ``steps`` steps: detector, landmarks and refiner together,
+    sampled on the CPU and computed on the model's device."""
     config = model.config
+    device = next(model.parameters()).device
     detector_batch, landmark_batch, refiner_batch = batch_sizes
     for _ in range(steps):
-        det_x, det_y = batch([detector_sample(rng, pool, config) for _ in range(detector_batch)])
-        lm_x, lm_y = batch([landmark_sample(rng, pool, config) for _ in range(landmark_batch)])
+        det_x, det_y = batch(
+            [detector_sample(rng, pool, config) for _ in range(detector_batch)], device
+        )
+        lm_x, lm_y = batch(
+            [landmark_sample(rng, pool, config) for _ in range(landmark_batch)], device
+        )
         det_logits = model.detector(det_x)
         loss_centre = heatmap_loss(det_logits[:, :1], det_y[:, :1])
         loss_region = torch.nn.functional.binary_cross_entropy_with_logits(
             det_logits[:, 1:], det_y[:, 1:]
         )
         loss_landmarks = spatial_cross_entropy(model.landmarks(lm_x), lm_y)
-        rf_x, rf_y = batch([refiner_sample(rng, pool, config) for _ in range(refiner_batch)])
+        rf_x, rf_y = batch(
+            [refiner_sample(rng, pool, config) for _ in range(refiner_batch)], device
+        )
         loss_refiner = heatmap_loss(model.refiner(rf_x), rf_y)
         yield {
             "loss_centre": loss_centre,

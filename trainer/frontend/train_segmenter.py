@@ -159,12 +159,15 @@ def epoch_losses(
     batch_size: int,
     overlap_weight: float = 1.0,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """One pass over the shuffled crops, augmented: BCE, per-bone and overlap soft Dice."""
+    """One pass over the shuffled crops, augmented on the CPU: BCE, per-bone and overlap
+    soft Dice, computed on the model's device."""
+    device = next(model.parameters()).device
     order = rng.permutation(len(images))
     for start in range(0, len(order), batch_size):
         index = torch.from_numpy(order[start : start + batch_size])
         x, y = augment(rng, images[index], masks[index])
-        logits = model(x)
+        logits = model(x.to(device))
+        y = y.to(device)
         loss = nn.functional.binary_cross_entropy_with_logits(logits, y) + soft_dice_loss(logits, y)
         yield {"loss": loss, "overlap": overlap_weight * overlap_dice_loss(logits, y)}
 
