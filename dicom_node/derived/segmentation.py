@@ -216,7 +216,10 @@ def _packed_frames(frames: np.ndarray, windows: Sequence[Window]) -> bytes:
     to zero bytes.
     """
     bits = frames.reshape(-1)
-    packed = np.zeros(-(-bits.size // 8), dtype=np.uint8)
+    size = -(-bits.size // 8)
+    packed = np.zeros(size + size % 2, dtype=np.uint8)
+    if size % 2:
+        packed[-1] = ord("0")
     frame_size = frames[0].size
     columns = frames.shape[2]
     for index, (rows, _) in enumerate(windows):
@@ -225,8 +228,7 @@ def _packed_frames(frames: np.ndarray, windows: Sequence[Window]) -> bytes:
         first = (index * frame_size + rows.start * columns) // 8
         last = -(-(index * frame_size + rows.stop * columns) // 8)
         packed[first:last] = np.packbits(bits[first * 8 : last * 8], bitorder="little")
-    data = packed.tobytes()
-    return data + b"0" if len(data) % 2 else data
+    return packed.tobytes()
 
 
 def _mask(joint: JointResult, part: BonePart) -> np.ndarray:
