@@ -88,6 +88,12 @@ def test_turing_test_reports_an_auc_per_separator_and_draws_patches(
     )
     result = results["identity"]
     assert 0 <= result.auc <= 1
+    # One classifier per seed, and the median reported: not the luckiest (or worst) seed.
+    assert len(result.aucs) == FAST.classifiers == 5
+    assert result.auc == pytest.approx(float(np.median(result.aucs)))
+    report = result.report()
+    assert report["auc_min"] <= report["auc"] <= report["auc_max"]
+    assert len(set(result.aucs)) > 1  # each classifier has its own seed
     assert result.n_test == (len(result.test_real), len(result.test_generated))
     assert result.report()["n_train_generated"] == 5 * 2 * FAST.patches_per_layer
     figure = realism_panel(results, tmp_path / "realism.png")
