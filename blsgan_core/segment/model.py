@@ -32,7 +32,8 @@ UPPER, LOWER = 0, 1
 CHANNEL_NAMES = ("upper", "lower")
 
 
-def _default_unet() -> UNetConfig:
+def default_unet() -> UNetConfig:
+    """The shipped segmenter's U-Net shape (four poolings, 16 channels at full size)."""
     return UNetConfig(in_channels=1, out_channels=2, base_channels=16, depth=4, max_channels=256)
 
 
@@ -40,7 +41,7 @@ def _default_unet() -> UNetConfig:
 class SegmenterConfig:
     """Architecture: the U-Net, the size it runs at, and the crop size it serves."""
 
-    unet: UNetConfig = field(default_factory=_default_unet)
+    unet: UNetConfig = field(default_factory=default_unet)
     input_size: int = 128
     crop_size: int = 256
     refine_channels: int = 0
