@@ -38,6 +38,7 @@ LOSS_KEYS = (
     ("supervisor_generated", "Lb(D(G(J))) (Eq. 3 fake sample)"),
     ("supervisor_true_layers", "Lb(D(Lg)) (Eq. 5)"),
     ("k_truth", "Lr(k, k_true) (departure)"),
+    ("seam_prior", "seam prior on real joints (departure)"),
 )
 VALIDATION_KEYS = (
     ("val_real_overlap_psnr", "real: reconstruction PSNR in the overlap (dB)"),

@@ -5,8 +5,9 @@ sample ``J * M``, fake sample ``G(J, M)``, and the true layers ``Lg`` as a secon
 sample). Phase 2 (synthetic + real joints): Eq. 2 for G and R and Eq. 3 for D on every
 joint. ``phase2_ground_truth`` (a departure, off by default) adds Eq. 4's and Eq. 5's
 true-layer terms for the synthetic joints of phase 2; ``LossWeights.k_truth`` (a departure,
-0 by default) adds ``Lr(k, k_true)`` for every synthetic joint, and ``LossWeights.seam``
-(likewise) the seam loss wherever the true layers are used.
+0 by default) adds ``Lr(k, k_true)`` for every synthetic joint, ``LossWeights.seam``
+(likewise) the seam loss wherever the true layers are used, and ``LossWeights.seam_prior``
+the seam prior on phase 2's joints without true layers.
 
 The two updates alternate as in any GAN: G and R step against the current D, with D's
 parameters frozen for that backward pass (no wasted weight gradients); then D steps on
@@ -108,6 +109,11 @@ def generator_update(
                 seam = losses.seam_loss(layers[truth], batch.true_layers[truth], batch.masks[truth])
                 total = total + settings.weights.seam * seam
                 terms.parts["seam"] = seam.detach()
+            unknown = ~batch.has_truth
+            if settings.weights.seam_prior > 0 and phase == 2 and bool(unknown.any()):
+                prior = losses.seam_prior_loss(layers[unknown], batch.masks[unknown])
+                total = total + settings.weights.seam_prior * prior
+                terms.parts["seam_prior"] = prior.detach()
             if settings.weights.k_truth > 0:
                 k_error = losses.k_truth_loss(k, batch.true_k)
                 total = total + settings.weights.k_truth * k_error

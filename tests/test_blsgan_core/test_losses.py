@@ -21,6 +21,7 @@ from blsgan_core.losses import (
     real_sample,
     seam_band,
     seam_loss,
+    seam_prior_loss,
     segmentation_loss,
     supervisor_loss,
 )
@@ -291,3 +292,41 @@ def test_seam_loss_on_a_hand_computed_case() -> None:
     assert seam_loss(layers, truth, masks).item() == pytest.approx(12 * 0.1 / 298, rel=1e-5)
     # A constant offset over a whole layer has no seam.
     assert seam_loss(truth + 0.2 * masks, truth + 0.2 * masks, masks).item() == 0.0
+
+
+def _two_bones_16() -> torch.Tensor:
+    """16 x 16: upper bone rows 0-9, lower rows 6-15, overlap rows 6-9."""
+    masks = torch.zeros(1, 2, 16, 16)
+    masks[0, 0, :10] = 1
+    masks[0, 1, 6:] = 1
+    return masks
+
+
+def test_seam_prior_on_a_hand_computed_case() -> None:
+    masks = _two_bones_16()
+    assert seam_prior_loss(0.6 * masks, masks).item() == 0.0
+    layers = 0.6 * masks
+    layers[0, 0, 6:10] += 0.1  # the other bone's outline shows in the upper layer
+    # Upper band: rows 3-9 (the overlap grown by 3 px, inside the mask); pairs with both
+    # ends in it: 6 x 16 vertical + 7 x 15 horizontal = 201; one step of 0.1 in 16
+    # columns. Its rest (rows 0-2) is flat, the lower layer is flat: mean of 2 layers.
+    assert seam_prior_loss(layers, masks).item() == pytest.approx(1.6 / 201 / 2, rel=1e-5)
+
+
+def test_seam_prior_leaves_texture_as_strong_as_the_bone_s() -> None:
+    masks = _two_bones_16()
+    columns = torch.arange(16) % 2
+    layers = (0.5 + 0.05 * columns).expand(1, 2, 16, 16) * masks
+    # Band: 7 x 15 x 0.05 over 201 pairs (0.026); rest: 3 x 15 x 0.05 over 77 (0.029).
+    assert seam_prior_loss(layers, masks).item() == 0.0
+
+
+def test_seam_prior_without_an_overlap_is_zero_and_attached() -> None:
+    masks = torch.zeros(1, 2, 16, 16)
+    masks[0, 0, :6] = 1
+    masks[0, 1, 8:] = 1
+    layers = (0.5 * masks).requires_grad_(True)
+    loss = seam_prior_loss(layers, masks)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert layers.grad is not None

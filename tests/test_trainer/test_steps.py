@@ -1,0 +1,41 @@
+"""The generator step adds the seam prior only where it was asked for."""
+
+from contextlib import nullcontext
+
+import pytest
+import torch
+
+from blsgan_core.losses import LossWeights
+from blsgan_core.model import BLSGANModel
+from trainer.config import load_preset
+from trainer.steps import Batch, StepSettings, generator_update
+
+
+def _batch(size: int) -> Batch:
+    """One synthetic joint (true layers known) and one real joint, overlapping bones."""
+    masks = torch.zeros(2, 2, size, size)
+    masks[:, 0, : size // 2 + 4] = 1
+    masks[:, 1, size // 2 - 4 :] = 1
+    image = torch.rand(2, 1, size, size, generator=torch.Generator().manual_seed(0))
+    return Batch(
+        image=image,
+        masks=masks,
+        true_layers=image * masks,
+        has_truth=torch.tensor([True, False]),
+        true_k=torch.tensor([0.75, float("nan")]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("phase", "weight", "logged"), [(2, 1.0, True), (2, 0.0, False), (1, 1.0, False)]
+)
+def test_seam_prior_on_real_joints_of_phase_2_only(phase: int, weight: float, logged: bool) -> None:
+    config = load_preset("tiny")
+    torch.manual_seed(0)
+    model = BLSGANModel(config.blsgan_config(), with_supervisor=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    settings = StepSettings(LossWeights(seam_prior=weight), False, nullcontext())
+    _, losses = generator_update(model, _batch(config.data.crop_size), phase, settings, optimizer)
+    assert ("seam_prior" in losses) is logged
+    if logged:
+        assert losses["seam_prior"] >= 0.0
