@@ -29,9 +29,14 @@ def test_paper_preset_is_the_papers_schedule() -> None:
     assert config.model.blsgan_config().reconstructor.mask_channels == 0
 
 
-def test_only_the_skip_preset_turns_on_the_input_skip() -> None:
+def test_only_the_skip_presets_turn_on_the_input_skip() -> None:
     skip = load_preset("cpu-skip")
     assert skip.model.blsgan_config().generator.input_skip is True
+    # gpu-skip is cpu-skip on the paper's 256 px joints, with more epochs.
+    gpu = load_preset("gpu-skip")
+    assert gpu.model == skip.model and gpu.optim.loss_weights == skip.optim.loss_weights
+    assert (gpu.data.crop_size, skip.data.crop_size) == (256, 128)
+    assert gpu.blsgan_config().reconstructor_window == 256  # k read from the whole joint
     for name in ("paper", "cpu", "tiny"):
         assert load_preset(name).model.blsgan_config().generator.input_skip is False
     # The same networks as `cpu` otherwise (but for k = R(J, M), a departure of cpu-skip),
