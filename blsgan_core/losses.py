@@ -452,16 +452,18 @@ def seam_prior_loss(layers: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     forward difference on :func:`seam_band`, ``g_bone`` the same in the rest of its mask
     (outside the overlap and the band). Needs no true layers.
 
-    Layers without a band or without the rest are left out; 0 (attached to the graph)
-    when none is left.
+    Only the overlap's pixels receive its gradient: ``g_bone`` is a target, not something
+    to roughen, and outside the overlap a layer is already the input (Eq. 2 holds it
+    there), so the overlap is what must continue the bone around it. Layers without a
+    band or without the rest are left out; 0 (attached to the graph) when none is left.
     """
     masks = masks.to(layers.dtype)
+    overlap = overlap_region(masks)
     band = seam_band(masks).to(layers.dtype)
-    near = nn.functional.max_pool2d(
-        overlap_region(masks), 2 * SEAM_BAND_PX + 1, stride=1, padding=SEAM_BAND_PX
-    )
-    band_total, band_count = _mean_step(layers, band)
-    bone_total, bone_count = _mean_step(layers, masks * (1.0 - near))
+    near = nn.functional.max_pool2d(overlap, 2 * SEAM_BAND_PX + 1, stride=1, padding=SEAM_BAND_PX)
+    movable = torch.where(overlap.bool(), layers, layers.detach())
+    band_total, band_count = _mean_step(movable, band)
+    bone_total, bone_count = _mean_step(layers.detach(), masks * (1.0 - near))
     used = (band_count > 0) & (bone_count > 0)
     if not bool(used.any()):
         return layers.sum() * 0.0

@@ -313,6 +313,20 @@ def test_seam_prior_on_a_hand_computed_case() -> None:
     assert seam_prior_loss(layers, masks).item() == pytest.approx(1.6 / 201 / 2, rel=1e-5)
 
 
+def test_seam_prior_moves_only_the_overlap() -> None:
+    masks = _two_bones_16()
+    layers = 0.6 * masks
+    layers[0, 0, 6:10] += 0.1
+    layers[0, 0, :3] += 0.01 * (torch.arange(16) % 2)  # texture in the rest, weaker than the step
+    layers.requires_grad_(True)
+    seam_prior_loss(layers, masks).backward()
+    assert layers.grad is not None
+    overlap = (masks.sum(dim=1) == 2)[0]
+    assert layers.grad[0, :, ~overlap].abs().max().item() == 0.0
+    # The step into the overlap (rows 5 -> 6) is pulled down from the overlap's side.
+    assert layers.grad[0, 0, 6].sum().item() > 0.0
+
+
 def test_seam_prior_leaves_texture_as_strong_as_the_bone_s() -> None:
     masks = _two_bones_16()
     columns = torch.arange(16) % 2
