@@ -148,7 +148,7 @@ def stored_count(receiver: str, output: Path) -> int:
 def timed_run(receiver: str, workload: Workload, storescu: str, scratch_root: Path) -> Run:
     """Start a fresh receiver, send the workload once, check everything arrived, stop it."""
     with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=scratch_root) as tmp:
-        scratch = Path(tmp)
+        scratch = Path(tmp).resolve()  # the node runs in it: relative paths would break
         port = free_port()
         start = start_baseline if receiver == "baseline" else start_node
         process, ae_title, output = start(port, scratch)
