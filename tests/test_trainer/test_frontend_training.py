@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from blsgan_core.checkpoint import load_checkpoint
+from blsgan_core.segment.model import Segmenter
 from blsgan_core.shipped import shipped_weights
 from trainer.frontend import train_localiser, train_segmenter
 from trainer.state import STATE_FILE, load_training_state
@@ -120,3 +121,13 @@ def test_segmenter_training_resumes_and_exports(tmp_path: Path, mcp_joints_dir: 
         ],
     )
     assert other.exit_code == 2 and "another architecture" in other.output
+
+
+def test_segmenter_size_and_width_options(tmp_path: Path, mcp_joints_dir: Path) -> None:
+    out = tmp_path / "run"
+    arguments = ["--data", str(mcp_joints_dir), "--out", str(out), "--limit-images", "4"]
+    arguments += ["--batch-size", "4", "--epochs", "1", "--input-size", "32"]
+    result = CliRunner().invoke(train_segmenter.main, [*arguments, "--base-channels", "8"])
+    assert result.exit_code == 0, result.output
+    config = Segmenter.from_checkpoint(load_checkpoint(out / "best.pt")).config
+    assert (config.input_size, config.unet.base_channels, config.unet.depth) == (32, 8, 4)
