@@ -11,6 +11,12 @@ crop pixels wide, half a pixel to two pixels at 128. With ``refine_channels`` > 
 convolutions at the crop's full resolution (:class:`FullResolutionRefiner`) see the
 crop and the resized logits and correct the logits near the bone edges, where the
 hidden edge shows as a one-pixel step of brightness.
+
+``head = "regions"`` (not the shipped model's) predicts the overlap itself: a softmax
+over four regions (background, upper bone only, lower bone only, both), each amodal mask
+the sum of its two regions. With two sigmoids the overlap is only the product of two
+edge predictions, and a one-pixel sliver between two such edges is what the shipped
+model gets twice too thick (docs/frontend.md).
 """
 
 from __future__ import annotations
@@ -30,6 +36,14 @@ KIND = "segmenter"
 WEIGHTS_FILE = "segmenter.pt"
 UPPER, LOWER = 0, 1
 CHANNEL_NAMES = ("upper", "lower")
+HEADS = ("sigmoid", "regions")
+# head "regions": background, upper bone only, lower bone only, both (the overlap)
+REGION_NAMES = ("background", "upper only", "lower only", "overlap")
+
+
+def head_channels(head: str) -> int:
+    """Logit channels of a head: two sigmoids, or the four regions' softmax."""
+    return len(CHANNEL_NAMES) if head == "sigmoid" else len(REGION_NAMES)
 
 
 def default_unet() -> UNetConfig:
@@ -39,16 +53,27 @@ def default_unet() -> UNetConfig:
 
 @dataclass(frozen=True)
 class SegmenterConfig:
-    """Architecture: the U-Net, the size it runs at, and the crop size it serves."""
+    """Architecture: the U-Net, the size it runs at, the crop size it serves, its head."""
 
     unet: UNetConfig = field(default_factory=default_unet)
     input_size: int = 128
     crop_size: int = 256
     refine_channels: int = 0
+    head: str = "sigmoid"
+
+    @property
+    def outputs(self) -> int:
+        """Logit channels of its head."""
+        return head_channels(self.head)
 
     def __post_init__(self) -> None:
-        if self.unet.in_channels != 1 or self.unet.out_channels != len(CHANNEL_NAMES):
-            raise ValueError(f"the segmenter needs 1 input and 2 output channels: {self.unet}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.unet.in_channels != 1 or self.unet.out_channels != self.outputs:
+            raise ValueError(
+                f"the {self.head} head needs 1 input and {self.outputs} output channels: "
+                f"{self.unet}"
+            )
         if self.input_size % self.unet.size_multiple:
             raise ValueError(
                 f"input_size={self.input_size} is not a multiple of {self.unet.size_multiple}"
@@ -93,14 +118,17 @@ class FullResolutionRefiner(nn.Module):
 
 
 class Segmenter(nn.Module):
-    """Crops ``(N, 1, S, S)`` in [0, 1] -> logits ``(N, 2, S, S)``: upper, lower."""
+    """Crops ``(N, 1, S, S)`` in [0, 1] -> logits ``(N, C, S, S)`` of its head: upper and
+    lower (sigmoid), or the four regions (softmax)."""
 
     def __init__(self, config: SegmenterConfig) -> None:
         super().__init__()
         self.config = config
         self.unet = UNet(config.unet)
         self.refiner = (
-            FullResolutionRefiner(config.refine_channels) if config.refine_channels else None
+            FullResolutionRefiner(config.refine_channels, config.outputs)
+            if config.refine_channels
+            else None
         )
         self.version = "untrained"
         self.metadata: dict[str, Any] = {}
@@ -113,6 +141,13 @@ class Segmenter(nn.Module):
         if size != inner:
             logits = nn.functional.interpolate(logits, size, mode="bilinear", align_corners=False)
         return logits if self.refiner is None else self.refiner(crops, logits)
+
+    def bone_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """``(N, 2, S, S)``: the probability of each amodal bone mask, from ``logits``."""
+        if self.config.head == "sigmoid":
+            return torch.sigmoid(logits)
+        regions = torch.softmax(logits, dim=1)
+        return torch.stack((regions[:, 1] + regions[:, 3], regions[:, 2] + regions[:, 3]), 1)
 
     def to_checkpoint(self, version: str, metadata: dict[str, Any]) -> Checkpoint:
         """The checkpoint of this network with its config."""

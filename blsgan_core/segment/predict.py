@@ -35,7 +35,7 @@ def segment(crops: np.ndarray, model: Segmenter) -> np.ndarray:
     if batch.shape[-2:] != (size, size):
         raise ValueError(f"crops must be {size}x{size}, got {tuple(batch.shape[-2:])}")
     with torch.inference_mode():
-        return torch.sigmoid(model(batch)).numpy()
+        return model.bone_probabilities(model(batch)).numpy()
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 from blsgan_core.checkpoint import load_checkpoint
+from blsgan_core.segment import segment_masks
 from blsgan_core.segment.model import Segmenter
 from blsgan_core.shipped import shipped_weights
 from trainer.frontend import train_localiser, train_segmenter
@@ -123,11 +125,20 @@ def test_segmenter_training_resumes_and_exports(tmp_path: Path, mcp_joints_dir: 
     assert other.exit_code == 2 and "another architecture" in other.output
 
 
-def test_segmenter_size_and_width_options(tmp_path: Path, mcp_joints_dir: Path) -> None:
+@pytest.mark.parametrize("head", ["sigmoid", "regions"])
+def test_segmenter_size_width_and_head_options(
+    tmp_path: Path, mcp_joints_dir: Path, head: str
+) -> None:
     out = tmp_path / "run"
     arguments = ["--data", str(mcp_joints_dir), "--out", str(out), "--limit-images", "4"]
-    arguments += ["--batch-size", "4", "--epochs", "1", "--input-size", "32"]
+    arguments += ["--batch-size", "4", "--epochs", "1", "--input-size", "32", "--head", head]
     result = CliRunner().invoke(train_segmenter.main, [*arguments, "--base-channels", "8"])
     assert result.exit_code == 0, result.output
-    config = Segmenter.from_checkpoint(load_checkpoint(out / "best.pt")).config
+    model = Segmenter.from_checkpoint(load_checkpoint(out / "best.pt"))
+    config = model.config
     assert (config.input_size, config.unet.base_channels, config.unet.depth) == (32, 8, 4)
+    assert (config.head, config.unet.out_channels) == (head, 2 if head == "sigmoid" else 4)
+    # The node's path gives two amodal masks whatever the head.
+    crops = np.random.default_rng(0).random((2, 256, 256)).astype(np.float32)
+    assert segment_masks(crops, model).shape == (2, 2, 256, 256)
+    assert 0.0 <= _log(out)[-1]["val"]["dice_upper"] <= 1.0

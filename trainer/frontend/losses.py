@@ -32,10 +32,11 @@ def spatial_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.T
     return -(distribution * log_probability).sum(dim=-1).mean()
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """1 - soft Dice per sample and channel, averaged; sigmoid applied once, here."""
-    probability = torch.sigmoid(logits)
-    dims = tuple(range(2, logits.ndim))
+def soft_dice_loss(
+    probability: torch.Tensor, target: torch.Tensor, eps: float = 1.0
+) -> torch.Tensor:
+    """1 - soft Dice of probabilities per sample and channel, averaged."""
+    dims = tuple(range(2, probability.ndim))
     intersection = (probability * target).sum(dims)
     total = probability.sum(dims) + target.sum(dims)
     return (1.0 - (2.0 * intersection + eps) / (total + eps)).mean()

@@ -12,8 +12,9 @@ writes the shipped fp16 weights.
 The masks are amodal (each bone's whole outline, also where it runs behind the other),
 and what BLS-GAN separates is their intersection, a thin sliver: a per-bone loss barely
 notices it. The loss therefore adds a soft Dice of the predicted overlap (the product of
-the two bone probabilities) against the annotated one, and the checkpoint is selected on
-the mean of the lower per-bone Dice and the overlap Dice (``selection_score``).
+the two bone probabilities, or with ``--head regions`` the overlap region's own) against
+the annotated one, and the checkpoint is selected on the mean of the lower per-bone Dice
+and the overlap Dice (``selection_score``).
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from torch import nn
 from blsgan_core.checkpoint import load_checkpoint
 from blsgan_core.networks.unet import UNetConfig
 from blsgan_core.segment.model import (
+    HEADS,
     KIND,
     Segmenter,
     SegmenterConfig,
     default_unet,
+    head_channels,
     load_segmenter,
 )
 from blsgan_core.segment.predict import prepare
@@ -132,22 +135,43 @@ def initialise(model: Segmenter, start: Segmenter) -> None:
         raise click.UsageError(f"--init {start.version} has another architecture")
 
 
-def overlap_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """1 - soft Dice of the overlap (upper x lower probability) on overlapping samples.
+def overlap_dice_loss(
+    overlap: torch.Tensor, target: torch.Tensor, eps: float = 1.0
+) -> torch.Tensor:
+    """1 - soft Dice of the predicted overlap probability ``(N, H, W)`` on overlapping samples.
 
     Zero when no sample of the batch overlaps; samples without an overlap are held to
-    an empty intersection by the per-pixel BCE.
+    an empty intersection by the per-pixel term.
     """
-    probability = torch.sigmoid(logits)
-    predicted = probability[:, 0] * probability[:, 1]
     true = target[:, 0] * target[:, 1]
     overlapping = true.sum((1, 2)) >= OVERLAP_MIN_PX
     if not bool(overlapping.any()):
-        return logits.sum() * 0.0
-    predicted, true = predicted[overlapping], true[overlapping]
+        return overlap.sum() * 0.0
+    predicted, true = overlap[overlapping], true[overlapping]
     intersection = (predicted * true).sum((1, 2))
     total = predicted.sum((1, 2)) + true.sum((1, 2))
     return (1.0 - (2.0 * intersection + eps) / (total + eps)).mean()
+
+
+def mask_losses(
+    model: Segmenter, logits: torch.Tensor, target: torch.Tensor, overlap_weight: float
+) -> dict[str, torch.Tensor]:
+    """The head's per-pixel term (the two sigmoids' BCE, or the four regions' cross-entropy)
+    plus both amodal masks' soft Dice, and the overlap's soft Dice (the product of the two
+    bone probabilities, or the overlap region's own)."""
+    bones = model.bone_probabilities(logits)
+    if model.config.head == "sigmoid":
+        pixel = nn.functional.binary_cross_entropy_with_logits(logits, target)
+        overlap = bones[:, 0] * bones[:, 1]
+    else:
+        # Augmentation resamples the masks bilinearly: a region is where a mask is >= 0.5.
+        solid = (target >= 0.5).long()
+        pixel = nn.functional.cross_entropy(logits, solid[:, 0] + 2 * solid[:, 1])
+        overlap = torch.softmax(logits, dim=1)[:, 3]
+    return {
+        "loss": pixel + soft_dice_loss(bones, target),
+        "overlap": overlap_weight * overlap_dice_loss(overlap, target),
+    }
 
 
 def selection_score(report: dict[str, Any]) -> float:
@@ -165,17 +189,14 @@ def epoch_losses(
     batch_size: int,
     overlap_weight: float = 1.0,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """One pass over the shuffled crops, augmented on the CPU: BCE, per-bone and overlap
-    soft Dice, computed on the model's device."""
+    """One pass over the shuffled crops, augmented on the CPU, and their ``mask_losses``
+    computed on the model's device."""
     device = next(model.parameters()).device
     order = rng.permutation(len(images))
     for start in range(0, len(order), batch_size):
         index = torch.from_numpy(order[start : start + batch_size])
         x, y = augment(rng, images[index], masks[index])
-        logits = model(x.to(device))
-        y = y.to(device)
-        loss = nn.functional.binary_cross_entropy_with_logits(logits, y) + soft_dice_loss(logits, y)
-        yield {"loss": loss, "overlap": overlap_weight * overlap_dice_loss(logits, y)}
+        yield mask_losses(model, model(x.to(device)), y.to(device), overlap_weight)
 
 
 @click.command()
@@ -222,6 +243,13 @@ def epoch_losses(
     help="Channels of the U-Net's first level (they double per level).",
 )
 @click.option(
+    "--head",
+    type=click.Choice(HEADS),
+    default=SegmenterConfig.head,
+    show_default=True,
+    help="Two sigmoids (upper, lower), or a softmax over four regions with the overlap its own.",
+)
+@click.option(
     "--overlap-weight",
     type=float,
     default=1.0,
@@ -236,6 +264,7 @@ def main(
     refine_channels: int,
     input_size: int,
     base_channels: int,
+    head: str,
     overlap_weight: float,
 ) -> None:
     """Train (or resume, or export) the segmenter."""
@@ -257,7 +286,11 @@ def main(
         TINY
         if options.tiny
         else SegmenterConfig(
-            unet=replace(default_unet(), base_channels=base_channels), input_size=input_size
+            unet=replace(
+                default_unet(), base_channels=base_channels, out_channels=head_channels(head)
+            ),
+            input_size=input_size,
+            head=head,
         )
     )
     model = Segmenter(replace(base, refine_channels=refine_channels))
