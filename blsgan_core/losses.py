@@ -131,8 +131,9 @@ class LossWeights:
     dice_smooth: float = 1.0
 
     def __post_init__(self) -> None:
-        numbers = ("a0", "b0", "a1", "b1", "g0", "g1", "k_truth", "overlap_emphasis", "seam")
-        for name in (*numbers, "seam_prior"):
+        for name in (
+            "a0", "b0", "a1", "b1", "g0", "g1", "k_truth", "overlap_emphasis", "seam", "seam_prior"
+        ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"LossWeights.{name} must be a number >= 0, got {value!r}")

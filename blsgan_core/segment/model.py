@@ -142,12 +142,15 @@ class Segmenter(nn.Module):
             logits = nn.functional.interpolate(logits, size, mode="bilinear", align_corners=False)
         return logits if self.refiner is None else self.refiner(crops, logits)
 
-    def bone_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """``(N, 2, S, S)``: the probability of each amodal bone mask, from ``logits``."""
+    def probabilities(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """From ``logits``: each amodal bone mask's probability ``(N, 2, S, S)`` and the
+        overlap's ``(N, S, S)`` (the product of the two sigmoids, or its own region)."""
         if self.config.head == "sigmoid":
-            return torch.sigmoid(logits)
+            bones = torch.sigmoid(logits)
+            return bones, bones[:, UPPER] * bones[:, LOWER]
         regions = torch.softmax(logits, dim=1)
-        return torch.stack((regions[:, 1] + regions[:, 3], regions[:, 2] + regions[:, 3]), 1)
+        overlap = regions[:, 3]
+        return torch.stack((regions[:, 1] + overlap, regions[:, 2] + overlap), 1), overlap
 
     def to_checkpoint(self, version: str, metadata: dict[str, Any]) -> Checkpoint:
         """The checkpoint of this network with its config."""

@@ -35,7 +35,8 @@ def segment(crops: np.ndarray, model: Segmenter) -> np.ndarray:
     if batch.shape[-2:] != (size, size):
         raise ValueError(f"crops must be {size}x{size}, got {tuple(batch.shape[-2:])}")
     with torch.inference_mode():
-        return model.bone_probabilities(model(batch)).numpy()
+        bones, _ = model.probabilities(model(batch))
+        return bones.numpy()
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:

@@ -60,7 +60,8 @@ def test_the_regions_head_predicts_the_overlap_itself() -> None:
     regions = (target[:, 0] + 2 * target[:, 1]).long()  # 0 background ... 3 overlap
     logits = torch.nn.functional.one_hot(regions, 4).permute(0, 3, 1, 2).float() * 20.0
     model = _regions_segmenter()
-    bones = model.bone_probabilities(logits)
+    bones, overlap = model.probabilities(logits)
+    assert torch.allclose(overlap, target[:, 0] * target[:, 1], atol=1e-6)
     assert torch.allclose(bones, target, atol=1e-6)  # each bone = its own region + overlap
     right = mask_losses(model, logits, target, overlap_weight=1.0)
     assert float(right["loss"]) < 0.01 and float(right["overlap"]) < 0.01

@@ -159,15 +159,13 @@ def mask_losses(
     """The head's per-pixel term (the two sigmoids' BCE, or the four regions' cross-entropy)
     plus both amodal masks' soft Dice, and the overlap's soft Dice (the product of the two
     bone probabilities, or the overlap region's own)."""
-    bones = model.bone_probabilities(logits)
+    bones, overlap = model.probabilities(logits)
     if model.config.head == "sigmoid":
         pixel = nn.functional.binary_cross_entropy_with_logits(logits, target)
-        overlap = bones[:, 0] * bones[:, 1]
     else:
         # Augmentation resamples the masks bilinearly: a region is where a mask is >= 0.5.
         solid = (target >= 0.5).long()
         pixel = nn.functional.cross_entropy(logits, solid[:, 0] + 2 * solid[:, 1])
-        overlap = torch.softmax(logits, dim=1)[:, 3]
     return {
         "loss": pixel + soft_dice_loss(bones, target),
         "overlap": overlap_weight * overlap_dice_loss(overlap, target),
@@ -282,18 +280,19 @@ def main(
     images = prepare(np.stack([image for image, _ in loaded]))
     masks = torch.from_numpy(np.stack([m for _, m in loaded]).astype(np.float32))
     del loaded
-    base = (
-        TINY
+    unet, size = (
+        (TINY.unet, TINY.input_size)
         if options.tiny
-        else SegmenterConfig(
-            unet=replace(
-                default_unet(), base_channels=base_channels, out_channels=head_channels(head)
-            ),
-            input_size=input_size,
+        else (replace(default_unet(), base_channels=base_channels), input_size)
+    )
+    model = Segmenter(
+        SegmenterConfig(
+            unet=replace(unet, out_channels=head_channels(head)),
+            input_size=size,
+            refine_channels=refine_channels,
             head=head,
         )
     )
-    model = Segmenter(replace(base, refine_channels=refine_channels))
     if init_path is not None:
         initialise(model, Segmenter.from_checkpoint(load_checkpoint(init_path, expected_kind=KIND)))
     metadata = run.run_metadata(
