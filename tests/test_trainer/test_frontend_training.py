@@ -17,7 +17,9 @@ from blsgan_core.checkpoint import load_checkpoint
 from blsgan_core.segment import segment_masks
 from blsgan_core.segment.model import Segmenter
 from blsgan_core.shipped import shipped_weights
+from blsgan_core.data import JointRecord
 from trainer.frontend import train_localiser, train_segmenter
+from trainer.frontend.joint_data import read_manifest, valid_split
 from trainer.state import STATE_FILE, load_training_state
 
 
@@ -125,6 +127,12 @@ def test_segmenter_training_resumes_and_exports(tmp_path: Path, mcp_joints_dir: 
     assert other.exit_code == 2 and "another architecture" in other.output
 
 
+def _apart(mcp_joints_dir: Path, limit: int) -> list[JointRecord]:
+    """The training joints without overlap among the first ``limit`` (``--limit-images``)."""
+    train = valid_split(read_manifest(mcp_joints_dir / "manifest.json"))[0][:limit]
+    return [record for record in train if record.overlap_px == 0]
+
+
 @pytest.mark.parametrize("head", ["sigmoid", "regions"])
 def test_segmenter_size_width_and_head_options(
     tmp_path: Path, mcp_joints_dir: Path, head: str
@@ -132,9 +140,13 @@ def test_segmenter_size_width_and_head_options(
     out = tmp_path / "run"
     arguments = ["--data", str(mcp_joints_dir), "--out", str(out), "--limit-images", "4"]
     arguments += ["--batch-size", "4", "--epochs", "1", "--input-size", "32", "--head", head]
+    arguments += ["--synthetic-overlaps", "2"]
     result = CliRunner().invoke(train_segmenter.main, [*arguments, "--base-channels", "8"])
     assert result.exit_code == 0, result.output
-    model = Segmenter.from_checkpoint(load_checkpoint(out / "best.pt"))
+    checkpoint = load_checkpoint(out / "best.pt")
+    data = checkpoint.metadata["data"]
+    assert data["n_synthetic_overlaps"] == 2 * sum(1 for _ in _apart(mcp_joints_dir, 4))
+    model = Segmenter.from_checkpoint(checkpoint)
     config = model.config
     assert (config.input_size, config.unet.base_channels, config.unet.depth) == (32, 8, 4)
     assert (config.head, config.unet.out_channels) == (head, 2 if head == "sigmoid" else 4)

@@ -54,6 +54,7 @@ from trainer.frontend.joint_data import (
 )
 from trainer.frontend.losses import soft_dice_loss
 from trainer.frontend.run import RunOptions, configure_process
+from trainer.frontend.synthetic_joints import synthetic_overlaps
 
 MAX_TURN_DEG = 20.0
 OVERLAP_MIN_PX = 20  # the authors' "overlapping" image
@@ -254,6 +255,15 @@ def epoch_losses(
     show_default=True,
     help="Weight of the overlap soft-Dice term against BCE + per-bone soft Dice.",
 )
+@click.option(
+    "--synthetic-overlaps",
+    "synthetic_overlaps_per_joint",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Synthetic overlaps (exact amodal masks) added per training joint without overlap, "
+    "drawn once from --seed (trainer/frontend/synthetic_joints.py).",
+)
 def main(
     options: RunOptions,
     batch_size: int,
@@ -264,6 +274,7 @@ def main(
     base_channels: int,
     head: str,
     overlap_weight: float,
+    synthetic_overlaps_per_joint: int,
 ) -> None:
     """Train (or resume, or export) the segmenter."""
     configure_process(options.threads, options.seed)
@@ -277,6 +288,9 @@ def main(
         export(options, val_records)
         return
     loaded = [load_joint(r) for r in train_records]
+    loaded += synthetic_overlaps(
+        train_records, synthetic_overlaps_per_joint, np.random.default_rng(options.seed)
+    )
     images = prepare(np.stack([image for image, _ in loaded]))
     masks = torch.from_numpy(np.stack([m for _, m in loaded]).astype(np.float32))
     del loaded
@@ -315,6 +329,7 @@ def main(
         ),
         selection="mean of min(per-bone Dice) and overlap Dice on the validation joints",
     )
+    metadata["data"]["n_synthetic_overlaps"] = len(images) - len(train_records)
 
     def validate() -> tuple[dict[str, Any], float]:
         report = evaluate_segmentation(val_records, model)
