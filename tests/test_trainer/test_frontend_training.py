@@ -14,10 +14,10 @@ import torch
 from click.testing import CliRunner
 
 from blsgan_core.checkpoint import load_checkpoint
+from blsgan_core.data import JointRecord
 from blsgan_core.segment import segment_masks
 from blsgan_core.segment.model import Segmenter
 from blsgan_core.shipped import shipped_weights
-from blsgan_core.data import JointRecord
 from trainer.frontend import train_localiser, train_segmenter
 from trainer.frontend.joint_data import read_manifest, valid_split
 from trainer.state import STATE_FILE, load_training_state
