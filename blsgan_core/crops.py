@@ -280,13 +280,22 @@ def _check_crop_shape(array: np.ndarray, geometry: CropGeometry) -> None:
         )
 
 
-def _footprint(geometry: CropGeometry, source_shape: tuple[int, int]) -> tuple[slice, slice] | None:
-    """Rows and columns of the source that a crop covers (clipped), or None if none."""
+def _footprint(
+    geometry: CropGeometry,
+    source_shape: tuple[int, int],
+    box: tuple[int, int, int, int] | None = None,
+) -> tuple[slice, slice] | None:
+    """Rows and columns of the source that a crop covers (clipped), or None if none.
+
+    ``box`` (x0, y0, x1, y1, crop pixels, inclusive) narrows it to a part of the crop.
+    """
     if len(source_shape) != 2 or min(source_shape) < 1:
         raise ValueError(f"source_shape must be (height, width), got {source_shape!r}")
     height, width = source_shape
     last = geometry.size - 1
-    corners = geometry.to_source(np.array([[0, 0], [last, 0], [0, last], [last, last]], float))
+    x_low, y_low, x_high, y_high = box if box is not None else (0, 0, last, last)
+    points = [[x_low, y_low], [x_high, y_low], [x_low, y_high], [x_high, y_high]]
+    corners = geometry.to_source(np.array(points, float))
     x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 1
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 1
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width - 1), min(y1, height - 1)
@@ -339,13 +348,27 @@ def uncrop_mask(
 ) -> np.ndarray:
     """Boolean mask (or probability map, cut at 0.5) of a crop, on the source grid.
 
-    The same values as ``uncrop(mask) >= 0.5``, without a float image of the whole
-    radiograph: the worker draws two masks per joint onto grids of several megapixels.
+    The same values as ``uncrop(mask) >= 0.5`` (but where a sample's value is 0.5 within
+    rounding), without a float image of the whole radiograph: the worker draws two masks
+    per joint onto grids of several megapixels. Only the source pixels under the crop
+    pixels at or above 0.5, widened by one (a bilinear sample is a mean of its four
+    neighbours, so it reaches 0.5 only next to one that does), are sampled.
     """
     array = np.asarray(mask, dtype=np.float32)
     _check_crop_shape(array, geometry)
-    window = _footprint(geometry, source_shape)
     out = np.zeros(source_shape, dtype=np.bool_)
+    rows = np.flatnonzero((array >= 0.5).any(axis=1))
+    if rows.size == 0:
+        return out
+    columns = np.flatnonzero((array >= 0.5).any(axis=0))
+    last = geometry.size - 1
+    box = (
+        max(int(columns[0]) - 1, 0),
+        max(int(rows[0]) - 1, 0),
+        min(int(columns[-1]) + 1, last),
+        min(int(rows[-1]) + 1, last),
+    )
+    window = _footprint(geometry, source_shape, box)
     if window is not None:
         out[window] = _uncrop_window(array, geometry, window, 1, 0.0) >= 0.5
     return out

@@ -100,13 +100,12 @@ def build_segmentation(
     """
     check_source_grid(source, result.grid_shape, uids)
     masks, windows = _segment_masks(result)
-    frames = _frames(masks, windows)
     segmentation = highdicom_segmentation(
-        source, result, outputs, uids, np.zeros((len(frames), 1, 1), dtype=np.uint8)
+        source, result, outputs, uids, np.zeros((len(masks), 1, 1), dtype=np.uint8)
     )
     segmentation.Rows, segmentation.Columns = result.grid_shape
-    segmentation.SegmentsOverlap = _segments_overlap(frames, windows).value
-    segmentation.PixelData = _packed_frames(frames, windows)
+    segmentation.SegmentsOverlap = _segments_overlap(masks, windows).value
+    segmentation.PixelData = _packed_frames(masks, windows)
     return segmentation
 
 
@@ -181,53 +180,46 @@ def _segment_masks(result: RadiographResult) -> tuple[list[np.ndarray], list[Win
     return masks, [joint.window for joint in joints]
 
 
-def _frames(masks: Sequence[np.ndarray], windows: Sequence[Window]) -> np.ndarray:
-    """The masks as frames ``(segments, rows, columns)`` of 0 and 1 (``uint8``).
-
-    Each mask is copied inside its window (which holds all its pixels) into zeroed
-    memory: the operating system hands large zeroed blocks out as pages it has not yet
-    written, so the empty rest of a frame costs neither the copy nor, when it is packed,
-    the memory traffic.
-    """
-    frames = np.zeros((len(masks), *masks[0].shape), dtype=np.uint8)
-    for frame, mask, window in zip(frames, masks, windows, strict=True):
-        frame[window] = mask[window]
-    return frames
-
-
 def _segments_overlap(
-    frames: np.ndarray, windows: Sequence[Window]
+    masks: Sequence[np.ndarray], windows: Sequence[Window]
 ) -> hd.seg.SegmentsOverlapValues:
-    """YES where a pixel belongs to two segments, as highdicom decides it (PS3.3 C.8.20.2)."""
-    counts = np.zeros(frames.shape[1:], dtype=np.uint8)
-    for frame, window in zip(frames, windows, strict=True):
-        counts[window] += frame[window]
+    """YES where a pixel belongs to two segments, as highdicom decides it (PS3.3 C.8.20.2).
+
+    The counts live in zeroed memory touched only inside the windows: the operating
+    system hands large zeroed blocks out as pages it has not yet written.
+    """
+    counts = np.zeros(masks[0].shape, dtype=np.uint8)
+    for mask, window in zip(masks, windows, strict=True):
+        counts[window] += mask[window]
     if any(np.any(counts[window] > 1) for window in windows):
         return hd.seg.SegmentsOverlapValues.YES
     return hd.seg.SegmentsOverlapValues.NO
 
 
-def _packed_frames(frames: np.ndarray, windows: Sequence[Window]) -> bytes:
-    """The frames as highdicom packs them: one bit per pixel, least significant first,
-    frame after frame without padding between frames (PS3.5 8.1.1), with highdicom's
-    trailing ``b"0"`` after an odd number of bytes.
+def _packed_frames(masks: Sequence[np.ndarray], windows: Sequence[Window]) -> bytes:
+    """The masks as highdicom packs their frames: one bit per pixel, least significant
+    first, frame after frame without padding between frames (PS3.5 8.1.1), with
+    highdicom's trailing ``b"0"`` after an odd number of bytes.
 
-    Only the bytes of each window's rows are packed; the rest of the zeroed frames packs
-    to zero bytes.
+    Only the bytes of each window's rows are packed, straight from the mask (whose pixels
+    all lie in its window); the rest of the frames packs to zero bytes. A byte that two
+    frames share (a frame ending inside it, the next beginning) gets the bits of both.
     """
-    bits = frames.reshape(-1)
-    size = -(-bits.size // 8)
+    rows_total, columns = masks[0].shape
+    frame_bits = rows_total * columns
+    size = -(-len(masks) * frame_bits // 8)
     packed = np.zeros(size + size % 2, dtype=np.uint8)
     if size % 2:
         packed[-1] = ord("0")
-    frame_size = frames[0].size
-    columns = frames.shape[2]
-    for index, (rows, _) in enumerate(windows):
+    for index, (mask, (rows, _)) in enumerate(zip(masks, windows, strict=True)):
         if rows.start == rows.stop:
             continue
-        first = (index * frame_size + rows.start * columns) // 8
-        last = -(-(index * frame_size + rows.stop * columns) // 8)
-        packed[first:last] = np.packbits(bits[first * 8 : last * 8], bitorder="little")
+        start_bit = index * frame_bits + rows.start * columns
+        first, last = start_bit // 8, -(-(start_bit + (rows.stop - rows.start) * columns) // 8)
+        bits = np.zeros((last - first) * 8, dtype=np.uint8)
+        offset = start_bit - 8 * first
+        bits[offset : offset + (rows.stop - rows.start) * columns] = mask[rows].reshape(-1)
+        packed[first:last] |= np.packbits(bits, bitorder="little")
     return packed.tobytes()
 
 

@@ -103,15 +103,22 @@ def test_uncrop_mask_equals_thresholded_uncrop_even_across_the_image_edge() -> N
     rng = np.random.default_rng(5)
     probabilities = ndimage.gaussian_filter(rng.random((64, 64)), 3).astype(np.float32)
     probabilities = (probabilities - probabilities.min()) / np.ptp(probabilities)
+    # A bone's mask covers part of the crop; only the source under it (and one pixel
+    # around) is sampled, with the same answer.
+    bone = (probabilities > 0.7).astype(np.float32)
+    assert 0 < bone.mean() < 0.3
     for geometry in (
         CropGeometry(120.0, 90.0, 80.0, angle_deg=-31.0, size=64),  # inside
         CropGeometry(8.0, 190.0, 90.0, angle_deg=47.0, size=64),  # over two edges
         CropGeometry(900.0, 900.0, 90.0, size=64),  # off the image
+        CropGeometry(75.3, 100.1, 150.0, angle_deg=101.0, size=64),  # enlarged
     ):
-        mask = uncrop_mask(probabilities, geometry, (200, 150))
-        assert mask.dtype == np.bool_ and mask.shape == (200, 150)
-        expected = uncrop(probabilities, geometry, (200, 150)) >= 0.5
-        assert np.array_equal(mask, expected)
+        for array in (probabilities, bone):
+            mask = uncrop_mask(array, geometry, (200, 150))
+            assert mask.dtype == np.bool_ and mask.shape == (200, 150)
+            expected = uncrop(array, geometry, (200, 150)) >= 0.5
+            assert np.array_equal(mask, expected)
+    assert not uncrop_mask(np.zeros((64, 64), np.float32), geometry, (200, 150)).any()
     assert uncrop_mask(probabilities, CropGeometry(60.0, 60.0, 80.0, size=64), (200, 150)).any()
     with pytest.raises(ValueError, match="does not match"):
         uncrop_mask(np.ones((16, 16), bool), geometry, (200, 150))
