@@ -40,6 +40,7 @@ def _options(out: Path, epochs: int) -> RunOptions:
         note="",
         export_path=None,
         device="cpu",
+        name=None,
     )
 
 

@@ -140,10 +140,11 @@ def test_segmenter_size_width_and_head_options(
     out = tmp_path / "run"
     arguments = ["--data", str(mcp_joints_dir), "--out", str(out), "--limit-images", "4"]
     arguments += ["--batch-size", "4", "--epochs", "1", "--input-size", "32", "--head", head]
-    arguments += ["--synthetic-overlaps", "2"]
+    arguments += ["--synthetic-overlaps", "2", "--name", "segmenter-syn"]
     result = CliRunner().invoke(train_segmenter.main, [*arguments, "--base-channels", "8"])
     assert result.exit_code == 0, result.output
     checkpoint = load_checkpoint(out / "best.pt")
+    assert checkpoint.version == "segmenter-syn-e1"
     data = checkpoint.metadata["data"]
     assert data["n_synthetic_overlaps"] == 2 * sum(1 for _ in _apart(mcp_joints_dir, 4))
     model = Segmenter.from_checkpoint(checkpoint)

@@ -63,6 +63,7 @@ class RunOptions:
     note: str
     export_path: Path | None
     device: str | None
+    name: str | None
 
 
 def run_options(
@@ -114,6 +115,12 @@ def run_options(
             default=None,
             help="Train on this torch device (default: cuda if available, else cpu); "
             "validation runs on the CPU, as the node does.",
+        ),
+        click.option(
+            "--name",
+            default=None,
+            help="Checkpoint versions are NAME-eEPOCH (default: the network's kind); "
+            "name a recipe so that its weights never share a version with another's.",
         ),
     ]
     names = [f.name for f in fields(RunOptions)]
@@ -218,7 +225,8 @@ def train(
     Parameters
     ----------
     name
-        Checkpoint versions are ``{name}-e{epoch}``.
+        Checkpoint versions are ``{name}-e{epoch}``, unless ``options.name`` says
+        otherwise.
     steps_per_epoch
         How many items ``epoch_losses`` yields per epoch (it sets the cosine schedule).
     epoch_losses
@@ -241,7 +249,7 @@ def train(
     epochs = FrontEndEpochs(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=options.lr),
-        name=name,
+        name=options.name or name,
         seed=options.seed,
         lr=options.lr,
         total_steps=options.epochs * steps_per_epoch,
