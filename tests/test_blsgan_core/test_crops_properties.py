@@ -19,6 +19,7 @@ from scipy import ndimage
 from blsgan_core.crops import (
     MIN_ANTIALIAS_SCALE,
     CropGeometry,
+    affine_scale,
     antialias_sigma,
     block_factor,
     crop,
@@ -146,6 +147,7 @@ def test_a_mask_survives_crop_and_uncrop_up_to_its_border(scale: float, angle: f
 @PROPERTY
 @given(scale=SCALES, angle=ANGLES)
 @example(scale=1.5001, angle=0.0)
+@example(scale=1.5, angle=1.0)
 @example(scale=1.999, angle=45.0)
 @example(scale=4.0, angle=0.0)
 def test_antialiasing_is_a_gaussian_that_follows_the_scale(
@@ -153,11 +155,14 @@ def test_antialiasing_is_a_gaussian_that_follows_the_scale(
 ) -> None:
     assert block_factor(scale) >= 1
     assert antialias_sigma(scale) == pytest.approx((scale - 1.0) / 2.0) or scale < 1.0
-    sigma = antialias_sigma(scale) if scale > MIN_ANTIALIAS_SCALE else 0.0
     noisy = (smooth_source + np.random.default_rng(2).normal(0, 0.2, SOURCE_SHAPE)).astype(
         np.float32
     )
     geometry = _geometry(scale, angle)
+    # The crop decides on the scale its matrix has, which a turn may move off the nominal
+    # one by a rounding error: at exactly 1.5x the two decide alike only this way.
+    actual = affine_scale(geometry.matrix)
+    sigma = antialias_sigma(actual) if actual > MIN_ANTIALIAS_SCALE else 0.0
     fast = crop(noisy, geometry)
     blurred = ndimage.gaussian_filter(noisy, sigma) if sigma else noisy
     reference = warp(blurred, geometry.matrix, (SIZE, SIZE), antialias=False)
