@@ -47,7 +47,8 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from blsgan_core.data import JointRecord, load_sample, read_manifests, split_by_case
-from blsgan_core.synthetic import SyntheticConfig, synthesize_overlap
+from blsgan_core.synthetic import SyntheticConfig
+from trainer.frontend.synthetic_joints import moved_joints
 
 DEFAULT_MANIFEST = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mcp_joints" / "manifest.json"
@@ -222,21 +223,9 @@ def synthetic_overlaps(
     records: Iterable[JointRecord], config: SyntheticConfig, seed: int
 ) -> Iterable[Overlap]:
     """One synthetic overlap (>= 20 px) per non-overlapping joint, seeded."""
-    rng = np.random.default_rng(seed)
-    for record in records:
-        if record.overlap_px != 0:
-            continue
-        sample = load_sample(record)
+    for sample, made in moved_joints(records, np.random.default_rng(seed), config):
         if sample.background is None:
-            raise ValueError(f"{record.image}: the manifest names no background")
-        made = synthesize_overlap(
-            sample.image,
-            sample.upper,
-            sample.lower,
-            rng,
-            background=sample.background,
-            config=config,
-        )
+            raise ValueError("the manifest names no background for a joint without overlap")
         if made.overlap_px >= MIN_OVERLAP_PX:
             yield Overlap(made.image, made.upper, made.lower, sample.background, made.k)
 

@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from blsgan_core.data import JointRecord, load_sample
+from blsgan_core.data import JointRecord
 from blsgan_core.jsw import JointSpaceWidth, NoJointSpaceError, measure_jsw
 from blsgan_core.segment import Segmenter, segment_masks
-from blsgan_core.synthetic import SyntheticConfig, synthesize_overlap
+from blsgan_core.synthetic import SyntheticConfig
+from trainer.frontend.synthetic_joints import moved_joints
 
 BATCH = 16
 
@@ -68,13 +69,8 @@ def synthetic_jsw_accuracy(
         raise ValueError("no joint without overlap among the records: nothing to shift")
     rng = np.random.default_rng(seed)
     truths, images, originals, shifts, analytic = [], [], [], [], []
-    for record in sources:
-        sample = load_sample(record)
+    for sample, synthetic in moved_joints(sources, rng, config):
         source_min = measure_jsw(sample.upper, sample.lower).min_px
-        synthetic = synthesize_overlap(
-            sample.image, sample.upper, sample.lower, rng, background=sample.background,
-            config=config,
-        )  # fmt: skip
         truths.append(measure_jsw(synthetic.upper, synthetic.lower))
         images.append(synthetic.image)
         originals.append(sample.image)
