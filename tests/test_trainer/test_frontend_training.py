@@ -141,6 +141,7 @@ def test_segmenter_size_width_and_head_options(
     arguments = ["--data", str(mcp_joints_dir), "--out", str(out), "--limit-images", "4"]
     arguments += ["--batch-size", "4", "--epochs", "1", "--input-size", "32", "--head", head]
     arguments += ["--synthetic-overlaps", "2", "--name", "segmenter-syn"]
+    arguments += ["--synthetic-hidden-edge-sigma", "2"]
     result = CliRunner().invoke(train_segmenter.main, [*arguments, "--base-channels", "8"])
     assert result.exit_code == 0, result.output
     checkpoint = load_checkpoint(out / "best.pt")

@@ -46,6 +46,7 @@ from blsgan_core.segment.model import (
     load_segmenter,
 )
 from blsgan_core.segment.predict import prepare
+from blsgan_core.synthetic import SyntheticConfig
 from trainer.evaluation.segmentation import evaluate_segmentation, segmentation_table
 from trainer.frontend import run
 from trainer.frontend.joint_data import (
@@ -268,6 +269,13 @@ def epoch_losses(
     help="Synthetic overlaps (exact amodal masks) added per training joint without overlap, "
     "drawn once from --seed (trainer/frontend/synthetic_joints.py).",
 )
+@click.option(
+    "--synthetic-hidden-edge-sigma",
+    type=click.FloatRange(0, 8),
+    default=0.0,
+    show_default=True,
+    help="SyntheticConfig.hidden_edge_sigma of those overlaps (px; 0: Eq. 1's hard edge).",
+)
 def main(
     options: RunOptions,
     batch_size: int,
@@ -279,6 +287,7 @@ def main(
     head: str,
     overlap_weight: float,
     synthetic_overlaps_per_joint: int,
+    synthetic_hidden_edge_sigma: float,
 ) -> None:
     """Train (or resume, or export) the segmenter."""
     configure_process(options.threads, options.seed)
@@ -293,7 +302,10 @@ def main(
         return
     loaded = [load_joint(r) for r in train_records]
     loaded += synthetic_overlaps(
-        train_records, synthetic_overlaps_per_joint, np.random.default_rng(options.seed)
+        train_records,
+        synthetic_overlaps_per_joint,
+        np.random.default_rng(options.seed),
+        SyntheticConfig(hidden_edge_sigma=synthetic_hidden_edge_sigma),
     )
     images = prepare(np.stack([image for image, _ in loaded]))
     masks = torch.from_numpy(np.stack([m for _, m in loaded]).astype(np.float32))
