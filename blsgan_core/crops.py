@@ -357,10 +357,11 @@ def uncrop_mask(
     array = np.asarray(mask, dtype=np.float32)
     _check_crop_shape(array, geometry)
     out = np.zeros(source_shape, dtype=np.bool_)
-    rows = np.flatnonzero((array >= 0.5).any(axis=1))
+    inside = array >= 0.5
+    rows = np.flatnonzero(inside.any(axis=1))
     if rows.size == 0:
         return out
-    columns = np.flatnonzero((array >= 0.5).any(axis=0))
+    columns = np.flatnonzero(inside.any(axis=0))
     last = geometry.size - 1
     box = (
         max(int(columns[0]) - 1, 0),
