@@ -75,12 +75,14 @@ def render_jsn(data: dict[str, Any]) -> str:
     def line(name: str, part: dict[str, Any]) -> str:
         sep, raw = part["with_separation"], part["without_separation"]
         smooth = part["controls"]["smoothed"]
+        both = part["with_separation_smoothed"]
         bone = part["bone_mse_tests"]
         return (
             f"{name:<12} n {part['n_pairs']:>4}  mse with {mean(sep, 'mse')} without "
             f"{mean(raw, 'mse')} smoothed {mean(smooth, 'mse')} p {p(part)} | bone_mse with "
             f"{mean(sep, 'bone_mse')} without {mean(raw, 'bone_mse')} smoothed "
-            f"{mean(smooth, 'bone_mse')} p {p(bone['separated_vs_raw'])}"
+            f"{mean(smooth, 'bone_mse')} p {p(bone['separated_vs_raw'])} | smoothed "
+            f"separated {mean(both, 'bone_mse')} p {p(bone['separated_smoothed_vs_smoothed'])}"
         )
 
     lines = [

@@ -37,8 +37,11 @@ def test_identity_layers_equal_no_separation(full_manifest: ManifestContents) ->
     assert report["n_pairs"] == 2
     for kind in ("mse", "bone_mse"):
         assert report["with_separation"][kind] == report["without_separation"][kind]
+        # Smoothed identity layers are the smoothing control itself.
+        assert report["with_separation_smoothed"][kind] == report["controls"]["smoothed"][kind]
     assert report["p_value"] is None and report["lower_with_separation"] == 0
     assert report["bone_mse_tests"]["separated_vs_raw"]["p_value"] is None
+    assert report["bone_mse_tests"]["separated_smoothed_vs_smoothed"]["p_value"] is None
 
 
 def _moved(sample: JointSample, dx: float, dy: float) -> JointSample:
@@ -104,8 +107,30 @@ def test_cli_reports_both_conditions_controls_and_the_paired_tests(mcp_joints_di
         "separated_vs_smoothed",
         "separated_vs_overlap_excluded",
         "separated_vs_no_motion",
+        "separated_smoothed_vs_smoothed",
+    }
+    assert set(report["mse_tests"]) == {
+        "separated_vs_raw",
+        "separated_vs_smoothed",
+        "separated_vs_overlap_excluded",
+        "separated_smoothed_vs_smoothed",
     }
     assert report["controls"]["smoothed"]["mse"]["n"] == 2
     assert sum(b["n_pairs"] for b in report["by_overlap"]) == 2
     assert report["model"]["version"]
     assert render_jsn(report).count("bone_mse with") == 1 + len(report["by_overlap"])
+
+
+def test_resume_runs_again_pairs_recorded_without_a_newer_condition(
+    full_manifest: ManifestContents, tmp_path: Path
+) -> None:
+    """A pairs file from before ``separated_smoothed`` existed is completed, not misread."""
+    pairs_file = tmp_path / "pairs.jsonl"
+    evaluate_jsn(full_manifest.records, _identity, limit=1, resume_file=pairs_file)
+    line = json.loads(pairs_file.read_text())
+    for kind in ("mse", "mse_unregistered", "bone_mse"):
+        del line[kind]["separated_smoothed"]
+    pairs_file.write_text(json.dumps(line) + "\n")
+    again = evaluate_jsn(full_manifest.records, _identity, limit=1, resume_file=pairs_file)
+    assert again["resumed_pairs"] == 0
+    assert again["with_separation_smoothed"]["mse"]["n"] == 1
