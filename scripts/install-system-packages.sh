@@ -2,7 +2,8 @@
 # Install the Debian programs the test suite starts for real (Redis, dcmtk, dicom3tools,
 # Orthanc and its DICOMweb plugin, PostgreSQL; openssl makes the TLS test certificates;
 # Chromium, headless, shows the web dashboard and OHIF to the browser tests; npm fetches
-# OHIF's published build, scripts/install-ohif.sh). Idempotent: does nothing when every
+# OHIF's published build, scripts/install-ohif.sh; OFFIS DICOMscope shows the GSPS on a
+# virtual screen, Xvfb, driven by xdotool). Idempotent: does nothing when every
 # program and file is already present.
 set -euo pipefail
 
@@ -16,6 +17,9 @@ declare -A wanted=(
   [openssl]=openssl
   [chromium]=chromium
   [npm]=npm
+  [dicomscope]=dicomscope
+  [Xvfb]=xvfb
+  [xdotool]=xdotool
 )
 
 # file -> Debian package that provides it (plugins are files, not programs)
