@@ -53,10 +53,15 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage, stats
+from scipy import stats
 
 from blsgan_core.data import JointRecord, JointSample, load_sample
-from blsgan_core.registration import RigidRegistration, apply_motion, register_bone
+from blsgan_core.registration import (
+    RigidRegistration,
+    apply_motion,
+    register_bone,
+    smooth_inside,
+)
 
 BONES = ("upper", "lower")
 CONDITIONS = ("separated", "raw", "smoothed", "overlap_excluded", "separated_smoothed")
@@ -121,17 +126,13 @@ def _bone_images(
     own, other = getattr(sample, BONES[channel]), getattr(sample, BONES[1 - channel])
     raw = np.where(own, sample.image, 0.0).astype(np.float32)
     separated = np.where(own, layers[channel], 0.0).astype(np.float32)
-
-    def smoothed(image: NDArray[np.float32]) -> NDArray[np.float32]:
-        return np.where(own, ndimage.gaussian_filter(image, sigma), 0.0).astype(np.float32)
-
     alone = own & ~other
     return {
         "separated": (separated, own),
         "raw": (raw, own),
-        "smoothed": (smoothed(raw), own),
+        "smoothed": (smooth_inside(raw, own, sigma), own),
         "overlap_excluded": (np.where(alone, sample.image, 0.0).astype(np.float32), alone),
-        "separated_smoothed": (smoothed(separated), own),
+        "separated_smoothed": (smooth_inside(separated, own, sigma), own),
     }
 
 
