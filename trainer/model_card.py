@@ -211,6 +211,12 @@ def evaluation_table(report: dict[str, Any]) -> list[str]:
     if "skipped" not in realism and realism:
         aucs = ", ".join(f"{name} {realism[name]['auc']:.3f}" for name in separators)
         rows += ["", f"Realism classifier AUC on held-out joints (goal <= 0.65): {aucs}."]
+        floor = realism.get("population_floor")
+        if floor is not None:
+            rows[-1] += (
+                f" Untouched bone of both kinds of joint (the population floor, what a perfect"
+                f" separator would still score): {floor['auc']:.3f}."
+            )
         if realism.get("figure"):
             rows += ["", f"![held-out real and generated patches]({Path(realism['figure']).name})"]
     return rows

@@ -149,8 +149,14 @@ def render_separation(data: dict[str, Any]) -> str:
         lines.append(f"realism: skipped, {realism['skipped']}")
     else:
         aucs = ", ".join(f"{name} {realism[name]['auc']:.3f}" for name in data["separators"])
-        lines.append(f"realism classifier AUC (goal <= 0.65): {aucs}")
+        lines.append(f"realism classifier AUC (goal <= 0.65): {aucs}{floor_text(realism)}")
     return "\n".join(lines)
+
+
+def floor_text(realism: dict[str, Any]) -> str:
+    """The population floor beside the separators' AUCs, when the report has one."""
+    floor = realism.get("population_floor")
+    return "" if floor is None else f"; untouched bone (population floor) {floor['auc']:.3f}"
 
 
 def _r(part: dict[str, Any]) -> str:

@@ -12,9 +12,11 @@ from trainer.evaluation.realism import (
     RealismConfig,
     classify,
     layer_patches,
+    population_floor,
     real_patches,
     train_classifier,
     turing_test,
+    untouched_centre,
     window,
 )
 from trainer.evaluation.separation import (
@@ -100,3 +102,30 @@ def test_turing_test_reports_an_auc_per_separator_and_draws_patches(
     assert figure.stat().st_size > 1000
     with pytest.raises(ValueError, match="need real and generated"):
         train_classifier(result.test_real[:0], result.test_generated, FAST)
+
+
+def test_untouched_windows_step_along_each_bone_until_the_overlap_is_out() -> None:
+    masks = np.zeros((2, 128, 64), dtype=bool)
+    masks[0, :61, 10:50], masks[1, 50:, 10:50] = True, True  # overlap rows 50-60: centre 55
+    # A 40 px window around row r spans rows r-20 .. r+19.
+    assert untouched_centre(masks, 0, 40) == (30, 30)  # rows 10-49, above the overlap
+    assert untouched_centre(masks, 1, 40) == (81, 30)  # rows 61-100, below it
+    assert untouched_centre(masks[:, :100], 1, 40) is None  # the crop ends first
+
+
+def test_population_floor_is_near_chance_for_one_population(
+    bone: tuple[list[EvalJoint], list[EvalJoint]],
+) -> None:
+    """Untouched bone of synthetic joints against their own true layers: one population,
+    the same bone (outside the overlap ``J * M_i`` is the layer), nothing to learn."""
+    _, synthetic = bone
+    half = len(synthetic) // 2
+    train, test = synthetic[:half], synthetic[half:]
+    floor = population_floor((train, train), (test, test), LONGER)
+    assert floor.n_test[0] > 0 and floor.n_test[1] > 0
+    assert 0.3 < floor.auc < 0.7
+    # And the real joints' bone beside their overlaps is another population here: both
+    # sides are held-out patches, the AUC is a number in [0, 1] with one per classifier.
+    real, _ = bone
+    other = population_floor((real[:5], train), (real[5:], test), FAST)
+    assert 0 <= other.auc <= 1 and len(other.aucs) == FAST.classifiers

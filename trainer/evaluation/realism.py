@@ -17,6 +17,12 @@ trains only on the joints of the training side of the split and is measured on t
 held-out side; the same classifiers for every separator, so the answers that separate
 nothing (whose overlap holds both bones, or none) are judged the same way as the model.
 
+The two kinds of joint differ also where no separator changes anything: bone of joints
+whose bones overlap against bone of joints whose bones do not. :func:`population_floor`
+measures that: the same classifiers on untouched bone of both kinds, windows moved along
+each bone away from the overlap until they hold none of it. Its AUC is what a perfect
+separator would still score; a model's AUC is read against it.
+
 One such classifier is an unstable judge: on the same patches, classifiers that differ
 only in their seed gave one model AUCs from 0.61 to 0.99 (session 6; docs/training.md).
 So :attr:`RealismConfig.classifiers` classifiers are trained per separator (seeds
@@ -26,7 +32,7 @@ them beside it; a realism claim needs the median, not a lucky seed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +104,44 @@ def layer_patches(
             centre = (row + int(shift[0]), col + int(shift[1]))
             patches.append(window(layer, centre, config.patch_size))
     return patches
+
+
+def untouched_centre(masks: NDArray[np.bool_], channel: int, size: int) -> tuple[int, int] | None:
+    """Centre of the window nearest the overlap, along bone ``channel`` away from it (the
+    upper bone up, the lower bone down: crops have the finger up), that holds no overlap
+    pixel and lies inside the crop; ``None`` when the crop ends first."""
+    row, col = overlap_centre(masks)
+    overlap = np.asarray(masks.all(axis=0))
+    step = -1 if channel == 0 else 1
+    half = size // 2
+    columns = slice(max(col - half, 0), max(col + half, 0))
+    while half <= row <= overlap.shape[0] - half:
+        if not overlap[row - half : row + half, columns].any():
+            return row, col
+        row += step
+    return None
+
+
+def untouched_patches(
+    joints: Sequence[EvalJoint],
+    layers_of: Callable[[EvalJoint], NDArray[np.floating]],
+    config: RealismConfig,
+    seed: int,
+) -> Patches:
+    """Jittered windows of each bone's layer next to the overlap but without it, where a
+    separator leaves the bone as it is (``(N, P, P)``)."""
+    rng = np.random.default_rng([config.seed, seed])
+    patches: list[Patches] = []
+    for joint in joints:
+        for channel, layer in enumerate(layers_of(joint)):
+            centre = untouched_centre(joint.masks, channel, config.patch_size + 2 * config.jitter)
+            if centre is None:
+                continue
+            for _ in range(config.patches_per_layer):
+                shift = rng.integers(-config.jitter, config.jitter + 1, size=2)
+                moved = (centre[0] + int(shift[0]), centre[1] + int(shift[1]))
+                patches.append(window(layer, moved, config.patch_size))
+    return _stack(patches, config)
 
 
 def real_patches(synthetic: Sequence[EvalJoint], config: RealismConfig, seed: int) -> Patches:
@@ -243,40 +287,81 @@ def turing_test(
     for name, separator in separators.items():
         generated_train = generated_patches(separator, train_real, config, seed=2)
         generated_test = generated_patches(separator, test_real, config, seed=3)
-        if not len(real_test) or not len(generated_test):
-            raise ValueError("no held-out patches: the test side has no overlapping joints")
-        judged = []
-        for index in range(config.classifiers):
-            net = train_classifier(real_train, generated_train, config, seed=config.seed + index)
-            scores = classify(net, real_test), classify(net, generated_test)
-            judged.append((roc_auc(scores[1], scores[0]), scores))
-        aucs = [auc for auc, _ in judged]
-        # The median classifier (the lower middle one of an even count) shows its scores.
-        _, (scores_real, scores_generated) = sorted(judged, key=lambda item: item[0])[
-            (len(judged) - 1) // 2
-        ]
-        results[name] = TuringResult(
-            float(np.median(aucs)),
-            tuple(aucs),
-            (len(real_train), len(generated_train)),
-            (len(real_test), len(generated_test)),
-            real_test,
-            generated_test,
-            scores_real,
-            scores_generated,
-        )
+        results[name] = _judge((real_train, generated_train), (real_test, generated_test), config)
     return results
 
 
+def _judge(
+    train: tuple[Patches, Patches], test: tuple[Patches, Patches], config: RealismConfig
+) -> TuringResult:
+    """``config.classifiers`` classifiers trained on ``train`` (real, generated), their
+    median AUC on ``test``."""
+    (real_train, generated_train), (real_test, generated_test) = train, test
+    if not len(real_test) or not len(generated_test):
+        raise ValueError("no held-out patches: the test side has no overlapping joints")
+    judged = []
+    for index in range(config.classifiers):
+        net = train_classifier(real_train, generated_train, config, seed=config.seed + index)
+        scores = classify(net, real_test), classify(net, generated_test)
+        judged.append((roc_auc(scores[1], scores[0]), scores))
+    aucs = [auc for auc, _ in judged]
+    # The median classifier (the lower middle one of an even count) shows its scores.
+    _, (scores_real, scores_generated) = sorted(judged, key=lambda item: item[0])[
+        (len(judged) - 1) // 2
+    ]
+    return TuringResult(
+        float(np.median(aucs)),
+        tuple(aucs),
+        (len(real_train), len(generated_train)),
+        (len(real_test), len(generated_test)),
+        real_test,
+        generated_test,
+        scores_real,
+        scores_generated,
+    )
+
+
+def population_floor(
+    train: tuple[Sequence[EvalJoint], Sequence[EvalJoint]],
+    test: tuple[Sequence[EvalJoint], Sequence[EvalJoint]],
+    config: RealismConfig | None = None,
+) -> TuringResult:
+    """The test on untouched bone: the real joints' own bone next to their overlap
+    (``J * M_i``, which every separator keeps there) against the true layers of the
+    synthetic overlaps next to theirs. What a perfect separator would still score."""
+    config = config or RealismConfig()
+
+    def sides(
+        real: Sequence[EvalJoint], synthetic: Sequence[EvalJoint], seed: int
+    ) -> tuple[Patches, Patches]:
+        def true_layers(joint: EvalJoint) -> NDArray[np.floating]:
+            assert joint.true_layers is not None  # synthetic joints carry them
+            return joint.true_layers
+
+        def own_bone(joint: EvalJoint) -> NDArray[np.floating]:
+            return joint.image[None] * joint.masks
+
+        return (
+            untouched_patches(synthetic, true_layers, config, seed),
+            untouched_patches(real, own_bone, config, seed + 2),
+        )
+
+    return _judge(sides(*train, seed=4), sides(*test, seed=5), config)
+
+
 def realism_report(
-    results: Mapping[str, TuringResult], figure: Path | None, config: RealismConfig | None = None
+    results: Mapping[str, TuringResult],
+    figure: Path | None,
+    config: RealismConfig | None = None,
+    floor: TuringResult | None = None,
 ) -> dict[str, Any]:
-    """The ``realism`` part of the separation report."""
+    """The ``realism`` part of the separation report (``floor``: :func:`population_floor`)."""
     return {
         "method": "CNN real-vs-generated patch classifiers trained on the training side of "
         "the split (one per seed), median AUC on held-out joints (0.5 = indistinguishable; "
         "goal <= 0.65)",
         "config": asdict(config or RealismConfig()),
         **{name: result.report() for name, result in results.items()},
+        **({"population_floor": floor.report()} if floor is not None else {}),
         "figure": str(figure) if figure is not None else None,
     }

@@ -16,7 +16,12 @@ from blsgan_core.synthetic import SyntheticConfig
 from trainer import plots as figures
 from trainer.datasets import SampleStore
 from trainer.evaluation.predicted_masks import with_predicted_masks
-from trainer.evaluation.realism import RealismConfig, realism_report, turing_test
+from trainer.evaluation.realism import (
+    RealismConfig,
+    population_floor,
+    realism_report,
+    turing_test,
+)
 from trainer.evaluation.separation import (
     EvalJoint,
     Separator,
@@ -133,7 +138,7 @@ def realism_part(
     figure = None
     if plots is not None:
         figure = figures.realism_panel(results, Path(plots) / "realism_patches.png")
-    return realism_report(results, figure, config)
+    return realism_report(results, figure, config, population_floor(train, test, config))
 
 
 def segmenter_note(segmenter: Segmenter, records: Sequence[JointRecord]) -> dict[str, Any]:
