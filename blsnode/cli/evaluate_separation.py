@@ -37,7 +37,9 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     ``options``: ``manifest`` (path or paths), ``model`` (the checkpoint, as the command
     chose it), ``split`` (all/train/val) and ``seed`` of the joint-disjoint split, and
     optionally ``validation_fraction``, ``synthetic_seed``, ``shift_ranges`` (pairs of
-    min/max px per bone; default the training range and one beyond it), ``masks``
+    min/max px per bone; default the training range and one beyond it),
+    ``hidden_edge_sigma`` (``SyntheticConfig.hidden_edge_sigma`` of the synthetic
+    overlaps; default 0, Eq. 1's hard edge), ``masks``
     (annotated/predicted), ``segmenter`` (its checkpoint, needed for predicted masks),
     ``realism`` (run the Turing test, needs split val), ``realism_steps``,
     ``max_images``, ``device``, ``plots`` (folder for PNG figures) and ``boundary_blend``
@@ -76,6 +78,7 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
         segmenter=segmenter,
         synthetic_seed=options.get("synthetic_seed", DEFAULT_SYNTHETIC_SEED),
         shift_ranges=options.get("shift_ranges") or default_shift_ranges(),
+        hidden_edge_sigma=options.get("hidden_edge_sigma") or 0.0,
         cap=options.get("max_images"),
         realism=options.get("realism", True),
         realism_steps=options.get("realism_steps"),
@@ -186,6 +189,15 @@ SEPARATION_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         multiple=True,
         help="Separation: MIN MAX px per bone of a set of synthetic overlaps (repeatable; "
         "default the training range 1-8 and 9-16 beyond it).",
+    ),
+    click.option(
+        "--synthetic-hidden-edge-sigma",
+        "hidden_edge_sigma",
+        type=click.FloatRange(min=0.0, max=8.0),
+        default=0.0,
+        show_default=True,
+        help="Separation: SyntheticConfig.hidden_edge_sigma of the synthetic overlaps (px; "
+        "0: Eq. 1's hard edge, the paper's composition). Not the realism test's real bone.",
     ),
     click.option(
         "--realism-steps",

@@ -62,8 +62,12 @@ def measure(
     realism: bool,
     plots: Path | None,
     realism_steps: int | None = None,
+    hidden_edge_sigma: float = 0.0,
 ) -> dict[str, Any]:
     """The report of ``models`` beside the two baselines on ``records`` (see the runner).
+
+    ``hidden_edge_sigma``: ``SyntheticConfig.hidden_edge_sigma`` of the synthetic overlaps
+    measured (0: Eq. 1's hard edge, the paper's composition).
 
     ``training_records`` (the other side of the split) train the realism classifier;
     without them the Turing test is skipped and the report says why.
@@ -79,7 +83,9 @@ def measure(
                 chosen,
                 store,
                 seed=synthetic_seed,
-                options=SyntheticConfig(min_shift=low, max_shift=high),
+                options=SyntheticConfig(
+                    min_shift=low, max_shift=high, hidden_edge_sigma=hidden_edge_sigma
+                ),
                 limit=cap,
             )
             for low, high in ranges
@@ -93,6 +99,7 @@ def measure(
     real, synthetic = joints_of(records, shift_ranges)
     report = evaluate_separation(real, synthetic, separators)
     report["synthetic_seed"] = synthetic_seed
+    report["synthetic_hidden_edge_sigma"] = hidden_edge_sigma
     if segmenter is not None:
         report["segmenter"] = segmenter_note(segmenter, records)
     if not realism:
