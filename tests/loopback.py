@@ -8,12 +8,14 @@ free loopback ports and waits for them; this module is the one place that knows 
 from __future__ import annotations
 
 import contextlib
+import random
 import shutil
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 from pydicom import Dataset
@@ -25,11 +27,33 @@ LOOPBACK = "127.0.0.1"
 SYSTEM_PATH = "/usr/bin:/usr/local/bin:/usr/sbin"
 
 
+# Ports handed out for servers lie below the kernel's ephemeral range (Linux: 32768 and
+# up): a port from that range can become the source port of any outgoing connection
+# before the server binds it (seen: Orthanc's HTTP port taken while a test's node was
+# connecting elsewhere, "already in use").
+SERVER_PORTS = range(20000, 32768)
+_port_choices = random.Random()
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return SERVER_PORTS.stop
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on loopback that nothing is bound to right now, below the ephemeral range."""
+    ceiling = min(SERVER_PORTS.stop, _ephemeral_floor())
+    for _ in range(200):
+        port = _port_choices.randrange(SERVER_PORTS.start, ceiling)
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {SERVER_PORTS.start}-{ceiling - 1}")
 
 
 @contextlib.contextmanager
