@@ -114,7 +114,7 @@ def untouched_centre(masks: NDArray[np.bool_], channel: int, size: int) -> tuple
     overlap = np.asarray(masks.all(axis=0))
     step = -1 if channel == 0 else 1
     half = size // 2
-    columns = slice(max(col - half, 0), max(col + half, 0))
+    columns = slice(max(col - half, 0), col + half)
     while half <= row <= overlap.shape[0] - half:
         if not overlap[row - half : row + half, columns].any():
             return row, col
@@ -335,7 +335,8 @@ def population_floor(
         real: Sequence[EvalJoint], synthetic: Sequence[EvalJoint], seed: int
     ) -> tuple[Patches, Patches]:
         def true_layers(joint: EvalJoint) -> NDArray[np.floating]:
-            assert joint.true_layers is not None  # synthetic joints carry them
+            if joint.true_layers is None:
+                raise ValueError(f"joint {joint.name} has no true layers: it is not synthetic")
             return joint.true_layers
 
         def own_bone(joint: EvalJoint) -> NDArray[np.floating]:
