@@ -61,12 +61,19 @@ class SyntheticConfig:
     overlaps"). With it on, the true layers and masks are unchanged, but Eq. 1 with them
     no longer reproduces the image within about ``2 * hidden_edge_sigma`` px of a hidden
     outline, as it does not on the annotated real overlaps.
+
+    ``hard_edge_fraction`` (with ``hidden_edge_sigma`` > 0; not the paper's): this share of
+    the overlaps is still composed with Eq. 1's hard edge, drawn per overlap, so that a
+    model learns both compositions (each model trained on one alone was best on it and
+    worse on the other; docs/training.md, session 9). 0 draws nothing: the random stream,
+    and so every overlap, is that of the same config without it.
     """
 
     min_shift: int = 1
     max_shift: int = 8
     lateral_jitter: int = 2
     hidden_edge_sigma: float = 0.0
+    hard_edge_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_shift <= self.max_shift:
@@ -79,6 +86,8 @@ class SyntheticConfig:
             raise ValueError(
                 f"hidden_edge_sigma must be in [0, 8] px, got {self.hidden_edge_sigma}"
             )
+        if not 0 <= self.hard_edge_fraction <= 1:
+            raise ValueError(f"hard_edge_fraction must be in [0, 1], got {self.hard_edge_fraction}")
 
 
 @dataclass(frozen=True)
@@ -239,11 +248,8 @@ def synthesize_overlap(
 ) -> SyntheticOverlap:
     """A synthetic overlap with random displacements drawn from ``rng``."""
     config = config or SyntheticConfig()
-    return synthesize_with_shifts(
-        image,
-        upper,
-        lower,
-        draw_shifts(rng, config),
-        background,
-        hidden_edge_sigma=config.hidden_edge_sigma,
-    )
+    shifts = draw_shifts(rng, config)
+    sigma = config.hidden_edge_sigma
+    if sigma > 0 and config.hard_edge_fraction > 0 and rng.random() < config.hard_edge_fraction:
+        sigma = 0.0
+    return synthesize_with_shifts(image, upper, lower, shifts, background, hidden_edge_sigma=sigma)

@@ -177,3 +177,32 @@ def test_config_passes_hidden_edge_sigma_and_validates_it(
     assert not np.allclose(made[0].image, made[1].image)
     with pytest.raises(ValueError, match="hidden_edge_sigma"):
         SyntheticConfig(hidden_edge_sigma=-1.0)
+
+
+def test_hard_edge_fraction_mixes_both_compositions(separate_joints: list[JointRecord]) -> None:
+    """Per overlap, the hard edge with probability ``hard_edge_fraction``; 0 keeps the soft
+    config's overlaps exactly, 1 gives the hard composition's images with the same shifts."""
+    sample = load_sample(separate_joints[1])
+
+    def made(config: SyntheticConfig, seed: int) -> np.ndarray:
+        return synthesize_overlap(
+            sample.image,
+            sample.upper,
+            sample.lower,
+            np.random.default_rng(seed),
+            background=sample.background,
+            config=config,
+        ).image
+
+    hard, soft = SyntheticConfig(), SyntheticConfig(hidden_edge_sigma=2.0)
+    always = SyntheticConfig(hidden_edge_sigma=2.0, hard_edge_fraction=1.0)
+    never = SyntheticConfig(hidden_edge_sigma=2.0, hard_edge_fraction=0.0)
+    half = SyntheticConfig(hidden_edge_sigma=2.0, hard_edge_fraction=0.5)
+    kinds = []
+    for seed in range(12):
+        np.testing.assert_array_equal(made(always, seed), made(hard, seed))
+        np.testing.assert_array_equal(made(never, seed), made(soft, seed))
+        kinds.append(np.array_equal(made(half, seed), made(hard, seed)))
+    assert 0 < sum(kinds) < len(kinds)  # both compositions drawn
+    with pytest.raises(ValueError, match="hard_edge_fraction"):
+        SyntheticConfig(hidden_edge_sigma=2.0, hard_edge_fraction=1.5)
