@@ -157,7 +157,11 @@ def running_dicomscope(folder: Path) -> Iterator[DicomScope]:
     viewer = None
     try:
         with os.fdopen(read_end) as announced:
-            display = f":{announced.readline().strip()}"
+            number = announced.readline().strip()
+        if not number.isdigit():
+            xvfb.wait(10)
+            raise RuntimeError(f"Xvfb did not start: {(folder / 'xvfb.log').read_text()}")
+        display = f":{number}"
         scope = DicomScope(display, frame_buffers / "Xvfb_screen0")
         viewer = subprocess.Popen(
             ["dicomscope", str(_config(folder))],
