@@ -85,14 +85,12 @@ def registered_width_change(
     follow_up_masks: NDArray[np.bool_],
     *,
     zoom: float = 1.0,
-    sigma: float = SMOOTHING_PX,
 ) -> RegisteredChange:
     """JSW change from the baseline joint to the follow-up joint, by bone registration.
 
     Layers and masks are ``(2, H, W)``: upper (phalanx), lower (metacarpal), each layer
-    zero outside its mask; ``sigma``: their smoothing (px) before registration. Raises
-    ``NoJointSpaceError`` when the follow-up's bones share no column, ``ValueError`` for
-    shapes that differ, an empty mask or a bad ``zoom``.
+    zero outside its mask. Raises ``NoJointSpaceError`` when the follow-up's bones share
+    no column, ``ValueError`` for shapes that differ, an empty mask or a bad ``zoom``.
     """
     if not (zoom > 0 and math.isfinite(zoom)):
         raise ValueError(f"zoom must be positive and finite, got {zoom!r}")
@@ -108,8 +106,9 @@ def registered_width_change(
     motions = []
     for bone in range(2):
         moving_mask = _zoomed(baseline_masks[bone].astype(np.float32), zoom, order=1) >= 0.5
-        moving = smooth_inside(_zoomed(baseline_layers[bone], zoom, order=3), moving_mask, sigma)
-        fixed = smooth_inside(follow_up_layers[bone], fixed_masks[bone], sigma)
+        moving = _zoomed(baseline_layers[bone], zoom, order=3)
+        moving = smooth_inside(moving, moving_mask, SMOOTHING_PX)
+        fixed = smooth_inside(follow_up_layers[bone], fixed_masks[bone], SMOOTHING_PX)
         motions.append(register_bone(moving, moving_mask, fixed, fixed_masks[bone], region=inside))
     upper, lower = motions
     # The follow-up's joint centre, traced back onto the baseline by each bone's motion:

@@ -144,14 +144,23 @@ def untouched_patches(
     return _stack(patches, config)
 
 
+def _true_layers(joint: EvalJoint) -> NDArray[np.floating]:
+    if joint.true_layers is None:
+        raise ValueError(f"joint {joint.name} has no true layers: it is not synthetic")
+    return joint.true_layers
+
+
+def _own_bone(joint: EvalJoint) -> NDArray[np.floating]:
+    """Each bone of the joint as the radiograph shows it, inside its annotated outline."""
+    return joint.image[None] * joint.masks
+
+
 def real_patches(synthetic: Sequence[EvalJoint], config: RealismConfig, seed: int) -> Patches:
     """Patches of the true layers of synthetic overlaps (real bone), ``(N, P, P)``."""
     rng = np.random.default_rng([config.seed, seed])
     patches: list[Patches] = []
     for joint in synthetic:
-        if joint.true_layers is None:
-            raise ValueError(f"joint {joint.name} has no true layers: it is not synthetic")
-        patches += layer_patches(joint.true_layers, joint.masks, rng, config)
+        patches += layer_patches(_true_layers(joint), joint.masks, rng, config)
     return _stack(patches, config)
 
 
@@ -334,17 +343,9 @@ def population_floor(
     def sides(
         real: Sequence[EvalJoint], synthetic: Sequence[EvalJoint], seed: int
     ) -> tuple[Patches, Patches]:
-        def true_layers(joint: EvalJoint) -> NDArray[np.floating]:
-            if joint.true_layers is None:
-                raise ValueError(f"joint {joint.name} has no true layers: it is not synthetic")
-            return joint.true_layers
-
-        def own_bone(joint: EvalJoint) -> NDArray[np.floating]:
-            return joint.image[None] * joint.masks
-
         return (
-            untouched_patches(synthetic, true_layers, config, seed),
-            untouched_patches(real, own_bone, config, seed + 2),
+            untouched_patches(synthetic, _true_layers, config, seed),
+            untouched_patches(real, _own_bone, config, seed + 2),
         )
 
     return _judge(sides(*train, seed=4), sides(*test, seed=5), config)
