@@ -176,6 +176,7 @@ def train(
             weights=config.optim.weights(),
             phase2_ground_truth=config.optim.phase2_ground_truth,
             autocast=autocast_for(target, config.amp),
+            supervisor_steps=config.optim.supervisor_steps,
         ),
         out=out,
         show_progress=show_progress,

@@ -69,6 +69,7 @@ class StepSettings:
     weights: LossWeights
     phase2_ground_truth: bool
     autocast: AbstractContextManager[object]
+    supervisor_steps: int = 1
 
 
 def generator_update(
@@ -176,13 +177,17 @@ def training_step(
     settings: StepSettings,
     optimizers: dict[str, torch.optim.Optimizer],
 ) -> dict[str, float]:
-    """G+R update then D update on one batch; the union of their logged losses."""
+    """G+R update then ``settings.supervisor_steps`` D updates on one batch; the union of
+    their logged losses (D's from its last update)."""
     if phase not in (1, 2):
         raise ValueError(f"phase must be 1 or 2, got {phase!r}")
     if phase == 1 and not bool(batch.has_truth.all()):
         raise ValueError("phase 1 needs true layers for every joint (synthetic overlaps only)")
     layers, logged = generator_update(networks, batch, phase, settings, optimizers["generator"])
-    logged.update(
-        supervisor_update(networks, batch, layers, phase, settings, optimizers["supervisor"])
-    )
+    judged: dict[str, float] = {}
+    for _ in range(settings.supervisor_steps):
+        judged = supervisor_update(
+            networks, batch, layers, phase, settings, optimizers["supervisor"]
+        )
+    logged.update(judged)
     return logged

@@ -1,6 +1,8 @@
-"""The generator step adds the seam prior only where it was asked for."""
+"""The generator step adds the seam prior only where it was asked for; a training step
+updates the supervisor as often as asked."""
 
 from contextlib import nullcontext
+from dataclasses import replace
 
 import pytest
 import torch
@@ -8,7 +10,8 @@ import torch
 from blsgan_core.losses import LossWeights
 from blsgan_core.model import BLSGANModel
 from trainer.config import load_preset
-from trainer.steps import Batch, StepSettings, generator_update
+from trainer.loop import make_optimizers
+from trainer.steps import Batch, StepSettings, generator_update, training_step
 
 
 def _batch(size: int) -> Batch:
@@ -39,3 +42,26 @@ def test_seam_prior_on_real_joints_of_phase_2_only(phase: int, weight: float, lo
     assert ("seam_prior" in losses) is logged
     if logged:
         assert losses["seam_prior"] >= 0.0
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_supervisor_updated_supervisor_steps_times_per_batch(steps: int) -> None:
+    config = load_preset("tiny")
+    torch.manual_seed(0)
+    model = BLSGANModel(config.blsgan_config(), with_supervisor=True)
+    optimizers = make_optimizers(model, config)
+    settings = StepSettings(LossWeights(), True, nullcontext(), supervisor_steps=steps)
+    training_step(model, _batch(config.data.crop_size), 2, settings, optimizers)
+
+    def updates(optimizer: torch.optim.Optimizer) -> set[int]:
+        return {int(state["step"]) for state in optimizer.state.values()}
+
+    assert updates(optimizers["generator"]) == {1}
+    assert updates(optimizers["supervisor"]) == {steps}
+
+
+@pytest.mark.parametrize("steps", [0, -1, 1.5, True])
+def test_supervisor_steps_must_be_a_positive_integer(steps: object) -> None:
+    config = load_preset("tiny")
+    with pytest.raises(ValueError, match="supervisor_steps"):
+        replace(config, optim=replace(config.optim, supervisor_steps=steps))
