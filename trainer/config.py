@@ -20,7 +20,7 @@ from blsgan_core.networks.generator import GeneratorConfig
 from blsgan_core.networks.reconstructor import ReconstructorConfig
 from blsgan_core.networks.supervisor import SupervisorConfig
 
-PRESETS = ("paper", "cpu", "cpu-skip", "gpu-skip", "tiny")
+PRESETS = ("paper", "cpu", "cpu-skip", "gpu-skip", "gpu-skip-mixed", "tiny")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,10 @@ def test_only_the_skip_presets_turn_on_the_input_skip() -> None:
     assert gpu.model == skip.model and gpu.optim.loss_weights == skip.optim.loss_weights
     assert (gpu.data.crop_size, skip.data.crop_size) == (256, 128)
     assert gpu.blsgan_config().reconstructor_window == 256  # k read from the whole joint
+    # gpu-skip-mixed is gpu-skip with half of the synthetic overlaps soft-edged.
+    mixed = load_preset("gpu-skip-mixed")
+    assert mixed.data.synthetic == {"hidden_edge_sigma": 1.5, "hard_edge_fraction": 0.5}
+    assert replace(mixed, description=gpu.description, preset=gpu.preset, data=gpu.data) == gpu
     for name in ("paper", "cpu", "tiny"):
         assert load_preset(name).model.blsgan_config().generator.input_skip is False
     # The same networks as `cpu` otherwise (but for k = R(J, M), a departure of cpu-skip),
