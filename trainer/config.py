@@ -130,9 +130,11 @@ class OptimSection:
     supervisor_lr_factor: float = 1.0
     # Departure (the paper: D "trained alongside", one update per batch): D is updated this
     # many times per batch, on the same generated layers. With the generator frozen at the
-    # shipped weights, D trained alone took about 300 updates to lift its held-out AUC from
-    # 0.45 to 0.63 (docs/training.md, session 10); in the GAN the generator moves as fast,
-    # and the AUC stayed at 0.39-0.55. More updates per batch let the judge keep ahead.
+    # session-7 model's weights, D trained alone took about 300 updates to lift its held-out
+    # AUC from 0.45 to 0.63 (trainer.evaluation.supervisor_probe); in the GAN the generator
+    # moves as fast and the AUC stayed at 0.39-0.55, so more updates per batch might keep
+    # the judge ahead. Measured, 4 did not over two phase-2 epochs (docs/training.md,
+    # session 10); off in every preset.
     supervisor_steps: int = 1
 
     def weights(self) -> LossWeights:
