@@ -140,23 +140,34 @@ class BLSGANEpochs:
 
     def _loader(self, phase: int, phase_epoch: int) -> DataLoader[dict[str, torch.Tensor]]:
         """The epoch's joints, drawn and ordered from ``(seed, phase, epoch)``."""
-        config = self.config
-        dataset = JointDataset(
-            self.store,
-            phase_items(self.data, phase, config.data.min_real_overlap_px),
-            seed=config.seed,
-            phase=phase,
-            epoch=phase_epoch,
-            crop_size=config.data.crop_size,
-            hflip=config.data.hflip,
-            synthetic=SyntheticConfig(**config.data.synthetic),
-        )
-        order = list(epoch_order(len(dataset), seed=config.seed, phase=phase, epoch=phase_epoch))
-        return DataLoader(
-            dataset,
-            batch_size=config.optim.batch_size,
-            sampler=order,
-            num_workers=config.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
-        )
+        return epoch_loader(self.config, self.data, self.store, phase, phase_epoch, self.device)
+
+
+def epoch_loader(
+    config: TrainConfig,
+    data: TrainingData,
+    store: SampleStore,
+    phase: int,
+    phase_epoch: int,
+    device: torch.device,
+) -> DataLoader[dict[str, torch.Tensor]]:
+    """One epoch of ``phase``: its joints, drawn and ordered from ``(seed, phase, epoch)``."""
+    dataset = JointDataset(
+        store,
+        phase_items(data, phase, config.data.min_real_overlap_px),
+        seed=config.seed,
+        phase=phase,
+        epoch=phase_epoch,
+        crop_size=config.data.crop_size,
+        hflip=config.data.hflip,
+        synthetic=SyntheticConfig(**config.data.synthetic),
+    )
+    order = list(epoch_order(len(dataset), seed=config.seed, phase=phase, epoch=phase_epoch))
+    return DataLoader(
+        dataset,
+        batch_size=config.optim.batch_size,
+        sampler=order,
+        num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )

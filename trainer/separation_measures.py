@@ -141,12 +141,6 @@ def real_measures(joints: Sequence[EvalJoint], outputs: Sequence[SeparationResul
     }
 
 
-def _truth(joint: EvalJoint) -> NDArray[np.float32]:
-    if joint.true_layers is None:
-        raise ValueError(f"joint {joint.name} has no true layers: it is not synthetic")
-    return joint.true_layers
-
-
 def _realness(
     supervisor: Supervisor,
     stacks: NDArray[np.float32],
@@ -181,7 +175,7 @@ def supervisor_measures(
     try:
         if synthetic:
             masks = np.stack([joint.masks for joint in synthetic])
-            true = np.stack([_truth(joint) for joint in synthetic]).astype(np.float32)
+            true = np.stack([joint.truth() for joint in synthetic]).astype(np.float32)
             generated = np.stack([o.layers.numpy() for o in synthetic_outputs])
             true_realness = _realness(supervisor, true, masks, device)
             row["val_supervisor_auc"] = roc_auc(

@@ -144,12 +144,6 @@ def untouched_patches(
     return _stack(patches, config)
 
 
-def _true_layers(joint: EvalJoint) -> NDArray[np.floating]:
-    if joint.true_layers is None:
-        raise ValueError(f"joint {joint.name} has no true layers: it is not synthetic")
-    return joint.true_layers
-
-
 def _own_bone(joint: EvalJoint) -> NDArray[np.floating]:
     """Each bone of the joint as the radiograph shows it, inside its annotated outline."""
     return joint.image[None] * joint.masks
@@ -160,7 +154,7 @@ def real_patches(synthetic: Sequence[EvalJoint], config: RealismConfig, seed: in
     rng = np.random.default_rng([config.seed, seed])
     patches: list[Patches] = []
     for joint in synthetic:
-        patches += layer_patches(_true_layers(joint), joint.masks, rng, config)
+        patches += layer_patches(joint.truth(), joint.masks, rng, config)
     return _stack(patches, config)
 
 
@@ -344,7 +338,7 @@ def population_floor(
         real: Sequence[EvalJoint], synthetic: Sequence[EvalJoint], seed: int
     ) -> tuple[Patches, Patches]:
         return (
-            untouched_patches(synthetic, _true_layers, config, seed),
+            untouched_patches(synthetic, EvalJoint.truth, config, seed),
             untouched_patches(real, _own_bone, config, seed + 2),
         )
 

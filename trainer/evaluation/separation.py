@@ -77,6 +77,12 @@ class EvalJoint:
         """The soft-tissue background of :attr:`given_masks`."""
         return self.background if self.input_background is None else self.input_background
 
+    def truth(self) -> NDArray[np.float32]:
+        """The true layers; a ``ValueError`` for a real joint, which has none."""
+        if self.true_layers is None:
+            raise ValueError(f"joint {self.name} has no true layers: it is not synthetic")
+        return self.true_layers
+
 
 def real_joints(
     records: Sequence[JointRecord],

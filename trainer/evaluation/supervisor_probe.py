@@ -25,14 +25,14 @@ from typing import Any
 
 import click
 import torch
-from torch.utils.data import DataLoader, Subset
 
 from blsgan_core.checkpoint import Checkpoint, load_checkpoint
 from blsgan_core.model import BLSGANConfig, BLSGANModel
-from blsgan_core.synthetic import SyntheticConfig
+from trainer.blsgan_epochs import epoch_loader
 from trainer.config import TrainConfig, config_from_dict
-from trainer.datasets import JointDataset, SampleStore, epoch_order, phase_items, prepare_data
+from trainer.datasets import SampleStore, prepare_data
 from trainer.evaluation.separation import model_separator, run_separator
+from trainer.loop import make_optimizers
 from trainer.separation_measures import supervisor_measures
 from trainer.state import load_network_states
 from trainer.steps import Batch, StepSettings, supervisor_of, supervisor_update
@@ -58,7 +58,11 @@ def probe(
     if "supervisor" not in checkpoint.state:
         raise ValueError(f"{checkpoint.version} has no supervisor (an export without D?)")
     config = training_config(checkpoint)
-    config = replace(config, validation=replace(config.validation, max_images=max_images))
+    # On the CPU, in-process loading (a GPU preset's loader workers only compete for cores;
+    # the draws do not depend on them).
+    config = replace(
+        config, num_workers=0, validation=replace(config.validation, max_images=max_images)
+    )
     data = prepare_data(manifests, config.data)
     store = SampleStore(harmonise=config.data.harmonise)
     store.load([*data.train, *data.validation])
@@ -68,10 +72,8 @@ def probe(
     load_network_states(model, checkpoint.state)
     model.eval()
     separator = model_separator(model, device)
-    synthetic, real = (
-        run_separator(separator, validation.synthetic),
-        run_separator(separator, validation.real),
-    )
+    synthetic = run_separator(separator, validation.synthetic)
+    real = run_separator(separator, validation.real)
     supervisor = supervisor_of(model)
 
     def measured(updates: int, seconds: float) -> dict[str, Any]:
@@ -81,34 +83,19 @@ def probe(
         )
         return {"updates": updates, "seconds": round(seconds, 1), **row}
 
-    optimizer = torch.optim.Adam(
-        supervisor.parameters(),
-        lr=config.optim.lr * config.optim.supervisor_lr_factor,
-        betas=(float(config.optim.betas[0]), float(config.optim.betas[1])),
-    )
+    # The run's own D optimiser (lr and betas); G's, also made, stays unused.
+    optimizer = make_optimizers(model, config)["supervisor"]
     settings = StepSettings(config.optim.weights(), True, nullcontext())
-    items = phase_items(data, 1, config.data.min_real_overlap_px)
     start = time.perf_counter()
     rows = [measured(0, 0.0)]
     updates, epoch = 0, 0
     while updates < steps:
-        dataset = JointDataset(
-            store,
-            items,
-            seed=config.seed,
-            phase=1,
-            epoch=epoch,
-            crop_size=config.data.crop_size,
-            hflip=config.data.hflip,
-            synthetic=SyntheticConfig(**config.data.synthetic),
-        )
-        order = list(epoch_order(len(dataset), seed=config.seed, phase=1, epoch=epoch))
-        for loaded in DataLoader(Subset(dataset, order), batch_size=config.optim.batch_size):
+        for loaded in epoch_loader(config, data, store, 1, epoch, device):
             batch = Batch.from_loader(loaded, device)
-            with torch.inference_mode():
+            with torch.no_grad():
                 layers = model.generator(batch.image, batch.masks)
             supervisor.train()
-            supervisor_update(model, batch, layers.clone(), 1, settings, optimizer)
+            supervisor_update(model, batch, layers, 1, settings, optimizer)
             updates += 1
             if updates % every == 0 or updates == steps:
                 rows.append(measured(updates, time.perf_counter() - start))
