@@ -1,6 +1,6 @@
 """A side-by-side picture: crops the pipeline cuts from radiographs next to published crops.
 
-    PYTHONPATH=. python -m trainer.frontend.crops_figure --out docs/frontend-crops.png
+    .venv/bin/python -m trainer.frontend.crops_figure --out docs/frontend-crops.png
 
 Left: for a few validation radiographs, the shipped localiser's joints cut into crops
 (MCP2-MCP5), the shipped segmenter's masks outlined. Right: published joint crops of
