@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from blsgan_core.data import JointSample, load_sample
 from trainer.evaluation import annotation_agreement
@@ -65,12 +66,20 @@ def test_agreement_scores_every_answer_on_the_later_images(records: list) -> Non
         assert summary["dice_overlap"] == pytest.approx(1.0, abs=0.02)
 
 
-def test_command_prints_a_table_per_answer(mcp_joints_dir: Path) -> None:
+def test_command_prints_a_table_per_answer_and_draws_the_pairs(
+    mcp_joints_dir: Path, tmp_path: Path
+) -> None:
+    figure = tmp_path / "pairs.png"
     result = CliRunner().invoke(
         annotation_agreement.main,
-        ["--manifest", str(mcp_joints_dir / "manifest.json"), "--split", "val", "--limit", "2"],
+        [
+            *("--manifest", str(mcp_joints_dir / "manifest.json"), "--split", "val"),
+            *("--limit", "6", "--figure", str(figure)),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "| annotation moved from the earlier visit |" in result.output
     assert "| segmenter " in result.output
     assert "against its own on the later one |" in result.output
+    with Image.open(figure) as drawn:
+        assert drawn.width == 3 * 256 and drawn.height % 256 == 0

@@ -34,13 +34,14 @@ import click
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from PIL import Image
 from scipy import ndimage
 
 from blsgan_core.data import JointRecord, JointSample, load_sample
 from blsgan_core.registration import RigidRegistration, apply_motion, register_bone
 from blsgan_core.segment import Segmenter, load_segmenter, segment_masks
 from trainer.evaluation.jsn import BONES, follow_up_pairs
-from trainer.evaluation.segmentation import Tally, number
+from trainer.evaluation.segmentation import OVERLAP_MIN_PX, Tally, number
 from trainer.frontend.joint_data import partition_valid, read_manifest, select_split
 
 # Pixels around the later image's annotated overlap that the registration ignores.
@@ -118,6 +119,48 @@ def agreement(
     return {name: tally.summary() for name, tally in tallies.items()}
 
 
+def outlined(image: NDArray[np.floating], masks: NDArray[np.bool_]) -> NDArray[np.float32]:
+    """RGB ``image`` with the overlap tinted red, the upper outline green, the lower blue."""
+    rgb = np.repeat(np.asarray(image, dtype=np.float32)[..., None], 3, axis=-1)
+    overlap = masks[0] & masks[1]
+    rgb[overlap] = rgb[overlap] * 0.5 + np.array([0.5, 0.0, 0.0], np.float32)
+    for channel, mask in ((1, masks[0]), (2, masks[1])):
+        edge = mask & ~ndimage.binary_erosion(mask)
+        rgb[edge] = 0.0
+        rgb[edge, channel] = 1.0
+    return rgb
+
+
+def agreement_figure(
+    pairs: Sequence[tuple[JointRecord, JointRecord]], path: Path, rows: int = 5
+) -> Path:
+    """Per row, for the first ``rows`` pairs whose later image has an annotated overlap:
+    the earlier visit, the later one, and the earlier annotation moved onto the later image."""
+    panels = []
+    for earlier_record, later_record in pairs:
+        earlier, later = load_sample(earlier_record), load_sample(later_record)
+        if int((later.upper & later.lower).sum()) < OVERLAP_MIN_PX:
+            continue
+        moved = moved_annotation(earlier, later)
+        panels.append(
+            np.concatenate(
+                [
+                    outlined(earlier.image, earlier.masks),
+                    outlined(later.image, later.masks),
+                    outlined(later.image, moved),
+                ],
+                axis=1,
+            )
+        )
+        if len(panels) == rows:
+            break
+    if not panels:
+        raise ValueError("no pair with an annotated overlap on its later image")
+    grid = np.clip(np.concatenate(panels, axis=0), 0.0, 1.0)
+    Image.fromarray((grid * 255).astype(np.uint8)).save(path)
+    return path
+
+
 def agreement_table(answers: dict[str, Any]) -> str:
     """Markdown: one row per answer, per-bone and overlap Dice, area ratio, size bins."""
     lines = [
@@ -159,7 +202,15 @@ def agreement_table(answers: dict[str, Any]) -> str:
 )
 @click.option("--limit", type=int, default=0, help="Only the first N follow-up pairs.")
 @click.option("--threads", type=int, default=1, show_default=True)
-def main(manifest: Path, split: str, model: Path | None, limit: int, threads: int) -> None:
+@click.option(
+    "--figure",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also draw the first pairs with an overlap here (earlier, later, earlier moved).",
+)
+def main(
+    manifest: Path, split: str, model: Path | None, limit: int, threads: int, figure: Path | None
+) -> None:
     """Print the agreement of follow-up annotations as JSON, then a table per answer."""
     torch.set_num_threads(threads)
     valid, _ = partition_valid(select_split(read_manifest(manifest), split))
@@ -175,6 +226,8 @@ def main(manifest: Path, split: str, model: Path | None, limit: int, threads: in
     }
     click.echo(json.dumps(report))
     click.echo(agreement_table(report["answers"]))
+    if figure is not None:
+        click.echo(f"figure: {agreement_figure(pairs, figure)}")
 
 
 if __name__ == "__main__":
