@@ -8,10 +8,11 @@ On held-out joints, for the model and (once) for the identity layers beside it:
   (gradient on a 2-px band along the overlap boundary inside each bone, output / truth),
   and the Pearson r of k with the Laplace k the overlap was composed with;
 - real overlapping joints: the reconstruction PSNR inside the overlap (Eq. 2's
-  ``Lr(R_cap, J_cap)``, the real-image term phase 2 trains), the seam ratio against the
-  input, the Pearson r of k with the Laplace k of the soft tissue, and the supervisor's
-  verdict on the generated layers (mean "real" probability inside the overlap, Eq. 2's
-  adversarial target);
+  ``Lr(R_cap, J_cap)``, the real-image term phase 2 trains) and in the rest of the bones
+  (where each layer must be the input: a change there is damage, not separation), the
+  seam ratio against the input, the Pearson r of k with the Laplace k of the soft
+  tissue, and the supervisor's verdict on the generated layers (mean "real" probability
+  inside the overlap, Eq. 2's adversarial target);
 - the supervisor's real-vs-generated AUC: its mean "real" probability inside the overlap
   on the true layers of synthetic overlaps (positives) against the generated layers of
   the same joints (negatives). 0.5 is a judge that tells nothing apart. Its mean "real"
@@ -38,6 +39,10 @@ from trainer.evaluation.separation import EvalJoint
 
 DETAIL_SIGMA = 3.0
 PSNR_CAP_DB = 100.0
+#: Reconstruction PSNR of the real bones outside the overlap below which selection
+#: deducts dB for dB: 40 dB is an RMS change of 1 % of the grey range (2.5 of 255 grey
+#: levels), about where a change of the bone becomes visible.
+OUTSIDE_FLOOR_DB = 40.0
 SEAM_WIDTH_PX = 2
 SELECTION_COLUMN = "val_selection"  # the log column of :func:`selection_score`
 Row = dict[str, float | None]
@@ -123,18 +128,22 @@ def synthetic_measures(
 
 
 def real_measures(joints: Sequence[EvalJoint], outputs: Sequence[SeparationResult]) -> Row:
-    """Reconstruction PSNR in the overlap, seam ratio against the input, k's r."""
-    overlap_psnr, seams, k, reference_k = [], [], [], []
+    """Reconstruction PSNR in the overlap and in the bones outside it, seam ratio against
+    the input, k's r."""
+    overlap_psnr, outside_psnr, seams, k, reference_k = [], [], [], [], []
     for joint, output in zip(joints, outputs, strict=True):
-        overlap = joint.masks.sum(axis=0) >= 2
+        covered = joint.masks.sum(axis=0)
+        overlap = covered >= 2
         reconstruction = output.reconstruction[0].numpy()
         overlap_psnr.append(_capped(psnr(reconstruction, joint.image, overlap)))
+        outside_psnr.append(_capped(psnr(reconstruction, joint.image, covered == 1)))
         inputs = np.stack([joint.image * mask for mask in joint.masks])
         seams.append(_layer_seams(output.layers.numpy(), inputs, joint))
         k.append(float(output.k))
         reference_k.append(laplace_k(joint))
     return {
         "val_real_overlap_psnr": _mean(overlap_psnr),
+        "val_real_outside_psnr": _mean(outside_psnr),
         "val_real_seam_ratio": _mean(seams),
         "val_real_k_r": pearson_r(k, reference_k),
         "val_real_k_mean": _mean(k),
@@ -196,7 +205,8 @@ SELECTION_RULE = (
     "overlap - 20|log10 seam ratio| (both synthetic sets) + real reconstruction PSNR in "
     "the overlap / 2 - 20 log10 of the real joints' seam ratio against the input where "
     "above 1 + 5 x the supervisor's verdict on the real joints' layers relative to its "
-    "verdict on true layers (at most 1)"
+    "verdict on true layers (at most 1) - the dB by which the real bones' reconstruction "
+    f"outside the overlap falls below {OUTSIDE_FLOOR_DB:g} dB"
 )
 
 
@@ -223,8 +233,12 @@ def selection_score(row: Row) -> float | None:
     log10(real seam ratio)`` where that ratio is above 1 (a layer edge on the overlap's
     boundary stronger than the input's own edge there, which also carries the other
     bone's outline, is a seam no separation explains), and ``+ 5 *``
-    :func:`calibrated_verdict` (up to 5 dB). Phase 1 and phase 2 epochs compete on equal
-    terms; ``None`` if a part is missing.
+    :func:`calibrated_verdict` (up to 5 dB). ``- max(0, OUTSIDE_FLOOR_DB - real
+    outside PSNR)``: the layers must leave the bone outside the overlap as it is, and none
+    of the other terms sees it (a run with a heavy seam loss scored its best selection
+    while changing that bone to 33 dB; docs/training.md, Session 11); rows logged before
+    this term (no ``val_real_outside_psnr``) are scored without it. Phase 1 and phase 2
+    epochs compete on equal terms; ``None`` if a part is missing.
     """
     parts = (
         "val_synthetic_layer_psnr",
@@ -246,4 +260,14 @@ def selection_score(row: Row) -> float | None:
         + real / 2
         - 20 * max(0.0, math.log10(real_seam))
         + 5 * calibrated_verdict(row)
+        - outside_shortfall(row)
     )
+
+
+def outside_shortfall(row: Row) -> float:
+    """dB by which the real bones' reconstruction outside the overlap falls below
+    :data:`OUTSIDE_FLOOR_DB` (0 above it, and for rows without the measure)."""
+    outside = row.get("val_real_outside_psnr")
+    if outside is None or not math.isfinite(outside):
+        return 0.0
+    return max(0.0, OUTSIDE_FLOOR_DB - float(outside))

@@ -81,9 +81,28 @@ def test_real_measures_of_the_input_itself() -> None:
         )
     row = real_measures(joints, outputs)
     assert row["val_real_overlap_psnr"] == 100.0
+    assert row["val_real_outside_psnr"] == 100.0
     assert row["val_real_seam_ratio"] == pytest.approx(1.0)
     assert row["val_real_k_r"] is None  # a constant k follows nothing
     assert 0 < laplace_k(joints[0]) < 1
+
+
+def test_real_measures_outside_the_overlap_see_only_the_bone_beside_it() -> None:
+    joints = [_joint(seed) for seed in range(3)]
+    outputs = []
+    for joint in joints:
+        covered = joint.masks.sum(axis=0)
+        # 0.1 brighter where exactly one bone lies, exact in the overlap and outside the bones
+        changed = joint.image + 0.1 * (covered == 1)
+        layers = np.stack([changed * mask for mask in joint.masks])
+        outputs.append(
+            SeparationResult(
+                torch.from_numpy(layers), torch.tensor(0.7), torch.from_numpy(changed[None])
+            )
+        )
+    row = real_measures(joints, outputs)
+    assert row["val_real_outside_psnr"] == pytest.approx(20.0, abs=0.01)
+    assert row["val_real_overlap_psnr"] == 100.0
 
 
 def test_supervisor_measures_are_an_auc_and_a_probability() -> None:
@@ -121,6 +140,9 @@ def test_selection_score_by_hand() -> None:
     assert selection_score({**row, "val_true_verdict": None}) == pytest.approx(36.0)
     assert calibrated_verdict({"val_real_verdict": 0.3, "val_true_verdict": 0.0}) == 0.0
     assert not math.isnan(selection_score({**row, "val_synthetic_seam_ratio": 0.1}) or 0)
+    # The bone beside the overlap: nothing above 40 dB, dB for dB below it.
+    assert selection_score({**row, "val_real_outside_psnr": 55.0}) == pytest.approx(38.5)
+    assert selection_score({**row, "val_real_outside_psnr": 33.0}) == pytest.approx(31.5)
 
 
 def test_a_phase2_epoch_can_win_but_not_by_giving_up_the_synthetic_layers() -> None:

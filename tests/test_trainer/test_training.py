@@ -1,6 +1,7 @@
 """The training loop: both phases end to end, files every epoch, exact resume after a stop."""
 
 import csv
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,11 @@ def test_a_tiny_run_trains_both_phases_and_writes_its_files(tiny_run: RunResult)
         "val_synthetic_detail_psnr",
         "val_wide_layer_psnr",
         "val_real_overlap_psnr",
-        "val_selection",
+        "val_real_outside_psnr",
     ):
         assert all(float(row[key]) >= 0 for row in rows if row[key] != ""), key
+    # A tiny model may change the bone beside the overlap enough to score below 0.
+    assert all(math.isfinite(float(row["val_selection"])) for row in rows)
     assert all(0 <= float(row["val_supervisor_auc"]) <= 1 for row in rows)
     for name in ("losses.png", "metrics_by_overlap.png", "examples.png"):
         assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
