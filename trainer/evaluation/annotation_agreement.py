@@ -40,8 +40,9 @@ from scipy import ndimage
 from blsgan_core.data import JointRecord, JointSample, load_sample
 from blsgan_core.registration import RigidRegistration, apply_motion, register_bone
 from blsgan_core.segment import Segmenter, load_segmenter, segment_masks
+from trainer.evaluation.cli_options import manifest_option
 from trainer.evaluation.jsn import BONES, follow_up_pairs
-from trainer.evaluation.segmentation import OVERLAP_MIN_PX, Tally, number
+from trainer.evaluation.segmentation import OVERLAP_MIN_PX, Tally, dice_cells, number
 from trainer.frontend.joint_data import partition_valid, read_manifest, select_split
 
 # Pixels around the later image's annotated overlap that the registration ignores.
@@ -172,21 +173,12 @@ def agreement_table(answers: dict[str, Any]) -> str:
         bins = ", ".join(
             f"{number(b['dice_overlap'])} ({b['n_images']})" for b in row["by_overlap_size"]
         )
-        lines.append(
-            f"| {name} | {number(row['dice_upper'])} | {number(row['dice_lower'])} | "
-            f"{number(row['dice_overlap'])} | {number(row['dice_overlap_pooled'])} | "
-            f"{number(row['overlap_area_ratio_median'], 2)} | {bins} |"
-        )
+        lines.append(f"| {name} | {dice_cells(row)} | {bins} |")
     return "\n".join(lines)
 
 
 @click.command()
-@click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("../shared/data/mcp_joints/manifest.json"),
-    show_default=True,
-)
+@manifest_option
 @click.option(
     "--split",
     type=click.Choice(["all", "train", "val"]),

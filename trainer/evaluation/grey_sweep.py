@@ -33,6 +33,7 @@ from blsgan_core.model import BLSGANModel, load_model
 from blsgan_core.registry import SHIPPED_WEIGHTS_DIR, ModelRegistry
 from blsgan_core.segment import Segmenter, load_segmenter
 from blsgan_core.segment.predict import largest_component
+from trainer.evaluation.cli_options import manifest_option
 from trainer.evaluation.segmentation import dice
 from trainer.frontend.joint_data import load_joint, read_manifest, valid_split
 
@@ -150,12 +151,7 @@ def grey_sweep(
 
 
 @click.command()
-@click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("../shared/data/mcp_joints/manifest.json"),
-    show_default=True,
-)
+@manifest_option
 @click.option("--limit", type=int, default=0, help="Only the first N validation images.")
 @click.option("--threads", type=int, default=1, show_default=True)
 def main(manifest: Path, limit: int, threads: int) -> None:

@@ -26,7 +26,14 @@ import torch
 
 from blsgan_core.segment import Segmenter, load_segmenter, segment
 from blsgan_core.segment.predict import masks_from_probabilities
-from trainer.evaluation.segmentation import BATCH, Tally, constant_baseline, number
+from trainer.evaluation.cli_options import manifest_option
+from trainer.evaluation.segmentation import (
+    BATCH,
+    Tally,
+    constant_baseline,
+    dice_cells,
+    number,
+)
 from trainer.frontend.joint_data import JointRecord, load_joint, read_manifest, valid_split
 from trainer.frontend.train_segmenter import selection_score
 
@@ -103,22 +110,13 @@ def rules_table(report: dict[str, Any]) -> str:
         marks = " (node)" * (name == report["node_rule"])
         marks += " (chosen on train)" * (name == report["chosen_on_train"])
         lines.append(
-            f"| {name}{marks} | {number(train['dice_overlap'])} | {number(val['dice_upper'])} | "
-            f"{number(val['dice_lower'])} | {number(val['dice_overlap'])} | "
-            f"{number(val['dice_overlap_pooled'])} | "
-            f"{number(val['overlap_area_ratio_median'], 2)} | "
-            f"{bins} |"
+            f"| {name}{marks} | {number(train['dice_overlap'])} | {dice_cells(val)} | {bins} |"
         )
     return "\n".join(lines)
 
 
 @click.command()
-@click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("../shared/data/mcp_joints/manifest.json"),
-    show_default=True,
-)
+@manifest_option
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--limit", type=int, default=0, help="Only the first N images of each side.")
 @click.option("--threads", type=int, default=1, show_default=True)

@@ -172,6 +172,16 @@ def number(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def dice_cells(summary: dict[str, Any]) -> str:
+    """Table cells of a :meth:`Tally.summary`: Dice upper, lower, overlap, pooled overlap,
+    median overlap area ratio."""
+    return (
+        f"{number(summary['dice_upper'])} | {number(summary['dice_lower'])} | "
+        f"{number(summary['dice_overlap'])} | {number(summary['dice_overlap_pooled'])} | "
+        f"{number(summary['overlap_area_ratio_median'], 2)}"
+    )
+
+
 def segmentation_table(report: dict[str, Any]) -> str:
     """Markdown tables of a report: per-bone and overlap Dice, area ratio, overlap-size bins."""
 

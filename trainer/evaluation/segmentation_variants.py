@@ -15,17 +15,13 @@ import click
 import torch
 
 from blsgan_core.segment import load_segmenter
+from trainer.evaluation.cli_options import manifest_option
 from trainer.evaluation.segmentation import VARIANTS, evaluate_segmentation
 from trainer.frontend.joint_data import read_manifest, select_split
 
 
 @click.command()
-@click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("../shared/data/mcp_joints/manifest.json"),
-    show_default=True,
-)
+@manifest_option
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--split", type=click.Choice(("all", "train", "val")), default="val")
 @click.option("--threads", type=int, default=1, show_default=True)

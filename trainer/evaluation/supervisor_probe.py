@@ -31,6 +31,7 @@ from blsgan_core.model import BLSGANConfig, BLSGANModel
 from trainer.blsgan_epochs import epoch_loader
 from trainer.config import TrainConfig, config_from_dict
 from trainer.datasets import SampleStore, prepare_data
+from trainer.evaluation.cli_options import DEFAULT_JOINT_MANIFEST
 from trainer.evaluation.separation import model_separator, run_separator
 from trainer.loop import make_optimizers
 from trainer.separation_measures import supervisor_measures
@@ -117,7 +118,7 @@ def probe(
     "manifests",
     multiple=True,
     type=click.Path(path_type=Path),
-    default=[Path("../shared/data/mcp_joints/manifest.json")],
+    default=[DEFAULT_JOINT_MANIFEST],
     show_default=True,
 )
 @click.option("--steps", type=click.IntRange(1), default=300, show_default=True)
