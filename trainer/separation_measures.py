@@ -15,10 +15,11 @@ On held-out joints, for the model and (once) for the identity layers beside it:
   inside the overlap, Eq. 2's adversarial target);
 - the supervisor's real-vs-generated AUC: its mean "real" probability inside the overlap
   on the true layers of synthetic overlaps (positives) against the generated layers of
-  the same joints (negatives). 0.5 is a judge that tells nothing apart. Its mean "real"
-  probability on those true layers (``val_true_verdict``) calibrates its verdict on the
-  real joints: each epoch has another supervisor, so only the ratio of the two compares
-  across epochs.
+  the same joints (negatives). 0.5 is a judge that tells nothing apart; the same AUC
+  against the identity layers says whether it prefers true layers to a non-separation.
+  Its mean "real" probability on those true layers (``val_true_verdict``) calibrates its
+  verdict on the real joints: each epoch has another supervisor, so only the ratio of
+  the two compares across epochs.
 
 :func:`selection_score` combines them into the number the run keeps its best model by.
 """
@@ -177,8 +178,22 @@ def supervisor_measures(
     real_outputs: Sequence[SeparationResult],
     device: torch.device,
 ) -> Row:
-    """The supervisor's real-vs-generated AUC and its verdict on the real joints' layers."""
-    row: Row = {"val_supervisor_auc": None, "val_real_verdict": None, "val_true_verdict": None}
+    """The supervisor's real-vs-generated AUC and its verdict on the real joints' layers.
+
+    Beside it, ``val_supervisor_auc_identity``: the same AUC with the identity layers
+    (the input inside each mask, no separation) in place of the generated ones. Above 0.5
+    the judge prefers true layers to a non-separation; below 0.5 it finds the unseparated
+    input more real than the truth, which is what Eq. 3 teaches it (its real sample
+    ``J * M`` is "real" inside the overlap too; ``LossWeights.real_sample_without_overlap``
+    is the departure that stops it), and then the adversarial term pulls the generator
+    towards not separating.
+    """
+    row: Row = {
+        "val_supervisor_auc": None,
+        "val_supervisor_auc_identity": None,
+        "val_real_verdict": None,
+        "val_true_verdict": None,
+    }
     was_training = supervisor.training
     supervisor.eval()
     try:
@@ -189,6 +204,10 @@ def supervisor_measures(
             true_realness = _realness(supervisor, true, masks, device)
             row["val_supervisor_auc"] = roc_auc(
                 true_realness, _realness(supervisor, generated.astype(np.float32), masks, device)
+            )
+            identity = np.stack([joint.image * joint.masks for joint in synthetic])
+            row["val_supervisor_auc_identity"] = roc_auc(
+                true_realness, _realness(supervisor, identity.astype(np.float32), masks, device)
             )
             row["val_true_verdict"] = _mean(true_realness)
         if real:

@@ -114,6 +114,12 @@ def test_supervisor_measures_are_an_auc_and_a_probability() -> None:
     outputs = [_output(j.image * j.masks, 0.7) for j in joints]
     row = supervisor_measures(supervisor, joints, outputs, joints, outputs, torch.device("cpu"))
     assert 0 <= row["val_supervisor_auc"] <= 1  # type: ignore[operator]
+    # These outputs are the identity layers: both AUCs judge the same stacks.
+    assert row["val_supervisor_auc_identity"] == row["val_supervisor_auc"]
+    truthful = [_output(j.true_layers, 0.7) for j in joints]  # type: ignore[arg-type]
+    tied = supervisor_measures(supervisor, joints, truthful, [], [], torch.device("cpu"))
+    assert tied["val_supervisor_auc"] == pytest.approx(0.5)  # true against true
+    assert tied["val_supervisor_auc_identity"] == row["val_supervisor_auc"]
     assert 0 < row["val_real_verdict"] < 1  # type: ignore[operator]
     assert 0 < row["val_true_verdict"] < 1  # type: ignore[operator]
     assert supervisor.training  # left as it was found
