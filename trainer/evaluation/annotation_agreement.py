@@ -3,7 +3,7 @@
     python -m trainer.evaluation.annotation_agreement --split val
 
 The segmenter's overlap Dice (issue 13's target 0.75) is measured against one annotation
-per image. How reproducible is that annotation? The data hold follow-ups of every joint,
+per image. How reproducible is that annotation? The data hold follow-ups of most joints,
 each annotated on its own: the same two bones, months apart. Each bone of the earlier
 image is registered rigidly onto the later one (:func:`blsgan_core.registration.register_bone`
 on the raw image inside the bone's outline, the overlap and 4 px around it left out of
@@ -203,7 +203,7 @@ def agreement_table(answers: dict[str, Any]) -> str:
 def main(
     manifest: Path, split: str, model: Path | None, limit: int, threads: int, figure: Path | None
 ) -> None:
-    """Print the agreement of follow-up annotations as JSON, then a table per answer."""
+    """Print the agreement of follow-up annotations as JSON, then one row per answer."""
     torch.set_num_threads(threads)
     valid, _ = partition_valid(select_split(read_manifest(manifest), split))
     pairs = follow_up_pairs(valid)
