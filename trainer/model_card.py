@@ -217,6 +217,14 @@ def evaluation_table(report: dict[str, Any]) -> list[str]:
                 f" Untouched bone of both kinds of joint (the population floor, what a perfect"
                 f" separator would still score): {floor['auc']:.3f}."
             )
+        on_synthetic = realism.get("on_synthetic")
+        if on_synthetic:
+            aucs = ", ".join(f"{name} {on_synthetic[name]['auc']:.3f}" for name in on_synthetic)
+            rows[-1] += (
+                " On synthetic overlaps of held-out joints, the layers against the true layers"
+                f" of the same overlaps (no population difference; a perfect separator"
+                f" scores 0.5): {aucs}."
+            )
         if realism.get("figure"):
             rows += ["", f"![held-out real and generated patches]({Path(realism['figure']).name})"]
     return rows

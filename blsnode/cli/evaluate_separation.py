@@ -153,6 +153,10 @@ def render_separation(data: dict[str, Any]) -> str:
     else:
         aucs = ", ".join(f"{name} {realism[name]['auc']:.3f}" for name in data["separators"])
         lines.append(f"realism classifier AUC (goal <= 0.65): {aucs}{floor_text(realism)}")
+        on_synthetic = realism.get("on_synthetic")
+        if on_synthetic:
+            aucs = ", ".join(f"{name} {on_synthetic[name]['auc']:.3f}" for name in on_synthetic)
+            lines.append(f"  on synthetic overlaps, against their true layers (floor 0.5): {aucs}")
     return "\n".join(lines)
 
 

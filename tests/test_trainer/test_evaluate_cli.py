@@ -135,6 +135,9 @@ def test_separation_report_with_baselines_realism_and_figures(
     realism = report["realism"]
     assert {"model", "trivial", "identity", "config", "figure"} <= set(realism)
     assert realism["config"]["steps"] == 5 and 0 <= realism["model"]["auc"] <= 1
+    # And without the population confound: the same separators on synthetic overlaps.
+    assert set(realism["on_synthetic"]) == {"model", "trivial", "identity"}
+    assert all(0 <= part["auc"] <= 1 for part in realism["on_synthetic"].values())
     for name in ("realism_patches.png", "separation_by_overlap.png", "examples.png"):
         assert (plots / name).stat().st_size > 1000
     text = CliRunner().invoke(cli, [*args, "--no-realism"])

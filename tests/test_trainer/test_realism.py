@@ -4,8 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from blsgan_core.data import read_manifests
+from blsgan_core.inference import SeparationResult
 from blsgan_core.metrics import roc_auc
 from trainer.datasets import SampleStore
 from trainer.evaluation.realism import (
@@ -14,6 +16,7 @@ from trainer.evaluation.realism import (
     layer_patches,
     population_floor,
     real_patches,
+    synthetic_turing_test,
     train_classifier,
     turing_test,
     untouched_centre,
@@ -129,3 +132,31 @@ def test_population_floor_is_near_chance_for_one_population(
     real, _ = bone
     other = population_floor((real[:5], train), (real[5:], test), FAST)
     assert 0 <= other.auc <= 1 and len(other.aucs) == FAST.classifiers
+
+
+def test_on_synthetic_overlaps_true_layers_pass_and_the_input_does_not(
+    bone: tuple[list[EvalJoint], list[EvalJoint]],
+) -> None:
+    """Without the population confound a separator that returns the true layers scores
+    near 0.5, and the identity layers (both bones in each overlap) are found out."""
+    _, synthetic = bone
+    truth = {joint.image.tobytes(): joint.truth() for joint in synthetic}
+
+    def oracle(
+        images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor
+    ) -> SeparationResult:
+        layers = torch.from_numpy(np.stack([truth[i[0].numpy().tobytes()] for i in images]))
+        return SeparationResult(layers, torch.ones(len(images)), images)
+
+    half = len(synthetic) // 2
+    results = synthetic_turing_test(
+        {"oracle": oracle, "identity": identity_separator},
+        synthetic[:half],
+        synthetic[half:],
+        RealismConfig(steps=200, classifiers=3),
+    )
+    # Identical patches get identical scores: the oracle cannot be told apart at all.
+    assert results["oracle"].auc == pytest.approx(0.5)
+    assert results["identity"].auc > 0.9
+    # The same windows on both sides: the oracle's patches are the true layers' patches.
+    assert np.array_equal(results["oracle"].test_generated, results["oracle"].test_real)

@@ -15,7 +15,12 @@ from blsgan_core.model import load_model
 from blsgan_core.registry import ModelRegistry
 from blsnode.cli.main import cli
 from trainer.datasets import SampleStore
-from trainer.evaluation.realism import RealismConfig, realism_report, turing_test
+from trainer.evaluation.realism import (
+    RealismConfig,
+    realism_report,
+    synthetic_turing_test,
+    turing_test,
+)
 from trainer.evaluation.separation import (
     identity_separator,
     real_joints,
@@ -120,7 +125,10 @@ def test_export_writes_a_half_precision_shipped_model_with_its_evaluation(
     config = RealismConfig(steps=2)
     results = turing_test(separators, (real[:2], synthetic[2:4]), (real[2:], synthetic[:2]), config)
     (tmp_path / "figure.png").write_bytes(b"a PNG")  # export copies it, whatever it holds
-    report["realism"] = realism_report(results, tmp_path / "figure.png", config)
+    on_synthetic = synthetic_turing_test(separators, synthetic[2:4], synthetic[:2], config)
+    report["realism"] = realism_report(
+        results, tmp_path / "figure.png", config, on_synthetic=on_synthetic
+    )
     (tmp_path / "report.json").write_text(json.dumps(report))
     target = tmp_path / "weights"
     data = _json(
@@ -130,6 +138,7 @@ def test_export_writes_a_half_precision_shipped_model_with_its_evaluation(
     card = (target / "tiny-ship.md").read_text()
     assert "| trivial |" in card and "whole crop PSNR (dB, paper's protocol)" in card
     assert "Realism classifier AUC" in card and "](tiny-ship-realism.png)" in card
+    assert "On synthetic overlaps of held-out joints" in card
     assert (target / "tiny-ship-realism.png").read_bytes() == b"a PNG"
     assert data["promoted"] is True
     assert data["bytes"] < 0.6 * tiny_run.best_checkpoint.stat().st_size

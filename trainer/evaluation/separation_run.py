@@ -20,6 +20,7 @@ from trainer.evaluation.realism import (
     RealismConfig,
     population_floor,
     realism_report,
+    synthetic_turing_test,
     turing_test,
 )
 from trainer.evaluation.separation import (
@@ -145,7 +146,9 @@ def realism_part(
     figure = None
     if plots is not None:
         figure = figures.realism_panel(results, Path(plots) / "realism_patches.png")
-    return realism_report(results, figure, config, population_floor(train, test, config))
+    floor = population_floor(train, test, config)
+    on_synthetic = synthetic_turing_test(separators, train[1], test[1], config)
+    return realism_report(results, figure, config, floor, on_synthetic)
 
 
 def segmenter_note(segmenter: Segmenter, records: Sequence[JointRecord]) -> dict[str, Any]:
