@@ -41,7 +41,7 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     ``hidden_edge_sigma`` (``SyntheticConfig.hidden_edge_sigma`` of the synthetic
     overlaps; default 0, Eq. 1's hard edge), ``masks``
     (annotated/predicted), ``segmenter`` (its checkpoint, needed for predicted masks),
-    ``realism`` (run the Turing test, needs split val), ``realism_steps``,
+    ``realism`` (run the Turing test, needs split val), ``realism_steps``, ``realism_seed``,
     ``max_images``, ``device``, ``plots`` (folder for PNG figures) and ``boundary_blend``
     (:data:`BLEND_CHOICES`: as the checkpoint says, a mode of
     :data:`blsgan_core.seam_modes.BLEND_MODES`, or ``compare``: the model without a seam step
@@ -82,6 +82,7 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
         cap=options.get("max_images"),
         realism=options.get("realism", True),
         realism_steps=options.get("realism_steps"),
+        realism_seed=options.get("realism_seed") or 0,
         plots=options.get("plots"),
     )
     return {
@@ -207,6 +208,14 @@ SEPARATION_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         "--realism-steps",
         type=click.IntRange(min=1),
         help="Separation: training steps of each realism classifier (default: RealismConfig's).",
+    ),
+    click.option(
+        "--realism-seed",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Separation: seed of the realism test (patch jitter; classifiers seed, seed+1, "
+        "...). Another seed repeats the test to show how much its AUCs move.",
     ),
     click.option(
         "--realism/--no-realism",

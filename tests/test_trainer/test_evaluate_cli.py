@@ -120,7 +120,7 @@ def test_separation_report_with_baselines_realism_and_figures(
     plots = tmp_path / "plots"
     args = ["evaluate", "--task", "separation", "--manifest", str(small_manifest),
             "--split", "val", "--validation-fraction", "0.5", "--max-images", "3",
-            "--realism-steps", "5", "--plots", str(plots)]  # fmt: skip
+            "--realism-steps", "5", "--realism-seed", "3", "--plots", str(plots)]  # fmt: skip
     result = CliRunner().invoke(cli, [*args, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -135,6 +135,7 @@ def test_separation_report_with_baselines_realism_and_figures(
     realism = report["realism"]
     assert {"model", "trivial", "identity", "config", "figure"} <= set(realism)
     assert realism["config"]["steps"] == 5 and 0 <= realism["model"]["auc"] <= 1
+    assert realism["config"]["seed"] == 3  # a repeat of the test with other draws
     # And without the population confound: the same separators on synthetic overlaps.
     assert set(realism["on_synthetic"]) == {"model", "trivial", "identity"}
     assert all(0 <= part["auc"] <= 1 for part in realism["on_synthetic"].values())

@@ -63,6 +63,7 @@ def measure(
     realism: bool,
     plots: Path | None,
     realism_steps: int | None = None,
+    realism_seed: int = 0,
     hidden_edge_sigma: float = 0.0,
 ) -> dict[str, Any]:
     """The report of ``models`` beside the two baselines on ``records`` (see the runner).
@@ -119,7 +120,7 @@ def measure(
             separators,
             (train_real, next(iter(train_synthetic.values()))),
             (real, next(iter(test_synthetic.values()))),
-            RealismConfig(**({"steps": realism_steps} if realism_steps else {})),
+            RealismConfig(seed=realism_seed, **({"steps": realism_steps} if realism_steps else {})),
             plots,
         )
     if plots is not None:
