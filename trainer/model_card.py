@@ -222,7 +222,7 @@ def evaluation_table(report: dict[str, Any]) -> list[str]:
             aucs = ", ".join(f"{name} {on_synthetic[name]['auc']:.3f}" for name in on_synthetic)
             rows[-1] += (
                 " On synthetic overlaps of held-out joints, the layers against the true layers"
-                f" of the same overlaps (no population difference; a perfect separator"
+                " of the same overlaps (no population difference; a perfect separator"
                 f" scores 0.5): {aucs}."
             )
         if realism.get("figure"):
