@@ -33,6 +33,10 @@ SYSTEM_PATH = "/usr/bin:/usr/local/bin:/usr/sbin"
 # connecting elsewhere, "already in use").
 SERVER_PORTS = range(20000, 32768)
 _port_choices = random.Random()
+# A port is free when handed out but bound only later, so two calls in a row (a node's
+# DICOM and HTTP ports) could get the same one (seen once in CI: "already in use" on the
+# second bind). Each port is handed out once per process.
+_handed_out: set[int] = set()
 
 
 def _ephemeral_floor() -> int:
@@ -43,16 +47,19 @@ def _ephemeral_floor() -> int:
 
 
 def free_port() -> int:
-    """A TCP port on loopback that nothing is bound to right now, below the ephemeral range."""
+    """A loopback TCP port, below the ephemeral range, unbound now and not handed out before."""
     ceiling = min(SERVER_PORTS.stop, _ephemeral_floor())
     for _ in range(200):
         port = _port_choices.randrange(SERVER_PORTS.start, ceiling)
+        if port in _handed_out:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind((LOOPBACK, port))
             except OSError:
                 continue
-            return port
+        _handed_out.add(port)
+        return port
     raise RuntimeError(f"no free loopback port in {SERVER_PORTS.start}-{ceiling - 1}")
 
 
