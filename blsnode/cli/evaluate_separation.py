@@ -42,7 +42,8 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     overlaps; default 0, Eq. 1's hard edge), ``masks``
     (annotated/predicted), ``segmenter`` (its checkpoint, needed for predicted masks),
     ``realism`` (run the Turing test, needs split val), ``realism_steps``, ``realism_seed``,
-    ``max_images``, ``device``, ``plots`` (folder for PNG figures) and ``boundary_blend``
+    ``realism_repeats``, ``max_images``, ``device``, ``plots`` (folder for PNG figures) and
+    ``boundary_blend``
     (:data:`BLEND_CHOICES`: as the checkpoint says, a mode of
     :data:`blsgan_core.seam_modes.BLEND_MODES`, or ``compare``: the model without a seam step
     as ``model`` and with each as ``model+poisson`` and ``model+exchange``, in one run).
@@ -83,6 +84,7 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
         realism=options.get("realism", True),
         realism_steps=options.get("realism_steps"),
         realism_seed=options.get("realism_seed") or 0,
+        realism_repeats=options.get("realism_repeats") or 1,
         plots=options.get("plots"),
     )
     return {
@@ -158,7 +160,27 @@ def render_separation(data: dict[str, Any]) -> str:
         if on_synthetic:
             aucs = ", ".join(f"{name} {on_synthetic[name]['auc']:.3f}" for name in on_synthetic)
             lines.append(f"  on synthetic overlaps, against their true layers (floor 0.5): {aucs}")
+        lines += repeats_lines(realism.get("repeats"))
     return "\n".join(lines)
+
+
+def repeats_lines(repeats: dict[str, Any] | None) -> list[str]:
+    """The mean and range of the realism AUCs over the repeats, when there were any."""
+    if not repeats:
+        return []
+
+    def each(parts: dict[str, Any]) -> str:
+        return ", ".join(
+            f"{name} {part['mean']:.3f} ({part['min']:.3f}-{part['max']:.3f})"
+            for name, part in parts.items()
+        )
+
+    lines = [f"realism over seeds {repeats['seeds']}, mean (range): {each(repeats['real'])}"]
+    if "population_floor" in repeats:
+        lines[0] += f"; floor {each({'': repeats['population_floor']}).strip()}"
+    if "on_synthetic" in repeats:
+        lines.append(f"  on synthetic overlaps: {each(repeats['on_synthetic'])}")
+    return lines
 
 
 def floor_text(realism: dict[str, Any]) -> str:
@@ -216,6 +238,14 @@ SEPARATION_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         show_default=True,
         help="Separation: seed of the realism test (patch jitter; classifiers seed, seed+1, "
         "...). Another seed repeats the test to show how much its AUCs move.",
+    ),
+    click.option(
+        "--realism-repeats",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Separation: run the realism test N times (seeds --realism-seed, +10, +20, ...) "
+        "and report the mean and range of their AUCs; compare models by the mean.",
     ),
     click.option(
         "--realism/--no-realism",

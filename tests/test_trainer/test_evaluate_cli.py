@@ -11,7 +11,9 @@ from click.testing import CliRunner
 
 from blsgan_core.checkpoint import load_checkpoint
 from blsgan_core.shipped import shipped_weights
+from blsnode.cli.evaluate_separation import repeats_lines
 from blsnode.cli.main import cli
+from trainer.evaluation.realism import repeats_summary
 from trainer.frontend.hand_data import read_landmarks_csv, select_split
 from trainer.frontend.joint_data import read_manifest
 from trainer.frontend.joint_data import select_split as select_joint_split
@@ -121,7 +123,7 @@ def test_separation_report_with_baselines_realism_and_figures(
     args = ["evaluate", "--task", "separation", "--manifest", str(small_manifest),
             "--split", "val", "--validation-fraction", "0.5", "--max-images", "3",
             "--realism-steps", "5", "--realism-seed", "3", "--plots", str(plots)]  # fmt: skip
-    result = CliRunner().invoke(cli, [*args, "--json"])
+    result = CliRunner().invoke(cli, [*args, "--realism-repeats", "2", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["masks"] == "annotated" and report["separators"] == [
@@ -139,6 +141,16 @@ def test_separation_report_with_baselines_realism_and_figures(
     # And without the population confound: the same separators on synthetic overlaps.
     assert set(realism["on_synthetic"]) == {"model", "trivial", "identity"}
     assert all(0 <= part["auc"] <= 1 for part in realism["on_synthetic"].values())
+    # Repeated with the next seed: the first repeat is the report above.
+    repeats = realism["repeats"]
+    assert repeats["seeds"] == [3, 13]
+    for part, first in (
+        (repeats["real"]["model"], realism["model"]),
+        (repeats["on_synthetic"]["identity"], realism["on_synthetic"]["identity"]),
+        (repeats["population_floor"], realism["population_floor"]),
+    ):
+        assert part["per_seed"][0] == first["auc"] and len(part["per_seed"]) == 2
+        assert part["min"] <= part["mean"] <= part["max"]
     for name in ("realism_patches.png", "separation_by_overlap.png", "examples.png"):
         assert (plots / name).stat().st_size > 1000
     text = CliRunner().invoke(cli, [*args, "--no-realism"])
@@ -190,3 +202,30 @@ def test_separation_on_synthetic_overlaps_with_soft_hidden_edges(small_manifest:
     identity = [r["synthetic"]["shifts 1-8 px"]["identity"]["layer_psnr"]["mean"] for r in reports]
     assert identity[0] != pytest.approx(identity[1], abs=1e-3)
     assert hard["real"] == soft["real"]
+
+
+def test_realism_repeats_are_summarised_by_their_mean_and_range() -> None:
+    def report(model: float, floor: float, synthetic: float) -> dict:
+        return {
+            "method": "...",
+            "config": {"seed": 0},
+            "model": {"auc": model},
+            "population_floor": {"auc": floor},
+            "on_synthetic": {"model": {"auc": synthetic}},
+        }
+
+    summary = repeats_summary([report(0.7, 0.72, 0.5), report(0.8, 0.74, 0.7)], [5, 6])
+    assert summary["seeds"] == [5, 6] and list(summary["real"]) == ["model"]
+    assert summary["real"]["model"]["mean"] == pytest.approx(0.75)
+    assert summary["population_floor"]["max"] == 0.74
+    assert summary["on_synthetic"]["model"] == {
+        "mean": pytest.approx(0.6), "min": 0.5, "max": 0.7, "per_seed": [0.5, 0.7]
+    }  # fmt: skip
+    lines = repeats_lines(summary)
+    assert lines[0] == (
+        "realism over seeds [5, 6], mean (range): model 0.750 (0.700-0.800); "
+        "floor 0.730 (0.720-0.740)"
+    )
+    assert lines[1] == "  on synthetic overlaps: model 0.600 (0.500-0.700)"
+    with pytest.raises(ValueError, match="one realism report per seed"):
+        repeats_summary([report(0.7, 0.72, 0.5)], [1, 2])

@@ -20,6 +20,7 @@ from trainer.evaluation.realism import (
     RealismConfig,
     population_floor,
     realism_report,
+    repeats_summary,
     synthetic_turing_test,
     turing_test,
 )
@@ -34,6 +35,10 @@ from trainer.evaluation.separation import (
 from trainer.evaluation.separation_report import evaluate_separation
 from trainer.model_card import recorded_split
 from trainer.validation import extremes
+
+# Repeats of the realism test are this far apart in seed: each draws its classifiers with
+# seeds seed, seed + 1, ... (RealismConfig.classifiers of them, 5), so repeats share none.
+REPEAT_SEED_STEP = 10
 
 
 def shift_label(low: int, high: int) -> str:
@@ -64,6 +69,7 @@ def measure(
     plots: Path | None,
     realism_steps: int | None = None,
     realism_seed: int = 0,
+    realism_repeats: int = 1,
     hidden_edge_sigma: float = 0.0,
 ) -> dict[str, Any]:
     """The report of ``models`` beside the two baselines on ``records`` (see the runner).
@@ -72,8 +78,12 @@ def measure(
     measured (0: Eq. 1's hard edge, the paper's composition).
 
     ``training_records`` (the other side of the split) train the realism classifier;
-    without them the Turing test is skipped and the report says why.
+    without them the Turing test is skipped and the report says why. ``realism_repeats``
+    > 1 repeats it with seeds ``realism_seed + 10``, ``+ 20``, ... and adds their summary
+    (:func:`repeats_summary`) as ``realism.repeats``; figures come from the first.
     """
+    if realism_repeats < 1:
+        raise ValueError(f"realism_repeats must be >= 1, got {realism_repeats}")
     store = SampleStore()
 
     def joints_of(
@@ -116,13 +126,22 @@ def measure(
         ranges = [(trained.min_shift, trained.max_shift)]
         train_real, train_synthetic = joints_of(training_records, ranges)
         _, test_synthetic = joints_of(records, ranges)
-        report["realism"] = realism_part(
-            separators,
-            (train_real, next(iter(train_synthetic.values()))),
-            (real, next(iter(test_synthetic.values()))),
-            RealismConfig(seed=realism_seed, **({"steps": realism_steps} if realism_steps else {})),
-            plots,
-        )
+        train = (train_real, next(iter(train_synthetic.values())))
+        test = (real, next(iter(test_synthetic.values())))
+        seeds = [realism_seed + REPEAT_SEED_STEP * repeat for repeat in range(realism_repeats)]
+        parts = [
+            realism_part(
+                separators,
+                train,
+                test,
+                RealismConfig(seed=seed, **({"steps": realism_steps} if realism_steps else {})),
+                plots if seed == realism_seed else None,
+            )
+            for seed in seeds
+        ]
+        report["realism"] = parts[0]
+        if realism_repeats > 1 and "skipped" not in parts[0]:
+            report["realism"]["repeats"] = repeats_summary(parts, seeds)
     if plots is not None:
         folder = Path(plots)
         figures.separation_by_overlap(report, folder / "separation_by_overlap.png")
