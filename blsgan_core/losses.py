@@ -37,7 +37,8 @@ Readings of the paper where it leaves a detail open (not departures):
   reference applied it a second time to probabilities, which flattens the Dice gradient).
 
 Departures, each off by default (see :class:`LossWeights`): ``k_truth``,
-``overlap_emphasis``, ``real_sample_without_overlap``, ``seam``, ``seam_prior``.
+``overlap_emphasis``, ``real_sample_without_overlap``, ``unseparated_overlap_fake``,
+``seam``, ``seam_prior``.
 """
 
 from __future__ import annotations
@@ -104,6 +105,15 @@ class LossWeights:
         (session 11, a measure that did not exist before): without it the shipped D found
         the identity layers more real than the true ones (AUC 0.10); three phase-2 epochs
         with it turned that to 0.85. Off in every preset.
+    unseparated_overlap_fake
+        Departure, off in the paper: Eq. 3's real sample ``J * M`` is "generated" in its
+        realness channels on ``M_cap`` (targets ``{M - M_cap, M - M_cap}``), judged
+        everywhere. There it holds both bones, which no true layer does; the paper calls
+        it real, and D learns to prefer the unseparated input (true vs identity AUC 0.10
+        for the shipped D). ``real_sample_without_overlap`` only stops calling it real,
+        so nothing tells D what an unseparated overlap is, and its verdict on the identity
+        layers flipped between epochs (session 13: 0.17, 0.76, 0.77, then 0.92, 0.10,
+        0.14 in the next three). Excludes ``real_sample_without_overlap``.
     seam
         Departure, 0 in the paper: weight of :func:`seam_loss`, the L1 difference of the
         generated and true layers' gradients on a band of :data:`SEAM_BAND_PX` either
@@ -129,6 +139,7 @@ class LossWeights:
     k_truth: float = 0.0
     overlap_emphasis: float = 0.0
     real_sample_without_overlap: bool = False
+    unseparated_overlap_fake: bool = False
     seam: float = 0.0
     seam_prior: float = 0.0
     dice_smooth: float = 1.0
@@ -142,10 +153,15 @@ class LossWeights:
                 raise ValueError(f"LossWeights.{name} must be a number >= 0, got {value!r}")
             if not math.isfinite(value):
                 raise ValueError(f"LossWeights.{name} must be finite, got {value!r}")
-        if not isinstance(self.real_sample_without_overlap, bool):
+        for flag in ("real_sample_without_overlap", "unseparated_overlap_fake"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(
+                    f"LossWeights.{flag} must be true or false, got {getattr(self, flag)!r}"
+                )
+        if self.real_sample_without_overlap and self.unseparated_overlap_fake:
             raise ValueError(
-                "LossWeights.real_sample_without_overlap must be true or false, got "
-                f"{self.real_sample_without_overlap!r}"
+                "LossWeights: real_sample_without_overlap leaves J * M's overlap out of Eq. 3, "
+                "unseparated_overlap_fake calls it generated; choose one"
             )
         if self.dice_smooth <= 0:
             raise ValueError(f"LossWeights.dice_smooth must be > 0, got {self.dice_smooth!r}")
@@ -191,6 +207,12 @@ def generator_targets(masks: torch.Tensor) -> torch.Tensor:
 def input_targets(masks: torch.Tensor) -> torch.Tensor:
     """Eq. 3's targets for the real sample ``J * M``: ``{M - M_cap, M}``."""
     return torch.cat([masks * (1 - overlap_region(masks)), masks], dim=1)
+
+
+def unseparated_targets(masks: torch.Tensor) -> torch.Tensor:
+    """``unseparated_overlap_fake``'s targets for ``J * M``: ``{M - M_cap, M - M_cap}``."""
+    single = masks * (1 - overlap_region(masks))
+    return torch.cat([single, single], dim=1)
 
 
 def input_region_without_overlap(masks: torch.Tensor) -> torch.Tensor:
@@ -331,7 +353,8 @@ def supervisor_loss(
     """Eq. 3: ``a1*Lb(D(J*M), {M - M_cap, M}) + b1*Lb(D(G(J, M)), {M, 0})``.
 
     With ``real_sample_without_overlap`` the real sample's realness channels are not
-    judged inside ``M_cap`` (:func:`input_region_without_overlap`).
+    judged inside ``M_cap`` (:func:`input_region_without_overlap`); with
+    ``unseparated_overlap_fake`` they are "generated" there (:func:`unseparated_targets`).
     ``input_logits`` is D on the real sample :func:`real_sample`; ``generated_logits`` is D
     on the generator's layers, detached so only D learns from this loss.
     """
@@ -341,6 +364,8 @@ def supervisor_loss(
     if weights.real_sample_without_overlap:
         region = input_region_without_overlap(masks)
         targets = targets * region
+    elif weights.unseparated_overlap_fake:
+        targets = unseparated_targets(masks)
     real = segmentation_loss(
         input_logits, targets, weights.dice_smooth, region=region, pixel_weights=emphasis
     )

@@ -163,6 +163,37 @@ def test_real_sample_without_overlap_on_a_hand_computed_case() -> None:
         LossWeights(real_sample_without_overlap=1)  # type: ignore[arg-type]
 
 
+def test_unseparated_overlap_fake_on_a_hand_computed_case() -> None:
+    # The strip above: upper bone 1-8, lower 8-14, overlap pixel 8.
+    masks = torch.zeros(1, 2, 1, 16)
+    masks[0, 0, 0, 1:9], masks[0, 1, 0, 8:15] = 1, 1
+    zeros = torch.zeros(1, 4, 1, 16)
+    weights = LossWeights(unseparated_overlap_fake=True)
+    # All 64 entries judged (BCE ln 2 at p = 0.5). Dice 1 - (|t| + 1) / (S + |t| + 1) with
+    # S = 8 (upper) or 7 (lower) bone pixels at p = 0.5: every channel's targets are its
+    # bone without the overlap, upper |t| = 7 -> 1/2, lower |t| = 6 -> 8/15 (x2 each).
+    terms = supervisor_loss(zeros, zeros, masks, weights)
+    expected = LN2 + (1 / 2 + 8 / 15 + 1 / 2 + 8 / 15) / 4
+    assert terms.parts["supervisor_input"].item() == pytest.approx(expected)
+    # "Generated" on the overlap in the realness channels now lowers D's loss; in the
+    # paper's Eq. 3 it raises it.
+    confident = zeros.clone()
+    confident[0, 2:, 0, 8] = -6.0
+    assert supervisor_loss(confident, zeros, masks, weights).total < terms.total
+    assert (
+        supervisor_loss(confident, zeros, masks).total > supervisor_loss(zeros, zeros, masks).total
+    )
+    # The fake sample is judged as in the paper.
+    assert torch.equal(
+        terms.parts["supervisor_generated"],
+        supervisor_loss(zeros, zeros, masks).parts["supervisor_generated"],
+    )
+    with pytest.raises(ValueError, match="choose one"):
+        LossWeights(unseparated_overlap_fake=True, real_sample_without_overlap=True)
+    with pytest.raises(ValueError, match="true or false"):
+        LossWeights(unseparated_overlap_fake="yes")  # type: ignore[arg-type]
+
+
 def test_eq5_true_layer_term_weighs_the_overlap_with_the_emphasis() -> None:
     masks = torch.zeros(1, 2, 1, 8)
     masks[0, 0, 0, :5], masks[0, 1, 0, 4:] = 1, 1  # overlap: pixel 4; weights 10 on 2-6
