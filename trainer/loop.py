@@ -27,7 +27,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -213,9 +213,17 @@ def _start(
     extra = dict(provenance or {})
     if initial is not None:
         correction = bool(initial.config.get("correction", True))
+        kept = model_section_of(initial)
+        ignored = model_differences(config.model, kept)
+        if ignored:
+            logger.warning(
+                "fine-tuning keeps the networks of %s; the preset's [model] %s not used",
+                initial.version,
+                ", ".join(ignored) + (" is" if len(ignored) == 1 else " are"),
+            )
         config = replace(
             config,
-            model=model_section_of(initial),
+            model=kept,
             ablation=replace(config.ablation, correction=correction),
         )
         phases = [(2, config.optim.finetune_epochs)]
@@ -240,3 +248,16 @@ def _start(
 def model_section_of(checkpoint: Checkpoint) -> ModelSection:
     """The model section of a config that rebuilds ``checkpoint``'s networks."""
     return ModelSection.from_blsgan_config(BLSGANConfig.from_dict(checkpoint.config))
+
+
+def model_differences(asked: ModelSection, kept: ModelSection) -> list[str]:
+    """``name = value (checkpoint: value)`` per [model] setting of ``asked`` that ``kept``
+    does not have, both spelled out: a fine-tune cannot change its networks, and a
+    preset's other supervisor scale was once dropped without a word (session 13)."""
+    asked_values = asdict(ModelSection.from_blsgan_config(asked.blsgan_config()))
+    kept_values = asdict(kept)
+    return [
+        f"{name} = {value!r} (checkpoint: {kept_values[name]!r})"
+        for name, value in asked_values.items()
+        if value != kept_values[name]
+    ]

@@ -1,6 +1,7 @@
 """The training loop: both phases end to end, files every epoch, exact resume after a stop."""
 
 import csv
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -134,13 +135,19 @@ def test_ablations_run_without_phase_one_and_with_k_fixed_to_one(
 
 
 def test_fine_tuning_starts_from_a_checkpoint_and_skips_pre_training(
-    tmp_path: Path, small_manifest: Path, tiny_config: TrainConfig, tiny_run: RunResult
+    tmp_path: Path, small_manifest: Path, tiny_config: TrainConfig, tiny_run: RunResult, caplog
 ) -> None:
     initial = load_checkpoint(tiny_run.last_checkpoint)
     other = tiny_config.with_overrides(model={"generator_options": {"depth": 3}})
+    caplog.set_level(logging.WARNING, logger="trainer.loop")
     result = train(
         other, [small_manifest], tmp_path / "finetune", initial=initial, show_progress=False
     )
+    # The preset's other generator is not built, and the log says so.
+    assert f"fine-tuning keeps the networks of {initial.version}" in caplog.text
+    ignored = next(r.message for r in caplog.records if "fine-tuning keeps" in r.message)
+    assert ignored.endswith("is not used") and ignored.count("generator_options") == 1
+    assert "'depth': 3" in ignored and "(checkpoint: {" in ignored and "'depth': 2" in ignored
     assert [row["phase"] for row in result.history] == [2]
     assert result.total_epochs == tiny_config.optim.finetune_epochs
     tuned = load_checkpoint(tmp_path / "finetune" / "last.pt")
