@@ -126,11 +126,16 @@ def test_eq3_and_eq5_on_a_hand_computed_case() -> None:
     assert pretraining.total.item() == pytest.approx(terms.total.item() + LN2 + 0.4)
 
 
-def test_real_sample_without_overlap_on_a_hand_computed_case() -> None:
-    # 1 x 16 strip: upper bone on pixels 1-8, lower on 8-14, the overlap is pixel 8.
+def _overlapping_strip() -> tuple[torch.Tensor, torch.Tensor]:
+    """1 x 16 strip: upper bone on pixels 1-8, lower on 8-14, the overlap is pixel 8; and
+    D's logits of zero (p = 0.5) for its four channels."""
     masks = torch.zeros(1, 2, 1, 16)
     masks[0, 0, 0, 1:9], masks[0, 1, 0, 8:15] = 1, 1
-    zeros = torch.zeros(1, 4, 1, 16)
+    return masks, torch.zeros(1, 4, 1, 16)
+
+
+def test_real_sample_without_overlap_on_a_hand_computed_case() -> None:
+    masks, zeros = _overlapping_strip()
     weights = LossWeights(real_sample_without_overlap=True)
     # The realness channels of J * M are not judged within 4 px of the overlap (pixels
     # 4-12): BCE ln 2 on 64 - 2 x 9 = 46 of the 64 entries. Dice with p = 0.5, sum of p S,
@@ -164,10 +169,7 @@ def test_real_sample_without_overlap_on_a_hand_computed_case() -> None:
 
 
 def test_unseparated_overlap_fake_on_a_hand_computed_case() -> None:
-    # The strip above: upper bone 1-8, lower 8-14, overlap pixel 8.
-    masks = torch.zeros(1, 2, 1, 16)
-    masks[0, 0, 0, 1:9], masks[0, 1, 0, 8:15] = 1, 1
-    zeros = torch.zeros(1, 4, 1, 16)
+    masks, zeros = _overlapping_strip()
     weights = LossWeights(unseparated_overlap_fake=True)
     # All 64 entries judged (BCE ln 2 at p = 0.5). Dice 1 - (|t| + 1) / (S + |t| + 1) with
     # S = 8 (upper) or 7 (lower) bone pixels at p = 0.5: every channel's targets are its
