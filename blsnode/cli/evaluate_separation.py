@@ -169,18 +169,17 @@ def repeats_lines(repeats: dict[str, Any] | None) -> list[str]:
     if not repeats:
         return []
 
-    def each(parts: dict[str, Any]) -> str:
-        return ", ".join(
-            f"{name} {part['mean']:.3f} ({part['min']:.3f}-{part['max']:.3f})"
-            for name, part in parts.items()
-        )
+    def spread(part: dict[str, Any]) -> str:
+        return f"{part['mean']:.3f} ({part['min']:.3f}-{part['max']:.3f})"
 
-    lines = [f"realism over seeds {repeats['seeds']}, mean (range): {each(repeats['real'])}"]
-    if "population_floor" in repeats:
-        lines[0] += f"; floor {each({'': repeats['population_floor']}).strip()}"
-    if "on_synthetic" in repeats:
-        lines.append(f"  on synthetic overlaps: {each(repeats['on_synthetic'])}")
-    return lines
+    def each(parts: dict[str, Any]) -> str:
+        return ", ".join(f"{name} {spread(part)}" for name, part in parts.items())
+
+    return [
+        f"realism over seeds {repeats['seeds']}, mean (range): {each(repeats['real'])}; "
+        f"floor {spread(repeats['population_floor'])}",
+        f"  on synthetic overlaps: {each(repeats['on_synthetic'])}",
+    ]
 
 
 def floor_text(realism: dict[str, Any]) -> str:

@@ -214,7 +214,8 @@ def test_realism_repeats_are_summarised_by_their_mean_and_range() -> None:
             "on_synthetic": {"model": {"auc": synthetic}},
         }
 
-    summary = repeats_summary([report(0.7, 0.72, 0.5), report(0.8, 0.74, 0.7)], [5, 6])
+    reports = [report(0.7, 0.72, 0.5), report(0.8, 0.74, 0.7)]
+    summary = repeats_summary(reports, [5, 6], ["model"])
     assert summary["seeds"] == [5, 6] and list(summary["real"]) == ["model"]
     assert summary["real"]["model"]["mean"] == pytest.approx(0.75)
     assert summary["population_floor"]["max"] == 0.74
@@ -228,4 +229,4 @@ def test_realism_repeats_are_summarised_by_their_mean_and_range() -> None:
     )
     assert lines[1] == "  on synthetic overlaps: model 0.600 (0.500-0.700)"
     with pytest.raises(ValueError, match="one realism report per seed"):
-        repeats_summary([report(0.7, 0.72, 0.5)], [1, 2])
+        repeats_summary([report(0.7, 0.72, 0.5)], [1, 2], ["model"])

@@ -383,12 +383,15 @@ def population_floor(
     return _judge(sides(*train, seed=4), sides(*test, seed=5), config)
 
 
-def repeats_summary(reports: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> dict[str, Any]:
+def repeats_summary(
+    reports: Sequence[Mapping[str, Any]], seeds: Sequence[int], names: Sequence[str]
+) -> dict[str, Any]:
     """The test repeated with other seeds (patches and classifiers drawn anew): per
-    separator the median AUC of each repeat on real joints and on synthetic overlaps, their
-    mean and range, and the population floor's. One repeat's median moved by 0.02-0.03 on
-    real joints and 0.06-0.12 on synthetic overlaps (session 12), more than the margins
-    models were compared by; a decision should rest on the mean."""
+    separator in ``names`` the median AUC of each repeat (``reports``, from
+    :func:`realism_report`) on real joints and on synthetic overlaps, their mean and range,
+    and the population floor's. One repeat's median moved by 0.02-0.03 on real joints and
+    0.06-0.12 on synthetic overlaps (session 12), more than the margins models were
+    compared by; a decision should rest on the mean."""
     if len(reports) != len(seeds) or not reports:
         raise ValueError("one realism report per seed, and at least one")
 
@@ -400,24 +403,14 @@ def repeats_summary(reports: Sequence[Mapping[str, Any]], seeds: Sequence[int]) 
             "per_seed": values,
         }
 
-    names = [
-        name
-        for name, part in reports[0].items()
-        if name != "population_floor" and isinstance(part, dict) and "auc" in part
-    ]
-    summary: dict[str, Any] = {
+    return {
         "seeds": list(seeds),
         "real": {name: spread([r[name]["auc"] for r in reports]) for name in names},
+        "population_floor": spread([r["population_floor"]["auc"] for r in reports]),
+        "on_synthetic": {
+            name: spread([r["on_synthetic"][name]["auc"] for r in reports]) for name in names
+        },
     }
-    if all("population_floor" in r for r in reports):
-        summary["population_floor"] = spread([r["population_floor"]["auc"] for r in reports])
-    if all("on_synthetic" in r for r in reports):
-        synthetic_names = list(reports[0]["on_synthetic"])
-        summary["on_synthetic"] = {
-            name: spread([r["on_synthetic"][name]["auc"] for r in reports])
-            for name in synthetic_names
-        }
-    return summary
 
 
 def realism_report(

@@ -141,7 +141,7 @@ def measure(
         ]
         report["realism"] = parts[0]
         if realism_repeats > 1 and "skipped" not in parts[0]:
-            report["realism"]["repeats"] = repeats_summary(parts, seeds)
+            report["realism"]["repeats"] = repeats_summary(parts, seeds, list(separators))
     if plots is not None:
         folder = Path(plots)
         figures.separation_by_overlap(report, folder / "separation_by_overlap.png")
