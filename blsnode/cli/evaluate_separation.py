@@ -122,7 +122,8 @@ def render_separation(data: dict[str, Any]) -> str:
     """The report as text: one block per protocol, one line per separator."""
 
     def value(part: dict[str, Any], key: str, digits: str = ".2f") -> str:
-        mean = part[key]["mean"]
+        # Reports written before a measure existed lack its key: shown as not measured.
+        mean = part.get(key, {}).get("mean")
         return "-" if mean is None else format(mean, digits)
 
     lines = [
@@ -147,7 +148,8 @@ def render_separation(data: dict[str, Any]) -> str:
             lines.append(
                 f"  {name:<11} layer psnr {value(part, 'layer_psnr')} dB  "
                 f"detail psnr {value(part, 'detail_psnr')} dB  "
-                f"seam ratio {value(part, 'seam_ratio')}  k error "
+                f"seam ratio {value(part, 'seam_ratio')}  "
+                f"other-bone leak {value(part, 'other_bone_leak')}  k error "
                 f"{value(part, 'k_abs_error', '.3f')} (r {_r(part)})"
             )
     realism = data.get("realism", {})

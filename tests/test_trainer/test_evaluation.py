@@ -22,7 +22,7 @@ from trainer.evaluation.separation import (
     synthetic_joints,
     trivial_separator,
 )
-from trainer.evaluation.separation_report import evaluate_separation
+from trainer.evaluation.separation_report import evaluate_separation, other_bone_leak
 
 LABEL = "shifts 1-8 px"
 
@@ -91,6 +91,9 @@ def test_only_the_overlap_and_the_true_layers_tell_separation_apart(
     assert oracle["layer_psnr"]["mean"] == oracle["detail_psnr"]["mean"] == PSNR_CAP_DB
     assert oracle["seam_ratio"]["mean"] == pytest.approx(1.0)
     assert part["identity"]["seam_ratio"]["mean"] > 1.5  # a second bone pasted in
+    # The identity layers keep much of the other bone in the overlap; the truth none.
+    assert oracle["other_bone_leak"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    assert part["identity"]["other_bone_leak"]["mean"] > 0.3
     assert oracle["k_abs_error"]["mean"] < 1e-6 and oracle["k_pearson_r"] == pytest.approx(1.0)
 
 
@@ -137,3 +140,22 @@ def test_predicted_masks_replace_the_input_but_not_the_truth(
 def test_nothing_to_evaluate_is_an_error() -> None:
     with pytest.raises(ValueError, match="nothing to evaluate"):
         evaluate_separation([], {LABEL: []}, SEPARATORS)
+
+
+def test_other_bone_leak_is_the_slope_of_each_layers_error_on_the_other_bone() -> None:
+    rng = np.random.default_rng(0)
+    truths = rng.uniform(0.2, 0.8, size=(2, 8, 8))
+    cap = np.zeros((8, 8), dtype=bool)
+    cap[2:7, 1:7] = True  # 30 px, above the 20 px an overlap needs
+    centred = [t - t[cap].mean() for t in truths[::-1]]  # the other bone, mean removed
+    # Upper layer keeps half of the lower bone, the lower layer a quarter of the upper
+    # one, both plus a constant offset, which does not count.
+    layers = truths + np.stack([0.5 * centred[0] + 0.1, 0.25 * centred[1] - 0.05])
+    assert other_bone_leak(layers, truths, cap) == pytest.approx((0.5 + 0.25) / 2)
+    assert other_bone_leak(truths, truths, cap) == pytest.approx(0.0)
+    small = np.zeros_like(cap)
+    small[3, 3:8] = True  # 5 px: no slope is measured
+    assert other_bone_leak(layers, truths, small) is None
+    flat = truths.copy()
+    flat[1][cap] = 0.5
+    assert other_bone_leak(layers, flat, cap) is None

@@ -18,7 +18,9 @@ one well beyond it): layer PSNR inside the true overlap, detail PSNR there (a Ga
 local mean of :data:`DETAIL_SIGMA` px removed from both, so that the brightness level a
 non-separating answer gets right does not count), the seam ratio against the true layer
 (:func:`blsgan_core.metrics.seam_ratio` on :func:`~blsgan_core.metrics.layer_seam_band`,
-1 = no seam), and k against the true k, which is the Laplace k of the overlap.
+1 = no seam), the other bone's leak (:func:`other_bone_leak`: how much of the other
+bone each layer keeps in the overlap, 0 for the true layers), and k against the true k,
+which is the Laplace k of the overlap.
 
 Everything is also given per overlap-size bin with its count. The split is by joint; the
 data carry no patient id, so joints of one patient may fall on both sides
@@ -43,6 +45,7 @@ from blsgan_core.metrics import (
     seam_ratio,
 )
 from blsgan_core.reconstruction import transmittance_from_background
+from trainer.datasets import REAL_OVERLAP_MIN_PX
 from trainer.evaluation.separation import (
     OVERLAP_BINS,
     PAPER_TABLE2,
@@ -74,7 +77,15 @@ REAL_KEYS = (
     "k",
     "laplace_k",
 )
-SYNTHETIC_KEYS = ("layer_psnr", "detail_psnr", "seam_ratio", "k", "true_k", "k_abs_error")
+SYNTHETIC_KEYS = (
+    "layer_psnr",
+    "detail_psnr",
+    "seam_ratio",
+    "other_bone_leak",
+    "k",
+    "true_k",
+    "k_abs_error",
+)
 PREDICTED_KEYS = ("overlap_dice",)
 
 
@@ -106,6 +117,30 @@ def mean_seam_ratio(
             continue
         ratios.append(seam_ratio(layers[index], truth, band))
     return float(np.mean(ratios)) if ratios else None
+
+
+def other_bone_leak(layers: np.ndarray, truths: np.ndarray, cap: np.ndarray) -> float | None:
+    """Mean over the two layers of how much of the other bone each keeps in the overlap.
+
+    Per layer: the least-squares slope of its error (layer - true layer) on the other
+    bone's true layer, both inside the overlap ``cap`` and the latter with its mean
+    removed, so a brightness offset does not count. 0 for the true layers; the identity
+    layers keep about 0.6. A layer that holds no bone at all (the trivial answer's
+    lower one) also scores near 0, so a low figure alone is no evidence of separation.
+    ``None`` for other than two layers, for an overlap under ``REAL_OVERLAP_MIN_PX``
+    (a slope over a few pixels is noise), or when the other bone is flat there.
+    """
+    if truths.shape[0] != 2 or int(cap.sum()) < REAL_OVERLAP_MIN_PX:
+        return None
+    slopes = []
+    for index in range(2):
+        other = truths[1 - index][cap] - truths[1 - index][cap].mean()
+        energy = float((other**2).sum())
+        if energy == 0.0:
+            return None
+        error = layers[index][cap] - truths[index][cap]
+        slopes.append(float((error * other).sum()) / energy)
+    return float(np.mean(slopes))
 
 
 def dice(first: np.ndarray, second: np.ndarray) -> float | None:
@@ -158,6 +193,7 @@ def synthetic_region_scores(joint: EvalJoint, output: SeparationResult) -> Score
             )
         ),
         "seam_ratio": mean_seam_ratio(layers, list(truths), joint.masks, cap),
+        "other_bone_leak": other_bone_leak(layers, truths, cap),
         "k": float(output.k),
         "true_k": joint.true_k,
         "k_abs_error": abs(float(output.k) - joint.true_k),
