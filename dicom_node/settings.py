@@ -232,10 +232,12 @@ class DatabaseSettings(_Section):
     url: str | None = None
     sqlite_synchronous: SQLiteSynchronous = SQLiteSynchronous.NORMAL
     # Received instances' rows wait at most this long to be committed together (the
-    # spooled file is durable before the C-STORE is answered; see receive.booking). At 0
-    # a commit starts as soon as a row waits, and the rows that arrive meanwhile go
-    # together into the next: one sender measured faster so than with 0.05 s.
-    group_commit_s: float = Field(default=0.0, ge=0)
+    # spooled file is durable before the C-STORE is answered; see receive.booking): a
+    # job starts that much later at most, and one sender's burst costs a commit per
+    # quarter second instead of one per instance or two (measured by
+    # benchmarks/bench_ingest.py, docs/operations-node.md). At 0 a commit starts as soon
+    # as a row waits, and the rows that arrive meanwhile go together into the next.
+    group_commit_s: float = Field(default=0.25, ge=0)
 
 
 class BrokerSettings(_Section):

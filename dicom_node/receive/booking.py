@@ -3,7 +3,7 @@
 The spool is the record of what was received: a C-STORE is answered once its file is
 durable, and its Instance row (with the Job and Dispatch rows) is written here, off the
 association's thread. ``Bookkeeper.submit`` queues an instance; a writer thread commits
-what waits in one transaction at most ``database.group_commit_s`` (default 0: at once)
+what waits in one transaction at most ``database.group_commit_s`` (default 0.25 s)
 after the oldest arrived, sooner when the group is full or someone waits; what arrives
 during a commit goes into the next. An instance whose row was
 never committed (the process killed with rows waiting) is booked at the next start by
