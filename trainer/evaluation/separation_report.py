@@ -134,7 +134,8 @@ def other_bone_leak(layers: np.ndarray, truths: np.ndarray, cap: np.ndarray) -> 
         return None
     slopes = []
     for index in range(2):
-        other = truths[1 - index][cap] - truths[1 - index][cap].mean()
+        other = truths[1 - index][cap]
+        other = other - other.mean()
         energy = float((other**2).sum())
         if energy == 0.0:
             return None
