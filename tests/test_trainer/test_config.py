@@ -79,3 +79,21 @@ def test_overrides_round_trip_through_plain_data() -> None:
     config = load_preset("cpu")
     assert config.with_overrides() == config
     assert config.with_overrides(optim={"batch_size": 3}).optim.batch_size == 3
+
+
+FINETUNE = Path(__file__).parents[2] / "trainer" / "presets" / "finetune"
+
+
+@pytest.mark.parametrize("path", sorted(FINETUNE.glob("*.toml")), ids=lambda p: p.stem)
+def test_the_shipped_models_fine_tuning_presets_keep_its_networks(path: Path) -> None:
+    """The card of `blsgan-cpu` names these files; each continues `gpu-skip-mixed`'s networks,
+    departs from the paper's losses only by named options, and keeps the paper's phase-2 data
+    but for the last run's real slivers."""
+    config = load_preset(path)
+    mixed = load_preset("gpu-skip-mixed")
+    assert config.model == mixed.model
+    assert config.data.synthetic == mixed.data.synthetic
+    weights = config.optim.weights()
+    assert weights.unseparated_overlap_fake and weights.seam > 0
+    expected_min_overlap = 100 if path.stem == "ft31-noslv" else 1
+    assert config.data.min_real_overlap_px == expected_min_overlap
