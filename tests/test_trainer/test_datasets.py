@@ -144,3 +144,21 @@ def test_without_harmonise_the_raw_crop_and_the_manifest_background_are_used(
     assert record.background is not None
     manifest_background = np.rint(read_grey(record.background) * 255).astype(np.uint8)
     assert np.array_equal(stored.background, manifest_background)
+
+
+def test_phase_two_leaves_out_real_joints_below_the_smallest_overlap(
+    small_manifest: Path, tiny_config: TrainConfig
+) -> None:
+    """``min_real_overlap_px`` (the shipped model's last run used 100) drops real joints
+    overlapping by fewer pixels from phase 2 and keeps every synthetic item."""
+    data = prepare_data([small_manifest], tiny_config.data)
+    overlaps = sorted(record.overlap_px for record in data.real_overlapping("train", 1))
+    assert len(set(overlaps)) > 1, "the fixture needs real overlaps of two sizes"
+    threshold = overlaps[-1]
+    everything, large_only = phase_items(data, 2, 1), phase_items(data, 2, threshold)
+    real_kept = [item.record.overlap_px for item in large_only if item.kind == REAL]
+    assert real_kept and min(real_kept) >= threshold
+    assert len(real_kept) == sum(1 for px in overlaps if px >= threshold) < len(overlaps)
+    synthetic = [item for item in everything if item.kind == SYNTHETIC]
+    assert synthetic == [item for item in large_only if item.kind == SYNTHETIC]
+    assert phase_items(data, 1, threshold) == synthetic
