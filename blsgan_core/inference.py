@@ -114,6 +114,6 @@ def separate(
     layers, k, recon = (torch.cat(parts) for parts in zip(*outputs, strict=True))
     mode = model.config.boundary_blend if boundary_blend is None else boundary_blend
     if mode != "off":
-        layers = remove_seams(mode, layers, image_tensor, mask_tensor)
+        layers = remove_seams(mode, layers, image_tensor, mask_tensor, k)
         recon = reconstruct(layers, mask_tensor, k)
     return SeparationResult(layers, k, recon)

@@ -35,9 +35,11 @@ class BLSGANConfig:
     after the generator (:data:`blsgan_core.seam_modes.BLEND_MODES`). ``"poisson"`` replaces
     each layer by the input outside the overlap and blends it into that surround inside
     it, Eq. 1 recomputed; ``"exchange"`` moves brightness between the two layers inside
-    the overlap so that each meets its own bone, keeping Eq. 1's reconstruction. Why:
-    generators leave a brightness offset with a hard edge along the overlap boundary (a
-    seam) whose texture is right but whose level is not.
+    the overlap so that each meets its own bone, keeping Eq. 1's reconstruction;
+    ``"eq1-exchange"`` first makes the layers reproduce the input by Eq. 1 inside the
+    overlap, pixel by pixel, then exchanges. Why: generators leave a brightness offset
+    with a hard edge along the overlap boundary (a seam) whose texture is right but whose
+    level is not, and their layers miss Eq. 1 there.
 
     ``reconstructor_window`` (px; 0 = the whole input, as the paper, which trains and
     infers on whole 256 px joints): k is regressed from this square around the joint space

@@ -4,5 +4,6 @@ Kept apart from :mod:`blsgan_core.seams` so that command-line options can list t
 without importing torch.
 """
 
-#: No seam step; the Poisson blend of each layer; the exchange between the two layers.
-BLEND_MODES = ("off", "poisson", "exchange")
+#: No seam step; the Poisson blend of each layer; the exchange between the two layers;
+#: the layers made to meet Eq. 1 inside the overlap, then the exchange.
+BLEND_MODES = ("off", "poisson", "exchange", "eq1-exchange")

@@ -1,8 +1,9 @@
 """Seam removal for generated layers, two ways; neither is the paper's.
 
-``poisson`` (:func:`blend_layers`) and ``exchange`` (:func:`exchange_layers`) are the
-modes of :attr:`blsgan_core.model.BLSGANConfig.boundary_blend` besides ``off``; the
-poisson blend is described first.
+``poisson`` (:func:`blend_layers`), ``exchange`` (:func:`exchange_layers`) and
+``eq1-exchange`` (:func:`project_layers`, then the exchange) are the modes of
+:attr:`blsgan_core.model.BLSGANConfig.boundary_blend` besides ``off``; the poisson blend
+is described first.
 
 Why: the shipped generator leaves each layer, inside the overlap ``O = M_1 ∩ M_2``, offset
 in brightness against the rest of its bone, with a hard edge along ``O``'s boundary (seam
@@ -211,6 +212,52 @@ def exchange_layers(
     return result
 
 
+def project_layers(
+    layers: NDArray[np.floating], image: NDArray[np.floating], masks: NDArray[np.bool_], k: float
+) -> NDArray[np.float32]:
+    """Two layers (``(2, H, W)``) made to compose back into ``image`` (``(H, W)``) by Eq. 1
+    inside the overlap, pixel by pixel; outside it unchanged.
+
+    Inside the overlap Eq. 1 is ``log(1 - J) + log k = log(1 - L_1) + log(1 - L_2)``. The
+    residual of the generator's layers against it is shared equally between the two
+    ``log(1 - L_i)``: a change Eq. 1 sees and the exchange cannot make, since the exchange
+    only moves brightness from one layer to the other. Why: the shipped generator's layers
+    miss Eq. 1 by a residual that varies from pixel to pixel, and the exchange, which
+    levels each layer with its own bone at the overlap's boundary, only helps where Eq. 1
+    holds (docs/training.md, session 17).
+    """
+    layers = np.asarray(layers, dtype=np.float64)
+    masks = np.asarray(masks, dtype=bool)
+    if layers.shape[0] != 2 or layers.ndim != 3 or layers.shape != masks.shape:
+        raise ValueError(
+            f"layers and masks must both be (2, H, W), got {layers.shape} and {masks.shape}"
+        )
+    if not k > 0:
+        raise ValueError(f"k is a transmittance and must be > 0, got {k}")
+    overlap = masks[0] & masks[1]
+    logs = np.log(np.clip(1.0 - layers, MIN_TRANSMITTANCE, 1.0))
+    target = np.log(np.clip(1.0 - np.asarray(image, dtype=np.float64), MIN_TRANSMITTANCE, 1.0))
+    residual = np.where(overlap, target + np.log(k) - logs[0] - logs[1], 0.0)
+    projected = np.clip(1.0 - np.exp(logs + residual / 2), 0.0, 1.0)
+    return np.where(overlap, projected, layers).astype(np.float32)
+
+
+def project_exchange_batch(
+    layers: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, k: torch.Tensor
+) -> torch.Tensor:
+    """:func:`project_layers` then :func:`exchange_layers` for each joint of a batch
+    (layers and masks ``(B, 2, H, W)``, images ``(B, 1, H, W)``, k ``(B,)``); float32 CPU."""
+    masks_np = masks.detach().cpu().numpy() > 0.5
+    images_np = images.detach().cpu().float().numpy()[:, 0]
+    layers_np = layers.detach().cpu().float().numpy()
+    k_np = k.detach().cpu().float().numpy().reshape(-1)
+    joints = [
+        exchange_layers(project_layers(joint, image, mask, float(kk)), mask)
+        for joint, image, mask, kk in zip(layers_np, images_np, masks_np, k_np, strict=True)
+    ]
+    return torch.from_numpy(np.stack(joints)) if joints else layers.detach().cpu().float()
+
+
 def exchange_batch(layers: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """:func:`exchange_layers` for each joint of a batch (``(B, 2, H, W)``); float32 CPU."""
     masks_np = masks.detach().cpu().numpy() > 0.5
@@ -222,13 +269,16 @@ def exchange_batch(layers: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 
 def remove_seams(
-    mode: str, layers: torch.Tensor, images: torch.Tensor, masks: torch.Tensor
+    mode: str, layers: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, k: torch.Tensor
 ) -> torch.Tensor:
-    """The layers of a batch after the seam step ``mode`` (one of :data:`BLEND_MODES`)."""
+    """The layers of a batch after the seam step ``mode`` (one of :data:`BLEND_MODES`);
+    ``k`` ``(B,)`` is the model's, which ``eq1-exchange`` needs."""
     if mode not in BLEND_MODES:
         raise ValueError(f"boundary_blend must be one of {BLEND_MODES}, got {mode!r}")
     if mode == "poisson":
         return blend_batch(layers, images, masks)
     if mode == "exchange":
         return exchange_batch(layers, masks)
+    if mode == "eq1-exchange":
+        return project_exchange_batch(layers, images, masks, k)
     return layers

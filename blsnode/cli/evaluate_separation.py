@@ -267,7 +267,7 @@ SEPARATION_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         default="config",
         show_default=True,
         help="Separation: the seam step of the layers (not the paper's) as the checkpoint "
-        "says, off, poisson, exchange, or compare (the model with each, in one run).",
+        "says, one of the steps listed, or compare (the model with each, in one run).",
     ),
     click.option("--max-images", type=click.IntRange(min=1), help="Separation: cap per protocol."),
     click.option("--device", help="Separation: torch device (default cuda if present)."),

@@ -142,8 +142,8 @@ def register(settings: Settings, checkpoint: Path, name: str, as_json: bool) -> 
     "--boundary-blend",
     type=click.Choice(BLEND_MODES),
     default=None,
-    help="The seam step of the layers (not the paper's) in the exported config: off, "
-    "poisson or exchange (default: as in CHECKPOINT).",
+    help="The seam step of the layers (not the paper's) in the exported config, one of "
+    "the choices above (default: as in CHECKPOINT).",
 )
 @click.option(
     "--reconstructor-window",

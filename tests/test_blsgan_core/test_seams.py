@@ -14,7 +14,13 @@ from blsgan_core.inference import separate
 from blsgan_core.laplace import poisson_fill
 from blsgan_core.model import BLSGANConfig, BLSGANModel, load_model, model_checkpoint, save_model
 from blsgan_core.reconstruction import reconstruct
-from blsgan_core.seams import blend_batch, blend_layer, blend_layers, exchange_layers
+from blsgan_core.seams import (
+    blend_batch,
+    blend_layer,
+    blend_layers,
+    exchange_layers,
+    project_layers,
+)
 
 HEIGHT, WIDTH = 32, 24
 
@@ -178,3 +184,53 @@ def test_exchange_without_an_overlap_is_the_identity() -> None:
     masks[0, :3], masks[1, 5:] = True, True
     layers = np.random.default_rng(0).random((2, 8, 8)) * masks
     np.testing.assert_array_equal(exchange_layers(layers, masks), layers.astype(np.float32))
+
+
+def _composed(truth: np.ndarray, masks: np.ndarray, k: float) -> np.ndarray:
+    """The input Eq. 1 composes from ``truth``."""
+    layers = torch.from_numpy(truth)[None].float()
+    return reconstruct(layers, torch.from_numpy(masks)[None].float(), k)[0, 0].double().numpy()
+
+
+def test_projection_removes_what_eq1_sees_and_only_inside_the_overlap() -> None:
+    masks = _masks()
+    overlap = masks[0] & masks[1]
+    rng = np.random.default_rng(1)
+    truth = np.stack(
+        [0.4 + 0.1 * rng.random((HEIGHT, WIDTH)), 0.3 + 0.1 * rng.random((HEIGHT, WIDTH))]
+    )
+    truth = truth * masks
+    image, k = _composed(truth, masks, 0.8), 0.8
+    # Both layers' log(1 - L) off by the same field inside the overlap (a wrong total),
+    # and the upper layer off by a little outside it too.
+    common = 0.1 * rng.standard_normal((HEIGHT, WIDTH))
+    layers = 1 - (1 - truth) * np.exp(np.where(overlap, common, 0.0))
+    layers[0][~overlap & masks[0]] += 0.01
+    projected = project_layers(layers, image, masks, k)
+    np.testing.assert_allclose(projected[:, overlap], truth[:, overlap], atol=1e-5)
+    np.testing.assert_array_equal(projected[:, ~overlap], layers[:, ~overlap].astype(np.float32))
+    untouched = project_layers(truth, image, masks, k)
+    np.testing.assert_allclose(untouched, truth, atol=1e-6)
+    with pytest.raises(ValueError, match="must be > 0"):
+        project_layers(truth, image, masks, 0.0)
+
+
+def test_eq1_exchange_removes_a_wrong_total_and_a_wrong_split(tiny_config: BLSGANConfig) -> None:
+    masks = _masks()
+    overlap = masks[0] & masks[1]
+    truth = np.stack([np.where(masks[0], 0.5, 0.0), np.where(masks[1], 0.4, 0.0)])
+    k = 0.9
+    image = _composed(truth, masks, k)
+    layers = truth.copy()
+    # Upper 0.2 more opaque than true in log(1 - L), lower 0.1 less: the split is off by
+    # 0.15 each way and the total by 0.05 each; neither step alone recovers the truth.
+    layers[0][overlap] = 1 - 0.5 * np.exp(-0.2)
+    layers[1][overlap] = 1 - 0.6 * np.exp(0.1)
+    projected = project_layers(layers, image, masks, k)
+    np.testing.assert_allclose(exchange_layers(projected, masks), truth, atol=2e-4)
+    assert np.abs(exchange_layers(layers, masks) - truth)[:, overlap].max() > 0.01
+    assert np.abs(projected - truth)[:, overlap].max() > 0.05
+    model = _identity_model(tiny_config, "eq1-exchange")
+    result = separate(image[None].astype(np.float32), masks[None], model)
+    recon = result.reconstruction[0, 0].numpy()
+    np.testing.assert_allclose(recon[overlap], image[overlap], atol=1e-4)
