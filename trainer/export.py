@@ -79,7 +79,7 @@ def export_half(
     changed = {key: value for key, value in changes.items() if value is not None}
     if changed:
         config = BLSGANConfig.from_dict({**source.config, **changed}).to_dict()
-        source = replace(source, config=config)
+        source = replace(source, config=config, version=_step_version(source, config))
     extra: dict[str, Any] = {"evaluation": evaluation} if evaluation is not None else {}
     if note:
         extra["note"] = note
@@ -92,6 +92,15 @@ def export_half(
     if promote:
         entry = registry.promote(name)
     return entry
+
+
+def _step_version(source: Checkpoint, config: dict[str, Any]) -> str:
+    """The version of ``source`` exported with ``config``: ``+<step>`` appended when the
+    seam step differs from the checkpoint's, so that results made with and without it
+    (whose model version the DICOM outputs record) are told apart."""
+    trained = BLSGANConfig.from_dict(source.config).boundary_blend
+    step = config["boundary_blend"]
+    return source.version if step == trained else f"{source.version}+{step}"
 
 
 def _card_figure(

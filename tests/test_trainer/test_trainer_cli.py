@@ -161,6 +161,9 @@ def test_export_switches_the_boundary_blend_in_the_config(tmp_path: Path, tiny_r
         _json(["models", "export", str(tiny_run.best_checkpoint), name, "--to", str(target),
                "--no-promote", *flag, "--json"], tmp_path)  # fmt: skip
         assert load_model(target / f"{name}.pt").config.boundary_blend == expected
+    versions = {name: load_model(target / f"{name}.pt").version for name, _, _ in modes}
+    assert versions["exchange"] == versions["as-is"] + "+exchange"
+    assert versions["poisson"] == versions["as-is"] + "+poisson"
     trained = load_model(target / "as-is.pt").config.reconstructor_window
     _json(["models", "export", str(tiny_run.best_checkpoint), "whole", "--to", str(target),
            "--no-promote", "--reconstructor-window", "0", "--json"], tmp_path)  # fmt: skip
