@@ -1,7 +1,8 @@
 """Seam removal for generated layers, two ways; neither is the paper's.
 
-``poisson`` (:func:`blend_layers`), ``exchange`` (:func:`exchange_layers`) and
-``eq1-exchange`` (:func:`project_layers`, then the exchange) are the modes of
+``poisson`` (:func:`blend_layers`), ``exchange`` (:func:`exchange_layers`),
+``eq1-exchange`` (:func:`project_layers`, then the exchange) and ``eq1-split`` (the
+exchange's field found on the projected layers) are the modes of
 :attr:`blsgan_core.model.BLSGANConfig.boundary_blend` besides ``off``; the poisson blend
 is described first.
 
@@ -159,6 +160,8 @@ def exchange_layers(
     layers: NDArray[np.floating],
     masks: NDArray[np.bool_],
     screening: float = DEFAULT_SCREENING,
+    *,
+    guide: NDArray[np.floating] | None = None,
 ) -> NDArray[np.float32]:
     """Two layers (``(2, H, W)``) with their seams traded off against each other inside
     the overlap, the Eq. 1 reconstruction unchanged.
@@ -173,17 +176,42 @@ def exchange_layers(
     reconstructs the input makes the two offsets agree (one layer too bright by what the
     other is too dark), and then both seams go; where they disagree, ``d`` meets them
     halfway instead of changing the reconstruction (which :func:`blend_layers` does).
+
+    ``guide`` (default: ``layers``): the layers whose offsets at the boundary set ``d``,
+    which is then applied to ``layers``; ``eq1-split`` guides by the layers projected onto
+    Eq. 1 (:func:`project_layers`), whose two offsets agree as the exchange needs.
     """
-    layers = np.asarray(layers, dtype=np.float64)
+    layers = _two_layers(layers, masks)
     masks = np.asarray(masks, dtype=bool)
-    if layers.shape[0] != 2 or layers.ndim != 3 or layers.shape != masks.shape:
-        raise ValueError(
-            f"layers and masks must both be (2, H, W), got {layers.shape} and {masks.shape}"
-        )
     overlap = masks[0] & masks[1]
     result = layers.astype(np.float32)
     if not overlap.any():
         return result
+    d = _exchange_field(_two_layers(layers if guide is None else guide, masks), masks, screening)
+    logs = np.log(np.clip(1.0 - layers, MIN_TRANSMITTANCE, 1.0))
+    upper = 1.0 - np.exp(logs[0] + d)
+    lower = 1.0 - np.exp(logs[1] - d)
+    result[0] = np.where(overlap, np.clip(upper, 0.0, 1.0), layers[0])
+    result[1] = np.where(overlap, np.clip(lower, 0.0, 1.0), layers[1])
+    return result
+
+
+def _two_layers(layers: NDArray[np.floating], masks: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """``layers`` as float64, checked to be two layers of the masks' shape."""
+    checked = np.asarray(layers, dtype=np.float64)
+    shape = np.shape(masks)
+    if checked.shape[0] != 2 or checked.ndim != 3 or checked.shape != shape:
+        raise ValueError(
+            f"layers and masks must both be (2, H, W), got {checked.shape} and {shape}"
+        )
+    return checked
+
+
+def _exchange_field(
+    layers: NDArray[np.float64], masks: NDArray[np.bool_], screening: float
+) -> NDArray[np.float64]:
+    """The exchange's field ``d`` (0 outside the overlap) for two layers with an overlap."""
+    overlap = masks[0] & masks[1]
     logs = np.log(np.clip(1.0 - layers, MIN_TRANSMITTANCE, 1.0))
     upper_sum, upper_count = _edge_targets(logs[0], overlap, masks[0] & ~masks[1])
     lower_sum, lower_count = _edge_targets(logs[1], overlap, masks[1] & ~masks[0])
@@ -202,14 +230,9 @@ def exchange_layers(
     degree = np.asarray(adjacency.sum(axis=1)).ravel()
     diagonal = degree + upper_count[overlap] + lower_count[overlap] + screening
     system = sparse.diags(diagonal) - adjacency
-    field = spsolve(system.tocsc(), upper_sum[overlap] - lower_sum[overlap])
     d = np.zeros(overlap.shape)
-    d[overlap] = field
-    upper = 1.0 - np.exp(logs[0] + d)
-    lower = 1.0 - np.exp(logs[1] - d)
-    result[0] = np.where(overlap, np.clip(upper, 0.0, 1.0), layers[0])
-    result[1] = np.where(overlap, np.clip(lower, 0.0, 1.0), layers[1])
-    return result
+    d[overlap] = spsolve(system.tocsc(), upper_sum[overlap] - lower_sum[overlap])
+    return d
 
 
 def project_layers(
@@ -226,12 +249,8 @@ def project_layers(
     levels each layer with its own bone at the overlap's boundary, only helps where Eq. 1
     holds (docs/training.md, session 17).
     """
-    layers = np.asarray(layers, dtype=np.float64)
+    layers = _two_layers(layers, masks)
     masks = np.asarray(masks, dtype=bool)
-    if layers.shape[0] != 2 or layers.ndim != 3 or layers.shape != masks.shape:
-        raise ValueError(
-            f"layers and masks must both be (2, H, W), got {layers.shape} and {masks.shape}"
-        )
     if not k > 0:
         raise ValueError(f"k is a transmittance and must be > 0, got {k}")
     overlap = masks[0] & masks[1]
@@ -242,19 +261,24 @@ def project_layers(
     return np.where(overlap, projected, layers).astype(np.float32)
 
 
-def project_exchange_batch(
-    layers: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, k: torch.Tensor
+def eq1_exchange_batch(
+    mode: str, layers: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, k: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`project_layers` then :func:`exchange_layers` for each joint of a batch
-    (layers and masks ``(B, 2, H, W)``, images ``(B, 1, H, W)``, k ``(B,)``); float32 CPU."""
+    """The Eq. 1 steps for each joint of a batch (layers and masks ``(B, 2, H, W)``, images
+    ``(B, 1, H, W)``, k ``(B,)``); float32 CPU. ``eq1-exchange``: :func:`project_layers`,
+    then :func:`exchange_layers`; ``eq1-split``: the generator's layers exchanged by the
+    field of their projection, so their reconstruction stays the generator's."""
     masks_np = masks.detach().cpu().numpy() > 0.5
     images_np = images.detach().cpu().float().numpy()[:, 0]
     layers_np = layers.detach().cpu().float().numpy()
     k_np = k.detach().cpu().float().numpy().reshape(-1)
-    joints = [
-        exchange_layers(project_layers(joint, image, mask, float(kk)), mask)
-        for joint, image, mask, kk in zip(layers_np, images_np, masks_np, k_np, strict=True)
-    ]
+    joints = []
+    for joint, image, mask, kk in zip(layers_np, images_np, masks_np, k_np, strict=True):
+        projected = project_layers(joint, image, mask, float(kk))
+        if mode == "eq1-exchange":
+            joints.append(exchange_layers(projected, mask))
+        else:
+            joints.append(exchange_layers(joint, mask, guide=projected))
     return torch.from_numpy(np.stack(joints)) if joints else layers.detach().cpu().float()
 
 
@@ -272,13 +296,13 @@ def remove_seams(
     mode: str, layers: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, k: torch.Tensor
 ) -> torch.Tensor:
     """The layers of a batch after the seam step ``mode`` (one of :data:`BLEND_MODES`);
-    ``k`` ``(B,)`` is the model's, which ``eq1-exchange`` needs."""
+    ``k`` ``(B,)`` is the model's, which the Eq. 1 steps need."""
     if mode not in BLEND_MODES:
         raise ValueError(f"boundary_blend must be one of {BLEND_MODES}, got {mode!r}")
     if mode == "poisson":
         return blend_batch(layers, images, masks)
     if mode == "exchange":
         return exchange_batch(layers, masks)
-    if mode == "eq1-exchange":
-        return project_exchange_batch(layers, images, masks, k)
+    if mode in ("eq1-exchange", "eq1-split"):
+        return eq1_exchange_batch(mode, layers, images, masks, k)
     return layers

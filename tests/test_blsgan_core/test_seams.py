@@ -234,3 +234,27 @@ def test_eq1_exchange_removes_a_wrong_total_and_a_wrong_split(tiny_config: BLSGA
     result = separate(image[None].astype(np.float32), masks[None], model)
     recon = result.reconstruction[0, 0].numpy()
     np.testing.assert_allclose(recon[overlap], image[overlap], atol=1e-4)
+
+
+def test_eq1_split_removes_the_wrong_split_and_keeps_the_generators_reconstruction(
+    tiny_config: BLSGANConfig,
+) -> None:
+    masks = _masks()
+    overlap = masks[0] & masks[1]
+    truth = np.stack([np.where(masks[0], 0.5, 0.0), np.where(masks[1], 0.4, 0.0)])
+    k = 0.9
+    image = _composed(truth, masks, k)
+    layers = truth.copy()
+    # As above: the split off by 0.15 each way, the total by 0.05 in each layer. The
+    # field found on the projected layers removes the split; the total stays.
+    layers[0][overlap] = 1 - 0.5 * np.exp(-0.2)
+    layers[1][overlap] = 1 - 0.6 * np.exp(0.1)
+    split = exchange_layers(layers, masks, guide=project_layers(layers, image, masks, k))
+    offsets = np.log(1 - split[:, overlap]) - np.log(1 - truth[:, overlap])
+    np.testing.assert_allclose(offsets, -0.05, atol=2e-3)
+    product = (1 - split[0]) * (1 - split[1])
+    np.testing.assert_allclose(product, (1 - layers[0]) * (1 - layers[1]), atol=1e-6)
+    model = _identity_model(tiny_config, "eq1-split")
+    result = separate(image[None].astype(np.float32), masks[None], model)
+    plain = separate(image[None].astype(np.float32), masks[None], model, boundary_blend="off")
+    assert torch.allclose(result.reconstruction, plain.reconstruction, atol=1e-5)
