@@ -23,6 +23,8 @@ from blsgan_core.seams import (
 )
 
 HEIGHT, WIDTH = 32, 24
+#: The soft tissue's transmittance in the Eq. 1 cases.
+EQ1_K = 0.9
 
 
 def _masks() -> np.ndarray:
@@ -215,18 +217,24 @@ def test_projection_removes_what_eq1_sees_and_only_inside_the_overlap() -> None:
         project_layers(truth, image, masks, 0.0)
 
 
-def test_eq1_exchange_removes_a_wrong_total_and_a_wrong_split(tiny_config: BLSGANConfig) -> None:
+def _wrong_split_and_total() -> tuple[np.ndarray, ...]:
+    """Two flat bones composed with k 0.9, and layers whose log(1 - L) inside the overlap is
+    0.2 too low (upper) and 0.1 too high (lower): the split off by 0.15 each way, the total
+    by 0.05 in each layer. Returns masks, overlap, truth, image, layers."""
     masks = _masks()
     overlap = masks[0] & masks[1]
     truth = np.stack([np.where(masks[0], 0.5, 0.0), np.where(masks[1], 0.4, 0.0)])
-    k = 0.9
-    image = _composed(truth, masks, k)
+    image = _composed(truth, masks, EQ1_K)
     layers = truth.copy()
-    # Upper 0.2 more opaque than true in log(1 - L), lower 0.1 less: the split is off by
-    # 0.15 each way and the total by 0.05 each; neither step alone recovers the truth.
     layers[0][overlap] = 1 - 0.5 * np.exp(-0.2)
     layers[1][overlap] = 1 - 0.6 * np.exp(0.1)
-    projected = project_layers(layers, image, masks, k)
+    return masks, overlap, truth, image, layers
+
+
+def test_eq1_exchange_removes_a_wrong_total_and_a_wrong_split(tiny_config: BLSGANConfig) -> None:
+    masks, overlap, truth, image, layers = _wrong_split_and_total()
+    # Neither step alone recovers the truth.
+    projected = project_layers(layers, image, masks, EQ1_K)
     np.testing.assert_allclose(exchange_layers(projected, masks), truth, atol=2e-4)
     assert np.abs(exchange_layers(layers, masks) - truth)[:, overlap].max() > 0.01
     assert np.abs(projected - truth)[:, overlap].max() > 0.05
@@ -239,17 +247,9 @@ def test_eq1_exchange_removes_a_wrong_total_and_a_wrong_split(tiny_config: BLSGA
 def test_eq1_split_removes_the_wrong_split_and_keeps_the_generators_reconstruction(
     tiny_config: BLSGANConfig,
 ) -> None:
-    masks = _masks()
-    overlap = masks[0] & masks[1]
-    truth = np.stack([np.where(masks[0], 0.5, 0.0), np.where(masks[1], 0.4, 0.0)])
-    k = 0.9
-    image = _composed(truth, masks, k)
-    layers = truth.copy()
-    # As above: the split off by 0.15 each way, the total by 0.05 in each layer. The
-    # field found on the projected layers removes the split; the total stays.
-    layers[0][overlap] = 1 - 0.5 * np.exp(-0.2)
-    layers[1][overlap] = 1 - 0.6 * np.exp(0.1)
-    split = exchange_layers(layers, masks, guide=project_layers(layers, image, masks, k))
+    masks, overlap, truth, image, layers = _wrong_split_and_total()
+    # The field found on the projected layers removes the split; the total stays.
+    split = exchange_layers(layers, masks, guide=project_layers(layers, image, masks, EQ1_K))
     offsets = np.log(1 - split[:, overlap]) - np.log(1 - truth[:, overlap])
     np.testing.assert_allclose(offsets, -0.05, atol=2e-3)
     product = (1 - split[0]) * (1 - split[1])
