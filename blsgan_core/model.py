@@ -38,7 +38,8 @@ class BLSGANConfig:
     the overlap so that each meets its own bone, keeping Eq. 1's reconstruction;
     ``"eq1-exchange"`` first makes the layers reproduce the input by Eq. 1 inside the
     overlap, pixel by pixel, then exchanges; ``"eq1-split"`` exchanges the generator's own
-    layers by the field found on those projected ones. Why: generators leave a brightness offset
+    layers by the field found on those projected ones, ``"eq1-offset"`` by its mean over the
+    overlap. Why: generators leave a brightness offset
     with a hard edge along the overlap boundary (a seam) whose texture is right but whose
     level is not, and their layers miss Eq. 1 there.
 

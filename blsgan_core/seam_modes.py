@@ -6,5 +6,6 @@ without importing torch.
 
 #: No seam step; the Poisson blend of each layer; the exchange between the two layers;
 #: the layers made to meet Eq. 1 inside the overlap, then the exchange; the exchange by
-#: the field found on those projected layers, applied to the generator's own.
-BLEND_MODES = ("off", "poisson", "exchange", "eq1-exchange", "eq1-split")
+#: the field found on those projected layers, applied to the generator's own; that
+#: field's mean over the overlap instead.
+BLEND_MODES = ("off", "poisson", "exchange", "eq1-exchange", "eq1-split", "eq1-offset")

@@ -1,8 +1,9 @@
 """Seam removal for generated layers, two ways; neither is the paper's.
 
 ``poisson`` (:func:`blend_layers`), ``exchange`` (:func:`exchange_layers`),
-``eq1-exchange`` (:func:`project_layers`, then the exchange) and ``eq1-split`` (the
-exchange's field found on the projected layers) are the modes of
+``eq1-exchange`` (:func:`project_layers`, then the exchange), ``eq1-split`` (the
+exchange's field found on the projected layers) and ``eq1-offset`` (that field's mean)
+are the modes of
 :attr:`blsgan_core.model.BLSGANConfig.boundary_blend` besides ``off``; the poisson blend
 is described first.
 
@@ -162,6 +163,7 @@ def exchange_layers(
     screening: float = DEFAULT_SCREENING,
     *,
     guide: NDArray[np.floating] | None = None,
+    constant: bool = False,
 ) -> NDArray[np.float32]:
     """Two layers (``(2, H, W)``) with their seams traded off against each other inside
     the overlap, the Eq. 1 reconstruction unchanged.
@@ -180,6 +182,8 @@ def exchange_layers(
     ``guide`` (default: ``layers``): the layers whose offsets at the boundary set ``d``,
     which is then applied to ``layers``; ``eq1-split`` guides by the layers projected onto
     Eq. 1 (:func:`project_layers`), whose two offsets agree as the exchange needs.
+    ``constant``: ``d`` replaced by its mean over the overlap (``eq1-offset``), a shift of
+    brightness between the layers with no spatial structure of its own.
     """
     layers = _two_layers(layers, masks)
     masks = np.asarray(masks, dtype=bool)
@@ -188,6 +192,8 @@ def exchange_layers(
     if not overlap.any():
         return result
     d = _exchange_field(_two_layers(layers if guide is None else guide, masks), masks, screening)
+    if constant:
+        d = np.where(overlap, d[overlap].mean(), 0.0)
     logs = np.log(np.clip(1.0 - layers, MIN_TRANSMITTANCE, 1.0))
     upper = 1.0 - np.exp(logs[0] + d)
     lower = 1.0 - np.exp(logs[1] - d)
@@ -267,7 +273,8 @@ def eq1_exchange_batch(
     """The Eq. 1 steps for each joint of a batch (layers and masks ``(B, 2, H, W)``, images
     ``(B, 1, H, W)``, k ``(B,)``); float32 CPU. ``eq1-exchange``: :func:`project_layers`,
     then :func:`exchange_layers`; ``eq1-split``: the generator's layers exchanged by the
-    field of their projection, so their reconstruction stays the generator's."""
+    field of their projection, so their reconstruction stays the generator's;
+    ``eq1-offset``: the same with the field's mean over the overlap."""
     masks_np = masks.detach().cpu().numpy() > 0.5
     images_np = images.detach().cpu().float().numpy()[:, 0]
     layers_np = layers.detach().cpu().float().numpy()
@@ -278,7 +285,8 @@ def eq1_exchange_batch(
         if mode == "eq1-exchange":
             joints.append(exchange_layers(projected, mask))
         else:
-            joints.append(exchange_layers(joint, mask, guide=projected))
+            constant = mode == "eq1-offset"
+            joints.append(exchange_layers(joint, mask, guide=projected, constant=constant))
     return torch.from_numpy(np.stack(joints)) if joints else layers.detach().cpu().float()
 
 
@@ -303,6 +311,6 @@ def remove_seams(
         return blend_batch(layers, images, masks)
     if mode == "exchange":
         return exchange_batch(layers, masks)
-    if mode in ("eq1-exchange", "eq1-split"):
+    if mode in ("eq1-exchange", "eq1-split", "eq1-offset"):
         return eq1_exchange_batch(mode, layers, images, masks, k)
     return layers
