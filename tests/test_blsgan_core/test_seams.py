@@ -254,7 +254,23 @@ def test_eq1_split_removes_the_wrong_split_and_keeps_the_generators_reconstructi
     np.testing.assert_allclose(offsets, -0.05, atol=2e-3)
     product = (1 - split[0]) * (1 - split[1])
     np.testing.assert_allclose(product, (1 - layers[0]) * (1 - layers[1]), atol=1e-6)
-    model = _identity_model(tiny_config, "eq1-split")
-    result = separate(image[None].astype(np.float32), masks[None], model)
-    plain = separate(image[None].astype(np.float32), masks[None], model, boundary_blend="off")
-    assert torch.allclose(result.reconstruction, plain.reconstruction, atol=1e-5)
+    for mode in ("eq1-split", "eq1-offset"):
+        model = _identity_model(tiny_config, mode)
+        result = separate(image[None].astype(np.float32), masks[None], model)
+        plain = separate(image[None].astype(np.float32), masks[None], model, boundary_blend="off")
+        assert torch.allclose(result.reconstruction, plain.reconstruction, atol=1e-5)
+
+
+def test_eq1_offset_moves_one_constant_between_the_layers() -> None:
+    masks, overlap, truth, image, _ = _wrong_split_and_total()
+    rng = np.random.default_rng(2)
+    # A split that varies across the overlap: the constant step applies its mean only.
+    field = np.where(overlap, 0.1 + 0.1 * rng.standard_normal(overlap.shape), 0.0)
+    layers = np.stack([1 - (1 - truth[0]) * np.exp(-field), 1 - (1 - truth[1]) * np.exp(field)])
+    guide = project_layers(layers, image, masks, EQ1_K)
+    varied = exchange_layers(layers, masks, guide=guide)
+    shifted = exchange_layers(layers, masks, guide=guide, constant=True)
+    moved = np.log(1 - shifted[0]) - np.log(1 - layers[0])
+    assert np.ptp(moved[overlap]) < 1e-6 and 0.05 < moved[overlap].mean() < 0.15
+    assert np.ptp((np.log(1 - varied[0]) - np.log(1 - layers[0]))[overlap]) > 0.01
+    np.testing.assert_array_equal(shifted[:, ~overlap], layers[:, ~overlap].astype(np.float32))

@@ -162,8 +162,8 @@ def test_separation_compares_the_model_with_and_without_the_boundary_blend(
     small_manifest: Path,
 ) -> None:
     """``--boundary-blend compare``: the same shipped model with each seam step; each leaves
-    no seam, the exchange and ``eq1-split`` keep the reconstruction, and ``eq1-exchange``
-    reproduces the input inside the overlap."""
+    no seam, the exchange, ``eq1-split`` and ``eq1-offset`` keep the reconstruction, and
+    ``eq1-exchange`` reproduces the input inside the overlap."""
     args = ["evaluate", "--task", "separation", "--manifest", str(small_manifest),
             "--split", "val", "--validation-fraction", "0.5", "--max-images", "3",
             "--no-realism", "--boundary-blend", "compare", "--json"]  # fmt: skip
@@ -172,12 +172,13 @@ def test_separation_compares_the_model_with_and_without_the_boundary_blend(
     report = json.loads(result.stdout)
     assert report["separators"] == [
         "model", "model+poisson", "model+exchange", "model+eq1-exchange", "model+eq1-split",
-        "trivial", "identity"
+        "model+eq1-offset", "trivial", "identity"
     ]  # fmt: skip
     synthetic = report["synthetic"]["shifts 1-8 px"]
     plain = synthetic["model"]["seam_ratio"]
     identity = synthetic["identity"]["seam_ratio"]["mean"]
-    for mode in ("model+poisson", "model+exchange", "model+eq1-exchange", "model+eq1-split"):
+    steps = ("poisson", "exchange", "eq1-exchange", "eq1-split", "eq1-offset")
+    for mode in (f"model+{step}" for step in steps):
         blended = synthetic[mode]["seam_ratio"]
         # Each step leaves about the true gradient on the boundary (the identity
         # layers' step is 4x it); the shipped model's own seam may be near 1 already.
@@ -185,8 +186,9 @@ def test_separation_compares_the_model_with_and_without_the_boundary_blend(
     real = report["real"]
     kept = real["model+exchange"]["overlap_psnr"]["mean"]
     assert kept == pytest.approx(real["model"]["overlap_psnr"]["mean"], abs=0.05)
-    split = real["model+eq1-split"]["overlap_psnr"]["mean"]
-    assert split == pytest.approx(real["model"]["overlap_psnr"]["mean"], abs=0.05)
+    for step in ("eq1-split", "eq1-offset"):
+        split = real[f"model+{step}"]["overlap_psnr"]["mean"]
+        assert split == pytest.approx(real["model"]["overlap_psnr"]["mean"], abs=0.05)
     assert real["model+eq1-exchange"]["overlap_psnr"]["mean"] > max(kept + 10, 60)
 
 
