@@ -46,7 +46,7 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     ``boundary_blend``
     (:data:`BLEND_CHOICES`: as the checkpoint says, a mode of
     :data:`blsgan_core.seam_modes.BLEND_MODES`, or ``compare``: the model without a seam step
-    as ``model`` and with each as ``model+poisson`` and ``model+exchange``, in one run).
+    as ``model`` and with each other step as ``model+<step>``, in one run).
     """
     import torch
 
