@@ -46,7 +46,8 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     ``boundary_blend``
     (:data:`BLEND_CHOICES`: as the checkpoint says, a mode of
     :data:`blsgan_core.seam_modes.BLEND_MODES`, or ``compare``: the model without a seam step
-    as ``model`` and with each other step as ``model+<step>``, in one run).
+    as ``model`` and with each other step as ``model+<step>``, in one run; several steps
+    likewise with those).
     """
     import torch
 
@@ -101,20 +102,33 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
 BLEND_CHOICES = ("config", *BLEND_MODES, "compare")
 
 
-def blend_separators(model: BLSGANModel, device: str, choice: str) -> dict[str, Separator]:
-    """The model's separators for ``--boundary-blend`` ``choice`` (see :data:`BLEND_CHOICES`)."""
+def blend_separators(
+    model: BLSGANModel, device: str, choice: str | Sequence[str]
+) -> dict[str, Separator]:
+    """The model's separators for ``--boundary-blend`` ``choice`` (see :data:`BLEND_CHOICES`).
+
+    Several steps (the option given more than once) measure the model with each in one run,
+    named as ``compare`` names them: their realism repeats then share seeds, patches and
+    real bone, so that two steps can be compared seed by seed.
+    """
     from trainer.evaluation.separation import model_separator
 
-    if choice not in BLEND_CHOICES:
-        raise ValueError(f"boundary_blend must be one of {BLEND_CHOICES}, got {choice!r}")
-    if choice == "compare":
+    choices = (choice,) if isinstance(choice, str) else tuple(choice) or ("config",)
+    for one in choices:
+        if one not in BLEND_CHOICES:
+            raise ValueError(f"boundary_blend must be one of {BLEND_CHOICES}, got {one!r}")
+    if len(choices) > 1 and not set(choices) <= set(BLEND_MODES):
+        raise ValueError(f"several seam steps must each be one of {BLEND_MODES}, got {choices}")
+    if choices == ("compare",):
+        choices = BLEND_MODES
+    if len(choices) > 1:
         return {
             "model" if mode == "off" else f"model+{mode}": model_separator(
                 model, device, boundary_blend=mode
             )
-            for mode in BLEND_MODES
+            for mode in dict.fromkeys(choices)
         }
-    blend = None if choice == "config" else choice
+    blend = None if choices[0] == "config" else choices[0]
     return {"model": model_separator(model, device, boundary_blend=blend)}
 
 
@@ -264,10 +278,10 @@ SEPARATION_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     click.option(
         "--boundary-blend",
         type=click.Choice(BLEND_CHOICES),
-        default="config",
-        show_default=True,
-        help="Separation: the seam step of the layers (not the paper's) as the checkpoint "
-        "says, one of the steps listed, or compare (the model with each, in one run).",
+        multiple=True,
+        help="Separation: the seam step of the layers (not the paper's): as the checkpoint "
+        "says (config, the default), one of the steps listed, compare (the model with each, "
+        "in one run), or several steps by repeating the option (the model with those).",
     ),
     click.option("--max-images", type=click.IntRange(min=1), help="Separation: cap per protocol."),
     click.option("--device", help="Separation: torch device (default cuda if present)."),

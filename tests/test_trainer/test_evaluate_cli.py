@@ -192,6 +192,21 @@ def test_separation_compares_the_model_with_and_without_the_boundary_blend(
     assert real["model+eq1-exchange"]["overlap_psnr"]["mean"] > max(kept + 10, 60)
 
 
+def test_separation_measures_several_named_steps_in_one_run(small_manifest: Path) -> None:
+    """``--boundary-blend`` given twice: the model without and with that step only; a
+    step mixed with ``compare`` is refused with a clear error."""
+    args = ["evaluate", "--task", "separation", "--manifest", str(small_manifest),
+            "--split", "val", "--validation-fraction", "0.5", "--max-images", "2",
+            "--no-realism", "--json"]  # fmt: skip
+    steps = ["--boundary-blend", "off", "--boundary-blend", "eq1-offset"]
+    result = CliRunner().invoke(cli, [*args, *steps])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["separators"] == ["model", "model+eq1-offset", "trivial", "identity"]
+    mixed = CliRunner().invoke(cli, [*args, "--boundary-blend", "compare", *steps[:2]])
+    assert mixed.exit_code != 0 and "several seam steps" in mixed.output
+
+
 def test_separation_on_synthetic_overlaps_with_soft_hidden_edges(small_manifest: Path) -> None:
     """``--synthetic-hidden-edge-sigma``: the same synthetic joints composed with a soft
     hidden outline; the identity layers (the composed image) then differ from the hard
