@@ -1,11 +1,10 @@
-"""Seam removal for generated layers, two ways; neither is the paper's.
+"""Seam steps for generated layers (five; none is the paper's).
 
 ``poisson`` (:func:`blend_layers`), ``exchange`` (:func:`exchange_layers`),
 ``eq1-exchange`` (:func:`project_layers`, then the exchange), ``eq1-split`` (the
 exchange's field found on the projected layers) and ``eq1-offset`` (that field's mean)
-are the modes of
-:attr:`blsgan_core.model.BLSGANConfig.boundary_blend` besides ``off``; the poisson blend
-is described first.
+are the modes of :attr:`blsgan_core.model.BLSGANConfig.boundary_blend` besides ``off``;
+the poisson blend is described first.
 
 Why: the shipped generator leaves each layer, inside the overlap ``O = M_1 ∩ M_2``, offset
 in brightness against the rest of its bone, with a hard edge along ``O``'s boundary (seam
