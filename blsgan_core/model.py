@@ -39,9 +39,9 @@ class BLSGANConfig:
     ``"eq1-exchange"`` first makes the layers reproduce the input by Eq. 1 inside the
     overlap, pixel by pixel, then exchanges; ``"eq1-split"`` exchanges the generator's own
     layers by the field found on those projected ones, ``"eq1-offset"`` by its mean over the
-    overlap. Why: generators leave a brightness offset
-    with a hard edge along the overlap boundary (a seam) whose texture is right but whose
-    level is not, and their layers miss Eq. 1 there.
+    overlap. Why: generators leave a brightness offset with a hard edge along the overlap
+    boundary (a seam) whose texture is right but whose level is not, and their layers miss
+    Eq. 1 there.
 
     ``reconstructor_window`` (px; 0 = the whole input, as the paper, which trains and
     infers on whole 256 px joints): k is regressed from this square around the joint space

@@ -34,6 +34,7 @@ the layers only in ways Eq. 1 cannot see.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -104,14 +105,11 @@ def blend_batch(
 ) -> torch.Tensor:
     """:func:`blend_layers` for each joint of a batch (layers and masks ``(B, n, H, W)``,
     images ``(B, 1, H, W)``); a float32 CPU tensor."""
-    masks_np = masks.detach().cpu().numpy() > 0.5
-    images_np = images.detach().cpu().float().numpy()[:, 0]
-    layers_np = layers.detach().cpu().float().numpy()
-    blended = [
-        blend_layers(joint, image, mask, screening)
-        for joint, image, mask in zip(layers_np, images_np, masks_np, strict=True)
-    ]
-    return torch.from_numpy(np.stack(blended)) if blended else layers.detach().cpu().float()
+
+    def blend(joint: NDArray[Any], image: NDArray[Any], mask: NDArray[Any], _k: float) -> Any:
+        return blend_layers(joint, image, mask, screening)
+
+    return _each_joint(blend, layers, images, masks, torch.ones(layers.shape[0]))
 
 
 #: Lowest ``1 - L`` taken into the log domain: a layer at full brightness stays finite.
@@ -266,37 +264,62 @@ def project_layers(
     return np.where(overlap, projected, layers).astype(np.float32)
 
 
-def eq1_exchange_batch(
-    mode: str, layers: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, k: torch.Tensor
+#: One joint's seam step: ``(layers (n, H, W), image (H, W), masks (n, H, W), k)`` -> layers.
+JointStep = Callable[[NDArray[Any], NDArray[Any], NDArray[Any], float], Any]
+
+
+def _blended(joint: NDArray[Any], image: NDArray[Any], mask: NDArray[Any], k: float) -> Any:
+    return blend_layers(joint, image, mask)
+
+
+def _exchanged(joint: NDArray[Any], image: NDArray[Any], mask: NDArray[Any], k: float) -> Any:
+    return exchange_layers(joint, mask)
+
+
+def _eq1_exchanged(joint: NDArray[Any], image: NDArray[Any], mask: NDArray[Any], k: float) -> Any:
+    return exchange_layers(project_layers(joint, image, mask, k), mask)
+
+
+def _eq1_split(joint: NDArray[Any], image: NDArray[Any], mask: NDArray[Any], k: float) -> Any:
+    return exchange_layers(joint, mask, guide=project_layers(joint, image, mask, k))
+
+
+def _eq1_offset(joint: NDArray[Any], image: NDArray[Any], mask: NDArray[Any], k: float) -> Any:
+    guide = project_layers(joint, image, mask, k)
+    return exchange_layers(joint, mask, guide=guide, constant=True)
+
+
+#: One joint's step per mode besides ``off``:
+#: ``eq1-exchange`` exchanges the projected layers; ``eq1-split`` exchanges the
+#: generator's own by the field of their projection, keeping their reconstruction;
+#: ``eq1-offset`` the same with that field's mean over the overlap.
+_JOINT_STEPS: dict[str, JointStep] = {
+    "poisson": _blended,
+    "exchange": _exchanged,
+    "eq1-exchange": _eq1_exchanged,
+    "eq1-split": _eq1_split,
+    "eq1-offset": _eq1_offset,
+}
+
+
+def _each_joint(
+    step: JointStep,
+    layers: torch.Tensor,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    k: torch.Tensor,
 ) -> torch.Tensor:
-    """The Eq. 1 steps for each joint of a batch (layers and masks ``(B, 2, H, W)``, images
-    ``(B, 1, H, W)``, k ``(B,)``); float32 CPU. ``eq1-exchange``: :func:`project_layers`,
-    then :func:`exchange_layers`; ``eq1-split``: the generator's layers exchanged by the
-    field of their projection, so their reconstruction stays the generator's;
-    ``eq1-offset``: the same with the field's mean over the overlap."""
+    """``step`` on each joint of a batch (layers and masks ``(B, n, H, W)``, images
+    ``(B, 1, H, W)``, k ``(B,)``) in NumPy; a float32 CPU tensor."""
     masks_np = masks.detach().cpu().numpy() > 0.5
     images_np = images.detach().cpu().float().numpy()[:, 0]
     layers_np = layers.detach().cpu().float().numpy()
     k_np = k.detach().cpu().float().numpy().reshape(-1)
-    joints = []
-    for joint, image, mask, kk in zip(layers_np, images_np, masks_np, k_np, strict=True):
-        projected = project_layers(joint, image, mask, float(kk))
-        if mode == "eq1-exchange":
-            joints.append(exchange_layers(projected, mask))
-        else:
-            constant = mode == "eq1-offset"
-            joints.append(exchange_layers(joint, mask, guide=projected, constant=constant))
-    return torch.from_numpy(np.stack(joints)) if joints else layers.detach().cpu().float()
-
-
-def exchange_batch(layers: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """:func:`exchange_layers` for each joint of a batch (``(B, 2, H, W)``); float32 CPU."""
-    masks_np = masks.detach().cpu().numpy() > 0.5
-    layers_np = layers.detach().cpu().float().numpy()
-    exchanged = [
-        exchange_layers(joint, mask) for joint, mask in zip(layers_np, masks_np, strict=True)
+    joints = [
+        step(joint, image, mask, float(kk))
+        for joint, image, mask, kk in zip(layers_np, images_np, masks_np, k_np, strict=True)
     ]
-    return torch.from_numpy(np.stack(exchanged)) if exchanged else layers.detach().cpu().float()
+    return torch.from_numpy(np.stack(joints)) if joints else layers.detach().cpu().float()
 
 
 def remove_seams(
@@ -306,10 +329,6 @@ def remove_seams(
     ``k`` ``(B,)`` is the model's, which the Eq. 1 steps need."""
     if mode not in BLEND_MODES:
         raise ValueError(f"boundary_blend must be one of {BLEND_MODES}, got {mode!r}")
-    if mode == "poisson":
-        return blend_batch(layers, images, masks)
-    if mode == "exchange":
-        return exchange_batch(layers, masks)
-    if mode in ("eq1-exchange", "eq1-split", "eq1-offset"):
-        return eq1_exchange_batch(mode, layers, images, masks, k)
-    return layers
+    if mode == "off":
+        return layers
+    return _each_joint(_JOINT_STEPS[mode], layers, images, masks, k)
