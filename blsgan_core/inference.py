@@ -87,7 +87,8 @@ def separate(
         Joints per forward pass; all at once if ``None``.
     boundary_blend
         The seam step (:data:`blsgan_core.seam_modes.BLEND_MODES`); ``None`` follows the
-        model's config. Set it to measure one model with and without.
+        model's config. Set it to measure one model with and without. ``eq1-offset``
+        takes the config's calibration (``offset_bias``) whichever way it is chosen.
     """
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -114,6 +115,7 @@ def separate(
     layers, k, recon = (torch.cat(parts) for parts in zip(*outputs, strict=True))
     mode = model.config.boundary_blend if boundary_blend is None else boundary_blend
     if mode != "off":
-        layers = remove_seams(mode, layers, image_tensor, mask_tensor, k)
+        bias = model.config.offset_bias if mode == "eq1-offset" else 0.0
+        layers = remove_seams(mode, layers, image_tensor, mask_tensor, k, offset_bias=bias)
         recon = reconstruct(layers, mask_tensor, k)
     return SeparationResult(layers, k, recon)

@@ -8,6 +8,7 @@ needed to train; inference checkpoints may leave it out.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,12 @@ class BLSGANConfig:
     boundary (a seam) whose texture is right but whose level is not, and their layers miss
     Eq. 1 there.
 
+    ``offset_bias`` (log transmittance, 0 by default, only with ``"eq1-offset"``) is added
+    to that mean: its calibration, fitted for each model on synthetic overlaps of its
+    training joints (:mod:`trainer.evaluation.offset_calibration`). Why: there the mean
+    falls short of the constant that brings the layers closest to their true ones by a
+    nearly fixed amount, the same at every overlap size (docs/training.md, session 18).
+
     ``reconstructor_window`` (px; 0 = the whole input, as the paper, which trains and
     infers on whole 256 px joints): k is regressed from this square around the joint space
     (:func:`blsgan_core.joint_window.joint_window`) instead of the whole input. The trainer
@@ -60,6 +67,7 @@ class BLSGANConfig:
     correction: bool = True
     boundary_blend: str = "off"
     reconstructor_window: int = 0
+    offset_bias: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.reconstructor_window, bool) or not isinstance(
@@ -76,6 +84,15 @@ class BLSGANConfig:
         if self.boundary_blend not in BLEND_MODES:
             raise ValueError(
                 f"boundary_blend must be one of {BLEND_MODES}, got {self.boundary_blend!r}"
+            )
+        if not math.isfinite(self.offset_bias) or abs(self.offset_bias) >= 1.0:
+            raise ValueError(
+                f"offset_bias must be finite and within (-1, 1), got {self.offset_bias}"
+            )
+        if self.offset_bias and self.boundary_blend != "eq1-offset":
+            raise ValueError(
+                f"offset_bias calibrates the eq1-offset step; boundary_blend is "
+                f"{self.boundary_blend!r}"
             )
         if self.generator.n_layers != self.supervisor.n_layers:
             raise ValueError(
@@ -107,14 +124,16 @@ class BLSGANConfig:
             "correction": self.correction,
             "boundary_blend": self.boundary_blend,
             "reconstructor_window": self.reconstructor_window,
+            "offset_bias": self.offset_bias,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BLSGANConfig:
         """Inverse of :meth:`to_dict`; a missing or unknown key is a ``ValueError``, except
         ``boundary_blend``, which checkpoints written before it existed lack (off), and
-        which those written before the exchange mode hold as true (poisson) or false, and
-        ``reconstructor_window``, which older checkpoints lack (0: the whole input)."""
+        which those written before the exchange mode hold as true (poisson) or false,
+        ``reconstructor_window``, which older checkpoints lack (0: the whole input), and
+        ``offset_bias`` (0: uncalibrated)."""
         try:
             return cls(
                 generator=GeneratorConfig(**data["generator"]),
@@ -123,6 +142,7 @@ class BLSGANConfig:
                 correction=bool(data["correction"]),
                 boundary_blend=_blend_mode(data.get("boundary_blend", "off")),
                 reconstructor_window=data.get("reconstructor_window", 0),
+                offset_bias=float(data.get("offset_bias", 0.0)),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"not a BLS-GAN config: {error}") from error

@@ -35,6 +35,7 @@ the layers only in ways Eq. 1 cannot see.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -161,6 +162,7 @@ def exchange_layers(
     *,
     guide: NDArray[np.floating] | None = None,
     constant: bool = False,
+    bias: float = 0.0,
 ) -> NDArray[np.float32]:
     """Two layers (``(2, H, W)``) with their seams traded off against each other inside
     the overlap, the Eq. 1 reconstruction unchanged.
@@ -180,7 +182,8 @@ def exchange_layers(
     which is then applied to ``layers``; ``eq1-split`` guides by the layers projected onto
     Eq. 1 (:func:`project_layers`), whose two offsets agree as the exchange needs.
     ``constant``: ``d`` replaced by its mean over the overlap (``eq1-offset``), a shift of
-    brightness between the layers with no spatial structure of its own.
+    brightness between the layers with no spatial structure of its own, plus ``bias``
+    (:attr:`blsgan_core.model.BLSGANConfig.offset_bias`, the step's calibration).
     """
     layers = _two_layers(layers, masks)
     masks = np.asarray(masks, dtype=bool)
@@ -190,10 +193,23 @@ def exchange_layers(
         return result
     d = _exchange_field(_two_layers(layers if guide is None else guide, masks), masks, screening)
     if constant:
-        d = np.where(overlap, d[overlap].mean(), 0.0)
+        d = np.where(overlap, d[overlap].mean() + bias, 0.0)
+    return exchange_by(layers, masks, d)
+
+
+def exchange_by(
+    layers: NDArray[np.floating], masks: NDArray[np.bool_], d: float | NDArray[np.floating]
+) -> NDArray[np.float32]:
+    """Two layers (``(2, H, W)``) with ``1 - L_1`` times ``exp(d)`` and ``1 - L_2`` times
+    ``exp(-d)`` inside the overlap (``d`` a number or a ``(H, W)`` field), unchanged
+    elsewhere: the exchange's move, which Eq. 1 cannot see."""
+    layers = _two_layers(layers, masks)
+    masks = np.asarray(masks, dtype=bool)
+    overlap = masks[0] & masks[1]
     logs = np.log(np.clip(1.0 - layers, MIN_TRANSMITTANCE, 1.0))
     upper = 1.0 - np.exp(logs[0] + d)
     lower = 1.0 - np.exp(logs[1] - d)
+    result = layers.astype(np.float32)
     result[0] = np.where(overlap, np.clip(upper, 0.0, 1.0), layers[0])
     result[1] = np.where(overlap, np.clip(lower, 0.0, 1.0), layers[1])
     return result
@@ -284,9 +300,11 @@ def _eq1_split(joint: NDArray[Any], image: NDArray[Any], mask: NDArray[Any], k: 
     return exchange_layers(joint, mask, guide=project_layers(joint, image, mask, k))
 
 
-def _eq1_offset(joint: NDArray[Any], image: NDArray[Any], mask: NDArray[Any], k: float) -> Any:
+def _eq1_offset(
+    joint: NDArray[Any], image: NDArray[Any], mask: NDArray[Any], k: float, bias: float = 0.0
+) -> Any:
     guide = project_layers(joint, image, mask, k)
-    return exchange_layers(joint, mask, guide=guide, constant=True)
+    return exchange_layers(joint, mask, guide=guide, constant=True, bias=bias)
 
 
 #: One joint's step per mode besides ``off``:
@@ -323,12 +341,21 @@ def _each_joint(
 
 
 def remove_seams(
-    mode: str, layers: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, k: torch.Tensor
+    mode: str,
+    layers: torch.Tensor,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    k: torch.Tensor,
+    offset_bias: float = 0.0,
 ) -> torch.Tensor:
     """The layers of a batch after the seam step ``mode`` (one of :data:`BLEND_MODES`);
-    ``k`` ``(B,)`` is the model's, which the Eq. 1 steps need."""
+    ``k`` ``(B,)`` is the model's, which the Eq. 1 steps need; ``offset_bias`` calibrates
+    ``eq1-offset`` (:attr:`blsgan_core.model.BLSGANConfig.offset_bias`)."""
     if mode not in BLEND_MODES:
         raise ValueError(f"boundary_blend must be one of {BLEND_MODES}, got {mode!r}")
     if mode == "off":
         return layers
-    return _each_joint(_JOINT_STEPS[mode], layers, images, masks, k)
+    if offset_bias and mode != "eq1-offset":
+        raise ValueError(f"offset_bias calibrates the eq1-offset step, not {mode!r}")
+    step = partial(_eq1_offset, bias=offset_bias) if offset_bias else _JOINT_STEPS[mode]
+    return _each_joint(step, layers, images, masks, k)

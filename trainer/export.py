@@ -56,6 +56,7 @@ def export_half(
     evaluation: dict[str, Any] | None = None,
     boundary_blend: str | None = None,
     reconstructor_window: int | None = None,
+    offset_bias: float | None = None,
     command: str | None = None,
     note: str | None = None,
 ) -> ModelEntry:
@@ -69,13 +70,18 @@ def export_half(
     checkpoint can ship with or without one without retraining; ``reconstructor_window``
     (if not ``None``) likewise sets where k is read
     (:attr:`blsgan_core.model.BLSGANConfig.reconstructor_window`), for checkpoints trained
-    before the trainer recorded it. ``command`` is the export
+    before the trainer recorded it; ``offset_bias`` (if not ``None``) calibrates
+    ``eq1-offset`` (:mod:`trainer.evaluation.offset_calibration`). ``command`` is the export
     command line and ``note`` a provenance note (why this epoch, this seam step), both for
     the card.
     """
     source = load_checkpoint(checkpoint, expected_kind=MODEL_KIND)
     evaluation, figure = _card_figure(evaluation, name)
-    changes = {"boundary_blend": boundary_blend, "reconstructor_window": reconstructor_window}
+    changes = {
+        "boundary_blend": boundary_blend,
+        "reconstructor_window": reconstructor_window,
+        "offset_bias": offset_bias,
+    }
     changed = {key: value for key, value in changes.items() if value is not None}
     if changed:
         config = BLSGANConfig.from_dict({**source.config, **changed}).to_dict()
@@ -96,11 +102,17 @@ def export_half(
 
 def _step_version(source: Checkpoint, config: dict[str, Any]) -> str:
     """The version of ``source`` exported with ``config``: ``+<step>`` appended when the
-    seam step differs from the checkpoint's, so that results made with and without it
-    (whose model version the DICOM outputs record) are told apart."""
-    trained = BLSGANConfig.from_dict(source.config).boundary_blend
-    step = config["boundary_blend"]
-    return source.version if step == trained else f"{source.version}+{step}"
+    seam step differs from the checkpoint's, and the step's calibration (``+0.0153``) when
+    that differs, so that results made with and without them (whose model version the
+    DICOM outputs record) are told apart."""
+    trained = BLSGANConfig.from_dict(source.config)
+    exported = BLSGANConfig.from_dict(config)
+    version = source.version
+    if exported.boundary_blend != trained.boundary_blend:
+        version += f"+{exported.boundary_blend}"
+    if exported.offset_bias != trained.offset_bias:
+        version += f"{exported.offset_bias:+.4f}"
+    return version
 
 
 def _card_figure(

@@ -146,6 +146,13 @@ def register(settings: Settings, checkpoint: Path, name: str, as_json: bool) -> 
     "the choices above (default: as in CHECKPOINT).",
 )
 @click.option(
+    "--offset-bias",
+    type=float,
+    default=None,
+    help="Calibration of the eq1-offset step (log transmittance; python -m "
+    "trainer.evaluation.offset_calibration fits it; default: as in CHECKPOINT, 0).",
+)
+@click.option(
     "--reconstructor-window",
     type=click.IntRange(min=0),
     default=None,
@@ -162,6 +169,7 @@ def export(
     evaluation: Path | None,
     boundary_blend: str | None,
     reconstructor_window: int | None,
+    offset_bias: float | None,
     note: str | None,
     as_json: bool,
 ) -> None:
@@ -185,6 +193,7 @@ def export(
             evaluation=report,
             boundary_blend=boundary_blend,
             reconstructor_window=reconstructor_window,
+            offset_bias=offset_bias,
             note=note,
             command=invocation(click.get_current_context()),
         )

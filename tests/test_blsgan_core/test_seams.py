@@ -18,8 +18,10 @@ from blsgan_core.seams import (
     blend_batch,
     blend_layer,
     blend_layers,
+    exchange_by,
     exchange_layers,
     project_layers,
+    remove_seams,
 )
 
 HEIGHT, WIDTH = 32, 24
@@ -274,3 +276,55 @@ def test_eq1_offset_moves_one_constant_between_the_layers() -> None:
     assert np.ptp(moved[overlap]) < 1e-6 and 0.05 < moved[overlap].mean() < 0.15
     assert np.ptp((np.log(1 - varied[0]) - np.log(1 - layers[0]))[overlap]) > 0.01
     np.testing.assert_array_equal(shifted[:, ~overlap], layers[:, ~overlap].astype(np.float32))
+
+
+def test_the_offset_calibration_adds_to_the_steps_constant(tiny_config: BLSGANConfig) -> None:
+    masks, overlap, truth, image, _ = _wrong_split_and_total()
+    layers = exchange_by(truth, masks, 0.1)
+    guide = project_layers(layers, image, masks, EQ1_K)
+    plain = exchange_layers(layers, masks, guide=guide, constant=True)
+    calibrated = exchange_layers(layers, masks, guide=guide, constant=True, bias=0.03)
+    moved = np.log(1 - calibrated[:, overlap]) - np.log(1 - plain[:, overlap])
+    np.testing.assert_allclose(moved[0], 0.03, atol=1e-5)  # 1 - L_1 times exp(+bias)
+    np.testing.assert_allclose(moved[1], -0.03, atol=1e-5)  # 1 - L_2 times exp(-bias)
+    np.testing.assert_array_equal(calibrated[:, ~overlap], plain[:, ~overlap])
+    # The model's calibration is applied by separate(), with the config's step or when
+    # eq1-offset is asked for, and is refused with any other step.
+    model = _identity_model(tiny_config, "eq1-offset")
+    model.config = replace(model.config, offset_bias=0.03)
+    batch = (image[None].astype(np.float32), masks[None])
+    result, asked = separate(*batch, model), separate(*batch, model, boundary_blend="eq1-offset")
+    model.config = replace(model.config, offset_bias=0.0)
+    uncalibrated = separate(*batch, model).layers[0].numpy()
+    for layers_out in (result.layers[0].numpy(), asked.layers[0].numpy()):
+        shift = np.log(1 - layers_out[0][overlap]) - np.log(1 - uncalibrated[0][overlap])
+        np.testing.assert_allclose(shift, 0.03, atol=1e-4)
+    tensors = [torch.from_numpy(a) for a in (layers[None], image[None, None], masks[None])]
+    with pytest.raises(ValueError, match="calibrates the eq1-offset step"):
+        remove_seams("exchange", *tensors, torch.tensor([EQ1_K]), offset_bias=0.03)
+
+
+def test_exchange_by_moves_brightness_by_a_constant_or_a_field() -> None:
+    masks = _masks()
+    overlap = masks[0] & masks[1]
+    layers = np.stack([np.where(masks[0], 0.5, 0.0), np.where(masks[1], 0.4, 0.0)])
+    moved = exchange_by(layers, masks, np.log(0.8))
+    np.testing.assert_allclose(moved[0][overlap], 1 - 0.5 * 0.8, atol=1e-6)
+    np.testing.assert_allclose(moved[1][overlap], 1 - 0.6 / 0.8, atol=1e-6)
+    np.testing.assert_array_equal(moved[:, ~overlap], layers[:, ~overlap].astype(np.float32))
+    field = np.where(overlap, np.linspace(-0.1, 0.1, WIDTH)[None, :], 0.0)
+    product = (1 - exchange_by(layers, masks, field)).prod(axis=0)
+    np.testing.assert_allclose(product, (1 - layers).prod(axis=0), atol=1e-6)
+
+
+def test_the_offset_bias_is_checked_and_kept_by_checkpoints(tiny_config: BLSGANConfig) -> None:
+    calibrated = replace(tiny_config, boundary_blend="eq1-offset", offset_bias=0.0153)
+    assert BLSGANConfig.from_dict(calibrated.to_dict()) == calibrated
+    older = calibrated.to_dict()
+    del older["offset_bias"]
+    assert BLSGANConfig.from_dict(older).offset_bias == 0.0
+    with pytest.raises(ValueError, match="calibrates the eq1-offset step"):
+        replace(tiny_config, boundary_blend="exchange", offset_bias=0.01)
+    for wrong in (float("nan"), 1.5):
+        with pytest.raises(ValueError, match="offset_bias must be finite"):
+            replace(calibrated, offset_bias=wrong)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -164,6 +165,16 @@ def test_export_switches_the_boundary_blend_in_the_config(tmp_path: Path, tiny_r
     versions = {name: load_model(target / f"{name}.pt").version for name, _, _ in modes}
     assert versions["exchange"] == versions["as-is"] + "+exchange"
     assert versions["poisson"] == versions["as-is"] + "+poisson"
+    calibration = ["--boundary-blend", "eq1-offset", "--offset-bias", "0.0153"]
+    _json(["models", "export", str(tiny_run.best_checkpoint), "calibrated", "--to", str(target),
+           "--no-promote", *calibration, "--json"], tmp_path)  # fmt: skip
+    calibrated = load_model(target / "calibrated.pt")
+    assert calibrated.config.offset_bias == pytest.approx(0.0153)
+    assert calibrated.version == versions["as-is"] + "+eq1-offset+0.0153"
+    refused = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "models", "export",
+                                       str(tiny_run.best_checkpoint), "wrong", "--to", str(target),
+                                       "--no-promote", "--offset-bias", "0.01"])  # fmt: skip
+    assert refused.exit_code != 0 and "calibrates the eq1-offset step" in refused.output
     trained = load_model(target / "as-is.pt").config.reconstructor_window
     _json(["models", "export", str(tiny_run.best_checkpoint), "whole", "--to", str(target),
            "--no-promote", "--reconstructor-window", "0", "--json"], tmp_path)  # fmt: skip
