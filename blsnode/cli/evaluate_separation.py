@@ -191,11 +191,18 @@ def repeats_lines(repeats: dict[str, Any] | None) -> list[str]:
     def each(parts: dict[str, Any]) -> str:
         return ", ".join(f"{name} {spread(part)}" for name, part in parts.items())
 
-    return [
+    lines = [
         f"realism over seeds {repeats['seeds']}, mean (range): {each(repeats['real'])}; "
         f"floor {spread(repeats['population_floor'])}",
         f"  on synthetic overlaps: {each(repeats['on_synthetic'])}",
     ]
+    for part, label in (("real", "real joints"), ("on_synthetic", "synthetic overlaps")):
+        for name, paired in (repeats.get("paired") or {}).get(part, {}).items():
+            lines.append(
+                f"  paired against model, {label}: {name} {paired['mean']:+.4f} "
+                f"(sd {paired['std']:.4f}, one-sided 95 % bound {paired['upper_95']:+.4f})"
+            )
+    return lines
 
 
 def floor_text(realism: dict[str, Any]) -> str:

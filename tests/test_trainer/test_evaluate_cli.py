@@ -13,7 +13,7 @@ from blsgan_core.checkpoint import load_checkpoint
 from blsgan_core.shipped import shipped_weights
 from blsnode.cli.evaluate_separation import repeats_lines
 from blsnode.cli.main import cli
-from trainer.evaluation.realism import repeats_summary
+from trainer.evaluation.realism import paired_difference, repeats_summary
 from trainer.frontend.hand_data import read_landmarks_csv, select_split
 from trainer.frontend.joint_data import read_manifest
 from trainer.frontend.joint_data import select_split as select_joint_split
@@ -252,3 +252,33 @@ def test_realism_repeats_are_summarised_by_their_mean_and_range() -> None:
     assert lines[1] == "  on synthetic overlaps: model 0.600 (0.500-0.700)"
     with pytest.raises(ValueError, match="one realism report per seed"):
         repeats_summary([report(0.7, 0.72, 0.5)], [1, 2], ["model"])
+    assert "paired" not in summary  # one separator: nothing to pair
+
+
+def test_a_step_is_paired_seed_by_seed_against_the_model_without_it() -> None:
+    def report(model: float, step: float) -> dict:
+        return {
+            "model": {"auc": model},
+            "model+eq1-offset": {"auc": step},
+            "identity": {"auc": 0.97},
+            "population_floor": {"auc": 0.72},
+            "on_synthetic": {n: {"auc": 0.5} for n in ("model", "model+eq1-offset", "identity")},
+        }
+
+    reports = [report(0.70, 0.72), report(0.80, 0.81), report(0.75, 0.79)]
+    names = ["model", "model+eq1-offset", "identity"]
+    summary = repeats_summary(reports, [0, 10, 20], names)
+    real = summary["paired"]["real"]
+    assert list(real) == ["model+eq1-offset"]  # only the model with a step is paired
+    # d = 0.02, 0.01, 0.04: mean 0.02333, sd 0.015275, t(0.95, 2) = 2.919986
+    assert real["model+eq1-offset"]["mean"] == pytest.approx(0.023333, abs=1e-6)
+    assert real["model+eq1-offset"]["std"] == pytest.approx(0.015275, abs=1e-6)
+    assert real["model+eq1-offset"]["upper_95"] == pytest.approx(0.049085, abs=1e-6)
+    assert summary["paired"]["on_synthetic"]["model+eq1-offset"]["upper_95"] == 0.0
+    lines = repeats_lines(summary)
+    assert lines[2] == (
+        "  paired against model, real joints: model+eq1-offset +0.0233 "
+        "(sd 0.0153, one-sided 95 % bound +0.0491)"
+    )
+    with pytest.raises(ValueError, match="at least two seeds"):
+        paired_difference([0.7], [0.6])
