@@ -384,6 +384,10 @@ def population_floor(
     return _judge(sides(*train, seed=4), sides(*test, seed=5), config)
 
 
+#: The separator that the model with a seam step (``model+<step>``) is paired against.
+PAIRED_REFERENCE = "model"
+
+
 def repeats_summary(
     reports: Sequence[Mapping[str, Any]], seeds: Sequence[int], names: Sequence[str]
 ) -> dict[str, Any]:
@@ -424,10 +428,6 @@ def repeats_summary(
             for part in ("real", "on_synthetic")
         }
     return summary
-
-
-#: The separator that the model with a seam step (``model+<step>``) is paired against.
-PAIRED_REFERENCE = "model"
 
 
 def paired_difference(values: Sequence[float], reference: Sequence[float]) -> dict[str, Any]:
