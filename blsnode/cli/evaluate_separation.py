@@ -166,6 +166,12 @@ def render_separation(data: dict[str, Any]) -> str:
                 f"other-bone leak {value(part, 'other_bone_leak')}  k error "
                 f"{value(part, 'k_abs_error', '.3f')} (r {_r(part)})"
             )
+            if "overlap_dice" in part:
+                lines.append(
+                    f"  {'':<11} given masks: overlap dice {value(part, 'overlap_dice', '.3f')}, "
+                    f"layer psnr in the true or given overlap "
+                    f"{value(part, 'either_overlap_layer_psnr')} dB"
+                )
     realism = data.get("realism", {})
     if "skipped" in realism:
         lines.append(f"realism: skipped, {realism['skipped']}")

@@ -14,6 +14,7 @@ from blsgan_core.shipped import shipped_weights
 from blsnode.cli.evaluate_separation import repeats_lines
 from blsnode.cli.main import cli
 from trainer.evaluation.realism import paired_difference, repeats_summary
+from trainer.evaluation.separation import PSNR_CAP_DB
 from trainer.frontend.hand_data import read_landmarks_csv, select_split
 from trainer.frontend.joint_data import read_manifest
 from trainer.frontend.joint_data import select_split as select_joint_split
@@ -205,6 +206,27 @@ def test_separation_measures_several_named_steps_in_one_run(small_manifest: Path
     assert report["separators"] == ["model", "model+eq1-offset", "trivial", "identity"]
     mixed = CliRunner().invoke(cli, [*args, "--boundary-blend", "compare", *steps[:2]])
     assert mixed.exit_code != 0 and "several seam steps" in mixed.output
+
+
+def test_separation_on_the_nodes_path_reports_what_the_predicted_masks_cost(
+    small_manifest: Path,
+) -> None:
+    """``--masks predicted``: the separators get the shipped segmenter's masks; the report
+    adds their overlap Dice and the layer PSNR where either overlap is, in JSON and text."""
+    args = ["evaluate", "--task", "separation", "--manifest", str(small_manifest),
+            "--split", "val", "--validation-fraction", "0.5", "--max-images", "2",
+            "--no-realism", "--shift-range", "1", "8", "--masks", "predicted"]  # fmt: skip
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["masks"] == "predicted"
+    for name in ("model", "identity"):
+        part = report["synthetic"]["shifts 1-8 px"][name]
+        assert 0 < part["overlap_dice"]["mean"] <= 1
+        assert 0 < part["either_overlap_layer_psnr"]["mean"] <= PSNR_CAP_DB
+    assert "either_overlap_layer_psnr" not in report["real"]["model"]  # no truth there
+    text = CliRunner().invoke(cli, args)
+    assert text.exit_code == 0 and "layer psnr in the true or given overlap" in text.stdout
 
 
 def test_separation_on_synthetic_overlaps_with_soft_hidden_edges(small_manifest: Path) -> None:

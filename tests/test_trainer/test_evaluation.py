@@ -22,7 +22,11 @@ from trainer.evaluation.separation import (
     synthetic_joints,
     trivial_separator,
 )
-from trainer.evaluation.separation_report import evaluate_separation, other_bone_leak
+from trainer.evaluation.separation_report import (
+    evaluate_separation,
+    other_bone_leak,
+    synthetic_region_scores,
+)
 
 LABEL = "shifts 1-8 px"
 
@@ -159,3 +163,33 @@ def test_other_bone_leak_is_the_slope_of_each_layers_error_on_the_other_bone() -
     flat = truths.copy()
     flat[1][cap] = 0.5
     assert other_bone_leak(layers, flat, cap) is None
+
+
+def test_given_masks_are_scored_where_either_overlap_is() -> None:
+    """Hand-computed: the true overlap is columns 2-3, the given one columns 3-4; the
+    layers are exact in the true overlap but off by 0.1 where only the given masks meet."""
+    truths = np.zeros((2, 4, 8), dtype=np.float32)
+    truths[:, :, 2:4] = 0.5
+    masks = np.zeros((2, 4, 8), dtype=bool)
+    masks[0, :, :4], masks[1, :, 2:] = True, True
+    given = np.zeros_like(masks)
+    given[0, :, :5], given[1, :, 3:] = True, True
+    layers = truths.copy()
+    layers[:, :, 4] = 0.1
+    joint = EvalJoint(
+        name="hand",
+        image=np.full((4, 8), 0.5, dtype=np.float32),
+        masks=masks,
+        background=np.zeros((4, 8), dtype=np.float32),
+        overlap_px=8,
+        true_layers=truths,
+        true_k=0.75,
+        input_masks=given,
+        input_background=np.zeros((4, 8), dtype=np.float32),
+    )
+    output = SeparationResult(torch.from_numpy(layers), torch.tensor(0.7), torch.zeros(1, 4, 8))
+    scores = synthetic_region_scores(joint, output)
+    assert scores["layer_psnr"] == PSNR_CAP_DB  # exact where the bones overlap
+    assert scores["overlap_dice"] == pytest.approx(2 * 4 / (8 + 8))
+    # columns 2-4 (12 px), 4 of them off by 0.1: mse 0.01 / 3
+    assert scores["either_overlap_layer_psnr"] == pytest.approx(10 * np.log10(300), abs=1e-4)

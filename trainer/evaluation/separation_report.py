@@ -20,7 +20,9 @@ non-separating answer gets right does not count), the seam ratio against the tru
 (:func:`blsgan_core.metrics.seam_ratio` on :func:`~blsgan_core.metrics.layer_seam_band`,
 1 = no seam), the other bone's leak (:func:`other_bone_leak`: how much of the other
 bone each layer keeps in the overlap, 0 for the true layers), and k against the true k,
-which is the Laplace k of the overlap.
+which is the Laplace k of the overlap. With predicted masks (the node's path) also the
+layer PSNR inside the true or the predicted overlap, which counts the pixels the node
+splits where the bones do not overlap.
 
 Everything is also given per overlap-size bin with its count. The split is by joint; the
 data carry no patient id, so joints of one patient may fall on both sides
@@ -42,6 +44,7 @@ from blsgan_core.metrics import (
     image_metrics,
     layer_errors,
     layer_seam_band,
+    psnr,
     seam_ratio,
 )
 from blsgan_core.reconstruction import transmittance_from_background
@@ -86,7 +89,9 @@ SYNTHETIC_KEYS = (
     "true_k",
     "k_abs_error",
 )
-PREDICTED_KEYS = ("overlap_dice",)
+# With masks other than the truth (the node's path), what those masks cost.
+REAL_PREDICTED_KEYS = ("overlap_dice",)
+SYNTHETIC_PREDICTED_KEYS = ("overlap_dice", "either_overlap_layer_psnr")
 
 
 def overlap_of(masks: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -176,7 +181,13 @@ def real_region_scores(joint: EvalJoint, output: SeparationResult) -> Scores:
 
 
 def synthetic_region_scores(joint: EvalJoint, output: SeparationResult) -> Scores:
-    """Layers against the true layers inside the true overlap; k against the true k."""
+    """Layers against the true layers inside the true overlap; k against the true k.
+
+    With masks other than the truth (``input_masks``, the node's path) also the overlap
+    Dice of the given masks and the layer PSNR inside the true **or** the given overlap:
+    the true overlap alone leaves out the pixels where the given masks overlap and the
+    bones do not, which the separator splits although one layer there is no bone.
+    """
     if joint.true_layers is None or joint.true_k is None:
         raise ValueError(f"joint {joint.name} has no true layers: it is not synthetic")
     layers, truths = output.layers.numpy(), joint.true_layers
@@ -200,7 +211,11 @@ def synthetic_region_scores(joint: EvalJoint, output: SeparationResult) -> Score
         "k_abs_error": abs(float(output.k) - joint.true_k),
     }
     if joint.input_masks is not None:
-        scores["overlap_dice"] = dice(overlap_of(joint.given_masks), cap)
+        given = overlap_of(joint.given_masks)
+        scores["overlap_dice"] = dice(given, cap)
+        scores["either_overlap_layer_psnr"] = float(
+            np.mean([capped_psnr(psnr(layers[i], truths[i], cap | given)) for i in range(count)])
+        )
     return scores
 
 
@@ -259,7 +274,7 @@ def protocol_report(
     scores = score_all(separators, joints, synthetic)
     keys = list(SYNTHETIC_KEYS if synthetic else REAL_KEYS)
     if any(joint.input_masks is not None for joint in joints):
-        keys += PREDICTED_KEYS
+        keys += SYNTHETIC_PREDICTED_KEYS if synthetic else REAL_PREDICTED_KEYS
     reference = "true_k" if synthetic else "laplace_k"
     return {
         "n_images": len(joints),
