@@ -30,13 +30,18 @@ from blsgan_core.reconstruction import reconstruct
 
 @dataclass(frozen=True)
 class Batch:
-    """A training batch on the training device (see :class:`trainer.datasets.JointDataset`)."""
+    """A training batch on the training device (see :class:`trainer.datasets.JointDataset`).
+
+    ``masks`` are what the networks are given; ``true_masks`` those of ``true_layers``
+    (``None``: the same as ``masks``).
+    """
 
     image: torch.Tensor
     masks: torch.Tensor
     true_layers: torch.Tensor
     has_truth: torch.Tensor
     true_k: torch.Tensor
+    true_masks: torch.Tensor | None = None
 
     @classmethod
     def from_loader(cls, data: dict[str, torch.Tensor], device: torch.device) -> Batch:
@@ -47,12 +52,25 @@ class Batch:
             true_layers=data["true_layers"].to(device, non_blocking=True),
             has_truth=data["has_truth"].to(device, non_blocking=True),
             true_k=data["k"].to(device, non_blocking=True),
+            true_masks=data["true_masks"].to(device, non_blocking=True),
         )
 
     @property
     def size(self) -> int:
         """Number of joints."""
         return int(self.image.shape[0])
+
+    @property
+    def truth_masks(self) -> torch.Tensor:
+        """The masks of the true layers."""
+        return self.masks if self.true_masks is None else self.true_masks
+
+    @property
+    def truth_region(self) -> torch.Tensor:
+        """Where a layer is compared with its true layer: inside its given or its true
+        mask, so bone put outside the true outline counts as error as well as bone lost
+        outside the given one."""
+        return torch.maximum(self.masks, self.truth_masks)
 
 
 def supervisor_of(model: BLSGANModel) -> Supervisor:
@@ -92,7 +110,7 @@ def generator_update(
             if phase == 1:
                 terms = losses.pretraining_generator_loss(
                     logits, batch.masks, reconstruction, image, layers,
-                    batch.true_layers, settings.weights,
+                    batch.true_layers, settings.weights, truth_region=batch.truth_region,
                 )  # fmt: skip
                 total = terms.total
             else:
@@ -103,11 +121,13 @@ def generator_update(
                 truth = batch.has_truth
                 if settings.phase2_ground_truth and bool(truth.any()):
                     total = total + settings.weights.g0 * losses.masked_rmse(
-                        layers[truth], batch.true_layers[truth], batch.masks[truth]
+                        layers[truth], batch.true_layers[truth], batch.truth_region[truth]
                     )
             truth = batch.has_truth if phase == 2 else torch.ones_like(batch.has_truth)
             if settings.weights.seam > 0 and (phase == 1 or settings.phase2_ground_truth):
-                seam = losses.seam_loss(layers[truth], batch.true_layers[truth], batch.masks[truth])
+                seam = losses.seam_loss(
+                    layers[truth], batch.true_layers[truth], batch.truth_masks[truth]
+                )
                 total = total + settings.weights.seam * seam
                 terms.parts["seam"] = seam.detach()
             unknown = ~batch.has_truth
@@ -156,7 +176,7 @@ def supervisor_update(
                 logits[2 * batch.size :],
                 batch.masks,
                 settings.weights,
-                true_layer_masks=batch.masks[truth],
+                true_layer_masks=batch.truth_masks[truth],
             )
         else:
             terms = losses.supervisor_loss(
