@@ -22,7 +22,8 @@ images; the upper/lower order of the bones is kept) and the position of the crop
 Intensity changes are left out, because they would break Eq. 1's relation between the
 layers, the image and k. ``mask_noise_px`` (a departure, off by default) gives the
 networks of a synthetic overlap masks with moved outlines
-(:func:`trainer.mask_noise.perturb_outlines`); the true layers keep the true masks.
+(:func:`trainer.mask_noise.perturb_outlines`); their true layers hold the soft tissue
+where a given mask has no bone of its own (:func:`trainer.mask_noise.layers_for_given_masks`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from blsgan_core.joint_window import joint_space_centre, window_around
 from blsgan_core.laplace import soft_tissue_background
 from blsgan_core.synthetic import SyntheticConfig, synthesize_overlap
 from trainer.config import DataSection
-from trainer.mask_noise import perturb_outlines
+from trainer.mask_noise import layers_for_given_masks, perturb_outlines
 
 SYNTHETIC = "synthetic"
 REAL = "real"
@@ -239,7 +240,8 @@ class JointDataset(Dataset[dict[str, torch.Tensor]]):
     Each item is a dict of tensors: ``image`` ``(1, s, s)``, ``masks`` ``(2, s, s)``
     (upper, lower; what the networks are given), ``true_masks`` (the masks of the true
     layers: ``masks`` unless ``mask_noise_px`` moved the outlines of a synthetic
-    overlap's), ``true_layers`` ``(2, s, s)`` (zeros for real joints), ``has_truth``
+    overlap's), ``true_layers`` ``(2, s, s)`` (zeros for real joints; with moved outlines
+    the soft tissue where a given mask holds no bone of its own), ``has_truth``
     (bool), ``k`` (the true k of a synthetic overlap, NaN for real joints) and
     ``overlap_px`` (in the full joint, before cropping).
     """
@@ -294,6 +296,7 @@ class JointDataset(Dataset[dict[str, torch.Tensor]]):
         given = masks
         if has_truth and self.mask_noise_px > 0:
             given = perturb_outlines(masks, float(rng.uniform(0, self.mask_noise_px)), rng)
+            layers = layers_for_given_masks(layers, masks, given, joint.background_float())
         rows, cols = crop_window(masks, self.crop_size, rng)
         planes = [image[None], given.astype(np.float32), masks.astype(np.float32), layers]
         stack = np.concatenate(planes)[:, rows, cols]

@@ -7,7 +7,10 @@ shipped model's layer PSNR in the overlap drops from 29.7 dB with the true masks
 23.2 dB with the segmenter's (overlap Dice 0.91, about 5 % of the overlap's pixels
 disagreeing), although layers that are exact inside the given masks would still score
 36 dB there (docs/training.md, session 20). :func:`perturb_outlines` moves each outline
-by a smooth random amount so that the generator learns from masks like the node's.
+by a smooth random amount so that the generator learns from masks like the node's, and
+:func:`layers_for_given_masks` says what a layer should hold where its given mask has
+no bone of its own: the soft tissue, as Eq. 1 asks (a layer alone must equal the image,
+which there is soft tissue) and as every layer holds the soft tissue around its bone.
 """
 
 from __future__ import annotations
@@ -50,3 +53,20 @@ def perturb_outlines(
         candidate = signed_distance(mask) + amplitude_px * field > 0
         moved.append(candidate if candidate.any() else mask)
     return np.stack(moved)
+
+
+def layers_for_given_masks(
+    true_layers: NDArray[np.floating],
+    true_masks: NDArray[np.bool_],
+    given_masks: NDArray[np.bool_],
+    background: NDArray[np.floating],
+) -> NDArray[np.float32]:
+    """The true layers ``(n, H, W)``, with the soft-tissue ``background`` ``(H, W)`` where a
+    given mask holds no true bone of its own.
+
+    A layer's true image is 0 outside its true mask only because it is masked there; a
+    separator given a wider mask can at best put the soft tissue there (with one mask,
+    Eq. 1 sets the layer to the image, which outside every bone is the background).
+    """
+    absent = np.asarray(given_masks, dtype=bool) & ~np.asarray(true_masks, dtype=bool)
+    return np.where(absent, np.asarray(background)[None], true_layers).astype(np.float32)

@@ -163,7 +163,9 @@ def supervisor_update(
         truth = torch.zeros_like(truth)
     with settings.autocast:
         image = batch.image.to(layers.dtype)
-        true_layers = batch.true_layers[truth].to(layers.dtype)
+        # D judges the true layers inside their own bones (with moved outlines the truth
+        # also holds soft tissue where a given mask has no bone of its own).
+        true_layers = (batch.true_layers * batch.truth_masks)[truth].to(layers.dtype)
         # One forward pass over the real sample J * M, the generated layers and any Lg.
         logits = supervisor_of(networks)(
             torch.cat([losses.real_sample(image, batch.masks), layers, true_layers])

@@ -167,7 +167,9 @@ def test_other_bone_leak_is_the_slope_of_each_layers_error_on_the_other_bone() -
 
 def test_given_masks_are_scored_where_either_overlap_is() -> None:
     """Hand-computed: the true overlap is columns 2-3, the given one columns 3-4; the
-    layers are exact in the true overlap but off by 0.1 where only the given masks meet."""
+    layers are exact in the true overlap. In column 4 the given upper mask holds no upper
+    bone, so the upper layer should hold the soft tissue (0.2), which it does; the lower
+    layer is off by 0.1 there."""
     truths = np.zeros((2, 4, 8), dtype=np.float32)
     truths[:, :, 2:4] = 0.5
     masks = np.zeros((2, 4, 8), dtype=bool)
@@ -175,12 +177,12 @@ def test_given_masks_are_scored_where_either_overlap_is() -> None:
     given = np.zeros_like(masks)
     given[0, :, :5], given[1, :, 3:] = True, True
     layers = truths.copy()
-    layers[:, :, 4] = 0.1
+    layers[0, :, 4], layers[1, :, 4] = 0.2, 0.1
     joint = EvalJoint(
         name="hand",
         image=np.full((4, 8), 0.5, dtype=np.float32),
         masks=masks,
-        background=np.zeros((4, 8), dtype=np.float32),
+        background=np.full((4, 8), 0.2, dtype=np.float32),
         overlap_px=8,
         true_layers=truths,
         true_k=0.75,
@@ -191,5 +193,6 @@ def test_given_masks_are_scored_where_either_overlap_is() -> None:
     scores = synthetic_region_scores(joint, output)
     assert scores["layer_psnr"] == PSNR_CAP_DB  # exact where the bones overlap
     assert scores["overlap_dice"] == pytest.approx(2 * 4 / (8 + 8))
-    # columns 2-4 (12 px), 4 of them off by 0.1: mse 0.01 / 3
-    assert scores["either_overlap_layer_psnr"] == pytest.approx(10 * np.log10(300), abs=1e-4)
+    # columns 2-4 (12 px): the upper layer exact, the lower off by 0.1 on 4: mse 0.01 / 3
+    expected = (PSNR_CAP_DB + 10 * np.log10(300)) / 2
+    assert scores["either_overlap_layer_psnr"] == pytest.approx(expected, abs=1e-4)

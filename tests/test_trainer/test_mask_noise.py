@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from trainer.mask_noise import perturb_outlines, signed_distance
+from trainer.mask_noise import layers_for_given_masks, perturb_outlines, signed_distance
 
 
 def _disks() -> np.ndarray:
@@ -52,3 +52,15 @@ def test_a_mask_the_noise_would_empty_is_kept_and_negative_amplitudes_fail() -> 
     assert sum(np.array_equal(mask, tiny) for mask in moved) >= 20
     with pytest.raises(ValueError, match="amplitude"):
         perturb_outlines(tiny, -1.0, np.random.default_rng(0))
+
+
+def test_a_given_mask_without_its_bone_expects_the_soft_tissue() -> None:
+    true_masks = np.array([[[1, 1, 0, 0]], [[0, 1, 1, 0]]], dtype=bool)
+    given = np.array([[[1, 1, 1, 0]], [[0, 0, 1, 1]]], dtype=bool)
+    layers = np.array([[[0.6, 0.7, 0, 0]], [[0, 0.8, 0.9, 0]]], dtype=np.float32)
+    background = np.array([[0.1, 0.2, 0.3, 0.4]], dtype=np.float32)
+    expected = np.array([[[0.6, 0.7, 0.3, 0]], [[0, 0.8, 0.9, 0.4]]], dtype=np.float32)
+    result = layers_for_given_masks(layers, true_masks, given, background)
+    # The upper mask wrongly reaches pixel 2, the lower pixel 3: soft tissue there; the
+    # lower bone's pixel 1, left out of its given mask, keeps its true value.
+    assert np.array_equal(result, expected)

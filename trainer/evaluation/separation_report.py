@@ -60,6 +60,7 @@ from trainer.evaluation.separation import (
     run_separator,
     summary,
 )
+from trainer.mask_noise import layers_for_given_masks
 
 DETAIL_SIGMA = 3.0  # px: removes a bone's brightness level, keeps its trabecular texture
 SPLIT_NOTE = (
@@ -186,7 +187,8 @@ def synthetic_region_scores(joint: EvalJoint, output: SeparationResult) -> Score
     With masks other than the truth (``input_masks``, the node's path) also the overlap
     Dice of the given masks and the layer PSNR inside the true **or** the given overlap:
     the true overlap alone leaves out the pixels where the given masks overlap and the
-    bones do not, which the separator splits although one layer there is no bone.
+    bones do not, which the separator splits although one layer there is no bone. There
+    that layer's truth is the soft tissue (:func:`trainer.mask_noise.layers_for_given_masks`).
     """
     if joint.true_layers is None or joint.true_k is None:
         raise ValueError(f"joint {joint.name} has no true layers: it is not synthetic")
@@ -213,8 +215,9 @@ def synthetic_region_scores(joint: EvalJoint, output: SeparationResult) -> Score
     if joint.input_masks is not None:
         given = overlap_of(joint.given_masks)
         scores["overlap_dice"] = dice(given, cap)
+        expected = layers_for_given_masks(truths, joint.masks, joint.given_masks, joint.background)
         scores["either_overlap_layer_psnr"] = float(
-            np.mean([capped_psnr(psnr(layers[i], truths[i], cap | given)) for i in range(count)])
+            np.mean([capped_psnr(psnr(layers[i], expected[i], cap | given)) for i in range(count)])
         )
     return scores
 
