@@ -1,16 +1,15 @@
 """Bone masks whose outlines are off by a pixel or two, as the node's segmenter gives them.
 
-The node separates with the segmenter's masks, never with the annotated ones. A
-generator trained only on exact masks (every synthetic overlap's masks are the truth by
-construction) falls apart when the outlines move: on held-out synthetic overlaps the
-shipped model's layer PSNR in the overlap drops from 29.7 dB with the true masks to
-23.2 dB with the segmenter's (overlap Dice 0.91, about 5 % of the overlap's pixels
-disagreeing), although layers that are exact inside the given masks would still score
-36 dB there (docs/training.md, session 20). :func:`perturb_outlines` moves each outline
-by a smooth random amount so that the generator learns from masks like the node's, and
-:func:`layers_for_given_masks` says what a layer should hold where its given mask has
-no bone of its own: the soft tissue, as Eq. 1 asks (a layer alone must equal the image,
-which there is soft tissue) and as every layer holds the soft tissue around its bone.
+The node separates with the segmenter's masks, never with the annotated ones. On
+held-out synthetic overlaps the shipped model's layer PSNR in the true overlap drops
+from 29.7 dB with the true masks to 23.2 dB with the segmenter's (overlap Dice 0.91);
+most of that is bone a given mask leaves out, which no separator can put back, but
+within the given masks the layers err too (docs/training.md, session 20).
+:func:`perturb_outlines` moves each outline by a smooth random amount so that a
+generator can learn from masks like the node's, and :func:`layers_for_given_masks` says
+what a layer should hold where its given mask has no bone of its own: the soft tissue,
+as Eq. 1 asks (a layer alone must equal the image, which there is soft tissue) and as
+every layer holds the soft tissue around its bone.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ non-separating answer gets right does not count), the seam ratio against the tru
 bone each layer keeps in the overlap, 0 for the true layers), and k against the true k,
 which is the Laplace k of the overlap. With predicted masks (the node's path) also the
 layer PSNR inside the true or the predicted overlap, which counts the pixels the node
-splits where the bones do not overlap.
+splits where the bones do not overlap (a layer whose given mask holds no bone of its own
+is scored there against the soft tissue).
 
 Everything is also given per overlap-size bin with its count. The split is by joint; the
 data carry no patient id, so joints of one patient may fall on both sides
