@@ -100,10 +100,11 @@ class DataSection:
     ``given_mask_noise_px`` (a departure, 0 = the paper's exact masks): the networks of a
     synthetic overlap get masks whose outlines are moved by a smooth random field
     (:func:`trainer.mask_noise.perturb_outlines`, standard deviation drawn per joint from
-    0 to this many pixels), while the true layers keep the true masks. The node separates
-    with the segmenter's masks, which are off by a pixel or two; a generator that only
-    ever saw exact masks loses 6.5 dB in the overlap with them (docs/training.md,
-    session 20).
+    0 to this many pixels); their truth is the true layers, and the soft tissue where a
+    given mask holds no bone of its own. The node separates with the segmenter's masks,
+    which are off by a pixel or two; with them the layers of the shipped model lose 6.5
+    dB in the true overlap, most of it on bone a given mask leaves out
+    (docs/training.md, session 20).
     """
 
     crop_size: int = 256
