@@ -386,16 +386,11 @@ def pretraining_generator_loss(
     layers: torch.Tensor,
     true_layers: torch.Tensor,
     weights: LossWeights | None = None,
-    truth_region: torch.Tensor | None = None,
 ) -> LossTerms:
-    """Eq. 4 (pre-training on synthetic overlaps): Eq. 2 plus ``g0 * Lr(L, Lg)``.
-
-    ``Lr(L, Lg)`` is taken over ``truth_region`` (default: the masks); the trainer widens
-    it when the networks were given masks other than the true layers' own.
-    """
+    """Eq. 4 (pre-training on synthetic overlaps): Eq. 2 plus ``g0 * Lr(L, Lg)``."""
     weights = weights or LossWeights()
     base = generator_loss(supervisor_logits, masks, reconstruction, image, weights)
-    truth = masked_rmse(layers, true_layers, masks if truth_region is None else truth_region)
+    truth = masked_rmse(layers, true_layers, masks)
     return LossTerms(
         base.total + weights.g0 * truth, {**base.parts, "ground_truth_layers": truth.detach()}
     )

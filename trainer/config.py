@@ -96,15 +96,6 @@ class DataSection:
     every crop onto the training data's grey statistics as the node does before the
     segmenter and BLS-GAN (:mod:`blsgan_core.harmonise`), so the model is trained and
     validated on the grey values it meets on the node; off, the raw crops are used.
-
-    ``given_mask_noise_px`` (a departure, 0 = the paper's exact masks): the networks of a
-    synthetic overlap get masks whose outlines are moved by a smooth random field
-    (:func:`trainer.mask_noise.perturb_outlines`, standard deviation drawn per joint from
-    0 to this many pixels); their truth is the true layers, and the soft tissue where a
-    given mask holds no bone of its own. The node separates with the segmenter's masks,
-    which are off by a pixel or two; with them the layers of the shipped model lose 6.5
-    dB in the true overlap, most of it on bone a given mask leaves out
-    (docs/training.md, session 20).
     """
 
     crop_size: int = 256
@@ -115,7 +106,6 @@ class DataSection:
     min_real_overlap_px: int = 1
     harmonise: bool = True
     synthetic: dict[str, Any] = field(default_factory=dict)
-    given_mask_noise_px: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -209,9 +199,6 @@ class TrainConfig:
             raise ValueError(
                 f"data.crop_size={crop} must be a multiple of {multiple} (the networks' depth)"
             )
-        noise = self.data.given_mask_noise_px
-        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
-            raise ValueError(f"data.given_mask_noise_px must be a number >= 0, got {noise!r}")
         if self.data.max_records is not None and self.data.max_records < 4:
             raise ValueError(f"data.max_records must be >= 4, got {self.data.max_records}")
         self.optim.weights()

@@ -30,18 +30,13 @@ from blsgan_core.reconstruction import reconstruct
 
 @dataclass(frozen=True)
 class Batch:
-    """A training batch on the training device (see :class:`trainer.datasets.JointDataset`).
-
-    ``masks`` are what the networks are given; ``true_masks`` those of ``true_layers``
-    (``None``: the same as ``masks``).
-    """
+    """A training batch on the training device (see :class:`trainer.datasets.JointDataset`)."""
 
     image: torch.Tensor
     masks: torch.Tensor
     true_layers: torch.Tensor
     has_truth: torch.Tensor
     true_k: torch.Tensor
-    true_masks: torch.Tensor | None = None
 
     @classmethod
     def from_loader(cls, data: dict[str, torch.Tensor], device: torch.device) -> Batch:
@@ -52,25 +47,12 @@ class Batch:
             true_layers=data["true_layers"].to(device, non_blocking=True),
             has_truth=data["has_truth"].to(device, non_blocking=True),
             true_k=data["k"].to(device, non_blocking=True),
-            true_masks=data["true_masks"].to(device, non_blocking=True),
         )
 
     @property
     def size(self) -> int:
         """Number of joints."""
         return int(self.image.shape[0])
-
-    @property
-    def truth_masks(self) -> torch.Tensor:
-        """The masks of the true layers."""
-        return self.masks if self.true_masks is None else self.true_masks
-
-    @property
-    def truth_region(self) -> torch.Tensor:
-        """Where a layer is compared with its true layer: inside its given or its true
-        mask, so bone put outside the true outline counts as error as well as bone lost
-        outside the given one."""
-        return torch.maximum(self.masks, self.truth_masks)
 
 
 def supervisor_of(model: BLSGANModel) -> Supervisor:
@@ -110,7 +92,7 @@ def generator_update(
             if phase == 1:
                 terms = losses.pretraining_generator_loss(
                     logits, batch.masks, reconstruction, image, layers,
-                    batch.true_layers, settings.weights, truth_region=batch.truth_region,
+                    batch.true_layers, settings.weights,
                 )  # fmt: skip
                 total = terms.total
             else:
@@ -121,13 +103,11 @@ def generator_update(
                 truth = batch.has_truth
                 if settings.phase2_ground_truth and bool(truth.any()):
                     total = total + settings.weights.g0 * losses.masked_rmse(
-                        layers[truth], batch.true_layers[truth], batch.truth_region[truth]
+                        layers[truth], batch.true_layers[truth], batch.masks[truth]
                     )
             truth = batch.has_truth if phase == 2 else torch.ones_like(batch.has_truth)
             if settings.weights.seam > 0 and (phase == 1 or settings.phase2_ground_truth):
-                seam = losses.seam_loss(
-                    layers[truth], batch.true_layers[truth], batch.truth_masks[truth]
-                )
+                seam = losses.seam_loss(layers[truth], batch.true_layers[truth], batch.masks[truth])
                 total = total + settings.weights.seam * seam
                 terms.parts["seam"] = seam.detach()
             unknown = ~batch.has_truth
@@ -163,9 +143,7 @@ def supervisor_update(
         truth = torch.zeros_like(truth)
     with settings.autocast:
         image = batch.image.to(layers.dtype)
-        # D judges the true layers inside their own bones (with moved outlines the truth
-        # also holds soft tissue where a given mask has no bone of its own).
-        true_layers = (batch.true_layers * batch.truth_masks)[truth].to(layers.dtype)
+        true_layers = batch.true_layers[truth].to(layers.dtype)
         # One forward pass over the real sample J * M, the generated layers and any Lg.
         logits = supervisor_of(networks)(
             torch.cat([losses.real_sample(image, batch.masks), layers, true_layers])
@@ -178,7 +156,7 @@ def supervisor_update(
                 logits[2 * batch.size :],
                 batch.masks,
                 settings.weights,
-                true_layer_masks=batch.truth_masks[truth],
+                true_layer_masks=batch.masks[truth],
             )
         else:
             terms = losses.supervisor_loss(

@@ -27,7 +27,6 @@ def test_paper_preset_is_the_papers_schedule() -> None:
     assert (weights.g0, weights.g1, weights.k_truth, weights.overlap_emphasis) == (1, 1, 0, 0)
     assert config.optim.supervisor_lr_factor == 1 and not config.optim.phase2_ground_truth
     assert config.model.blsgan_config().reconstructor.mask_channels == 0
-    assert config.data.given_mask_noise_px == 0  # the networks see the exact masks
 
 
 def test_only_the_skip_presets_turn_on_the_input_skip() -> None:
@@ -74,9 +73,6 @@ def test_crop_size_must_fit_the_networks_depth() -> None:
         load_preset("cpu").with_overrides(data={"crop_size": 96})
     with pytest.raises(ValueError, match="lr"):
         load_preset("tiny").with_overrides(optim={"lr": 0})
-    for noise in (-0.5, True, "2"):
-        with pytest.raises(ValueError, match="given_mask_noise_px"):
-            load_preset("tiny").with_overrides(data={"given_mask_noise_px": noise})
 
 
 def test_overrides_round_trip_through_plain_data() -> None:

@@ -61,7 +61,6 @@ from trainer.evaluation.separation import (
     run_separator,
     summary,
 )
-from trainer.mask_noise import layers_for_given_masks
 
 DETAIL_SIGMA = 3.0  # px: removes a bone's brightness level, keeps its trabecular texture
 SPLIT_NOTE = (
@@ -151,6 +150,24 @@ def other_bone_leak(layers: np.ndarray, truths: np.ndarray, cap: np.ndarray) -> 
     return float(np.mean(slopes))
 
 
+def layers_for_given_masks(
+    true_layers: NDArray[np.floating],
+    true_masks: NDArray[np.bool_],
+    given_masks: NDArray[np.bool_],
+    background: NDArray[np.floating],
+) -> NDArray[np.float32]:
+    """The true layers ``(n, H, W)``, with the soft-tissue ``background`` ``(H, W)`` where a
+    given mask holds no true bone of its own.
+
+    A true layer is 0 outside its true mask only because it is masked there; a separator
+    given a wider mask can at best put the soft tissue there: with one mask, Eq. 1 sets
+    the layer to the image, which outside every bone is the background, and every layer
+    holds the soft tissue around its bone.
+    """
+    absent = np.asarray(given_masks, dtype=bool) & ~np.asarray(true_masks, dtype=bool)
+    return np.where(absent, np.asarray(background)[None], true_layers).astype(np.float32)
+
+
 def dice(first: np.ndarray, second: np.ndarray) -> float | None:
     """Dice of two boolean masks; ``None`` when both are empty."""
     total = int(first.sum()) + int(second.sum())
@@ -189,7 +206,7 @@ def synthetic_region_scores(joint: EvalJoint, output: SeparationResult) -> Score
     Dice of the given masks and the layer PSNR inside the true **or** the given overlap:
     the true overlap alone leaves out the pixels where the given masks overlap and the
     bones do not, which the separator splits although one layer there is no bone. There
-    that layer's truth is the soft tissue (:func:`trainer.mask_noise.layers_for_given_masks`).
+    that layer's truth is the soft tissue (:func:`layers_for_given_masks`).
     """
     if joint.true_layers is None or joint.true_k is None:
         raise ValueError(f"joint {joint.name} has no true layers: it is not synthetic")
