@@ -6,9 +6,12 @@ model's device (or ``device``), all joints of a radiograph in one forward pass (
 ``batch_size`` if given). Eval mode has no randomness (no dropout, GroupNorm instead of
 batch statistics), so the same input gives the same output on the same device.
 
-If the model's config asks for it (``boundary_blend``, a departure from the paper), the
-layers are blended across the overlap boundary on the CPU afterwards
-(:mod:`blsgan_core.seams`) and Eq. 1 is recomputed from them.
+If the model's config asks for it (``mask_margin_px``, a departure from the paper), the
+given masks are widened before the model sees them
+(:func:`blsgan_core.mask_margin.widen_masks`); the result carries the masks used. If it
+asks for it (``boundary_blend``, likewise a departure), the layers are blended across the
+overlap boundary on the CPU afterwards (:mod:`blsgan_core.seams`) and Eq. 1 is
+recomputed from them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from blsgan_core.mask_margin import widen_masks
 from blsgan_core.model import BLSGANModel
 from blsgan_core.reconstruction import reconstruct
 from blsgan_core.seams import remove_seams
@@ -29,11 +33,14 @@ ArrayLike = torch.Tensor | NDArray[np.generic]
 @dataclass(frozen=True)
 class SeparationResult:
     """Per joint: ``layers`` ``(B, n, H, W)`` (upper first), ``k`` ``(B,)``,
-    ``reconstruction`` ``(B, 1, H, W)``; float32 CPU tensors."""
+    ``reconstruction`` ``(B, 1, H, W)``; float32 CPU tensors. ``masks`` ``(B, n, H, W)``
+    are those the layers were separated with where they differ from the given ones (a
+    model's ``mask_margin_px``); ``None``: the given masks."""
 
     layers: torch.Tensor
     k: torch.Tensor
     reconstruction: torch.Tensor
+    masks: torch.Tensor | None = None
 
 
 def _as_images(images: ArrayLike) -> torch.Tensor:
@@ -93,7 +100,8 @@ def separate(
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     image_tensor = _as_images(images)
-    mask_tensor = _as_masks(masks, image_tensor, model.config.n_layers)
+    margin = model.config.mask_margin_px
+    mask_tensor = widen_masks(_as_masks(masks, image_tensor, model.config.n_layers), margin)
     target = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(target)
     was_training = model.training
@@ -118,4 +126,4 @@ def separate(
         bias = model.config.offset_bias if mode == "eq1-offset" else 0.0
         layers = remove_seams(mode, layers, image_tensor, mask_tensor, k, offset_bias=bias)
         recon = reconstruct(layers, mask_tensor, k)
-    return SeparationResult(layers, k, recon)
+    return SeparationResult(layers, k, recon, mask_tensor if margin else None)

@@ -59,6 +59,14 @@ class BLSGANConfig:
     flatten its k: on held-out synthetic overlaps the shipped model's k followed the true
     k with r 0.74 (k's spread 0.008 against the true 0.045) on the whole joint and r 0.86
     (spread 0.035) on its training window (docs/training.md, "k's window").
+
+    ``mask_margin_px`` (px; 0 = the masks as given, the paper's): every given mask is
+    widened by this margin (:func:`blsgan_core.mask_margin.widen_masks`) before the
+    networks, Eq. 1 and the seam step see it. The trainer sets it from
+    ``DataSection.mask_margin_px``, so a model meets at inference the masks it was
+    trained on. Why: a segmenter's mask that leaves out bone of its own forces the layer
+    to 0 there, which cost the node's path most of its error in the overlap
+    (:mod:`blsgan_core.mask_margin`).
     """
 
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -68,8 +76,12 @@ class BLSGANConfig:
     boundary_blend: str = "off"
     reconstructor_window: int = 0
     offset_bias: float = 0.0
+    mask_margin_px: int = 0
 
     def __post_init__(self) -> None:
+        margin = self.mask_margin_px
+        if isinstance(margin, bool) or not isinstance(margin, int) or not 0 <= margin <= 8:
+            raise ValueError(f"mask_margin_px must be an integer in [0, 8], got {margin!r}")
         if isinstance(self.reconstructor_window, bool) or not isinstance(
             self.reconstructor_window, int
         ):
@@ -125,6 +137,7 @@ class BLSGANConfig:
             "boundary_blend": self.boundary_blend,
             "reconstructor_window": self.reconstructor_window,
             "offset_bias": self.offset_bias,
+            "mask_margin_px": self.mask_margin_px,
         }
 
     @classmethod
@@ -132,8 +145,8 @@ class BLSGANConfig:
         """Inverse of :meth:`to_dict`; a missing or unknown key is a ``ValueError``, except
         ``boundary_blend``, which checkpoints written before it existed lack (off), and
         which those written before the exchange mode hold as true (poisson) or false,
-        ``reconstructor_window``, which older checkpoints lack (0: the whole input), and
-        ``offset_bias`` (0: uncalibrated)."""
+        ``reconstructor_window``, which older checkpoints lack (0: the whole input),
+        ``offset_bias`` (0: uncalibrated) and ``mask_margin_px`` (0: the masks as given)."""
         try:
             return cls(
                 generator=GeneratorConfig(**data["generator"]),
@@ -143,6 +156,7 @@ class BLSGANConfig:
                 boundary_blend=_blend_mode(data.get("boundary_blend", "off")),
                 reconstructor_window=data.get("reconstructor_window", 0),
                 offset_bias=float(data.get("offset_bias", 0.0)),
+                mask_margin_px=data.get("mask_margin_px", 0),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"not a BLS-GAN config: {error}") from error

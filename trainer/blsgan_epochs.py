@@ -161,6 +161,8 @@ def epoch_loader(
         crop_size=config.data.crop_size,
         hflip=config.data.hflip,
         synthetic=SyntheticConfig(**config.data.synthetic),
+        mask_noise_px=config.data.given_mask_noise_px,
+        mask_margin_px=config.data.mask_margin_px,
     )
     order = list(epoch_order(len(dataset), seed=config.seed, phase=phase, epoch=phase_epoch))
     return DataLoader(

@@ -96,6 +96,23 @@ class DataSection:
     every crop onto the training data's grey statistics as the node does before the
     segmenter and BLS-GAN (:mod:`blsgan_core.harmonise`), so the model is trained and
     validated on the grey values it meets on the node; off, the raw crops are used.
+
+    ``given_mask_noise_px`` (a departure, 0 = the paper's exact masks): the networks of a
+    synthetic overlap get masks whose outlines are moved by a smooth random field
+    (:func:`trainer.given_masks.perturb_outlines`, standard deviation drawn per joint from
+    0 to this many pixels); their truth is the true layers, and the soft tissue where a
+    given mask holds no bone of its own. The node separates with the segmenter's masks,
+    which are off by a pixel or two; with them the layers of the shipped model lose 6.5
+    dB in the true overlap, most of it on bone a given mask leaves out
+    (docs/training.md, session 20).
+
+    ``mask_margin_px`` (a departure, 0 = the paper's masks as given): every joint's masks
+    are widened by this margin before the networks see them
+    (:func:`blsgan_core.mask_margin.widen_masks`), and the trained model widens the masks
+    it is given at inference by the same margin
+    (:attr:`blsgan_core.model.BLSGANConfig.mask_margin_px`). A widened mask leaves out
+    little of its bone, so the segmenter's outlines no longer force bone to 0; where it
+    holds no bone of its own the layer is taught the soft tissue (above).
     """
 
     crop_size: int = 256
@@ -106,6 +123,8 @@ class DataSection:
     min_real_overlap_px: int = 1
     harmonise: bool = True
     synthetic: dict[str, Any] = field(default_factory=dict)
+    given_mask_noise_px: float = 0.0
+    mask_margin_px: int = 0
 
 
 @dataclass(frozen=True)
@@ -199,10 +218,13 @@ class TrainConfig:
             raise ValueError(
                 f"data.crop_size={crop} must be a multiple of {multiple} (the networks' depth)"
             )
+        noise = self.data.given_mask_noise_px
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
+            raise ValueError(f"data.given_mask_noise_px must be a number >= 0, got {noise!r}")
         if self.data.max_records is not None and self.data.max_records < 4:
             raise ValueError(f"data.max_records must be >= 4, got {self.data.max_records}")
         self.optim.weights()
-        self.model.blsgan_config()
+        self.blsgan_config()  # the networks' settings and data.mask_margin_px
 
     @property
     def size_multiple(self) -> int:
@@ -213,12 +235,14 @@ class TrainConfig:
         return max(2 ** generator["depth"], scale * 2 ** supervisor["depth"])
 
     def blsgan_config(self) -> BLSGANConfig:
-        """The model this config trains: its networks, the correction ablation, and k read
-        at inference from a window of the training crop's size
-        (:attr:`blsgan_core.model.BLSGANConfig.reconstructor_window`)."""
+        """The model this config trains: its networks, the correction ablation, k read at
+        inference from a window of the training crop's size
+        (:attr:`blsgan_core.model.BLSGANConfig.reconstructor_window`) and the masks widened
+        as in training (:attr:`blsgan_core.model.BLSGANConfig.mask_margin_px`)."""
         return replace(
             self.model.blsgan_config(self.ablation.correction),
             reconstructor_window=self.data.crop_size,
+            mask_margin_px=self.data.mask_margin_px,
         )
 
     @property

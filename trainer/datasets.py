@@ -20,7 +20,13 @@
 Augmentation keeps the physics valid: a horizontal flip (left and right hands are mirror
 images; the upper/lower order of the bones is kept) and the position of the crop window.
 Intensity changes are left out, because they would break Eq. 1's relation between the
-layers, the image and k.
+layers, the image and k. ``mask_noise_px`` (a departure, off by default) gives the
+networks of a synthetic overlap masks with moved outlines
+(:func:`trainer.given_masks.perturb_outlines`), and ``mask_margin_px`` (likewise) widens
+the masks of every joint as the model will at inference
+(:func:`blsgan_core.mask_margin.widen_masks`); the true layers of a synthetic overlap hold
+the soft tissue where a given mask has no bone of its own
+(:func:`trainer.given_masks.layers_for_given_masks`).
 """
 
 from __future__ import annotations
@@ -47,8 +53,10 @@ from blsgan_core.data import (
 from blsgan_core.harmonise import grey_map
 from blsgan_core.joint_window import joint_space_centre, window_around
 from blsgan_core.laplace import soft_tissue_background
+from blsgan_core.mask_margin import widen_masks
 from blsgan_core.synthetic import SyntheticConfig, synthesize_overlap
 from trainer.config import DataSection
+from trainer.given_masks import layers_for_given_masks, perturb_outlines
 
 SYNTHETIC = "synthetic"
 REAL = "real"
@@ -234,7 +242,11 @@ class JointDataset(Dataset[dict[str, torch.Tensor]]):
     """One epoch of one phase: synthetic overlaps (with true layers) and real joints.
 
     Each item is a dict of tensors: ``image`` ``(1, s, s)``, ``masks`` ``(2, s, s)``
-    (upper, lower), ``true_layers`` ``(2, s, s)`` (zeros for real joints), ``has_truth``
+    (upper, lower; what the networks are given), ``true_masks`` (the masks of the true
+    layers: ``masks`` unless ``mask_noise_px`` moved the outlines of a synthetic
+    overlap's or ``mask_margin_px`` widened them), ``true_layers`` ``(2, s, s)`` (zeros
+    for real joints; with moved or widened outlines the soft tissue where a given mask
+    holds no bone of its own), ``has_truth``
     (bool), ``k`` (the true k of a synthetic overlap, NaN for real joints) and
     ``overlap_px`` (in the full joint, before cropping).
     """
@@ -250,6 +262,8 @@ class JointDataset(Dataset[dict[str, torch.Tensor]]):
         crop_size: int,
         hflip: bool,
         synthetic: SyntheticConfig | None = None,
+        mask_noise_px: float = 0.0,
+        mask_margin_px: int = 0,
     ) -> None:
         if any(item.kind not in (SYNTHETIC, REAL) for item in items):
             raise ValueError(f"items must be of kind {SYNTHETIC!r} or {REAL!r}")
@@ -261,6 +275,8 @@ class JointDataset(Dataset[dict[str, torch.Tensor]]):
         self.crop_size = crop_size
         self.hflip = hflip
         self.synthetic = synthetic or SyntheticConfig()
+        self.mask_noise_px = mask_noise_px
+        self.mask_margin_px = mask_margin_px
 
     def __len__(self) -> int:
         return len(self.items)
@@ -284,15 +300,25 @@ class JointDataset(Dataset[dict[str, torch.Tensor]]):
             image, masks = joint.image_float(), joint.masks
             layers = np.zeros(masks.shape, dtype=np.float32)
             k, overlap_px, has_truth = float("nan"), joint.overlap_px, False
+        given = masks
+        if has_truth and self.mask_noise_px > 0:
+            given = perturb_outlines(masks, float(rng.uniform(0, self.mask_noise_px)), rng)
+        if self.mask_margin_px:
+            widened = widen_masks(torch.from_numpy(given)[None], self.mask_margin_px)
+            given = widened[0].numpy() > 0.5
+        if has_truth and given is not masks:
+            layers = layers_for_given_masks(layers, masks, given, joint.background_float())
         rows, cols = crop_window(masks, self.crop_size, rng)
-        stack = np.concatenate([image[None], masks.astype(np.float32), layers])[:, rows, cols]
+        planes = [image[None], given.astype(np.float32), masks.astype(np.float32), layers]
+        stack = np.concatenate(planes)[:, rows, cols]
         if self.hflip and rng.random() < 0.5:
             stack = stack[:, :, ::-1]
         tensor = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))
         return {
             "image": tensor[0:1],
             "masks": tensor[1:3],
-            "true_layers": tensor[3:5],
+            "true_masks": tensor[3:5],
+            "true_layers": tensor[5:7],
             "has_truth": torch.tensor(has_truth),
             "k": torch.tensor(k, dtype=torch.float32),
             "overlap_px": torch.tensor(overlap_px),

@@ -6,8 +6,9 @@ sample). Phase 2 (synthetic + real joints): Eq. 2 for G and R and Eq. 3 for D on
 joint. ``phase2_ground_truth`` (a departure, off by default) adds Eq. 4's and Eq. 5's
 true-layer terms for the synthetic joints of phase 2; ``LossWeights.k_truth`` (a departure,
 0 by default) adds ``Lr(k, k_true)`` for every synthetic joint, ``LossWeights.seam``
-(likewise) the seam loss wherever the true layers are used, and ``LossWeights.seam_prior``
-the seam prior on phase 2's joints without true layers.
+(likewise) the seam loss wherever the true layers are used, ``LossWeights.soft_tissue_rim``
+(likewise) the true-layer error where a given mask holds no bone of its own, and
+``LossWeights.seam_prior`` the seam prior on phase 2's joints without true layers.
 
 The two updates alternate as in any GAN: G and R step against the current D, with D's
 parameters frozen for that backward pass (no wasted weight gradients); then D steps on
@@ -30,13 +31,18 @@ from blsgan_core.reconstruction import reconstruct
 
 @dataclass(frozen=True)
 class Batch:
-    """A training batch on the training device (see :class:`trainer.datasets.JointDataset`)."""
+    """A training batch on the training device (see :class:`trainer.datasets.JointDataset`).
+
+    ``masks`` are what the networks are given; ``true_masks`` those of ``true_layers``
+    (``None``: the same as ``masks``).
+    """
 
     image: torch.Tensor
     masks: torch.Tensor
     true_layers: torch.Tensor
     has_truth: torch.Tensor
     true_k: torch.Tensor
+    true_masks: torch.Tensor | None = None
 
     @classmethod
     def from_loader(cls, data: dict[str, torch.Tensor], device: torch.device) -> Batch:
@@ -47,12 +53,31 @@ class Batch:
             true_layers=data["true_layers"].to(device, non_blocking=True),
             has_truth=data["has_truth"].to(device, non_blocking=True),
             true_k=data["k"].to(device, non_blocking=True),
+            true_masks=data["true_masks"].to(device, non_blocking=True),
         )
 
     @property
     def size(self) -> int:
         """Number of joints."""
         return int(self.image.shape[0])
+
+    @property
+    def truth_masks(self) -> torch.Tensor:
+        """The masks of the true layers."""
+        return self.masks if self.true_masks is None else self.true_masks
+
+    @property
+    def truth_region(self) -> torch.Tensor:
+        """Where a layer is compared with its true layer: inside its given or its true
+        mask, so bone put outside the true outline counts as error as well as bone lost
+        outside the given one."""
+        return torch.maximum(self.masks, self.truth_masks)
+
+    @property
+    def rim(self) -> torch.Tensor:
+        """Where a given mask holds no true bone of its own (a moved or widened outline):
+        there the true layer is the soft tissue."""
+        return self.masks * (1 - self.truth_masks)
 
 
 def supervisor_of(model: BLSGANModel) -> Supervisor:
@@ -92,7 +117,7 @@ def generator_update(
             if phase == 1:
                 terms = losses.pretraining_generator_loss(
                     logits, batch.masks, reconstruction, image, layers,
-                    batch.true_layers, settings.weights,
+                    batch.true_layers, settings.weights, truth_region=batch.truth_region,
                 )  # fmt: skip
                 total = terms.total
             else:
@@ -103,13 +128,20 @@ def generator_update(
                 truth = batch.has_truth
                 if settings.phase2_ground_truth and bool(truth.any()):
                     total = total + settings.weights.g0 * losses.masked_rmse(
-                        layers[truth], batch.true_layers[truth], batch.masks[truth]
+                        layers[truth], batch.true_layers[truth], batch.truth_region[truth]
                     )
             truth = batch.has_truth if phase == 2 else torch.ones_like(batch.has_truth)
-            if settings.weights.seam > 0 and (phase == 1 or settings.phase2_ground_truth):
-                seam = losses.seam_loss(layers[truth], batch.true_layers[truth], batch.masks[truth])
+            truth_terms = phase == 1 or settings.phase2_ground_truth
+            if settings.weights.seam > 0 and truth_terms:
+                seam = losses.seam_loss(
+                    layers[truth], batch.true_layers[truth], batch.truth_masks[truth]
+                )
                 total = total + settings.weights.seam * seam
                 terms.parts["seam"] = seam.detach()
+            if settings.weights.soft_tissue_rim > 0 and truth_terms:
+                rim = losses.masked_rmse(layers[truth], batch.true_layers[truth], batch.rim[truth])
+                total = total + settings.weights.soft_tissue_rim * rim
+                terms.parts["soft_tissue_rim"] = rim.detach()
             unknown = ~batch.has_truth
             if settings.weights.seam_prior > 0 and phase == 2 and bool(unknown.any()):
                 prior = losses.seam_prior_loss(layers[unknown], batch.masks[unknown])
@@ -143,7 +175,9 @@ def supervisor_update(
         truth = torch.zeros_like(truth)
     with settings.autocast:
         image = batch.image.to(layers.dtype)
-        true_layers = batch.true_layers[truth].to(layers.dtype)
+        # D judges the true layers inside their own bones (with moved outlines the truth
+        # also holds soft tissue where a given mask has no bone of its own).
+        true_layers = (batch.true_layers * batch.truth_masks)[truth].to(layers.dtype)
         # One forward pass over the real sample J * M, the generated layers and any Lg.
         logits = supervisor_of(networks)(
             torch.cat([losses.real_sample(image, batch.masks), layers, true_layers])
@@ -156,7 +190,7 @@ def supervisor_update(
                 logits[2 * batch.size :],
                 batch.masks,
                 settings.weights,
-                true_layer_masks=batch.masks[truth],
+                true_layer_masks=batch.truth_masks[truth],
             )
         else:
             terms = losses.supervisor_loss(

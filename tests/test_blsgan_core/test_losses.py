@@ -377,3 +377,22 @@ def test_seam_prior_without_an_overlap_is_zero_and_attached() -> None:
     assert loss.item() == 0.0
     loss.backward()
     assert layers.grad is not None
+
+
+def test_eq4_ground_truth_term_over_a_wider_truth_region() -> None:
+    masks = _strip_masks()  # given: upper on pixels 1-2, lower on 2-3
+    image = torch.tensor([[[[0.9, 0.5, 0.6, 0.4]]]])
+    layers = torch.full((1, 2, 1, 4), 0.5) * masks
+    true_layers = torch.full((1, 2, 1, 4), 0.5) * masks
+    true_layers[0, 0, 0, 0] = 0.8  # the true upper bone reaches pixel 0, outside its given mask
+    wider = torch.maximum(masks, (true_layers > 0).float())
+    plain = pretraining_generator_loss(
+        torch.zeros(1, 4, 1, 4), masks, image * 0, image, layers, true_layers
+    )
+    widened = pretraining_generator_loss(
+        torch.zeros(1, 4, 1, 4), masks, image * 0, image, layers, true_layers, truth_region=wider
+    )
+    assert plain.parts["ground_truth_layers"].item() == pytest.approx(0.0, abs=1e-3)
+    # One RMSE per image over both layers' regions (3 + 2 pixels), one missed pixel of 0.8.
+    expected = math.sqrt(0.64 / 5)
+    assert widened.parts["ground_truth_layers"].item() == pytest.approx(expected, abs=1e-4)

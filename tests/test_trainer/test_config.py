@@ -27,6 +27,7 @@ def test_paper_preset_is_the_papers_schedule() -> None:
     assert (weights.g0, weights.g1, weights.k_truth, weights.overlap_emphasis) == (1, 1, 0, 0)
     assert config.optim.supervisor_lr_factor == 1 and not config.optim.phase2_ground_truth
     assert config.model.blsgan_config().reconstructor.mask_channels == 0
+    assert config.data.given_mask_noise_px == 0  # the networks see the exact masks
 
 
 def test_only_the_skip_presets_turn_on_the_input_skip() -> None:
@@ -73,6 +74,9 @@ def test_crop_size_must_fit_the_networks_depth() -> None:
         load_preset("cpu").with_overrides(data={"crop_size": 96})
     with pytest.raises(ValueError, match="lr"):
         load_preset("tiny").with_overrides(optim={"lr": 0})
+    for noise in (-0.5, True, "2"):
+        with pytest.raises(ValueError, match="given_mask_noise_px"):
+            load_preset("tiny").with_overrides(data={"given_mask_noise_px": noise})
 
 
 def test_overrides_round_trip_through_plain_data() -> None:
@@ -88,12 +92,18 @@ FINETUNE = Path(__file__).parents[2] / "trainer" / "presets" / "finetune"
 def test_the_shipped_models_fine_tuning_presets_keep_its_networks(path: Path) -> None:
     """The card of `blsgan-cpu` names these files; each continues `gpu-skip-mixed`'s networks,
     departs from the paper's losses only by named options, and keeps the paper's phase-2 data
-    but for the last run's real slivers."""
+    but for the real slivers of ft31 and later and the widened masks of ft41."""
     config = load_preset(path)
     mixed = load_preset("gpu-skip-mixed")
     assert config.model == mixed.model
     assert config.data.synthetic == mixed.data.synthetic
     weights = config.optim.weights()
     assert weights.unseparated_overlap_fake and weights.seam > 0
-    expected_min_overlap = 100 if path.stem == "ft31-noslv" else 1
-    assert config.data.min_real_overlap_px == expected_min_overlap
+    run = int(path.stem[2:4])
+    assert config.data.min_real_overlap_px == (100 if run >= 31 else 1)
+    widened = run >= 41
+    assert (config.data.mask_margin_px, config.data.given_mask_noise_px) == (
+        (1, 1.0) if widened else (0, 0.0)
+    )
+    assert config.blsgan_config().mask_margin_px == config.data.mask_margin_px
+    assert (weights.soft_tissue_rim > 0) == widened

@@ -162,3 +162,45 @@ def test_phase_two_leaves_out_real_joints_below_the_smallest_overlap(
     synthetic = [item for item in everything if item.kind == SYNTHETIC]
     assert synthetic == [item for item in large_only if item.kind == SYNTHETIC]
     assert phase_items(data, 1, threshold) == synthetic
+
+
+def test_mask_noise_moves_the_given_outlines_of_synthetic_overlaps_only(
+    small_manifest: Path, tiny_config: TrainConfig
+) -> None:
+    data = prepare_data([small_manifest], tiny_config.data)
+    items = phase_items(data, 2, 1)
+    exact, noisy = (
+        JointDataset(
+            SampleStore(),
+            items,
+            seed=7,
+            phase=2,
+            epoch=0,
+            crop_size=256,
+            hflip=False,
+            mask_noise_px=noise,
+        )
+        for noise in (0.0, 2.0)
+    )
+    moved = 0
+    for index, item in enumerate(items):
+        sample, reference = noisy[index], exact[index]
+        assert torch.equal(reference["masks"], reference["true_masks"])
+        assert torch.equal(sample["true_masks"], reference["masks"])  # the same overlap
+        layers, true_masks = sample["true_layers"], sample["true_masks"]
+        inside = torch.maximum(true_masks, sample["masks"])
+        assert float((layers * (1 - inside)).abs().sum()) == 0.0
+        if item.kind == SYNTHETIC:
+            # Where a given mask holds no bone of its own its truth is the soft tissue.
+            absent = sample["masks"] > true_masks
+            background = noisy.store.get(item.record).background_float()
+            expected = torch.from_numpy(background).expand_as(layers)[absent]
+            assert torch.allclose(layers[absent], expected)
+        if item.kind == REAL:
+            assert torch.equal(sample["masks"], sample["true_masks"])
+            assert torch.equal(sample["masks"], reference["masks"])
+        else:
+            changed = (sample["masks"] != true_masks).sum().item()
+            assert changed < 0.2 * true_masks.sum().item()
+            moved += changed > 0
+    assert moved >= 1

@@ -24,7 +24,6 @@ from trainer.evaluation.separation import (
 )
 from trainer.evaluation.separation_report import (
     evaluate_separation,
-    layers_for_given_masks,
     other_bone_leak,
     synthetic_region_scores,
 )
@@ -197,15 +196,3 @@ def test_given_masks_are_scored_where_either_overlap_is() -> None:
     # columns 2-4 (12 px): the upper layer exact, the lower off by 0.1 on 4: mse 0.01 / 3
     expected = (PSNR_CAP_DB + 10 * np.log10(300)) / 2
     assert scores["either_overlap_layer_psnr"] == pytest.approx(expected, abs=1e-4)
-
-
-def test_a_given_mask_without_its_bone_expects_the_soft_tissue() -> None:
-    true_masks = np.array([[[1, 1, 0, 0]], [[0, 1, 1, 0]]], dtype=bool)
-    given = np.array([[[1, 1, 1, 0]], [[0, 0, 1, 1]]], dtype=bool)
-    layers = np.array([[[0.6, 0.7, 0, 0]], [[0, 0.8, 0.9, 0]]], dtype=np.float32)
-    background = np.array([[0.1, 0.2, 0.3, 0.4]], dtype=np.float32)
-    expected = np.array([[[0.6, 0.7, 0.3, 0]], [[0, 0.8, 0.9, 0.4]]], dtype=np.float32)
-    result = layers_for_given_masks(layers, true_masks, given, background)
-    # The upper mask wrongly reaches pixel 2, the lower pixel 3: soft tissue there; the
-    # lower bone's pixel 1, left out of its given mask, keeps its true value.
-    assert np.array_equal(result, expected)

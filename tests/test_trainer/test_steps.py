@@ -1,5 +1,5 @@
-"""The generator step adds the seam prior only where it was asked for; a training step
-updates the supervisor as often as asked."""
+"""The generator step adds the seam prior only where it was asked for and compares the
+true layers where they lie; a training step updates the supervisor as often as asked."""
 
 from contextlib import nullcontext
 from dataclasses import replace
@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from blsgan_core.losses import LossWeights
+from blsgan_core.losses import LossWeights, masked_rmse
 from blsgan_core.model import BLSGANModel
 from trainer.config import load_preset
 from trainer.loop import make_optimizers
@@ -65,3 +65,34 @@ def test_supervisor_steps_must_be_a_positive_integer(steps: object) -> None:
     config = load_preset("tiny")
     with pytest.raises(ValueError, match="supervisor_steps"):
         replace(config, optim=replace(config.optim, supervisor_steps=steps))
+
+
+def test_true_layers_are_compared_inside_the_given_or_the_true_masks() -> None:
+    config = load_preset("tiny")
+    size = config.data.crop_size
+    exact = _batch(size)
+    true_masks = exact.masks.clone()
+    true_masks[:, 1, size // 2 - 8 :] = 1  # the true lower bone reaches 4 rows further up
+    true_layers = exact.image * true_masks
+    moved = replace(
+        exact,
+        true_layers=true_layers,
+        true_masks=true_masks,
+        has_truth=torch.ones(2, dtype=torch.bool),
+    )
+    settings = StepSettings(LossWeights(), False, nullcontext())
+    results = []
+    for batch in (replace(moved, true_masks=None), moved):
+        torch.manual_seed(0)
+        model = BLSGANModel(config.blsgan_config(), with_supervisor=True)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+        layers, logged = generator_update(model, batch, 1, settings, optimizer)
+        results.append((layers, logged["ground_truth_layers"]))
+    (layers, given_only), (same_layers, widened) = results
+    assert torch.equal(layers, same_layers)  # the networks saw the same masks
+    assert given_only == pytest.approx(
+        masked_rmse(layers, true_layers, exact.masks).item(), rel=1e-5
+    )
+    region = torch.maximum(exact.masks, true_masks)
+    assert widened == pytest.approx(masked_rmse(layers, true_layers, region).item(), rel=1e-5)
+    assert widened > given_only

@@ -219,10 +219,14 @@ def run_separator(
         masks = torch.from_numpy(np.stack([j.given_masks for j in chunk]).astype(np.float32))
         backgrounds = torch.from_numpy(np.stack([j.given_background for j in chunk]))[:, None]
         result = separator(images, masks, backgrounds)
+        used = result.masks
         for index in range(len(chunk)):
             outputs.append(
                 SeparationResult(
-                    result.layers[index], result.k[index], result.reconstruction[index]
+                    result.layers[index],
+                    result.k[index],
+                    result.reconstruction[index],
+                    None if used is None else used[index],
                 )
             )
     return outputs

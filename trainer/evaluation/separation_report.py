@@ -61,6 +61,7 @@ from trainer.evaluation.separation import (
     run_separator,
     summary,
 )
+from trainer.given_masks import layers_for_given_masks
 
 DETAIL_SIGMA = 3.0  # px: removes a bone's brightness level, keeps its trabecular texture
 SPLIT_NOTE = (
@@ -150,24 +151,6 @@ def other_bone_leak(layers: np.ndarray, truths: np.ndarray, cap: np.ndarray) -> 
     return float(np.mean(slopes))
 
 
-def layers_for_given_masks(
-    true_layers: NDArray[np.floating],
-    true_masks: NDArray[np.bool_],
-    given_masks: NDArray[np.bool_],
-    background: NDArray[np.floating],
-) -> NDArray[np.float32]:
-    """The true layers ``(n, H, W)``, with the soft-tissue ``background`` ``(H, W)`` where a
-    given mask holds no true bone of its own.
-
-    A true layer is 0 outside its true mask only because it is masked there; a separator
-    given a wider mask can at best put the soft tissue there: with one mask, Eq. 1 sets
-    the layer to the image, which outside every bone is the background, and every layer
-    holds the soft tissue around its bone.
-    """
-    absent = np.asarray(given_masks, dtype=bool) & ~np.asarray(true_masks, dtype=bool)
-    return np.where(absent, np.asarray(background)[None], true_layers).astype(np.float32)
-
-
 def dice(first: np.ndarray, second: np.ndarray) -> float | None:
     """Dice of two boolean masks; ``None`` when both are empty."""
     total = int(first.sum()) + int(second.sum())
@@ -206,7 +189,8 @@ def synthetic_region_scores(joint: EvalJoint, output: SeparationResult) -> Score
     Dice of the given masks and the layer PSNR inside the true **or** the given overlap:
     the true overlap alone leaves out the pixels where the given masks overlap and the
     bones do not, which the separator splits although one layer there is no bone. There
-    that layer's truth is the soft tissue (:func:`layers_for_given_masks`).
+    that layer's truth is the soft tissue (:func:`trainer.given_masks.layers_for_given_masks`).
+    A model that widens its masks (``mask_margin_px``) is scored on the masks it used.
     """
     if joint.true_layers is None or joint.true_k is None:
         raise ValueError(f"joint {joint.name} has no true layers: it is not synthetic")
@@ -231,11 +215,12 @@ def synthetic_region_scores(joint: EvalJoint, output: SeparationResult) -> Score
         "k_abs_error": abs(float(output.k) - joint.true_k),
     }
     if joint.input_masks is not None:
-        given = overlap_of(joint.given_masks)
-        scores["overlap_dice"] = dice(given, cap)
-        expected = layers_for_given_masks(truths, joint.masks, joint.given_masks, joint.background)
+        scores["overlap_dice"] = dice(overlap_of(joint.given_masks), cap)
+        used = joint.given_masks if output.masks is None else output.masks.numpy() > 0.5
+        expected = layers_for_given_masks(truths, joint.masks, used, joint.background)
+        region = cap | overlap_of(used)
         scores["either_overlap_layer_psnr"] = float(
-            np.mean([capped_psnr(psnr(layers[i], expected[i], cap | given)) for i in range(count)])
+            np.mean([capped_psnr(psnr(layers[i], expected[i], region)) for i in range(count)])
         )
     return scores
 
