@@ -10,6 +10,7 @@ import torch
 from blsgan_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from blsgan_core.inference import separate
 from blsgan_core.joint_window import joint_window
+from blsgan_core.mask_margin import widen_masks
 from blsgan_core.model import (
     BLSGANConfig,
     BLSGANModel,
@@ -204,3 +205,33 @@ def test_old_checkpoints_read_k_from_the_whole_joint_and_bad_windows_are_refused
         replace(tiny_config, reconstructor_window=-1)
     with pytest.raises(ValueError, match="reconstructor_window"):
         replace(tiny_config, reconstructor_window=True)
+
+
+def test_a_model_with_a_mask_margin_separates_with_its_masks_widened(
+    tiny_config: BLSGANConfig, overlapping_batch: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """The margin travels in the checkpoint, ``separate`` widens the given masks by it and
+    returns them, and the layers are those of the plain model given the widened masks."""
+    torch.manual_seed(0)
+    plain = BLSGANModel(tiny_config)
+    save_model(tmp_path / "wide.pt", plain, "wide")
+    checkpoint = load_checkpoint(tmp_path / "wide.pt")
+    checkpoint.config["mask_margin_px"] = 2
+    save_checkpoint(tmp_path / "wide.pt", checkpoint)
+    wide = load_model(tmp_path / "wide.pt")
+    assert wide.config.mask_margin_px == 2
+    images, masks = overlapping_batch
+    result = separate(images, masks, wide)
+    assert result.masks is not None
+    widened = widen_masks(torch.from_numpy(masks), 2)
+    assert torch.equal(result.masks, widened)
+    assert float(widened.sum()) > float(masks.sum())
+    reference = separate(images, widened.numpy(), plain)
+    assert reference.masks is None
+    assert torch.allclose(result.layers, reference.layers, atol=1e-6)
+    assert torch.all(result.layers[widened == 0] == 0)
+    del checkpoint.config["mask_margin_px"]  # written before the setting: no margin
+    assert BLSGANConfig.from_dict(checkpoint.config).mask_margin_px == 0
+    for bad in (-1, 9, 1.0, True):
+        with pytest.raises(ValueError, match="mask_margin_px"):
+            replace(tiny_config, mask_margin_px=bad)

@@ -28,6 +28,7 @@ def test_paper_preset_is_the_papers_schedule() -> None:
     assert config.optim.supervisor_lr_factor == 1 and not config.optim.phase2_ground_truth
     assert config.model.blsgan_config().reconstructor.mask_channels == 0
     assert config.data.given_mask_noise_px == 0  # the networks see the exact masks
+    assert config.data.mask_margin_px == config.blsgan_config().mask_margin_px == 0
 
 
 def test_only_the_skip_presets_turn_on_the_input_skip() -> None:
@@ -77,6 +78,9 @@ def test_crop_size_must_fit_the_networks_depth() -> None:
     for noise in (-0.5, True, "2"):
         with pytest.raises(ValueError, match="given_mask_noise_px"):
             load_preset("tiny").with_overrides(data={"given_mask_noise_px": noise})
+    for margin in (-1, 1.5, 9):
+        with pytest.raises(ValueError, match="mask_margin_px"):
+            load_preset("tiny").with_overrides(data={"mask_margin_px": margin})
 
 
 def test_overrides_round_trip_through_plain_data() -> None:

@@ -10,6 +10,7 @@ from scipy import ndimage
 
 from blsgan_core.data import read_grey
 from blsgan_core.harmonise import grey_map, harmonise
+from blsgan_core.mask_margin import widen_masks
 from blsgan_core.reconstruction import reconstruct
 from trainer.config import TrainConfig
 from trainer.datasets import (
@@ -204,3 +205,41 @@ def test_mask_noise_moves_the_given_outlines_of_synthetic_overlaps_only(
             assert changed < 0.2 * true_masks.sum().item()
             moved += changed > 0
     assert moved >= 1
+
+
+def test_a_mask_margin_widens_every_joints_given_masks_and_its_truth_is_soft_tissue(
+    small_manifest: Path, tiny_config: TrainConfig
+) -> None:
+    """Real and synthetic joints alike get masks widened by the margin, as the node's model
+    will; a synthetic overlap's truth holds the soft tissue where a widened mask holds no
+    bone of its own and its true masks stay the exact ones."""
+    data = prepare_data([small_manifest], tiny_config.data)
+    items = phase_items(data, 2, 1)
+    exact, wide = (
+        JointDataset(
+            SampleStore(),
+            items,
+            seed=3,
+            phase=2,
+            epoch=0,
+            crop_size=256,
+            hflip=False,
+            mask_margin_px=margin,
+        )
+        for margin in (0, 1)
+    )
+    for index, item in enumerate(items):
+        sample, reference = wide[index], exact[index]
+        assert torch.equal(sample["image"], reference["image"])
+        assert torch.equal(sample["true_masks"], reference["masks"])
+        assert torch.equal(sample["masks"], widen_masks(reference["masks"][None], 1)[0])
+        rim = sample["masks"] > sample["true_masks"]
+        assert rim.any()
+        if item.kind == SYNTHETIC:
+            background = wide.store.get(item.record).background_float()
+            expected = torch.from_numpy(background).expand_as(rim)[rim]
+            assert torch.allclose(sample["true_layers"][rim], expected)
+            inside = ~rim
+            assert torch.equal(sample["true_layers"][inside], reference["true_layers"][inside])
+        else:
+            assert float(sample["true_layers"].abs().sum()) == 0.0

@@ -196,3 +196,16 @@ def test_given_masks_are_scored_where_either_overlap_is() -> None:
     # columns 2-4 (12 px): the upper layer exact, the lower off by 0.1 on 4: mse 0.01 / 3
     expected = (PSNR_CAP_DB + 10 * np.log10(300)) / 2
     assert scores["either_overlap_layer_psnr"] == pytest.approx(expected, abs=1e-4)
+    # A model that widened the given masks is scored on the masks it used: the upper mask
+    # reaching column 5 adds column 5 (exact: soft tissue above, 0 below) to the region.
+    used = given.copy()
+    used[0, :, 5] = True
+    layers[0, :, 5] = 0.2
+    widened = SeparationResult(
+        torch.from_numpy(layers), torch.tensor(0.7), torch.zeros(1, 4, 8), torch.from_numpy(used)
+    )
+    scores = synthetic_region_scores(joint, widened)
+    assert scores["overlap_dice"] == pytest.approx(2 * 4 / (8 + 8))  # the segmenter's masks
+    # columns 2-5 (16 px): the lower layer off by 0.1 on 4: mse 0.01 / 4
+    expected = (PSNR_CAP_DB + 10 * np.log10(400)) / 2
+    assert scores["either_overlap_layer_psnr"] == pytest.approx(expected, abs=1e-4)

@@ -96,3 +96,33 @@ def test_true_layers_are_compared_inside_the_given_or_the_true_masks() -> None:
     region = torch.maximum(exact.masks, true_masks)
     assert widened == pytest.approx(masked_rmse(layers, true_layers, region).item(), rel=1e-5)
     assert widened > given_only
+
+
+@pytest.mark.parametrize(("phase", "ground_truth"), [(1, False), (2, True), (2, False)])
+def test_soft_tissue_rim_is_the_true_layer_error_where_a_given_mask_holds_no_bone(
+    phase: int, ground_truth: bool
+) -> None:
+    """Given masks one row wider than the true ones: the term is the RMSE over that rim of
+    the joints with true layers, logged wherever the true layers are used."""
+    config = load_preset("tiny")
+    size = config.data.crop_size
+    exact = _batch(size)
+    wider = exact.masks.clone()
+    wider[:, 0, size // 2 + 4] = 1  # the upper mask one row further down
+    batch = replace(exact, masks=wider, true_masks=exact.masks)
+    if phase == 1:
+        batch = replace(batch, has_truth=torch.ones(2, dtype=torch.bool))
+    settings = StepSettings(LossWeights(soft_tissue_rim=2.0), ground_truth, nullcontext())
+    torch.manual_seed(0)
+    model = BLSGANModel(config.blsgan_config(), with_supervisor=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    layers, logged = generator_update(model, batch, phase, settings, optimizer)
+    if phase == 2 and not ground_truth:
+        assert "soft_tissue_rim" not in logged
+        return
+    truth = batch.has_truth
+    rim = batch.rim
+    assert int(rim[0].sum()) == size  # one row of the upper mask
+    expected = masked_rmse(layers[truth], batch.true_layers[truth], rim[truth])
+    assert logged["soft_tissue_rim"] == pytest.approx(expected.item(), rel=1e-5)
+    assert logged["soft_tissue_rim"] > 0
