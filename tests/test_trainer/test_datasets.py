@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -165,24 +166,26 @@ def test_phase_two_leaves_out_real_joints_below_the_smallest_overlap(
     assert phase_items(data, 1, threshold) == synthetic
 
 
+def _without_and_with(
+    manifest: Path, config: TrainConfig, seed: int, **option: Any
+) -> tuple[list[Item], JointDataset, JointDataset]:
+    """Phase 2's items of ``manifest`` (whole joints, no flips) as two datasets of one seed:
+    without and with the given-mask ``option``."""
+    items = phase_items(prepare_data([manifest], config.data), 2, 1)
+
+    def dataset(**extra: Any) -> JointDataset:
+        store = SampleStore()
+        return JointDataset(
+            store, items, seed=seed, phase=2, epoch=0, crop_size=256, hflip=False, **extra
+        )
+
+    return items, dataset(), dataset(**option)
+
+
 def test_mask_noise_moves_the_given_outlines_of_synthetic_overlaps_only(
     small_manifest: Path, tiny_config: TrainConfig
 ) -> None:
-    data = prepare_data([small_manifest], tiny_config.data)
-    items = phase_items(data, 2, 1)
-    exact, noisy = (
-        JointDataset(
-            SampleStore(),
-            items,
-            seed=7,
-            phase=2,
-            epoch=0,
-            crop_size=256,
-            hflip=False,
-            mask_noise_px=noise,
-        )
-        for noise in (0.0, 2.0)
-    )
+    items, exact, noisy = _without_and_with(small_manifest, tiny_config, 7, mask_noise_px=2.0)
     moved = 0
     for index, item in enumerate(items):
         sample, reference = noisy[index], exact[index]
@@ -213,21 +216,7 @@ def test_a_mask_margin_widens_every_joints_given_masks_and_its_truth_is_soft_tis
     """Real and synthetic joints alike get masks widened by the margin, as the node's model
     will; a synthetic overlap's truth holds the soft tissue where a widened mask holds no
     bone of its own and its true masks stay the exact ones."""
-    data = prepare_data([small_manifest], tiny_config.data)
-    items = phase_items(data, 2, 1)
-    exact, wide = (
-        JointDataset(
-            SampleStore(),
-            items,
-            seed=3,
-            phase=2,
-            epoch=0,
-            crop_size=256,
-            hflip=False,
-            mask_margin_px=margin,
-        )
-        for margin in (0, 1)
-    )
+    items, exact, wide = _without_and_with(small_manifest, tiny_config, 3, mask_margin_px=1)
     for index, item in enumerate(items):
         sample, reference = wide[index], exact[index]
         assert torch.equal(sample["image"], reference["image"])
