@@ -8,6 +8,7 @@ import torch
 
 from blsgan_core.data import read_manifests
 from blsgan_core.inference import SeparationResult
+from blsgan_core.mask_margin import widen_masks
 from blsgan_core.metrics import roc_auc
 from trainer.datasets import SampleStore
 from trainer.evaluation.realism import (
@@ -148,15 +149,27 @@ def test_on_synthetic_overlaps_true_layers_pass_and_the_input_does_not(
         layers = torch.from_numpy(np.stack([truth[i[0].numpy().tobytes()] for i in images]))
         return SeparationResult(layers, torch.ones(len(images)), images)
 
+    def oracle_with_rim(
+        images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor
+    ) -> SeparationResult:
+        """The true layers over masks widened by 2 px, soft tissue in the rim: what a model
+        with a mask margin is taught to return."""
+        exact = oracle(images, masks, backgrounds)
+        rim = widen_masks(masks, 2) - masks
+        layers = exact.layers + rim * backgrounds
+        return SeparationResult(layers, exact.k, images, masks + rim)
+
     half = len(synthetic) // 2
     results = synthetic_turing_test(
-        {"oracle": oracle, "identity": identity_separator},
+        {"oracle": oracle, "rim": oracle_with_rim, "identity": identity_separator},
         synthetic[:half],
         synthetic[half:],
         RealismConfig(steps=200, classifiers=3),
     )
-    # Identical patches get identical scores: the oracle cannot be told apart at all.
+    # Identical patches get identical scores: the oracle cannot be told apart at all, and
+    # the rim outside the given outline is not what the test judges.
     assert results["oracle"].auc == pytest.approx(0.5)
+    assert results["rim"].auc == pytest.approx(0.5)
     assert results["identity"].auc > 0.9
     # The same windows on both sides: the oracle's patches are the true layers' patches.
     assert np.array_equal(results["oracle"].test_generated, results["oracle"].test_real)
