@@ -31,13 +31,13 @@ def widen_masks(masks: torch.Tensor, margin_px: int) -> torch.Tensor:
 
     A margin of 0 returns the masks as floats, unchanged.
     """
-    kernel = disk(margin_px).to(masks.device)
+    if masks.dim() != 4:
+        raise ValueError(f"masks must be (B, n, H, W), got {tuple(masks.shape)}")
+    kernel = disk(margin_px)  # also refuses a margin that is not an integer >= 0
     masks = masks.float()
     if margin_px == 0:
         return masks
-    if masks.dim() != 4:
-        raise ValueError(f"masks must be (B, n, H, W), got {tuple(masks.shape)}")
     batch, count, height, width = masks.shape
     flat = masks.reshape(batch * count, 1, height, width)
-    grown = F.conv2d(flat, kernel[None, None], padding=margin_px) > 0.5
+    grown = F.conv2d(flat, kernel.to(masks.device)[None, None], padding=margin_px) > 0.5
     return grown.reshape(batch, count, height, width).float()
