@@ -88,8 +88,9 @@ def registered_width_change(
 ) -> RegisteredChange:
     """JSW change from the baseline joint to the follow-up joint, by bone registration.
 
-    Layers and masks are ``(2, H, W)``: upper (phalanx), lower (metacarpal), each layer
-    zero outside its mask. Raises ``NoJointSpaceError`` when the follow-up's bones share
+    Layers and masks are ``(2, H, W)``: upper (phalanx), lower (metacarpal); a layer's
+    pixels outside its mask are not used (the node's layers may reach a little beyond the
+    outline, towards the other bone: ``blsgan_core.segment.predict.separation_masks``). Raises ``NoJointSpaceError`` when the follow-up's bones share
     no column, ``ValueError`` for shapes that differ, an empty mask or a bad ``zoom``.
     """
     if not (zoom > 0 and math.isfinite(zoom)):

@@ -4,7 +4,8 @@ Researchers run BLS-GAN over a data set in the ``mcp_joints`` manifest format. E
 record gives ``<image stem>_upper.png``, ``_lower.png`` and ``_reconstruction.png`` in the
 output folder and one JSON line (k, the overlap of the masks used, the files). The masks
 are the manifest's annotations, or (``predicted``) those of the segmenter the node runs,
-so the product's own path can be measured on annotated data. Records the manifest
+as the node gives them to BLS-GAN (``node_masks(...).for_separation``), so the product's
+own path can be measured on annotated data. Records the manifest
 validation rejects and crops in which the segmenter finds no bone get a line with an
 ``error`` instead: nothing is dropped silently.
 """
@@ -20,7 +21,7 @@ import numpy as np
 from blsgan_core.data import JointRecord, read_grey, read_manifests, read_mask
 from blsgan_core.inference import separate
 from blsgan_core.model import BLSGANModel
-from blsgan_core.segment import Segmenter, segment_masks
+from blsgan_core.segment import Segmenter, node_masks
 from worker.joint_separation import write_separation_pngs
 from worker.pipeline import NO_BONE
 
@@ -44,7 +45,7 @@ def _masks(
     records: Sequence[JointRecord], images: np.ndarray, segmenter: Segmenter | None
 ) -> np.ndarray:
     if segmenter is not None:
-        return segment_masks(images, segmenter)
+        return node_masks(images, segmenter).for_separation
     return np.stack([np.stack([read_mask(r.upper), read_mask(r.lower)]) for r in records])
 
 

@@ -11,7 +11,9 @@ Stages, each timed (``PipelineResult.timings_s``):
   both bones of every crop in one batched pass (``blsgan_core.crops``,
   ``blsgan_core.segment``);
 - ``separate``: BLS-GAN on all joints of the radiograph in ONE batch
-  (``blsgan_core.inference.separate``);
+  (``blsgan_core.inference.separate``), given the segmenter's masks at its separation
+  threshold (``blsgan_core.segment.predict.SEPARATION_THRESHOLD``; the outlines shown and
+  measured stay at 0.5);
 - ``encode``: masks back onto the source grid, reconstruction metrics, the result
   dataclasses of ``dicom_node.derived`` and the SEG/SC/SR files (``write_outputs``).
 
@@ -42,7 +44,7 @@ from blsgan_core.harmonise import harmonise_batch
 from blsgan_core.inference import SeparationResult, separate
 from blsgan_core.joints import Hand, NoHandFoundError, locate
 from blsgan_core.metrics import image_metrics
-from blsgan_core.segment import segment_masks
+from blsgan_core.segment import node_masks
 from dicom_node.derived.model import (
     HandResult,
     Joint,
@@ -327,7 +329,7 @@ def joint_result(
         geometry,
         radiograph.pixel_spacing_mm,
         radiograph.spacing_attribute,
-        one_region_each=True,  # segment_masks kept each bone's largest region
+        one_region_each=True,  # node_masks kept each bone's largest region
     )
     scale, _, _ = crop_scale(geometry, radiograph.pixel_spacing_mm, radiograph.spacing_attribute)
     key = (joints.sides[index], joints.names[index])
@@ -386,7 +388,8 @@ def run_pipeline(
             hands = find_hands(pixels, models)
         with timer.stage("segment"):
             joints = cut_crops(pixels, hands, models.segmenter.config.crop_size)
-            masks = segment_masks(joints.crops, models.segmenter, one_region=True)
+            segmented = node_masks(joints.crops, models.segmenter)
+        masks = segmented.outlines
         # A crop without any bone has nothing to separate (and no region to measure).
         kept = [i for i in range(len(joints)) if masks[i].any()]
         skipped = tuple(
@@ -398,7 +401,9 @@ def run_pipeline(
             raise PermanentError(f"no bone found: {NO_BONE} at any MCP joint")
         joints, masks = joints.subset(kept), masks[kept]
         with timer.stage("separate"):
-            separation = separate(joints.crops, masks, models.blsgan, device=models.device)
+            separation = separate(
+                joints.crops, segmented.for_separation[kept], models.blsgan, device=models.device
+            )
     with timer.stage("encode"):
         per_side: dict[str, list[JointResult]] = {}
         kept_layers: dict[tuple[str, str], StoredJoint] = {}

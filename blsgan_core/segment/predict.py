@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from scipy import ndimage
 
 from blsgan_core.harmonise import harmonise_batch
+from blsgan_core.mask_thresholds import (
+    OUTLINE_THRESHOLD,
+    SEPARATION_CONTACT_PX,
+    SEPARATION_THRESHOLD,
+)
 from blsgan_core.segment.model import Segmenter
 
 
@@ -55,7 +62,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def masks_from_probabilities(
-    probabilities: np.ndarray, threshold: float = 0.5, one_region: bool = True
+    probabilities: np.ndarray, threshold: float = OUTLINE_THRESHOLD, one_region: bool = True
 ) -> np.ndarray:
     """Boolean masks ``(N, 2, H, W)`` from ``segment``'s probabilities at ``threshold``.
 
@@ -75,10 +82,66 @@ def masks_from_probabilities(
 
 
 def segment_masks(
-    crops: np.ndarray, model: Segmenter, threshold: float = 0.5, one_region: bool = True
+    crops: np.ndarray,
+    model: Segmenter,
+    threshold: float = OUTLINE_THRESHOLD,
+    one_region: bool = True,
 ) -> np.ndarray:
-    """Boolean masks ``(N, 2, H, W)`` (upper, lower) at ``threshold``: the node's masks.
+    """Boolean masks ``(N, 2, H, W)`` (upper, lower) at ``threshold``: the node's outlines.
 
     With ``one_region`` each bone keeps only its largest region, holes filled.
     """
     return masks_from_probabilities(segment(crops, model), threshold, one_region)
+
+
+def separation_masks(
+    probabilities: np.ndarray,
+    outlines: np.ndarray,
+    threshold: float = SEPARATION_THRESHOLD,
+    contact_px: int = SEPARATION_CONTACT_PX,
+) -> np.ndarray:
+    """The masks BLS-GAN gets ``(N, 2, H, W)``: each bone's outline, widened to ``threshold``
+    within ``contact_px`` (4-connected steps) of the other bone's outline.
+
+    ``outlines`` are the masks at :data:`OUTLINE_THRESHOLD` of the same ``probabilities``.
+    Never narrower than the outlines; a threshold of 0.5 or more gives the outlines.
+    """
+    if contact_px < 0:
+        raise ValueError(f"contact_px must be >= 0, got {contact_px}")
+    if outlines.shape != probabilities.shape:
+        raise ValueError(
+            f"outlines {outlines.shape} and probabilities {probabilities.shape} must match"
+        )
+    wider = masks_from_probabilities(probabilities, threshold)
+    step = ndimage.generate_binary_structure(2, 1)
+    result = outlines.copy()
+    for image in range(outlines.shape[0]):
+        for bone in range(2):
+            other = outlines[image, 1 - bone]
+            near = ndimage.binary_dilation(other, step, contact_px) if contact_px else other
+            result[image, bone] |= wider[image, bone] & near
+    return result
+
+
+@dataclass(frozen=True)
+class NodeMasks:
+    """One batch's masks ``(N, 2, H, W)`` as the node uses them, from one network pass."""
+
+    outlines: np.ndarray
+    """At :data:`OUTLINE_THRESHOLD`: what the node shows and measures."""
+    for_separation: np.ndarray
+    """What BLS-GAN gets (:func:`separation_masks`)."""
+
+
+def node_masks(
+    crops: np.ndarray,
+    model: Segmenter,
+    separation_threshold: float = SEPARATION_THRESHOLD,
+    contact_px: int = SEPARATION_CONTACT_PX,
+) -> NodeMasks:
+    """The outlines and the separator's masks of ``crops`` (each bone one region)."""
+    probabilities = segment(crops, model)
+    outlines = masks_from_probabilities(probabilities, OUTLINE_THRESHOLD)
+    return NodeMasks(
+        outlines, separation_masks(probabilities, outlines, separation_threshold, contact_px)
+    )

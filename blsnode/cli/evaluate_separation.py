@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from blsgan_core.mask_thresholds import SEPARATION_CONTACT_PX, SEPARATION_THRESHOLD
 from blsgan_core.seam_modes import BLEND_MODES
 from trainer.splits import pick_split
 
@@ -41,6 +42,8 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
     ``hidden_edge_sigma`` (``SyntheticConfig.hidden_edge_sigma`` of the synthetic
     overlaps; default 0, Eq. 1's hard edge), ``masks``
     (annotated/predicted), ``segmenter`` (its checkpoint, needed for predicted masks),
+    ``separation_threshold`` and ``separation_contact_px`` (how the predicted masks the
+    separators get widen towards the other bone; the node's),
     ``realism`` (run the Turing test, needs split val), ``realism_steps``, ``realism_seed``,
     ``realism_repeats``, ``max_images``, ``device``, ``plots`` (folder for PNG figures) and
     ``boundary_blend``
@@ -81,6 +84,8 @@ def run_separation_evaluation(options: dict[str, Any]) -> dict[str, Any]:
         synthetic_seed=options.get("synthetic_seed", DEFAULT_SYNTHETIC_SEED),
         shift_ranges=options.get("shift_ranges") or default_shift_ranges(),
         hidden_edge_sigma=options.get("hidden_edge_sigma") or 0.0,
+        separation_threshold=options.get("separation_threshold") or SEPARATION_THRESHOLD,
+        contact_px=options.get("separation_contact_px", SEPARATION_CONTACT_PX),
         cap=options.get("max_images"),
         realism=options.get("realism", True),
         realism_steps=options.get("realism_steps"),
@@ -236,6 +241,22 @@ SEPARATION_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         default="annotated",
         show_default=True,
         help="Separation: the manifest's masks, or the promoted segmenter's (the node's path).",
+    ),
+    click.option(
+        "--separation-threshold",
+        type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        default=SEPARATION_THRESHOLD,
+        show_default=True,
+        help="Separation, --masks predicted: the segmenter's probability to which BLS-GAN's "
+        "masks widen near the other bone (the node's; the outlines it shows stay at 0.5).",
+    ),
+    click.option(
+        "--separation-contact-px",
+        type=click.IntRange(0, 16),
+        default=SEPARATION_CONTACT_PX,
+        show_default=True,
+        help="Separation, --masks predicted: how far from the other bone's outline that "
+        "widening reaches (px, the node's).",
     ),
     click.option(
         "--shift-range",

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from blsgan_core.checkpoint import load_checkpoint
+from blsgan_core.mask_thresholds import SEPARATION_CONTACT_PX, SEPARATION_THRESHOLD
 from blsgan_core.shipped import shipped_weights
 from blsnode.cli.evaluate_separation import repeats_lines
 from blsnode.cli.main import cli
@@ -211,8 +212,10 @@ def test_separation_measures_several_named_steps_in_one_run(small_manifest: Path
 def test_separation_on_the_nodes_path_reports_what_the_predicted_masks_cost(
     small_manifest: Path,
 ) -> None:
-    """``--masks predicted``: the separators get the shipped segmenter's masks; the report
-    adds their overlap Dice and the layer PSNR where either overlap is, in JSON and text."""
+    """``--masks predicted``: the separators get the shipped segmenter's masks as the node
+    widens them (the report says how; ``--separation-threshold`` and
+    ``--separation-contact-px`` measure another widening); the report adds their overlap
+    Dice and the layer PSNR where either overlap is, in JSON and text."""
     args = ["evaluate", "--task", "separation", "--manifest", str(small_manifest),
             "--split", "val", "--validation-fraction", "0.5", "--max-images", "2",
             "--no-realism", "--shift-range", "1", "8", "--masks", "predicted"]  # fmt: skip
@@ -220,6 +223,15 @@ def test_separation_on_the_nodes_path_reports_what_the_predicted_masks_cost(
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["masks"] == "predicted"
+    assert report["separation_masks"] == {
+        "threshold": SEPARATION_THRESHOLD,
+        "contact_px": SEPARATION_CONTACT_PX,
+    }
+    outlines = CliRunner().invoke(
+        cli, [*args, "--json", "--separation-threshold", "0.5", "--separation-contact-px", "0"]
+    )
+    assert outlines.exit_code == 0, outlines.output
+    assert json.loads(outlines.stdout)["separation_masks"] == {"threshold": 0.5, "contact_px": 0}
     for name in ("model", "identity"):
         part = report["synthetic"]["shifts 1-8 px"][name]
         assert 0 < part["overlap_dice"]["mean"] <= 1

@@ -9,7 +9,7 @@ import torch
 from blsgan_core.data import read_manifests, split_by_case
 from blsgan_core.inference import SeparationResult
 from blsgan_core.reconstruction import reconstruct
-from blsgan_core.segment import load_segmenter
+from blsgan_core.segment import load_segmenter, node_masks, segment_masks
 from blsgan_core.synthetic import SyntheticConfig
 from trainer.datasets import SampleStore
 from trainer.evaluation.predicted_masks import with_predicted_masks
@@ -130,7 +130,16 @@ def test_predicted_masks_replace_the_input_but_not_the_truth(
     joints: tuple[list[EvalJoint], list[EvalJoint]],
 ) -> None:
     real, synthetic = joints
-    predicted = with_predicted_masks(real[:3] + synthetic[:2], load_segmenter())
+    segmenter = load_segmenter()
+    predicted = with_predicted_masks(real[:3] + synthetic[:2], segmenter)
+    images = np.stack([joint.image for joint in real[:3] + synthetic[:2]])
+    # The masks the node gives BLS-GAN; at threshold 0.5 the outlines it shows.
+    given = np.stack([joint.given_masks for joint in predicted])
+    assert np.array_equal(given, node_masks(images, segmenter).for_separation)
+    outlines = with_predicted_masks(real[:3], segmenter, separation_threshold=0.5)
+    assert np.array_equal(
+        np.stack([joint.given_masks for joint in outlines]), segment_masks(images[:3], segmenter)
+    )
     for before, after in zip(real[:3] + synthetic[:2], predicted, strict=True):
         assert after.input_masks is not None and after.input_background is not None
         assert after.input_masks.shape == before.masks.shape

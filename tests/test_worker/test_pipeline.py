@@ -17,6 +17,7 @@ from pydicom import dcmread
 from worker_testing import ATLAS_ID, SCALE, TEST_MODEL_VERSION
 
 from blsgan_core.harmonise import PERCENTILES, REFERENCE
+from blsgan_core.segment import node_masks
 from dicom_node.derived.model import Side
 from dicom_node.derived.segmentation import BonePart, segment_layout
 from dicom_node.derived.write import OutputKind
@@ -29,14 +30,14 @@ MCP_LANDMARKS = (18, 21, 25, 29, 33)
 
 
 @contextmanager
-def blsgan_batches(models: Models) -> Iterator[list[int]]:
-    """Record the batch size of every BLS-GAN forward pass made inside the block."""
-    sizes: list[int] = []
+def blsgan_batches(models: Models) -> Iterator[list[np.ndarray]]:
+    """Record the masks ``(B, 2, H, W)`` of every BLS-GAN forward pass made inside the block."""
+    given: list[np.ndarray] = []
     handle = models.blsgan.register_forward_hook(
-        lambda _module, inputs, _output: sizes.append(int(inputs[0].shape[0]))
+        lambda _module, inputs, _output: given.append(inputs[1].numpy() > 0.5)
     )
     try:
-        yield sizes
+        yield given
     finally:
         handle.remove()
 
@@ -117,7 +118,7 @@ def check_joints(result: PipelineResult) -> None:
 @pytest.fixture(scope="module")
 def left_result(
     models: Models, dx_left: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[PipelineResult, list[int]]:
+) -> tuple[PipelineResult, list[np.ndarray]]:
     with blsgan_batches(models) as batches:
         result = run_pipeline(
             dx_left, models, OutputSettings(), tmp_path_factory.mktemp("left-out")
@@ -126,11 +127,11 @@ def left_result(
 
 
 def test_one_hand_gives_five_joints_in_one_batch(
-    left_result: tuple[PipelineResult, list[int]], hand_radiographs_dir: Path
+    left_result: tuple[PipelineResult, list[np.ndarray]], hand_radiographs_dir: Path
 ) -> None:
     result, batches = left_result
     assert [hand.side for hand in result.hands] == ["L"]
-    assert batches == [5]
+    assert [len(masks) for masks in batches] == [5]
     names = [joint.joint.value for _, joint in result.result.joints()]
     assert names == ["MCP1", "MCP2", "MCP3", "MCP4", "MCP5"]
     # The located joints are the atlas' MCP joints (the centre lies 0.1 of the hand's
@@ -141,6 +142,21 @@ def test_one_hand_gives_five_joints_in_one_batch(
     distances = np.hypot(*(found - expected).T) / hand.mcp2_mcp3_px
     assert distances.max() < 0.35, distances
     check_joints(result)
+
+
+def test_the_separator_gets_masks_widened_towards_the_other_bone(
+    left_result: tuple[PipelineResult, list[np.ndarray]], models: Models, dx_left: Path
+) -> None:
+    """BLS-GAN gets ``node_masks``' separation masks; what is stored and shown are the
+    outlines (the SEG's masks are checked against the same outlines above)."""
+    result, batches = left_result
+    pixels = read_source(dx_left)[1].pixels
+    crops = cut_crops(pixels, find_hands(pixels, models), models.segmenter.config.crop_size).crops
+    expected = node_masks(crops, models.segmenter)
+    np.testing.assert_array_equal(batches[0], expected.for_separation)
+    stored = np.stack([joint.masks for joint in result.joint_layers.values()])
+    np.testing.assert_array_equal(stored, expected.outlines)
+    assert (batches[0] & ~stored).any()
 
 
 def test_one_hand_outputs_are_valid_dicom(left_result, dx_left: Path) -> None:
@@ -192,7 +208,7 @@ def test_two_hands_monochrome1(models: Models, dx_both: Path, tmp_path: Path) ->
     with blsgan_batches(models) as batches:
         result = run_pipeline(dx_both, models, OutputSettings(), tmp_path / "out")
     assert sorted(hand.side for hand in result.hands) == ["L", "R"]
-    assert batches == [10]
+    assert [len(masks) for masks in batches] == [10]
     width = dcmread(dx_both, stop_before_pixels=True).Columns
     for hand in result.hands:
         # The patient's right hand lies on the viewer's left of a PA image.

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from blsgan_core.data import JointRecord
+from blsgan_core.mask_thresholds import SEPARATION_CONTACT_PX, SEPARATION_THRESHOLD
 from blsgan_core.segment import Segmenter
 from blsgan_core.synthetic import SyntheticConfig
 from trainer import plots as figures
@@ -71,8 +72,14 @@ def measure(
     realism_seed: int = 0,
     realism_repeats: int = 1,
     hidden_edge_sigma: float = 0.0,
+    separation_threshold: float = SEPARATION_THRESHOLD,
+    contact_px: int = SEPARATION_CONTACT_PX,
 ) -> dict[str, Any]:
     """The report of ``models`` beside the two baselines on ``records`` (see the runner).
+
+    ``separation_threshold``, ``contact_px``: with a ``segmenter``, how the masks the
+    separators are given widen towards the other bone
+    (:func:`blsgan_core.segment.predict.separation_masks`; the node's unless measuring others).
 
     ``hidden_edge_sigma``: ``SyntheticConfig.hidden_edge_sigma`` of the synthetic overlaps
     measured (0: Eq. 1's hard edge, the paper's composition).
@@ -85,6 +92,11 @@ def measure(
     if realism_repeats < 1:
         raise ValueError(f"realism_repeats must be >= 1, got {realism_repeats}")
     store = SampleStore()
+
+    def node_path(joints: list[EvalJoint], segmenter: Segmenter) -> list[EvalJoint]:
+        return with_predicted_masks(
+            joints, segmenter, separation_threshold=separation_threshold, contact_px=contact_px
+        )
 
     def joints_of(
         chosen: Sequence[JointRecord], ranges: Sequence[tuple[int, int]]
@@ -103,8 +115,8 @@ def measure(
             for low, high in ranges
         }
         if segmenter is not None:
-            real = with_predicted_masks(real, segmenter)
-            synthetic = {k: with_predicted_masks(v, segmenter) for k, v in synthetic.items()}
+            real = node_path(real, segmenter)
+            synthetic = {label: node_path(part, segmenter) for label, part in synthetic.items()}
         return real, synthetic
 
     separators = {**models, "trivial": trivial_separator, "identity": identity_separator}
@@ -114,6 +126,7 @@ def measure(
     report["synthetic_hidden_edge_sigma"] = hidden_edge_sigma
     if segmenter is not None:
         report["segmenter"] = segmenter_note(segmenter, records)
+        report["separation_masks"] = {"threshold": separation_threshold, "contact_px": contact_px}
     if not realism:
         report["realism"] = {"skipped": "not asked for (--no-realism)"}
     elif training_records is None:

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from blsgan_core.segment import Segmenter, segment, segment_masks
-from blsgan_core.segment.predict import largest_component, masks_from_probabilities
+from blsgan_core.mask_thresholds import SEPARATION_CONTACT_PX, SEPARATION_THRESHOLD
+from blsgan_core.segment import Segmenter, node_masks, segment, segment_masks
+from blsgan_core.segment.predict import (
+    largest_component,
+    masks_from_probabilities,
+    separation_masks,
+)
 from trainer.evaluation.segmentation import dice
 from trainer.frontend.joint_data import JointRecord, load_joint
 
@@ -77,3 +82,51 @@ def test_masks_from_probabilities_is_the_node_rule(
         masks_from_probabilities(probabilities, 1.0)
     with pytest.raises(ValueError, match=r"\(N, 2, H, W\)"):
         masks_from_probabilities(probabilities[:, :1], 0.5)
+
+
+def test_separation_masks_widen_only_towards_the_other_bone_by_hand() -> None:
+    probabilities = np.zeros((1, 2, 40, 30), dtype=np.float32)
+    probabilities[0, 0, 2:10, 2:28] = 0.9  # upper bone, sure
+    probabilities[0, 0, 10:15, 2:28] = 0.05  # and unsure below it, across the whole width
+    probabilities[0, 1, 12:38, 2:10] = 0.9  # lower bone, under the left part only
+    outlines = masks_from_probabilities(probabilities, 0.5)
+    widened = separation_masks(probabilities, outlines, threshold=0.02, contact_px=2)
+    expected = outlines.copy()
+    # Within 2 steps (4-connected) of the lower bone's outline (rows 12-37, columns 2-9).
+    expected[0, 0, 10, 2:10] = True
+    expected[0, 0, 11, 2:11] = True
+    expected[0, 0, 12:15, 2:12] = True
+    assert np.array_equal(widened, expected)
+    # Over the other bone only, or not at all.
+    over = separation_masks(probabilities, outlines, threshold=0.02, contact_px=0)
+    assert np.array_equal(over[0, 0] & ~outlines[0, 0], outlines[0, 1] & (probabilities[0, 0] > 0))
+    assert np.array_equal(separation_masks(probabilities, outlines, threshold=0.5), outlines)
+    assert np.array_equal(separation_masks(probabilities, outlines, threshold=0.1), outlines)
+    with pytest.raises(ValueError, match="contact_px"):
+        separation_masks(probabilities, outlines, contact_px=-1)
+    with pytest.raises(ValueError, match="must match"):
+        separation_masks(probabilities, outlines[:, :, :20])
+
+
+def test_the_node_separates_with_masks_widened_towards_the_other_bone(
+    segmenter: Segmenter, validation_joints: list[JointRecord]
+) -> None:
+    images = np.stack([load_joint(r)[0] for r in validation_joints])
+    probabilities = segment(images, segmenter)
+    found = node_masks(images, segmenter)
+    assert np.array_equal(found.outlines, segment_masks(images, segmenter))
+    assert np.array_equal(
+        found.for_separation,
+        separation_masks(
+            probabilities, found.outlines, SEPARATION_THRESHOLD, SEPARATION_CONTACT_PX
+        ),
+    )
+    added = found.for_separation & ~found.outlines
+    assert added.sum() > 0 and not (found.outlines & ~found.for_separation).any()
+    assert not (added & ~masks_from_probabilities(probabilities, SEPARATION_THRESHOLD)).any()
+    for image in range(len(images)):
+        for bone in range(2):
+            other = found.outlines[image, 1 - bone]
+            steps = ndimage.distance_transform_cdt(~other, metric="taxicab")
+            assert steps[added[image, bone]].max(initial=0) <= SEPARATION_CONTACT_PX
+    assert np.array_equal(node_masks(images, segmenter, 0.5).for_separation, found.outlines)
