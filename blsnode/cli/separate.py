@@ -35,7 +35,8 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     type=click.Choice(MASK_SOURCES),
     default="annotated",
     show_default=True,
-    help="With --manifest: the manifest's masks, or those the promoted segmenter predicts.",
+    help="With --manifest: the manifest's masks, or those the promoted segmenter predicts "
+    "(widened towards the other bone, as the node gives them to BLS-GAN).",
 )
 @click.option(
     "--out",
