@@ -1,12 +1,13 @@
-"""Front-end time per radiograph on CPU: decode, localise, crop, segment, un-crop.
+"""Front-end time per radiograph on CPU: decode, localise, crop, segment, masks, un-crop.
 
     .venv/bin/python benchmarks/bench_frontend.py --images 5 --threads 1
 
 Prints the mean wall-clock and CPU time per stage over the first ``--images`` validation
 radiographs (CPU time is the steadier number on a shared machine), then the baseline
 comparison: segmenting a radiograph's joints one crop at a time against
-one batched forward pass (what the worker does). Times depend on the machine and its
-load; compare ratios taken in the same run.
+one batched forward pass (what the worker does), and what the masks BLS-GAN gets
+(widened towards the other bone, ``separation_masks``) add to the outlines alone. Times
+depend on the machine and its load; compare ratios taken in the same run.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from blsgan_core.joints import load_localiser
 from blsgan_core.joints.locate import detect_hands, drop_duplicates, locate_in_boxes
 from blsgan_core.joints.preprocess import normalise_intensity
 from blsgan_core.segment import Segmenter, load_segmenter, segment
+from blsgan_core.segment.predict import masks_from_probabilities, separation_masks
 from trainer.frontend.hand_data import read_landmarks_csv, select_split
 from worker.frontend import read_image
 
@@ -85,6 +87,8 @@ def main() -> None:
         joints_total += len(batch)
         probabilities = timed("segment (batched)", segment, batch, segmenter)
         timed("segment (one by one)", segment_one_by_one, batch, segmenter)
+        outlines = timed("outline masks", masks_from_probabilities, probabilities)
+        timed("separation masks", separation_masks, probabilities, outlines)
         timed("un-crop masks", uncrop_all, probabilities, geometries, source.pixels.shape)
     print(f"{len(records)} radiographs, {joints_total} joints, torch threads {args.threads}")
     pipeline = [s for s in times if s != "segment (one by one)"]
@@ -96,6 +100,12 @@ def main() -> None:
     print(f"  {'total':<22} {total * 1e3:9.1f} {total_cpu * 1e3:9.1f}")
     ratio = np.mean(times["segment (one by one)"]) / np.mean(times["segment (batched)"])
     print(f"baseline: segmenting one crop at a time takes {ratio:.2f}x the batched pass")
+    widening = np.mean(times["separation masks"]) / np.mean(times["outline masks"])
+    share = np.mean(times["separation masks"]) / total
+    print(
+        f"the masks for BLS-GAN take {widening:.2f}x the outlines' time, "
+        f"{100 * share:.1f} % of the front end"
+    )
 
 
 if __name__ == "__main__":
