@@ -90,8 +90,9 @@ def registered_width_change(
 
     Layers and masks are ``(2, H, W)``: upper (phalanx), lower (metacarpal); a layer's
     pixels outside its mask are not used (the node's layers may reach a little beyond the
-    outline, towards the other bone: ``blsgan_core.segment.predict.separation_masks``). Raises ``NoJointSpaceError`` when the follow-up's bones share
-    no column, ``ValueError`` for shapes that differ, an empty mask or a bad ``zoom``.
+    outline, towards the other bone: ``blsgan_core.segment.predict.separation_masks``).
+    Raises ``NoJointSpaceError`` when the follow-up's bones share no column,
+    ``ValueError`` for shapes that differ, an empty mask or a bad ``zoom``.
     """
     if not (zoom > 0 and math.isfinite(zoom)):
         raise ValueError(f"zoom must be positive and finite, got {zoom!r}")
