@@ -104,7 +104,10 @@ def separation_masks(
     within ``contact_px`` (4-connected steps) of the other bone's outline.
 
     ``outlines`` are the masks at :data:`OUTLINE_THRESHOLD` of the same ``probabilities``.
-    Never narrower than the outlines; a threshold of 0.5 or more gives the outlines.
+    Never narrower than the outlines; a threshold of 0.5 or more gives the outlines. Each
+    bone stays one region, as its outline is: widened pixels that do not touch the outline
+    (an island next to the other bone, across a joint space) are left out, and a bone
+    without an outline gets no mask.
     """
     if contact_px < 0:
         raise ValueError(f"contact_px must be >= 0, got {contact_px}")
@@ -117,9 +120,11 @@ def separation_masks(
     result = outlines.copy()
     for image in range(outlines.shape[0]):
         for bone in range(2):
-            other = outlines[image, 1 - bone]
+            outline, other = outlines[image, bone], outlines[image, 1 - bone]
+            if not outline.any():
+                continue
             near = ndimage.binary_dilation(other, step, contact_px) if contact_px else other
-            result[image, bone] |= wider[image, bone] & near
+            result[image, bone] = largest_component(outline | (wider[image, bone] & near))
     return result
 
 

@@ -97,9 +97,21 @@ def test_separation_masks_widen_only_towards_the_other_bone_by_hand() -> None:
     expected[0, 0, 11, 2:11] = True
     expected[0, 0, 12:15, 2:12] = True
     assert np.array_equal(widened, expected)
-    # Over the other bone only, or not at all.
+    # Over the other bone only: its unsure rows there (12-14) do not touch the upper
+    # outline (rows 10-11 lie beside the lower bone), an island, so nothing is added.
     over = separation_masks(probabilities, outlines, threshold=0.02, contact_px=0)
-    assert np.array_equal(over[0, 0] & ~outlines[0, 0], outlines[0, 1] & (probabilities[0, 0] > 0))
+    assert np.array_equal(over, outlines)
+    # An island: unsure pixels of the upper bone next to the lower one, across a gap.
+    island = probabilities.copy()
+    island[0, 0, 10:15] = 0.0
+    island[0, 0, 16:18, 2:12] = 0.05
+    island_outlines = masks_from_probabilities(island, 0.5)
+    assert np.array_equal(separation_masks(island, island_outlines, 0.02, 2), island_outlines)
+    # A bone without an outline gets no mask, however sure the widening would be.
+    no_upper = probabilities.copy()
+    no_upper[0, 0] = np.where(no_upper[0, 0] > 0.5, 0.3, no_upper[0, 0])
+    no_upper_outlines = masks_from_probabilities(no_upper, 0.5)
+    assert not separation_masks(no_upper, no_upper_outlines, 0.02, 2)[0, 0].any()
     assert np.array_equal(separation_masks(probabilities, outlines, threshold=0.5), outlines)
     assert np.array_equal(separation_masks(probabilities, outlines, threshold=0.1), outlines)
     with pytest.raises(ValueError, match="contact_px"):
@@ -129,4 +141,6 @@ def test_the_node_separates_with_masks_widened_towards_the_other_bone(
             other = found.outlines[image, 1 - bone]
             steps = ndimage.distance_transform_cdt(~other, metric="taxicab")
             assert steps[added[image, bone]].max(initial=0) <= SEPARATION_CONTACT_PX
+            regions = ndimage.label(found.for_separation[image, bone], np.ones((3, 3)))[1]
+            assert regions == 1
     assert np.array_equal(node_masks(images, segmenter, 0.5).for_separation, found.outlines)
