@@ -11,8 +11,8 @@ Stages, each timed (``PipelineResult.timings_s``):
   both bones of every crop in one batched pass (``blsgan_core.crops``,
   ``blsgan_core.segment``);
 - ``separate``: BLS-GAN on all joints of the radiograph in ONE batch
-  (``blsgan_core.inference.separate``), given the segmenter's masks at its separation
-  threshold (``blsgan_core.segment.predict.SEPARATION_THRESHOLD``; the outlines shown and
+  (``blsgan_core.inference.separate``), given the segmenter's masks widened towards the
+  other bone (``blsgan_core.segment.predict.separation_masks``; the outlines shown and
   measured stay at 0.5);
 - ``encode``: masks back onto the source grid, reconstruction metrics, the result
   dataclasses of ``dicom_node.derived`` and the SEG/SC/SR files (``write_outputs``).
