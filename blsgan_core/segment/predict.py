@@ -115,7 +115,8 @@ def separation_masks(
         raise ValueError(
             f"outlines {outlines.shape} and probabilities {probabilities.shape} must match"
         )
-    wider = masks_from_probabilities(probabilities, threshold)
+    # One connected-region pass, on the result: it keeps the widening that touches the outline.
+    wider = probabilities >= threshold
     step = ndimage.generate_binary_structure(2, 1)
     result = outlines.copy()
     for image in range(outlines.shape[0]):
