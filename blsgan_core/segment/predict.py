@@ -46,6 +46,26 @@ def segment(crops: np.ndarray, model: Segmenter) -> np.ndarray:
         return bones.numpy()
 
 
+def fill_holes(region: np.ndarray) -> np.ndarray:
+    """``region`` (2-D, boolean) with every hole filled: the same result as
+    ``scipy.ndimage.binary_fill_holes``, whose background is 4-connected.
+
+    Why not that function: it grows the outside from the image border one dilation at a
+    time, about 1.9 ms per 256-px mask; labelling the background once inside the region's
+    bounding box takes 0.3 ms (docs/training.md, session 23), and the node fills twenty
+    masks per hand.
+    """
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    filled = region.copy()
+    if not rows.size:
+        return filled
+    box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    background, _ = ndimage.label(~region[box])
+    edges = np.concatenate((background[0], background[-1], background[:, 0], background[:, -1]))
+    filled[box] = ~np.isin(background, edges[edges > 0])
+    return filled
+
+
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 8-connected region of a 2-D mask, its holes filled.
 
@@ -58,7 +78,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     if count == 0:
         return np.zeros(mask.shape, dtype=bool)
     sizes = np.bincount(labels.ravel())[1:]
-    return np.asarray(ndimage.binary_fill_holes(labels == 1 + int(np.argmax(sizes))))
+    return fill_holes(labels == 1 + int(np.argmax(sizes)))
 
 
 def masks_from_probabilities(

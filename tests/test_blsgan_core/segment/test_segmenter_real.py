@@ -9,6 +9,7 @@ from scipy import ndimage
 from blsgan_core.mask_thresholds import SEPARATION_CONTACT_PX, SEPARATION_THRESHOLD
 from blsgan_core.segment import Segmenter, node_masks, segment, segment_masks
 from blsgan_core.segment.predict import (
+    fill_holes,
     largest_component,
     masks_from_probabilities,
     separation_masks,
@@ -64,6 +65,23 @@ def test_largest_component_drops_specks_and_fills_holes() -> None:
     assert not largest_component(np.zeros((8, 8), dtype=bool)).any()
     with pytest.raises(ValueError, match="2-D"):
         largest_component(np.zeros((2, 8, 8), dtype=bool))
+
+
+def test_fill_holes_is_scipys_fill_on_every_kind_of_region() -> None:
+    """The fast filling must be ``binary_fill_holes`` exactly: nested rings, holes that
+    touch the region's bounding box only diagonally, regions at the image border, noise."""
+    rng = np.random.default_rng(23)
+    regions = [np.zeros((16, 16), dtype=bool), np.ones((16, 16), dtype=bool)]
+    ring = np.zeros((20, 20), dtype=bool)
+    ring[2:18, 2:18], ring[5:15, 5:15], ring[8:12, 8:12] = True, False, True  # island in hole
+    diagonal = np.zeros((9, 9), dtype=bool)
+    diagonal[[0, 1, 1, 2], [1, 0, 2, 1]] = True  # a one-pixel hole closed 4-connected only
+    regions += [ring, ring[2:, 2:], diagonal, np.pad(diagonal, 3)]
+    for _ in range(60):
+        regions.append(ndimage.binary_opening(rng.random((64, 48)) < rng.uniform(0.3, 0.8)))
+    for region in regions:
+        assert np.array_equal(fill_holes(region), ndimage.binary_fill_holes(region))
+    assert sum(not np.array_equal(fill_holes(r), r) for r in regions) >= 10  # holes were there
 
 
 def test_masks_from_probabilities_is_the_node_rule(
